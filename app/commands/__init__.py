@@ -1,0 +1,1 @@
+"""One module per ``lumbar-instability`` subcommand (see :mod:`app.cli`)."""
