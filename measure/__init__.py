@@ -5,5 +5,25 @@ Imports numpy, scipy, opencv and scikit-image only: no Qt, no DICOM, no file I/O
 """
 
 from measure._calibration import Calibration, CalibrationSource
+from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
+from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
+from measure._motion import Z95, SegmentalMotion, segmental_motion
+from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
 
-__all__ = ["Calibration", "CalibrationSource"]
+__all__ = [
+    "CORNERS",
+    "CRITERIA_PRESETS",
+    "DEFAULT_LANDMARK_SD_MM",
+    "DEFAULT_LEVELS",
+    "Z95",
+    "Calibration",
+    "CalibrationSource",
+    "Criteria",
+    "PlacementMethod",
+    "SegmentalMotion",
+    "get_criteria",
+    "level_sort_key",
+    "segment_labels",
+    "segmental_motion",
+    "sort_levels",
+]

@@ -1,0 +1,84 @@
+"""Landmark conventions: corner order, level labels, segment labels.
+
+Labels are data, not code (measurement.md §1): the core works on any ordered
+list of bodies, so a sixth lumbar body (``L6``) or ``T12`` is just another label.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+
+__all__ = ["CORNERS", "DEFAULT_LEVELS", "level_sort_key", "segment_labels", "sort_levels"]
+
+CORNERS: tuple[str, str, str, str] = ("AS", "PS", "PI", "AI")
+"""Corner codes in array order: anterior-superior, posterior-superior,
+posterior-inferior, anterior-inferior (measurement.md §1)."""
+
+DEFAULT_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "S1")
+"""The bodies measured by default, top to bottom."""
+
+_REGIONS = {"C": 0, "T": 1, "L": 2, "S": 3, "CO": 4}
+_LEVEL_RE = re.compile(r"^(C|T|L|S|CO)(\d{1,2})$", re.IGNORECASE)
+
+
+def level_sort_key(label: str) -> tuple[int, int]:
+    """Anatomical position of a vertebral level label, top to bottom.
+
+    Parameters
+    ----------
+    label : str
+        A label such as ``"T12"``, ``"L5"``, ``"L6"`` or ``"S1"`` (case-insensitive).
+
+    Returns
+    -------
+    key : tuple of int
+        ``(region, number)`` with regions ordered C, T, L, S, Co.
+
+    Raises
+    ------
+    ValueError
+        When the label is not a vertebral level.
+
+    Examples
+    --------
+    >>> sorted(["S1", "L5", "T12", "L1"], key=level_sort_key)
+    ['T12', 'L1', 'L5', 'S1']
+    """
+    match = _LEVEL_RE.match(str(label).strip())
+    if match is None:
+        raise ValueError(f"level: {label!r} is not a vertebral level such as 'L4', 'T12' or 'S1'")
+    return _REGIONS[match.group(1).upper()], int(match.group(2))
+
+
+def sort_levels(labels: Iterable[str]) -> tuple[str, ...]:
+    """Level labels ordered top to bottom (anatomical order).
+
+    Examples
+    --------
+    >>> sort_levels(["S1", "L4", "L5"])
+    ('L4', 'L5', 'S1')
+    """
+    return tuple(sorted(labels, key=level_sort_key))
+
+
+def segment_labels(levels: Sequence[str]) -> tuple[str, ...]:
+    """Segment labels ``"U-L"`` for consecutive bodies.
+
+    Parameters
+    ----------
+    levels : sequence of str, length V
+        Body labels, top to bottom.
+
+    Returns
+    -------
+    segments : tuple of str, length V-1
+
+    Examples
+    --------
+    >>> segment_labels(DEFAULT_LEVELS)
+    ('L1-L2', 'L2-L3', 'L3-L4', 'L4-L5', 'L5-S1')
+    """
+    levels = tuple(str(level) for level in levels)
+    return tuple(f"{upper}-{lower}" for upper, lower in itertools.pairwise(levels))

@@ -1,0 +1,930 @@
+"""Segmental translation and angulation between a flexion and an extension film.
+
+Implements measurement.md §1–4 and §6, vectorised over any leading batch shape.
+The formulas and their sources are in ``docs/measurement-methods.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from measure._calibration import Calibration
+from measure._criteria import Criteria, get_criteria
+from measure._levels import CORNERS, DEFAULT_LEVELS, segment_labels
+
+__all__ = ["Z95", "SegmentalMotion", "segmental_motion"]
+
+Z95 = 1.959963984540054
+"""Two-sided 95 % quantile of the standard normal distribution."""
+
+DEPTH_RATIO_TOLERANCE = 0.05
+"""Endplate depths of one body differing by more than 5 % between the films
+trigger the magnification warning (measurement.md §5)."""
+
+_AS, _PS, _PI, _AI = range(4)
+_X, _Y = 0, 1
+_MIN_LENGTH = 1e-9  # endplates shorter than this (px or mm) count as coincident corners
+_CHUNK = 4096  # studies per chunk: keeps the per-segment temporaries in cache
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentalMotion:
+    """Motion of every segment between flexion and extension.
+
+    Arrays have shape ``(..., V-1)`` (one value per segment, top to bottom)
+    unless stated; ``...`` is the batch shape of the input.  NaN marks a value
+    that cannot be computed (missing level, uncalibrated film).
+
+    Attributes
+    ----------
+    levels : tuple of str, length V
+        Body labels, top to bottom.
+    segments : tuple of str, length V-1
+        Segment labels ``"L4-L5"``.
+    criteria : Criteria
+        The thresholds applied.
+    flexion_angle_deg, extension_angle_deg : ndarray of shape (..., V-1), degrees
+        Segmental angle per film; positive = lordotic.
+    flexion_translation_mm, extension_translation_mm : ndarray of shape (..., V-1), mm
+        Sagittal translation per film; positive = upper body anterior.  NaN on
+        an uncalibrated film.
+    flexion_translation_pct, extension_translation_pct : ndarray of shape (..., V-1), %
+        The same as a percentage of the lower body's endplate depth on that
+        film: available on uncalibrated films.
+    angulation_deg : ndarray of shape (..., V-1), degrees
+        ``theta_ext - theta_flex``.
+    translation_mm : ndarray of shape (..., V-1), mm
+        ``t_flex - t_ext``; NaN unless both films are calibrated.
+    translation_pct : ndarray of shape (..., V-1), % of endplate depth
+        ``100 * dt / mean(d_L_flex, d_L_ext)``.
+    angulation_sd_deg, translation_sd_mm, translation_sd_pct : ndarray of shape (..., V-1)
+        Standard deviations propagated from the landmark SDs (NaN without them).
+    translation_unstable, angulation_unstable, unstable : ndarray of bool, shape (..., V-1)
+        Criterion flags (strict ``>``); ``unstable`` is their logical or.
+    translation_assessed : ndarray of bool, shape (..., V-1)
+        False where no translation threshold could be applied (e.g. a mm
+        threshold on uncalibrated films and no % threshold).
+    translation_borderline, angulation_borderline, borderline : ndarray of bool, shape (..., V-1)
+        The 95 % interval straddles a threshold so that the decision is not
+        certain; always False without landmark SDs.
+    depth_ratio : ndarray of shape (..., V)
+        Superior endplate depth of each body on extension over flexion.
+    depth_mismatch : ndarray of bool, shape (..., V)
+        ``|depth_ratio - 1| > 0.05``.
+    rotation_centre : ndarray of shape (..., V-1, 2), fraction of endplate depth
+        Centre of rotation of the upper body relative to the lower one, in the
+        lower body's frame: ``[..., 0]`` along the superior endplate from
+        ``PS`` (0) to ``AS`` (1); ``[..., 1]`` perpendicular to it, positive
+        towards the upper body.  NaN when the segment rotates less than
+        ``min_rotation_deg`` (see :attr:`rotation_centre_note`).
+    flexion_calibrated, extension_calibrated : ndarray of bool, shape (...)
+        Whether each film had a usable spacing.
+    thresholds : dict of str to ndarray of shape (V-1,)
+        The thresholds applied per segment (NaN = criterion not used).
+    min_rotation_deg : float
+        Smallest angulation for which a centre of rotation is reported.
+    has_uncertainty : bool
+        Whether landmark SDs were given.
+    """
+
+    levels: tuple[str, ...]
+    segments: tuple[str, ...]
+    criteria: Criteria
+    flexion_angle_deg: np.ndarray
+    extension_angle_deg: np.ndarray
+    flexion_translation_mm: np.ndarray
+    extension_translation_mm: np.ndarray
+    flexion_translation_pct: np.ndarray
+    extension_translation_pct: np.ndarray
+    angulation_deg: np.ndarray
+    translation_mm: np.ndarray
+    translation_pct: np.ndarray
+    angulation_sd_deg: np.ndarray
+    translation_sd_mm: np.ndarray
+    translation_sd_pct: np.ndarray
+    translation_unstable: np.ndarray
+    angulation_unstable: np.ndarray
+    unstable: np.ndarray
+    translation_assessed: np.ndarray
+    translation_borderline: np.ndarray
+    angulation_borderline: np.ndarray
+    borderline: np.ndarray
+    depth_ratio: np.ndarray
+    depth_mismatch: np.ndarray
+    rotation_centre: np.ndarray
+    flexion_calibrated: np.ndarray
+    extension_calibrated: np.ndarray
+    thresholds: Mapping[str, np.ndarray]
+    min_rotation_deg: float
+    has_uncertainty: bool
+
+    # ---- derived views (computed on access: they are not needed in a batch)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The batch shape ``...``."""
+        return self.angulation_deg.shape[:-1]
+
+    @property
+    def measured(self) -> np.ndarray:
+        """ndarray of bool, shape (..., V-1): the segment's motion could be computed."""
+        return np.isfinite(self.angulation_deg)
+
+    @property
+    def criterion(self) -> np.ndarray:
+        """ndarray of str, shape (..., V-1): which criterion fired.
+
+        One of ``'translation'``, ``'angulation'``, ``'both'``, ``'none'``, or
+        ``'not measured'`` for a missing segment.
+        """
+        names = np.array(["none", "translation", "angulation", "both", "not measured"])
+        code = self.translation_unstable.astype(np.int8) + 2 * self.angulation_unstable
+        code = np.where(self.measured, code, 4)
+        return names[code]
+
+    def _ci95(self, value: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        half = Z95 * sd
+        return np.stack([value - half, value + half], axis=-1)
+
+    @property
+    def angulation_ci95_deg(self) -> np.ndarray:
+        """ndarray of shape (..., V-1, 2), degrees: 95 % interval (low, high)."""
+        return self._ci95(self.angulation_deg, self.angulation_sd_deg)
+
+    @property
+    def translation_ci95_mm(self) -> np.ndarray:
+        """ndarray of shape (..., V-1, 2), mm: 95 % interval (low, high)."""
+        return self._ci95(self.translation_mm, self.translation_sd_mm)
+
+    @property
+    def translation_ci95_pct(self) -> np.ndarray:
+        """ndarray of shape (..., V-1, 2), %: 95 % interval (low, high)."""
+        return self._ci95(self.translation_pct, self.translation_sd_pct)
+
+    @property
+    def magnification_warning(self) -> np.ndarray:
+        """ndarray of bool, shape (...): some body's depth differs by more than 5 %."""
+        return self.depth_mismatch.any(axis=-1)
+
+    @property
+    def rotation_centre_note(self) -> np.ndarray:
+        """ndarray of str, shape (..., V-1): why a centre of rotation is missing ('' if present)."""
+        small = f"rotation below {self.min_rotation_deg:g} degrees: centre of rotation undefined"
+        notes = np.array(["", small, "segment not measured"])
+        code = np.where(np.isfinite(self.rotation_centre[..., 0]), 0, 1)
+        code = np.where(self.measured, code, 2)
+        return notes[code]
+
+    # ---- one study
+
+    def study(self, index: int | tuple[int, ...] = ()) -> SegmentalMotion:
+        """The result of one study of the batch (all arrays indexed by ``index``)."""
+        index = (index,) if isinstance(index, int | np.integer) else tuple(index)
+        if len(index) != len(self.shape):
+            raise ValueError(
+                f"index: expected {len(self.shape)} indices for batch shape {self.shape}, "
+                f"got {index!r}"
+            )
+        fields = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value = value[index]
+            fields[name] = value
+        return replace(self, **fields)
+
+    def warnings(self, index: int | tuple[int, ...] = ()) -> list[str]:
+        """Cautions for one study, one line each (calibration, magnification)."""
+        one = self.study(index)
+        out = []
+        if not (one.flexion_calibrated and one.extension_calibrated):
+            missing = [
+                film
+                for film, ok in (("flexion", one.flexion_calibrated), ("extension", one.extension_calibrated))
+                if not ok
+            ]
+            out.append(
+                f"no usable pixel spacing on the {' and '.join(missing)} film: "
+                "translation in mm is not available, only in % of endplate depth"
+            )
+        not_assessed = one.measured & ~one.translation_assessed
+        if not_assessed.any():
+            segs = ", ".join(np.asarray(one.segments)[not_assessed])
+            out.append(
+                f"translation criterion not applied at {segs}: the criteria "
+                f"{one.criteria.name!r} need millimetres"
+            )
+        if one.depth_mismatch.any():
+            details = ", ".join(
+                f"{level} {100 * (ratio - 1):+.1f} %"
+                for level, ratio, bad in zip(one.levels, one.depth_ratio, one.depth_mismatch, strict=True)
+                if bad
+            )
+            out.append(
+                "endplate depth differs by more than 5 % between the films "
+                f"({details}): the views differ in magnification or a landmark is misplaced"
+            )
+        return out
+
+    def to_records(self, index: int | tuple[int, ...] = ()) -> list[dict[str, Any]]:
+        """JSON-ready rows, one per segment, for one study.
+
+        NaN becomes None; intervals are ``[low, high]`` or None.
+        """
+        one = self.study(index)
+        criterion = one.criterion
+        note = one.rotation_centre_note
+        ci_a, ci_mm, ci_pct = one.angulation_ci95_deg, one.translation_ci95_mm, one.translation_ci95_pct
+        rows = []
+        for k, segment in enumerate(one.segments):
+            measured = bool(np.isfinite(one.angulation_deg[k]))
+            centre = one.rotation_centre[k]
+            rows.append(
+                {
+                    "segment": segment,
+                    "upper": one.levels[k],
+                    "lower": one.levels[k + 1],
+                    "measured": measured,
+                    "flexion_angle_deg": _num(one.flexion_angle_deg[k]),
+                    "extension_angle_deg": _num(one.extension_angle_deg[k]),
+                    "flexion_translation_mm": _num(one.flexion_translation_mm[k]),
+                    "extension_translation_mm": _num(one.extension_translation_mm[k]),
+                    "flexion_translation_pct": _num(one.flexion_translation_pct[k]),
+                    "extension_translation_pct": _num(one.extension_translation_pct[k]),
+                    "translation_mm": _num(one.translation_mm[k]),
+                    "translation_pct": _num(one.translation_pct[k]),
+                    "angulation_deg": _num(one.angulation_deg[k]),
+                    "translation_mm_ci95": _interval(ci_mm[k]),
+                    "translation_pct_ci95": _interval(ci_pct[k]),
+                    "angulation_deg_ci95": _interval(ci_a[k]),
+                    "translation_unstable": bool(one.translation_unstable[k]),
+                    "angulation_unstable": bool(one.angulation_unstable[k]),
+                    "unstable": bool(one.unstable[k]),
+                    "criterion": None if not measured else str(criterion[k]),
+                    "borderline": bool(one.borderline[k]),
+                    "translation_assessed": bool(one.translation_assessed[k]),
+                    "thresholds": {kind: _num(v[k]) for kind, v in one.thresholds.items()},
+                    "rotation_centre": _interval(centre),
+                    "rotation_centre_note": str(note[k]) or None,
+                    "depth_ratio": _num(one.depth_ratio[k + 1]),
+                }
+            )
+        return rows
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _interval(pair: np.ndarray) -> list[float] | None:
+    if not np.all(np.isfinite(pair)):
+        return None
+    return [float(pair[0]), float(pair[1])]
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _where(batch: tuple[int, ...], flat_index: int) -> str:
+    if not batch:
+        return ""
+    return f" in study {tuple(int(i) for i in np.unravel_index(flat_index, batch))}"
+
+
+def _as_landmarks(value: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be read as an array of coordinates ({exc})") from None
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    if array.ndim < 3 or array.shape[-2:] != (4, 2):
+        raise ValueError(
+            f"{name}: expected shape (..., V, 4, 2) (bodies, corners AS/PS/PI/AI, x/y), "
+            f"got {array.shape}"
+        )
+    if array.shape[-3] < 2:
+        raise ValueError(f"{name}: need at least 2 bodies to form a segment, got {array.shape[-3]}")
+    return array
+
+
+def _as_spacing(value: Any, name: str, batch: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+    """Spacing as (N, 2) (row, column) mm, NaN rows = uncalibrated; None = all uncalibrated."""
+    if value is None:
+        return None
+    if isinstance(value, Calibration):
+        value = value.spacing_mm
+        if value is None:
+            return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected (row, column) spacing in mm, got {value!r}") from None
+    if array.ndim < 1 or array.shape[-1] != 2:
+        raise ValueError(f"{name}: expected shape (..., 2) as (row, column) mm, got {array.shape}")
+    try:
+        array = np.broadcast_to(array, (*batch, 2))
+    except ValueError:
+        raise ValueError(
+            f"{name}: shape {array.shape} does not broadcast to the batch shape {(*batch, 2)}"
+        ) from None
+    if np.isinf(array).any():
+        raise ValueError(f"{name}: spacing must be finite (use NaN or None for uncalibrated)")
+    with np.errstate(invalid="ignore"):
+        bad = array <= 0
+    if bad.any():
+        flat = int(np.flatnonzero(bad.reshape(-1, 2).any(axis=1))[0])
+        raise ValueError(
+            f"{name}: spacing must be positive, got {array.reshape(-1, 2)[flat].tolist()}"
+            f"{_where(batch, flat)}"
+        )
+    return np.ascontiguousarray(array.reshape(-1, 2), dtype=dtype)
+
+
+def _as_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) -> np.ndarray | None:
+    """Landmark SDs broadcast to (N, V, 4); None when not given."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected standard deviations as numbers") from None
+    try:
+        array = np.broadcast_to(array, (*batch, n_bodies, 4))
+    except ValueError:
+        raise ValueError(
+            f"{name}: shape {array.shape} does not broadcast to {(*batch, n_bodies, 4)} "
+            "(batch, bodies, corners)"
+        ) from None
+    with np.errstate(invalid="ignore"):
+        if np.isinf(array).any() or (array < 0).any():
+            raise ValueError(f"{name}: standard deviations must be finite and >= 0 (NaN = unknown)")
+    return array.reshape(-1, n_bodies, 4).astype(dtype, copy=False)
+
+
+def _check_corners(c: np.ndarray, name: str, levels: Sequence[str], batch, offset: int) -> None:
+    """Raise for non-finite required corners; c has shape (4, 2, n, V).
+
+    A segment needs its upper body's PI/AI and its lower body's AS/PS.  A body
+    whose corners are all NaN is a missing level (its segments become NaN).
+    """
+    # fast path: every required coordinate finite (sums are finite iff all terms are)
+    if np.isfinite(c[_AS:_PI, :, :, 1:].sum()) and np.isfinite(c[_PI:, :, :, :-1].sum()):
+        return
+    finite = np.isfinite(c)
+    if np.isinf(c).any():
+        corner, _axis, study, body = (int(i[0]) for i in np.nonzero(np.isinf(c)))
+        raise ValueError(
+            f"{name}: {levels[body]} {CORNERS[corner]} is infinite{_where(batch, offset + study)}"
+        )
+    missing_body = ~finite.any(axis=(0, 1))  # (n, V)
+    required = np.zeros(c.shape[0:1] + c.shape[2:], dtype=bool)  # (4, n, V)
+    required[_AS:_PI, :, 1:] = True
+    required[_PI:, :, :-1] = True
+    bad = (required & ~(finite[:, 0] & finite[:, 1])) & ~missing_body
+    half = finite[:, 0] ^ finite[:, 1]  # x given without y or the reverse
+    bad |= half
+    if bad.any():
+        corner, study, body = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(
+            f"{name}: {levels[body]} {CORNERS[corner]} is not a finite (x, y) pair but "
+            f"{levels[body]} has other corners (a missing level must be all NaN)"
+            f"{_where(batch, offset + study)}"
+        )
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _film(c: np.ndarray, sx, sy, name: str, levels, batch, offset: int) -> dict[str, np.ndarray]:
+    """Per-segment geometry of one film.
+
+    ``c`` has shape (4, 2, n, V) (corner, x/y, study, body); ``sx``, ``sy`` are
+    (n, 1) scales to the working unit (mm, or 1 for pixels) or None.
+    """
+    ax = c[_AS, _X] - c[_PS, _X]  # superior endplate of every body, (n, V)
+    ay = c[_AS, _Y] - c[_PS, _Y]
+    ix = c[_AI, _X, :, :-1] - c[_PI, _X, :, :-1]  # inferior endplate of U, (n, V-1)
+    iy = c[_AI, _Y, :, :-1] - c[_PI, _Y, :, :-1]
+    px = c[_PI, _X, :, :-1] - c[_PS, _X, :, 1:]  # PI_U - PS_L
+    py = c[_PI, _Y, :, :-1] - c[_PS, _Y, :, 1:]
+    if sx is not None:
+        ax *= sx
+        ay *= sy
+        ix *= sx
+        iy *= sy
+        px *= sx
+        py *= sy
+    depth = np.hypot(ax, ay)  # (n, V)
+    ax = ax[:, 1:]
+    ay = ay[:, 1:]
+    d = depth[:, 1:]
+    i2 = ix * ix
+    i2 += iy * iy
+    if (depth < _MIN_LENGTH).any() or (i2 < _MIN_LENGTH * _MIN_LENGTH).any():
+        bad_sup = depth < _MIN_LENGTH
+        if bad_sup.any():
+            study, body = (int(i[0]) for i in np.nonzero(bad_sup))
+            raise ValueError(
+                f"{name}: degenerate endplate: {levels[body]} AS and PS coincide"
+                f"{_where(batch, offset + study)}"
+            )
+        study, body = (int(i[0]) for i in np.nonzero(i2 < _MIN_LENGTH * _MIN_LENGTH))
+        raise ValueError(
+            f"{name}: degenerate endplate: {levels[body]} PI and AI coincide"
+            f"{_where(batch, offset + study)}"
+        )
+    # m = midpoint of U's inferior endplate relative to PS_L: decides which side is superior
+    mx = 0.5 * ix
+    mx += px
+    my = 0.5 * iy
+    my += py
+    side = ax * my
+    side -= ay * mx  # cross(a, m): its sign is the orientation of e2 (towards U)
+    if (side == 0).any():
+        study, body = (int(i[0]) for i in np.nonzero(side == 0))
+        raise ValueError(
+            f"{name}: {levels[body]}'s inferior endplate lies on the line of "
+            f"{levels[body + 1]}'s superior endplate: cannot tell superior from inferior"
+            f"{_where(batch, offset + study)}"
+        )
+    sign = np.sign(side)
+    sin_part = ax * iy
+    sin_part -= ay * ix
+    sin_part *= sign  # (i . e2) * d
+    cos_part = ax * ix
+    cos_part += ay * iy  # (i . e1) * d
+    theta = np.arctan2(sin_part, cos_part)
+    t = px * ax
+    t += py * ay
+    t /= d  # (PI_U - PS_L) . e1
+    d2 = d * d
+    u = ax * mx
+    u += ay * my
+    u /= d2  # midpoint of U's inferior endplate along e1, fraction of depth
+    np.abs(side, out=side)
+    side /= d2  # ... and along e2
+    h = ax * py
+    h -= ay * px
+    h /= d2  # signed height of PI_U over L's endplate line / depth
+    return {"theta": theta, "t": t, "depth": depth, "d": d, "i2": i2, "u": u, "v": side, "r": h}
+
+
+# --------------------------------------------------------------------------- main function
+
+
+def segmental_motion(
+    flexion: Any,
+    extension: Any,
+    spacing_mm: Any = None,
+    *,
+    flexion_spacing_mm: Any = None,
+    extension_spacing_mm: Any = None,
+    criteria: str | Criteria | Mapping[str, Any] = "default",
+    levels: Sequence[str] | None = None,
+    landmark_sd_mm: Any = None,
+    flexion_landmark_sd_mm: Any = None,
+    extension_landmark_sd_mm: Any = None,
+    landmark_sd_px: Any = None,
+    min_rotation_deg: float = 5.0,
+    workers: int | None = None,
+) -> SegmentalMotion:
+    """Per-segment translation and angulation between a flexion and an extension film.
+
+    Parameters
+    ----------
+    flexion, extension : array_like of shape (..., V, 4, 2), pixels
+        Corners of V bodies, top to bottom; corners in the order AS, PS, PI, AI
+        (:data:`measure.CORNERS`), each (x, y) = (column, row) with the origin
+        at the centre of the top-left pixel and y growing downwards.  NaN marks
+        an absent corner: the lowest body may lack PI/AI, and a body whose
+        corners are all NaN is a missing level (its segments are NaN).  The
+        leading batch shapes ``...`` of both films must broadcast.
+    spacing_mm : array_like of shape (..., 2), mm, or Calibration, optional
+        (row, column) pixel spacing used for both films; None = uncalibrated.
+        A NaN row marks one study as uncalibrated.
+    flexion_spacing_mm, extension_spacing_mm : array_like of shape (..., 2), optional
+        Per-film spacing, instead of ``spacing_mm`` (a film left out is uncalibrated).
+    criteria : str or Criteria or mapping, default 'default'
+        Preset name (``'default'``, ``'white-panjabi'``), :class:`Criteria`, or a
+        settings mapping (see :meth:`Criteria.from_dict`).
+    levels : sequence of str of length V, optional
+        Body labels; default :data:`measure.DEFAULT_LEVELS` (V must then be 6).
+    landmark_sd_mm : array_like broadcastable to (..., V, 4), mm, optional
+        Isotropic positional SD of each corner, both films.
+    flexion_landmark_sd_mm, extension_landmark_sd_mm : array_like, optional
+        Per-film SDs (override ``landmark_sd_mm`` for that film).
+    landmark_sd_px : array_like broadcastable to (..., V, 4), pixels, optional
+        SDs used on uncalibrated films (where mm cannot be converted); on a
+        calibrated film used only when no mm SD is given (converted with the
+        geometric mean of the spacing).
+    min_rotation_deg : float, default 5.0
+        A centre of rotation is reported only when ``|angulation_deg|`` is at
+        least this large.
+    workers : int, optional
+        Threads over chunks of studies; default: up to 2 for large batches.
+
+    Returns
+    -------
+    SegmentalMotion
+        Arrays of shape ``(..., V-1)``; see its attributes.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and the problem: wrong shapes, non-finite required
+        corners, coincident endplate corners, zero/negative spacing.
+
+    Notes
+    -----
+    Per film (measurement.md §2), for upper body U and lower body L, with
+    ``e1`` the unit vector PS_L→AS_L and ``e2`` its normal towards U:
+    ``theta = atan2(i·e2, i·e1)`` with ``i = AI_U - PI_U``;
+    ``t = (PI_U - PS_L)·e1``; ``d_L = |AS_L - PS_L|``.  Motion (§3):
+    ``dtheta = theta_ext - theta_flex``, ``dt = t_flex - t_ext``,
+    ``dt_pct = 100 dt / mean(d_L_flex, d_L_ext)``.  Geometry is done in mm
+    (``x_mm = x * column_spacing``, ``y_mm = y * row_spacing``); on
+    uncalibrated films in pixels (square pixels assumed), and when only one
+    film is calibrated the percentage is computed in pixels on both.
+    Uncertainty is propagated to first order (analytic Jacobian, independent
+    isotropic corner errors); see ``docs/measurement-methods.md``.
+
+    References
+    ----------
+    White AA, Panjabi MM. Clinical Biomechanics of the Spine, 2nd ed. 1990.
+    Dupuis PR et al. Spine 1985;10:262-276.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> body = np.array([[40., 0], [0, 0], [0, 30], [40, 30]])  # AS PS PI AI, facing right
+    >>> flex = np.stack([body + [0, 40 * k] for k in range(6)])
+    >>> ext = flex.copy()
+    >>> ext[:4] += [-20, 0]   # L1-L4 slide 20 px posteriorly on extension
+    >>> r = segmental_motion(flex, ext, [0.25, 0.25])
+    >>> r.translation_mm.tolist()
+    [0.0, 0.0, 0.0, 5.0, 0.0]
+    >>> r.unstable.tolist()
+    [False, False, False, True, False]
+    """
+    flex = _as_landmarks(flexion, "flexion")
+    ext = _as_landmarks(extension, "extension")
+    n_bodies = flex.shape[-3]
+    if ext.shape[-3] != n_bodies:
+        raise ValueError(
+            f"extension: {ext.shape[-3]} bodies but flexion has {n_bodies} (shapes "
+            f"{ext.shape} and {flex.shape})"
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(flex.shape[:-3], ext.shape[:-3]))
+    except ValueError:
+        raise ValueError(
+            f"extension: batch shape {ext.shape[:-3]} does not broadcast with flexion's "
+            f"{flex.shape[:-3]}"
+        ) from None
+    if levels is None:
+        if n_bodies != len(DEFAULT_LEVELS):
+            raise ValueError(
+                f"levels: {n_bodies} bodies need {n_bodies} labels (the default "
+                f"{DEFAULT_LEVELS} has {len(DEFAULT_LEVELS)})"
+            )
+        levels = DEFAULT_LEVELS
+    levels = tuple(str(level) for level in levels)
+    if len(levels) != n_bodies:
+        raise ValueError(f"levels: {len(levels)} labels for {n_bodies} bodies")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"levels: labels must be unique, got {levels}")
+    segments = segment_labels(levels)
+    crit = get_criteria(criteria)
+    thresholds = crit.thresholds(segments)
+    if not (isinstance(min_rotation_deg, int | float) and math.isfinite(min_rotation_deg)) or (
+        min_rotation_deg < 0
+    ):
+        raise ValueError(f"min_rotation_deg: expected a finite number >= 0, got {min_rotation_deg!r}")
+
+    dtype = np.dtype(np.float32) if flex.dtype == ext.dtype == np.float32 else np.dtype(np.float64)
+    if spacing_mm is not None and (flexion_spacing_mm is not None or extension_spacing_mm is not None):
+        raise ValueError(
+            "spacing_mm: give either spacing_mm (both films) or "
+            "flexion_spacing_mm/extension_spacing_mm, not both"
+        )
+    if spacing_mm is not None:
+        sp_f = sp_e = _as_spacing(spacing_mm, "spacing_mm", batch, dtype)
+    else:
+        sp_f = _as_spacing(flexion_spacing_mm, "flexion_spacing_mm", batch, dtype)
+        sp_e = _as_spacing(extension_spacing_mm, "extension_spacing_mm", batch, dtype)
+
+    sd_both = _as_sd(landmark_sd_mm, "landmark_sd_mm", batch, n_bodies, dtype)
+    sd_f = _as_sd(flexion_landmark_sd_mm, "flexion_landmark_sd_mm", batch, n_bodies, dtype)
+    sd_e = _as_sd(extension_landmark_sd_mm, "extension_landmark_sd_mm", batch, n_bodies, dtype)
+    sd_px = _as_sd(landmark_sd_px, "landmark_sd_px", batch, n_bodies, dtype)
+    sd_f = sd_both if sd_f is None else sd_f
+    sd_e = sd_both if sd_e is None else sd_e
+    has_sd = sd_f is not None or sd_e is not None or sd_px is not None
+
+    n = math.prod(batch)
+    shape4 = (n, n_bodies, 4, 2)
+    flex = np.broadcast_to(flex, (*batch, n_bodies, 4, 2)).reshape(shape4)
+    ext = np.broadcast_to(ext, (*batch, n_bodies, 4, 2)).reshape(shape4)
+
+    n_seg = n_bodies - 1
+    names = (
+        "flexion_angle_deg extension_angle_deg flexion_translation_mm extension_translation_mm "
+        "flexion_translation_pct extension_translation_pct angulation_deg translation_mm "
+        "translation_pct"
+    ).split()
+    if has_sd:
+        names += ["angulation_sd_deg", "translation_sd_mm", "translation_sd_pct"]
+    out = {key: np.empty((n, n_seg), dtype) for key in names}
+    out["rotation_centre"] = np.empty((n, n_seg, 2), dtype)
+    out["depth_ratio"] = np.empty((n, n_bodies), dtype)
+    for key in ("translation_unstable", "angulation_unstable", "translation_assessed"):
+        out[key] = np.empty((n, n_seg), bool)
+    if has_sd:
+        for key in ("translation_borderline", "angulation_borderline", "borderline"):
+            out[key] = np.empty((n, n_seg), bool)
+    cal_f = np.zeros(n, bool) if sp_f is None else np.isfinite(sp_f).all(axis=1)
+    cal_e = np.zeros(n, bool) if sp_e is None else np.isfinite(sp_e).all(axis=1)
+
+    ctx = _Context(
+        flex=flex, ext=ext, sp_f=sp_f, sp_e=sp_e, cal_f=cal_f, cal_e=cal_e,
+        sd_f=sd_f, sd_e=sd_e, sd_px=sd_px, has_sd=has_sd, levels=levels, batch=batch,
+        thresholds={k: v.astype(dtype) for k, v in thresholds.items()},
+        min_rotation_deg=float(min_rotation_deg), dtype=dtype, out=out,
+    )  # fmt: skip
+    starts = range(0, n, _CHUNK)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if n >= 4 * _CHUNK else 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if workers > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(lambda lo: _chunk(ctx, lo, min(lo + _CHUNK, n)), starts))
+        else:
+            for lo in starts:
+                _chunk(ctx, lo, min(lo + _CHUNK, n))
+
+    def shaped(array: np.ndarray) -> np.ndarray:
+        return array.reshape(*batch, *array.shape[1:])
+
+    nan = np.full((*batch, n_seg), np.nan, dtype)
+    false = np.zeros((*batch, n_seg), bool)
+    t_unstable = shaped(out["translation_unstable"])
+    a_unstable = shaped(out["angulation_unstable"])
+    depth_ratio = shaped(out["depth_ratio"])
+    with np.errstate(invalid="ignore"):
+        depth_mismatch = np.abs(depth_ratio - 1) > DEPTH_RATIO_TOLERANCE
+    return SegmentalMotion(
+        levels=levels,
+        segments=segments,
+        criteria=crit,
+        **{key: shaped(out[key]) for key in names[:9]},
+        angulation_sd_deg=shaped(out["angulation_sd_deg"]) if has_sd else nan,
+        translation_sd_mm=shaped(out["translation_sd_mm"]) if has_sd else nan,
+        translation_sd_pct=shaped(out["translation_sd_pct"]) if has_sd else nan,
+        translation_unstable=t_unstable,
+        angulation_unstable=a_unstable,
+        unstable=t_unstable | a_unstable,
+        translation_assessed=shaped(out["translation_assessed"]),
+        translation_borderline=shaped(out["translation_borderline"]) if has_sd else false,
+        angulation_borderline=shaped(out["angulation_borderline"]) if has_sd else false,
+        borderline=shaped(out["borderline"]) if has_sd else false,
+        depth_ratio=depth_ratio,
+        depth_mismatch=depth_mismatch,
+        rotation_centre=shaped(out["rotation_centre"]),
+        flexion_calibrated=cal_f.reshape(batch),
+        extension_calibrated=cal_e.reshape(batch),
+        thresholds=thresholds,
+        min_rotation_deg=float(min_rotation_deg),
+        has_uncertainty=has_sd,
+    )
+
+
+@dataclass
+class _Context:
+    flex: np.ndarray
+    ext: np.ndarray
+    sp_f: np.ndarray | None
+    sp_e: np.ndarray | None
+    cal_f: np.ndarray
+    cal_e: np.ndarray
+    sd_f: np.ndarray | None
+    sd_e: np.ndarray | None
+    sd_px: np.ndarray | None
+    has_sd: bool
+    levels: tuple[str, ...]
+    batch: tuple[int, ...]
+    thresholds: dict[str, np.ndarray]
+    min_rotation_deg: float
+    dtype: np.dtype
+    out: dict[str, np.ndarray]
+
+
+def _scales(spacing: np.ndarray | None, calibrated: np.ndarray, dtype):
+    """(n, 1) column (x) and row (y) scales to mm, 1 where uncalibrated; None if all 1."""
+    if spacing is None or not calibrated.any():
+        return None, None
+    if calibrated.all():
+        return spacing[:, 1:2], spacing[:, 0:1]
+    scale = np.where(calibrated[:, None], spacing, np.ones((), dtype))
+    return scale[:, 1:2], scale[:, 0:1]
+
+
+def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
+    """Per-corner SD (n, V, 4) in the working unit of one film (mm, or px when ``pixels``)."""
+    n = calibrated.shape[0]
+    if sd_mm is None and sd_px is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        mean_spacing = (
+            np.sqrt(spacing[:, 0] * spacing[:, 1])[:, None, None]
+            if spacing is not None
+            else np.full((n, 1, 1), np.nan)
+        )
+    cal = calibrated[:, None, None]
+    nan = np.full((), np.nan)
+    if pixels:  # working unit px on every film
+        from_mm = sd_mm / mean_spacing if sd_mm is not None else nan
+        return np.where(cal & np.isfinite(from_mm), from_mm, sd_px if sd_px is not None else nan)
+    mm = sd_mm if sd_mm is not None else sd_px * mean_spacing
+    return np.where(cal, mm, sd_px if sd_px is not None else nan)
+
+
+def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None):
+    """Variances of theta (rad²) and t, and the squared corner SDs, for one film."""
+    if sd is None:
+        nan = np.full(g["t"].shape, np.nan, g["t"].dtype)
+        return nan, nan, (nan, nan, nan, nan)
+    s2 = sd * sd
+    s_as, s_ps = s2[:, 1:, _AS], s2[:, 1:, _PS]
+    s_pi, s_ai = s2[:, :-1, _PI], s2[:, :-1, _AI]
+    r2 = g["r"] * g["r"]
+    var_theta = (s_pi + s_ai) / g["i2"] + (s_as + s_ps) / (g["d"] * g["d"])
+    var_t = s_pi + s_as * r2 + s_ps * (1 + r2)
+    return var_theta, var_t, (s_as, s_ps, s_pi, r2)
+
+
+def _pct_sd(gf, ge, dt, dbar, sq_f, sq_e):
+    """SD of translation_pct: gradients through dt and the mean depth (they share corners)."""
+    s_as_f, s_ps_f, s_pi_f, r2_f = sq_f
+    s_as_e, s_ps_e, s_pi_e, r2_e = sq_e
+    k = dt / (2 * dbar)
+    k2 = k * k
+    var = (
+        s_pi_f
+        + s_pi_e
+        + s_as_f * (r2_f + k2)
+        + s_ps_f * ((k - 1) ** 2 + r2_f)
+        + s_as_e * (r2_e + k2)
+        + s_ps_e * ((k + 1) ** 2 + r2_e)
+    )
+    return 100 * np.sqrt(var) / dbar
+
+
+def _decision(value, sd, threshold):
+    """(certainly exceeded, certainly within) for ``|value| > threshold``; unused → (False, True)."""
+    half = Z95 * np.nan_to_num(sd) if sd is not None else 0
+    lo = value - half
+    hi = value + half
+    used = np.isfinite(threshold) & np.isfinite(value)
+    exceeded = used & ((lo > threshold) | (hi < -threshold))
+    within = ~used | ((lo >= -threshold) & (hi <= threshold))
+    return exceeded, within
+
+
+def _chunk(ctx: _Context, lo: int, hi: int) -> None:
+    out = ctx.out
+    cal_f, cal_e = ctx.cal_f[lo:hi], ctx.cal_e[lo:hi]
+    sp_f = None if ctx.sp_f is None else ctx.sp_f[lo:hi]
+    sp_e = None if ctx.sp_e is None else ctx.sp_e[lo:hi]
+    cf = np.ascontiguousarray(ctx.flex[lo:hi].transpose(2, 3, 0, 1), dtype=ctx.dtype)
+    ce = np.ascontiguousarray(ctx.ext[lo:hi].transpose(2, 3, 0, 1), dtype=ctx.dtype)
+    _check_corners(cf, "flexion", ctx.levels, ctx.batch, lo)
+    _check_corners(ce, "extension", ctx.levels, ctx.batch, lo)
+    gf = _film(cf, *_scales(sp_f, cal_f, ctx.dtype), "flexion", ctx.levels, ctx.batch, lo)
+    ge = _film(ce, *_scales(sp_e, cal_e, ctx.dtype), "extension", ctx.levels, ctx.batch, lo)
+
+    rad2deg = 180.0 / math.pi
+    theta_f, theta_e = gf["theta"], ge["theta"]
+    ang = out["angulation_deg"][lo:hi]
+    np.subtract(theta_e, theta_f, out=ang)
+    ang *= rad2deg
+    np.multiply(theta_f, rad2deg, out=out["flexion_angle_deg"][lo:hi])
+    np.multiply(theta_e, rad2deg, out=out["extension_angle_deg"][lo:hi])
+
+    dt = gf["t"] - ge["t"]  # working unit: mm if both calibrated, px if neither
+    dbar = gf["d"] + ge["d"]
+    dbar *= 0.5
+    pct = out["translation_pct"][lo:hi]
+    np.divide(dt, dbar, out=pct)
+    pct *= 100
+    np.divide(gf["t"], gf["d"], out=out["flexion_translation_pct"][lo:hi])
+    out["flexion_translation_pct"][lo:hi] *= 100
+    np.divide(ge["t"], ge["d"], out=out["extension_translation_pct"][lo:hi])
+    out["extension_translation_pct"][lo:hi] *= 100
+    depth_ratio = out["depth_ratio"][lo:hi]
+    np.divide(ge["depth"], gf["depth"], out=depth_ratio)
+
+    both = cal_f & cal_e
+    all_both = bool(both.all())
+    _masked(out["flexion_translation_mm"][lo:hi], gf["t"], cal_f)
+    _masked(out["extension_translation_mm"][lo:hi], ge["t"], cal_e)
+    t_mm = out["translation_mm"][lo:hi]
+    _masked(t_mm, dt, both)
+
+    # centre of rotation in L's frame, fraction of depth (each film normalised by its own depth)
+    du = ge["u"] - gf["u"]
+    dv = ge["v"] - gf["v"]
+    half_cot = np.tan(0.5 / rad2deg * ang)
+    np.divide(0.5, half_cot, out=half_cot)
+    centre = out["rotation_centre"][lo:hi]
+    cx = gf["u"] + 0.5 * du
+    cx -= half_cot * dv
+    cy = gf["v"] + 0.5 * dv
+    cy += half_cot * du
+    small = ~(np.abs(ang) >= ctx.min_rotation_deg)
+    cx[small] = np.nan
+    cy[small] = np.nan
+    centre[..., 0] = cx
+    centre[..., 1] = cy
+
+    sd_tables = None
+    if ctx.has_sd:
+        sd_mm_f = None if ctx.sd_f is None else ctx.sd_f[lo:hi]
+        sd_mm_e = None if ctx.sd_e is None else ctx.sd_e[lo:hi]
+        sd_px = None if ctx.sd_px is None else ctx.sd_px[lo:hi]
+        wf = _sd_in_units(sd_mm_f, sd_px, sp_f, cal_f, pixels=False)
+        we = _sd_in_units(sd_mm_e, sd_px, sp_e, cal_e, pixels=False)
+        var_th_f, var_t_f, sq_f = _variances(gf, wf)
+        var_th_e, var_t_e, sq_e = _variances(ge, we)
+        np.multiply(np.sqrt(var_th_f + var_th_e), rad2deg, out=out["angulation_sd_deg"][lo:hi])
+        _masked(out["translation_sd_mm"][lo:hi], np.sqrt(var_t_f + var_t_e), both)
+        out["translation_sd_pct"][lo:hi] = _pct_sd(gf, ge, dt, dbar, sq_f, sq_e)
+        sd_tables = (sd_mm_f, sd_mm_e, sd_px)
+
+    mixed = cal_f != cal_e
+    if not all_both and mixed.any():
+        _recompute_mixed(ctx, lo, np.flatnonzero(mixed), cf, ce, sp_f, sp_e, cal_f, cal_e, sd_tables)
+
+    th = ctx.thresholds
+    pct = out["translation_pct"][lo:hi]
+    with np.errstate(invalid="ignore"):
+        abs_mm = np.abs(t_mm)
+        abs_pct = np.abs(pct)
+        t_unstable = out["translation_unstable"][lo:hi]
+        np.greater(abs_mm, th["translation_mm"], out=t_unstable)
+        t_unstable |= abs_pct > th["translation_pct"]
+        np.greater(np.abs(ang), th["angulation_deg"], out=out["angulation_unstable"][lo:hi])
+        assessed = out["translation_assessed"][lo:hi]
+        np.isfinite(abs_mm, out=assessed)
+        assessed &= np.isfinite(th["translation_mm"])
+        assessed |= np.isfinite(abs_pct) & np.isfinite(th["translation_pct"])
+    if ctx.has_sd:
+        ex_mm, in_mm = _decision(t_mm, out["translation_sd_mm"][lo:hi], th["translation_mm"])
+        ex_pct, in_pct = _decision(pct, out["translation_sd_pct"][lo:hi], th["translation_pct"])
+        ex_a, in_a = _decision(ang, out["angulation_sd_deg"][lo:hi], th["angulation_deg"])
+        t_border = out["translation_borderline"][lo:hi]
+        np.logical_not((ex_mm | ex_pct) | (in_mm & in_pct), out=t_border)
+        np.logical_not(ex_a | in_a, out=out["angulation_borderline"][lo:hi])
+        np.logical_not((ex_mm | ex_pct | ex_a) | (in_mm & in_pct & in_a), out=out["borderline"][lo:hi])
+
+
+def _masked(dest: np.ndarray, value: np.ndarray, keep: np.ndarray) -> None:
+    """dest = value where keep (per study), NaN elsewhere."""
+    if keep.all():
+        dest[...] = value
+    elif not keep.any():
+        dest[...] = np.nan
+    else:
+        np.copyto(dest, np.where(keep[:, None], value, np.nan))
+
+
+def _recompute_mixed(ctx, lo, rows, cf, ce, sp_f, sp_e, cal_f, cal_e, sd_tables) -> None:
+    """Studies with one calibrated film: % and depth ratio in pixels on both films."""
+    out = ctx.out
+    gf = _film(cf[:, :, rows], None, None, "flexion", ctx.levels, ctx.batch, lo)
+    ge = _film(ce[:, :, rows], None, None, "extension", ctx.levels, ctx.batch, lo)
+    dt = gf["t"] - ge["t"]
+    dbar = 0.5 * (gf["d"] + ge["d"])
+    idx = lo + rows
+    out["translation_pct"][idx] = 100 * dt / dbar
+    out["depth_ratio"][idx] = ge["depth"] / gf["depth"]
+    if sd_tables is not None:
+        sd_mm_f, sd_mm_e, sd_px = sd_tables
+        def sub(a):
+            return (None if a is None else a[rows])
+        wf = _sd_in_units(sub(sd_mm_f), sub(sd_px), sub(sp_f), cal_f[rows], pixels=True)
+        we = _sd_in_units(sub(sd_mm_e), sub(sd_px), sub(sp_e), cal_e[rows], pixels=True)
+        _, _, sq_f = _variances(gf, wf)
+        _, _, sq_e = _variances(ge, we)
+        out["translation_sd_pct"][idx] = _pct_sd(gf, ge, dt, dbar, sq_f, sq_e)
