@@ -1,0 +1,422 @@
+"""What every report shows, read once from a session file: the common ground of
+the PDF, the DICOM SR, the CSV/JSON tables and the review mode.
+
+A report is built from the *session JSON* (``docs/architecture.md``, "The
+session file"): the levels, the criteria preset, per film the calibration, the
+image reference (path, UIDs, SHA-256), the landmarks with how each corner was
+placed, and the per-segment result rows exactly as last shown to the user.
+Reports never re-measure silently: they print the saved rows, and they check
+that the images are still the ones that were measured (SHA-256 of the file).
+
+Examples
+--------
+>>> report = load_report("session.json")            # doctest: +SKIP
+>>> report.films["flexion"].image_status            # doctest: +SKIP
+'ok'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.errors import InputFileError
+from measure import Calibration, CalibrationSource
+
+__all__ = [
+    "CORNERS",
+    "CORNER_NAMES",
+    "DEFAULT_LEVELS",
+    "DISCLAIMER",
+    "PLACEMENT_METHODS",
+    "REFERENCES",
+    "VIEWS",
+    "FilmReport",
+    "ReportData",
+    "file_sha256",
+    "landmark_array",
+    "load_report",
+    "load_session_dict",
+    "read_session_file",
+    "report_from_session",
+    "segment_columns",
+]
+
+CORNERS: tuple[str, ...] = ("AS", "PS", "PI", "AI")
+"""Corner codes in the project's order (``measure.CORNERS``)."""
+
+CORNER_NAMES: dict[str, str] = {
+    "AS": "anterior-superior",
+    "PS": "posterior-superior",
+    "PI": "posterior-inferior",
+    "AI": "anterior-inferior",
+}
+
+DEFAULT_LEVELS: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "S1")
+
+VIEWS: tuple[str, ...] = ("flexion", "extension")
+
+PLACEMENT_METHODS: tuple[str, ...] = ("manual", "refined", "tracked", "detected", "edited")
+"""How a corner was placed (``measure.PlacementMethod`` values)."""
+
+DISCLAIMER = (
+    "This report is a measurement aid, not a diagnosis. The measurements must be "
+    "interpreted by a qualified clinician together with the images and the clinical findings."
+)
+
+REFERENCES: dict[str, str] = {
+    "default": (
+        "Dupuis PR, Yong-Hing K, Cassidy JD, Kirkaldy-Willis WH. Radiologic diagnosis of "
+        "degenerative lumbar spinal instability. Spine 1985;10:262-276; thresholds used "
+        "verbatim by Pearson AM et al., Spine 2011;36:572-580."
+    ),
+    "white-panjabi": (
+        "White AA, Panjabi MM. Clinical Biomechanics of the Spine, 2nd ed. "
+        "Philadelphia: Lippincott, 1990 (checklist for lumbar instability)."
+    ),
+    "translation": (
+        "Translation: distance along the lower body's superior endplate from its "
+        "posterior-superior corner to the foot of the perpendicular from the upper "
+        "body's posterior-inferior corner (White & Panjabi 1990)."
+    ),
+}
+
+CRITERIA_TEXT: dict[str, str] = {
+    "default": "unstable when |translation| > 4 mm or |angulation| > 10 deg at any level",
+    "white-panjabi": (
+        "unstable when |translation| > 4.5 mm or > 15 % of endplate depth, or |angulation| "
+        "> 15 deg at L1-L2, L2-L3, L3-L4, > 20 deg at L4-L5, > 25 deg at L5-S1"
+    ),
+}
+
+_SESSION_FORMAT = "lumbar-instability-session"
+_LANDMARKS_FORMAT = "lumbar-instability-landmarks"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_session_file(path: str | Path) -> dict[str, Any]:
+    """Read a session JSON file into a dict, with a one-line error when it is not one.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, not JSON, or not a lumbar-instability session.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot be read ({type(exc).__name__})") from None
+    try:
+        session = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(
+            path, f"not a session file: invalid JSON at line {exc.lineno} column {exc.colno}"
+        ) from None
+    return load_session_dict(session, source=path)
+
+
+def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[str, Any]:
+    """Check the structure of a session dict; return it (not copied).
+
+    Raises
+    ------
+    InputFileError
+        A key the reports need is missing or has the wrong type.
+    """
+    if not isinstance(session, dict):
+        raise InputFileError(source, "not a session file: the top level is not a JSON object")
+    fmt = session.get("format")
+    if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, None):
+        raise InputFileError(source, f"not a session file: format is {fmt!r}")
+    levels = session.get("levels", list(DEFAULT_LEVELS))
+    if (
+        not isinstance(levels, list)
+        or len(levels) < 2
+        or not all(isinstance(lv, str) and lv for lv in levels)
+        or len(set(levels)) != len(levels)
+    ):
+        raise InputFileError(source, "'levels' must be a list of at least two distinct labels")
+    for view in VIEWS:
+        film = session.get(view)
+        if film is None:
+            continue
+        if not isinstance(film, dict):
+            raise InputFileError(source, f"'{view}' must be an object")
+        marks = film.get("landmarks", {}) or {}
+        if not isinstance(marks, dict):
+            raise InputFileError(source, f"'{view}.landmarks' must be an object")
+        for level, corners in marks.items():
+            if level not in levels:
+                raise InputFileError(source, f"'{view}.landmarks' has unknown level {level!r}")
+            if not isinstance(corners, dict):
+                raise InputFileError(source, f"'{view}.landmarks.{level}' must be an object")
+            for corner, xy in corners.items():
+                if corner not in CORNERS:
+                    raise InputFileError(
+                        source, f"'{view}.landmarks.{level}' has unknown corner {corner!r}"
+                    )
+                if xy is None:
+                    continue
+                if (
+                    not isinstance(xy, list | tuple)
+                    or len(xy) != 2
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in xy)
+                ):
+                    raise InputFileError(
+                        source, f"'{view}.landmarks.{level}.{corner}' must be [x, y] numbers"
+                    )
+        source_name = film.get("calibration_source", "uncalibrated")
+        try:
+            CalibrationSource(source_name)
+        except ValueError:
+            raise InputFileError(
+                source, f"'{view}.calibration_source' is not a calibration source: {source_name!r}"
+            ) from None
+    results = session.get("results")
+    if results is not None:
+        rows = results.get("segments") if isinstance(results, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputFileError(source, "'results.segments' must be a list of objects")
+    return session
+
+
+def landmark_array(film: Mapping[str, Any], levels: Sequence[str]) -> np.ndarray:
+    """The landmarks of one film as an array.
+
+    Parameters
+    ----------
+    film : mapping
+        One film of the session (``session["flexion"]``).
+    levels : sequence of str
+        Level labels, top to bottom.
+
+    Returns
+    -------
+    ndarray of shape (V, 4, 2), float64
+        Pixels ``(x, y)`` per level and corner (``AS, PS, PI, AI``); NaN where absent.
+    """
+    out = np.full((len(levels), len(CORNERS), 2), np.nan)
+    marks = film.get("landmarks") or {}
+    for i, level in enumerate(levels):
+        for j, corner in enumerate(CORNERS):
+            xy = (marks.get(level) or {}).get(corner)
+            if xy is not None:
+                out[i, j] = xy
+    return out
+
+
+def film_calibration(film: Mapping[str, Any]) -> Calibration:
+    """The :class:`measure.Calibration` recorded for one film of a session."""
+    source = CalibrationSource(film.get("calibration_source", "uncalibrated"))
+    detail = film.get("calibration_detail") or ""
+    spacing = film.get("pixel_spacing_mm")
+    if not source.is_calibrated or spacing is None:
+        return Calibration.uncalibrated(detail)
+    return Calibration(float(spacing[0]), float(spacing[1]), source, detail)
+
+
+@dataclass
+class FilmReport:
+    """One film as a report sees it.
+
+    Attributes
+    ----------
+    view : str
+        ``"flexion"`` or ``"extension"``.
+    record : dict
+        The film's entry in the session (not copied).
+    calibration : Calibration
+        Spacing and its source.
+    landmarks : ndarray of shape (V, 4, 2)
+        Pixels, NaN where absent.
+    path : Path or None
+        Where the image file was found (None: not found).
+    image_status : str
+        ``"ok"`` (hash matches), ``"unverified"`` (no hash recorded),
+        ``"changed"`` (hash differs: results must not be trusted),
+        ``"missing"`` (file not found) or ``"none"`` (no image recorded).
+    """
+
+    view: str
+    record: dict[str, Any]
+    calibration: Calibration
+    landmarks: np.ndarray
+    path: Path | None = None
+    image_status: str = "none"
+
+    @property
+    def sop_instance_uid(self) -> str | None:
+        return (self.record.get("image") or {}).get("sop_instance_uid")
+
+    def placement_summary(self) -> dict[str, int]:
+        """How many corners were placed by each method (``manual``: 12, ...)."""
+        counts: dict[str, int] = {}
+        for corners in (self.record.get("placement") or {}).values():
+            for method in (corners or {}).values():
+                counts[method] = counts.get(method, 0) + 1
+        return counts
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, read from one session.
+
+    Attributes
+    ----------
+    session : dict
+        The session as saved.
+    session_path : Path or None
+        Where it was read from.
+    levels : list of str
+    films : dict of str to FilmReport
+        ``"flexion"``, ``"extension"`` (only those present in the session).
+    rows : list of dict
+        The per-segment result rows as last shown (``results.segments``).
+    warnings : list of str
+        What the reader must know before trusting the numbers (changed or missing
+        images, uncalibrated films, ...), one sentence each.
+    """
+
+    session: dict[str, Any]
+    session_path: Path | None
+    levels: list[str]
+    films: dict[str, FilmReport]
+    rows: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def criteria(self) -> str:
+        return str(self.session.get("criteria") or "default")
+
+    @property
+    def images_changed(self) -> bool:
+        return any(f.image_status == "changed" for f in self.films.values())
+
+    @property
+    def software_version(self) -> str:
+        return str(self.session.get("software_version") or "unknown")
+
+
+def _find_image(
+    image: Mapping[str, Any], base_dir: Path | None, search_dirs: Sequence[Path]
+) -> Path | None:
+    """The image file: the recorded path (absolute or relative to the session),
+    else a file of the same name in one of ``search_dirs``."""
+    raw = image.get("path")
+    if not raw:
+        return None
+    candidate = Path(raw)
+    tries = [candidate] if candidate.is_absolute() else []
+    if base_dir is not None and not candidate.is_absolute():
+        tries.append(base_dir / candidate)
+    tries += [Path(d) / candidate.name for d in search_dirs]
+    for path in tries:
+        if path.is_file():
+            return path
+    return None
+
+
+def report_from_session(
+    session: dict[str, Any],
+    session_path: str | Path | None = None,
+    *,
+    search_dirs: Sequence[str | Path] = (),
+    image_paths: Mapping[str, str | Path] | None = None,
+    verify_images: bool = True,
+) -> ReportData:
+    """Build the :class:`ReportData` of a session dict.
+
+    Parameters
+    ----------
+    session : dict
+        A session (checked with :func:`load_session_dict`).
+    session_path : path, optional
+        The session file; relative image paths are resolved against its folder.
+    search_dirs : sequence of path
+        Further folders where the images may be (same file name).
+    image_paths : mapping of str to path, optional
+        An explicit image file per view (e.g. matched by SOP Instance UID by the
+        review mode); wins over the recorded path.
+    verify_images : bool
+        Compare each image's SHA-256 with the recorded one.
+    """
+    source = session_path if session_path is not None else "<session>"
+    load_session_dict(session, source)
+    base_dir = Path(session_path).parent if session_path is not None else None
+    levels = list(session.get("levels") or DEFAULT_LEVELS)
+    films: dict[str, FilmReport] = {}
+    warnings: list[str] = []
+    for view in VIEWS:
+        record = session.get(view)
+        if record is None:
+            continue
+        film = FilmReport(view, record, film_calibration(record), landmark_array(record, levels))
+        image = record.get("image") or {}
+        explicit = (image_paths or {}).get(view)
+        if explicit is not None:
+            film.path = Path(explicit)
+        else:
+            film.path = _find_image(image, base_dir, [Path(d) for d in search_dirs])
+        if film.path is None:
+            film.image_status = "missing" if image.get("path") else "none"
+            if image.get("path"):
+                warnings.append(f"The {view} image {image['path']!r} was not found.")
+        elif not verify_images or not image.get("sha256"):
+            film.image_status = "unverified"
+        elif file_sha256(film.path) != image["sha256"]:
+            film.image_status = "changed"
+            warnings.append(
+                f"The {view} image has CHANGED since it was measured (SHA-256 mismatch): "
+                "the landmarks and results below may not belong to it."
+            )
+        else:
+            film.image_status = "ok"
+        if not film.calibration.is_calibrated:
+            warnings.append(
+                f"The {view} film is uncalibrated: no millimetre values; translation in % of "
+                "endplate depth only."
+            )
+        films[view] = film
+    rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
+    if not rows:
+        warnings.append("The session holds no results: nothing was measured.")
+    return ReportData(session, Path(session_path) if session_path else None, levels, films, rows,
+                      warnings)
+
+
+def load_report(path: str | Path, **kwargs: Any) -> ReportData:
+    """Read a session file and build its :class:`ReportData` (see :func:`report_from_session`)."""
+    return report_from_session(read_session_file(path), path, **kwargs)
+
+
+def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Column names of the result rows, in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    return columns
+
+
+def is_missing(value: Any) -> bool:
+    """True for None and NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,205 @@
+"""A small synthetic flexion/extension study and its session, for the report tests.
+
+Two 560 x 440 DX films (no real patient): six bright vertebral bodies drawn as
+quadrilaterals whose corners are the landmarks of the session, so a report that
+draws the landmarks on the film can be checked against the bodies.  The result
+rows are written by hand (the reports print the saved rows; they never
+re-measure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+LEVELS = ["L1", "L2", "L3", "L4", "L5", "S1"]
+CORNERS = ("AS", "PS", "PI", "AI")
+ROWS, COLS = 560, 440
+PATIENT_NAME = "Phantom^Lumbar"
+
+
+def _bodies(shift: float, tilt_deg: float) -> np.ndarray:
+    """Corners (6, 4, 2) of six bodies, patient facing left (anterior = small x)."""
+    out = np.full((6, 4, 2), np.nan)
+    for i in range(6):
+        cx = 220.0 + (shift if i == 3 else 0.0) + 4.0 * i
+        cy = 60.0 + 85.0 * i
+        a = np.radians(tilt_deg * (i - 2.5) / 2.5)
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        local = np.array([[-45.0, -28.0], [45.0, -28.0], [45.0, 28.0], [-45.0, 28.0]])
+        out[i] = local @ rot.T + (cx, cy)
+    out[5, 2:] = np.nan  # S1: superior endplate only
+    return out
+
+
+def landmarks(view: str) -> np.ndarray:
+    """(6, 4, 2) corners, x/y in pixels, with sub-pixel digits a float32 cannot hold."""
+    lm = _bodies(6.0, 8.0) if view == "flexion" else _bodies(0.0, -8.0)
+    return lm + 0.123456789012
+
+
+def film_pixels(view: str) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(1 if view == "flexion" else 2)
+    img = (600 + 80 * rng.standard_normal((ROWS, COLS))).clip(0, 4095).astype(np.uint16)
+    for body in landmarks(view):
+        pts = body[np.isfinite(body[:, 0])]
+        if len(pts) == 2:  # S1: a wedge below the endplate
+            pts = np.vstack([pts, (*pts[::-1], 0, 70)])
+        cv2.fillPoly(img, [np.round(pts).astype(np.int32)], 2600)
+    return img
+
+
+def write_film(path: Path, view: str, *, uid_root: str = "1.2.826.0.1.3680043.10.1234",
+               patient_id: str = "PHANTOM-001", spacing: tuple[float, float] | None = (0.2, 0.2)
+               ) -> Path:
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = f"{uid_root}.3.{1 if view == 'flexion' else 2}"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = f"{uid_root}.1"
+    ds.SeriesInstanceUID = f"{uid_root}.2.{1 if view == 'flexion' else 2}"
+    ds.PatientName = PATIENT_NAME
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.AccessionNumber = "ACC1"
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1 if view == "flexion" else 2
+    ds.InstanceNumber = 1
+    ds.Modality = "DX"
+    ds.Manufacturer = "synthetic"
+    ds.ViewPosition = "LL"
+    ds.PatientOrientation = ["P", "F"]
+    ds.SeriesDescription = f"L-spine lateral {view}"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    pixels = film_pixels(view)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    if spacing is not None:
+        ds.ImagerPixelSpacing = list(spacing)
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def result_rows() -> list[dict]:
+    """Hand-written rows in the shape of ``results.segments`` (not measured)."""
+    rows = []
+    values = [(1.5, 6.1, 9.2), (2.25, 8.0, 10.5), (4.75, 15.2, 7.0), (4.1, 12.9, 12.25),
+              (0.5, 1.6, 3.0)]
+    finding = ["stable", "borderline", "unstable", "unstable", "stable"]
+    for (label, (t, pct, ang)), find in zip(
+            zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False), finding, strict=False):
+        rows.append({
+            "segment": label,
+            "flexion_angle_deg": 3.0 + ang / 3,
+            "extension_angle_deg": 3.0 + 4 * ang / 3,
+            "flexion_translation_mm": t / 2,
+            "extension_translation_mm": -t / 2,
+            "translation_mm": t,
+            "translation_pct": pct,
+            "angulation_deg": ang,
+            "translation_mm_ci95": [t - 0.9, t + 0.9],
+            "angulation_deg_ci95": [ang - 2.1, ang + 2.1],
+            "translation_pct_ci95": [pct - 3.0, pct + 3.0],
+            "thresholds": {"translation_mm": 4.0, "translation_pct": None, "angulation_deg": 10.0},
+            "calibration_source": "detector",
+            "translation_note": None,
+            "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
+            "unstable": find == "unstable",
+            "borderline": find == "borderline",
+            "n_corners": 8,
+            "finding": find,
+        })
+    return rows
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def film_record(view: str, path: Path, base: Path, *, source: str = "detector",
+                spacing: list[float] | None = (0.2, 0.2)) -> dict:
+    lm = landmarks(view)
+    marks, placement, sds = {}, {}, {}
+    methods = ["manual", "refined", "tracked", "detected", "edited"]
+    for i, level in enumerate(LEVELS):
+        for j, corner in enumerate(CORNERS):
+            if np.isfinite(lm[i, j, 0]):
+                marks.setdefault(level, {})[corner] = [float(lm[i, j, 0]), float(lm[i, j, 1])]
+                m = methods[(i + j) % 5] if view == "extension" else "manual"
+                placement.setdefault(level, {})[corner] = m
+                sds.setdefault(level, {})[corner] = 0.5 if m == "manual" else 0.25
+    return {
+        "pixel_spacing_mm": None if spacing is None else list(spacing),
+        "calibration_source": source,
+        "calibration_detail": "ImagerPixelSpacing (0018,1164)" if spacing else "no spacing",
+        "dicom_calibration": {"pixel_spacing_mm": None if spacing is None else list(spacing),
+                              "calibration_source": source,
+                              "calibration_detail": "ImagerPixelSpacing (0018,1164)"},
+        "manual_calibration": None,
+        "image": {
+            "path": str(path.relative_to(base)),
+            "sop_instance_uid": f"1.2.826.0.1.3680043.10.1234.3.{1 if view == 'flexion' else 2}",
+            "series_instance_uid": f"1.2.826.0.1.3680043.10.1234.2.{1 if view == 'flexion' else 2}",
+            "study_instance_uid": "1.2.826.0.1.3680043.10.1234.1",
+            "sha256": sha256(path),
+        },
+        "landmarks": marks,
+        "placement": placement,
+        "landmark_sd_mm": sds,
+    }
+
+
+def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
+    """Write ``flexion.dcm``, ``extension.dcm`` and ``session.json`` into ``folder``;
+    return the session path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    session = {
+        "format": "lumbar-instability-session",
+        "format_version": 1,
+        "software_version": "0.1.0",
+        "saved_at": "2026-11-21T10:00:00+00:00",
+        "levels": LEVELS,
+        "criteria": "default",
+    }
+    for view in ("flexion", "extension"):
+        uncal = view == uncalibrated_view
+        path = write_film(folder / f"{view}.dcm", view, spacing=None if uncal else (0.2, 0.2))
+        session[view] = film_record(view, path, folder,
+                                    source="uncalibrated" if uncal else "detector",
+                                    spacing=None if uncal else [0.2, 0.2])
+    rows = result_rows()
+    if uncalibrated_view:
+        for row in rows:
+            for key in ("translation_mm", "flexion_translation_mm", "extension_translation_mm",
+                        "translation_mm_ci95"):
+                row[key] = None
+            row["translation_note"] = "uncalibrated film: no mm value"
+    session["selected_segment"] = "L4-L5"
+    session["results"] = {"segments": rows}
+    path = folder / "session.json"
+    path.write_text(json.dumps(session, indent=2))
+    return path

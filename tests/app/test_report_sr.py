@@ -1,0 +1,202 @@
+"""DICOM Comprehensive SR (TID 1500): exact round trip, codes, dciodvfy, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+
+from app.errors import InputFileError, UserError
+from app.report_data import load_report
+from app.report_sr import PRIVATE_SCHEME, read_sr, write_sr
+from tests.app import _report_fixtures as fx
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sr")
+    session_path = fx.make_study(folder / "study")
+    sr_path = write_sr(load_report(session_path), folder / "report.dcm")
+    return session_path, sr_path
+
+
+def _cv(code):
+    return code.get("CodeValue") or code.get("LongCodeValue")
+
+
+def _walk(items):
+    for item in items:
+        yield item
+        yield from _walk(item.get("ContentSequence", []))
+
+
+def _group(ds, tracking):
+    container = next(i for i in ds.ContentSequence
+                     if _cv(i.ConceptNameCodeSequence[0]) == "126010")
+    for group in container.ContentSequence:
+        for item in group.ContentSequence:
+            if (_cv(item.ConceptNameCodeSequence[0]) == "112039"
+                    and item.ValueType == "TEXT" and item.TextValue == tracking):
+                return group
+    raise AssertionError(f"no group {tracking!r}")
+
+
+def test_round_trip_is_exact(study):
+    session_path, sr_path = study
+    original = json.loads(session_path.read_text())
+    back = read_sr(sr_path)
+    assert dict(back) == original
+    # The coordinates carry digits a float32 SCOORD cannot: they came from the NUM items.
+    x = original["flexion"]["landmarks"]["L3"]["AS"][0]
+    assert float(np.float32(x)) != x
+    assert back["flexion"]["landmarks"]["L3"]["AS"][0] == x
+    assert back.identity["patient_id"] == "PHANTOM-001"
+
+
+def test_segment_group_codes_and_values(study):
+    _, sr_path = study
+    ds = pydicom.dcmread(sr_path)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    assert ds.PatientID == "PHANTOM-001"
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.1234.1"
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    group = _group(ds, "segment L3-L4")
+    items = list(_walk(group.ContentSequence))
+    site = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "363698007"]
+    assert _cv(site[0].ConceptCodeSequence[0]) == "62551000"  # SCT L3/L4 disc
+    finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
+    assert _cv(finding[0].ConceptCodeSequence[0]) == "unstable"
+    assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
+    nums = {_cv(i.ConceptNameCodeSequence[0]): i
+            for i in items if i.ValueType == "NUM"}
+    row = fx.result_rows()[2]
+    t = nums["translation_mm"].MeasuredValueSequence[0]
+    assert t.FloatingPointValue == row["translation_mm"] == 4.75
+    assert t.MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    a = nums["angulation_deg"].MeasuredValueSequence[0]
+    assert a.MeasurementUnitsCodeSequence[0].CodeValue == "deg"
+    assert float(a.NumericValue) == 7.0
+    pct = nums["translation_pct"].MeasuredValueSequence[0]
+    assert pct.MeasurementUnitsCodeSequence[0].CodeValue == "%"
+    low = nums["translation_mm_ci95/0"].MeasuredValueSequence[0].FloatingPointValue
+    assert low == pytest.approx(4.75 - 0.9)
+    thr = nums["thresholds/translation_mm"].MeasuredValueSequence[0].FloatingPointValue
+    assert thr == 4.0
+    sources = [i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+               for i in items if i.ValueType == "IMAGE"]
+    assert sources == ["1.2.826.0.1.3680043.10.1234.3.1", "1.2.826.0.1.3680043.10.1234.3.2"]
+
+
+def test_landmarks_are_scoord_on_the_right_image(study):
+    _, sr_path = study
+    ds = pydicom.dcmread(sr_path)
+    group = _group(ds, "extension L4")
+    scoord = next(i for i in group.ContentSequence if i.ValueType == "SCOORD")
+    assert scoord.GraphicType == "POLYLINE"
+    data = np.asarray(scoord.GraphicData, dtype=float).reshape(-1, 2)
+    expected = fx.landmarks("extension")[3] + 0.5  # DICOM: 0\0 is the top-left pixel's corner
+    np.testing.assert_allclose(data, np.vstack([expected, expected[:1]]), atol=1e-4)
+    ref = scoord.ContentSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == "1.2.826.0.1.3680043.10.1234.3.2"
+    s1 = next(i for i in _group(ds, "flexion S1").ContentSequence if i.ValueType == "SCOORD")
+    assert len(s1.GraphicData) == 4  # S1: the superior endplate line only
+    site = next(i for i in _group(ds, "flexion L1").ContentSequence
+                if _cv(i.ConceptNameCodeSequence[0]) == "363698007")
+    assert _cv(site.ConceptCodeSequence[0]) == "66794005"  # SCT L1 vertebra
+    methods = {
+        _cv(m.ConceptCodeSequence[0])
+        for i in _walk(_group(ds, "extension L2").ContentSequence)
+        if i.ValueType == "NUM"
+        for m in i.get("ContentSequence", [])
+        if _cv(m.ConceptNameCodeSequence[0]) == "370129005"
+    }
+    assert methods == {"refined", "tracked", "detected", "edited"}
+
+
+def test_film_group_has_calibration(study):
+    _, sr_path = study
+    ds = pydicom.dcmread(sr_path)
+    items = list(_walk(_group(ds, "film flexion").ContentSequence))
+    spacing = [i for i in items if i.ValueType == "NUM"
+               and _cv(i.ConceptNameCodeSequence[0]) in ("111066", "111026")]
+    assert [s.MeasuredValueSequence[0].FloatingPointValue for s in spacing] == [0.2, 0.2]
+    method = spacing[0].ContentSequence[0]
+    assert _cv(method.ConceptCodeSequence[0]) == "detector"
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
+def test_dciodvfy_reports_no_error(study):
+    _, sr_path = study
+    out = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert "ComprehensiveSR" in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert errors == []
+
+
+def test_uncalibrated_film_round_trip_without_mm(tmp_path):
+    session_path = fx.make_study(tmp_path / "s", uncalibrated_view="extension")
+    sr_path = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    original = json.loads(session_path.read_text())
+    assert dict(read_sr(sr_path)) == original
+    ds = pydicom.dcmread(sr_path)
+    film = list(_walk(_group(ds, "film extension").ContentSequence))
+    assert not [i for i in film if i.ValueType == "NUM"]  # no spacing: none invented
+    seg = list(_walk(_group(ds, "segment L4-L5").ContentSequence))
+    mm = {_cv(i.ConceptNameCodeSequence[0]) for i in seg if i.ValueType == "NUM"
+          and i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"}
+    assert mm == {"thresholds/translation_mm"}  # the criterion, not a measurement
+
+
+def test_nan_and_int_cells_round_trip(tmp_path):
+    session_path = fx.make_study(tmp_path / "s")
+    session = json.loads(session_path.read_text())
+    session["results"]["segments"][0]["depth_ratio"] = float("nan")
+    report = load_report(session_path)
+    report.session["results"]["segments"][0]["depth_ratio"] = float("nan")
+    report.rows[0]["depth_ratio"] = float("nan")
+    back = read_sr(write_sr(report, tmp_path / "r.dcm"))
+    row = back["results"]["segments"][0]
+    assert math.isnan(row["depth_ratio"])
+    assert row["n_corners"] == 8 and isinstance(row["n_corners"], int)
+    assert row["unstable"] is False
+
+
+def test_changed_image_refuses_and_keeps_last_good_file(tmp_path):
+    session_path = fx.make_study(tmp_path / "s")
+    out = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    before = out.read_bytes()
+    with open(session_path.parent / "flexion.dcm", "ab") as handle:
+        handle.write(b"\0\0")
+    report = load_report(session_path)
+    assert report.films["flexion"].image_status == "changed"
+    with pytest.raises(UserError, match="SHA-256 mismatch"):
+        write_sr(report, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".r.dcm")] == []
+
+
+@pytest.mark.parametrize("content", [b"", b"not dicom at all", None])
+def test_corrupt_or_foreign_sr_is_one_line_error(tmp_path, study, content):
+    path = tmp_path / "bad.dcm"
+    if content is None:  # a valid DICOM file that is not one of our SRs
+        shutil.copy(study[0].parent / "flexion.dcm", path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError) as info:
+        read_sr(path)
+    assert str(info.value).startswith(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_sr_is_one_line_error(tmp_path, study):
+    data = study[1].read_bytes()
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputFileError, match=str(path)):
+        read_sr(path)
