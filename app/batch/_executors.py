@@ -1,0 +1,245 @@
+"""Where the per-study work runs: in this process, a process pool, or Dask.
+
+All executors offer the same call, :meth:`Executor.imap_unordered`, which runs
+``fn(item)`` for every item and yields ``(index, result, error)`` as results
+arrive, keeping a bounded number of tasks in flight (a run over hundreds of
+thousands of studies never queues them all at once).  ``error`` is None or a
+one-line reason when the task could not complete (a worker process died, the
+cluster lost the task); the functions given here catch their own exceptions,
+so an error means the infrastructure failed, not the study.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from app.errors import UserError
+
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "PoolExecutor",
+    "SerialExecutor",
+    "make_executor",
+]
+
+Result = tuple[int, Any, str | None]
+
+#: Upper bound on the workers of a LocalCluster or process pool on this machine.
+MAX_LOCAL_WORKERS = max(1, os.cpu_count() or 1)
+
+
+class Executor:
+    """Base class: run tasks, yield ``(index, result, error)`` as they finish."""
+
+    name = "executor"
+    workers = 1
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Result]:
+        """Run ``fn`` on each item; yield ``(index, result, error)`` in completion order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release processes and connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line for the log: kind and number of workers."""
+        return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
+
+
+class SerialExecutor(Executor):
+    """Everything in this process, in order (``--workers 1``)."""
+
+    name = "serial"
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Result]:
+        for index, item in enumerate(items):
+            yield index, fn(item), None
+
+
+class PoolExecutor(Executor):
+    """A local process pool (``--workers N``).
+
+    Processes start with ``forkserver`` so a pool created next to threads
+    (pyarrow, Dask) is safe.  If a worker process dies (out of memory, a
+    crashing decoder), its in-flight tasks are reported with an error and a
+    fresh pool takes the remaining ones.
+    """
+
+    name = "process pool"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, int(workers))
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["app.batch._worker"])
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=self._context
+            )
+        return self._pool
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Result]:
+        window = 4 * self.workers
+        pending: dict[concurrent.futures.Future, int] = {}
+        iterator = enumerate(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                try:
+                    index, item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[self._ensure_pool().submit(fn, item)] = index
+            if not pending:
+                return
+            done, _ = concurrent.futures.wait(
+                pending, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            broken = False
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    yield index, future.result(), None
+                except concurrent.futures.process.BrokenProcessPool:
+                    broken = True
+                    yield index, None, "worker: the worker process ended unexpectedly"
+            if broken:
+                for index in list(pending.values()):
+                    yield index, None, "worker: the worker process ended unexpectedly"
+                pending.clear()
+                self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask distributed cluster.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://HOST:PORT`` of a running scheduler, or ``local`` to start a
+        LocalCluster bound to the loopback interface only.
+    workers : int
+        Workers of the LocalCluster (capped at the number of CPUs); ignored
+        for a remote scheduler.
+    processes : bool
+        LocalCluster workers as processes (default) or threads.
+
+    Notes
+    -----
+    The workers of a remote cluster must have this package installed and see
+    the input folder under the same path (a shared file system); results come
+    back to this process, which alone writes to the results folder.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str, workers: int = 2, *, processes: bool = True) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise UserError(f"--scheduler: dask distributed is not installed ({exc})") from None
+        self._cluster = None
+        if address == "local":
+            self.workers = max(1, min(int(workers), MAX_LOCAL_WORKERS))
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=processes,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=40,
+            )
+            self.name = "dask LocalCluster"
+            self._client = Client(self._cluster)
+        else:
+            if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+                raise UserError(
+                    f"--scheduler: {address!r} is not 'local' or an address like tcp://HOST:PORT"
+                )
+            try:
+                self._client = Client(address, timeout="10s")
+            except OSError as exc:
+                raise UserError(f"--scheduler: cannot connect to {address}: {exc}") from None
+            self.name = f"dask scheduler {address}"
+            self.workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Result]:
+        from distributed import as_completed
+
+        window = 4 * max(self.workers, 1)
+        iterator = enumerate(items)
+        index_of: dict[str, int] = {}
+
+        def submit(batch: as_completed | None) -> bool:
+            try:
+                index, item = next(iterator)
+            except StopIteration:
+                return False
+            future = self._client.submit(fn, item, pure=False)
+            index_of[future.key] = index
+            if batch is not None:
+                batch.add(future)
+            else:
+                first.append(future)
+            return True
+
+        first: list = []
+        while len(first) < window and submit(None):
+            pass
+        if not first:
+            return
+        completed = as_completed(first)
+        for future in completed:
+            index = index_of.pop(future.key)
+            try:
+                result = future.result()
+            except Exception as exc:  # lost task, killed worker: the cluster failed, not the study
+                yield index, None, f"worker: the task failed on the cluster ({type(exc).__name__})"
+            else:
+                yield index, result, None
+            future.release()
+            submit(completed)
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor for the command-line options.
+
+    Parameters
+    ----------
+    workers : int
+        ``--workers``: 1 runs serially in this process, more uses a process
+        pool (or sizes a LocalCluster).
+    scheduler : str, optional
+        ``--scheduler``: ``local`` or ``tcp://HOST:PORT`` for Dask.
+    """
+    if workers < 1:
+        raise UserError(f"--workers: must be at least 1, got {workers}")
+    if scheduler:
+        return DaskExecutor(scheduler, workers)
+    if workers == 1:
+        return SerialExecutor()
+    return PoolExecutor(min(workers, 4 * MAX_LOCAL_WORKERS))

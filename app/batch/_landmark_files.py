@@ -1,0 +1,193 @@
+"""Find and read the landmarks that already exist for a study.
+
+Sources, first match wins:
+
+1. ``--landmarks DIR``: any ``*.json`` (landmarks format or session file) under
+   DIR whose ``flexion.image``/``extension.image`` name the study's films (by
+   SOP Instance UID), else a file named ``<StudyInstanceUID>.json``;
+2. a session file next to the films (same matching);
+3. a DICOM SR of the study next to the films (read with ``app.report_sr`` when
+   it can read landmarks back).
+
+Otherwise the landmarks are detected.  The JSON keys are those of
+``docs/landmarks-format.md`` / the session file (``docs/architecture.md``):
+``levels`` and per film ``landmarks`` (``{level: {corner: [x, y]}}``),
+``placement``, ``landmark_sd_mm``, ``pixel_spacing_mm`` and
+``calibration_source`` (a manual calibration in a session is honoured).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GivenLandmarks", "LandmarkIndex", "read_given_landmarks"]
+
+CORNERS = ("AS", "PS", "PI", "AI")
+DEFAULT_LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
+ROLES = ("flexion", "extension")
+
+
+class LandmarkIndex:
+    """Which JSON file holds the landmarks of which films and studies."""
+
+    def __init__(self) -> None:
+        self.by_sop: dict[tuple[str, str], tuple[str, str]] = {}
+        self.by_study: dict[str, tuple[str, str]] = {}
+        self.sr_by_study: dict[str, str] = {}
+
+    def add_json(self, path: Path, origin: str) -> None:
+        """Index one JSON file (silently skipped when it is not a landmarks file)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return
+        if not isinstance(data, dict) or not all(isinstance(data.get(r), dict) for r in ROLES):
+            return
+        images = [data[r].get("image") or {} for r in ROLES]
+        sops = tuple(str(i.get("sop_instance_uid", "")) if isinstance(i, dict) else ""
+                     for i in images)
+        entry = (str(path), origin)
+        if all(sops):
+            self.by_sop.setdefault(sops, entry)  # type: ignore[arg-type]
+        studies = {str(i.get("study_instance_uid", "")) for i in images if isinstance(i, dict)}
+        studies.discard("")
+        for study in studies:
+            self.by_study.setdefault(study, entry)
+        self.by_study.setdefault(path.stem, entry)
+
+    def add_sr(self, path: Path, study_instance_uid: str) -> None:
+        """Index a DICOM SR of a study."""
+        if study_instance_uid:
+            self.sr_by_study.setdefault(study_instance_uid, str(path))
+
+    def lookup(self, flexion_sop: str, extension_sop: str, study: str) -> tuple[str, str]:
+        """``(path, origin)`` of the landmarks of a film pair, or ``("", "")``."""
+        found = self.by_sop.get((flexion_sop, extension_sop)) or self.by_study.get(study)
+        if found:
+            return found
+        if study in self.sr_by_study:
+            return self.sr_by_study[study], "sr"
+        return "", ""
+
+    @classmethod
+    def build(
+        cls,
+        landmarks_dir: Path | None,
+        sibling_json: Iterable[Path],
+        structured_reports: Iterable[tuple[Path, str]],
+    ) -> LandmarkIndex:
+        """Index ``--landmarks DIR`` first (it wins), then files next to the films."""
+        index = cls()
+        if landmarks_dir is not None:
+            for path in sorted(landmarks_dir.rglob("*.json")):
+                index.add_json(path, "landmarks-dir")
+        for path in sibling_json:
+            index.add_json(path, "session")
+        for path, study in structured_reports:
+            index.add_sr(path, study)
+        return index
+
+
+@dataclass
+class GivenLandmarks:
+    """Landmarks read from a file, per film.
+
+    Attributes
+    ----------
+    levels : tuple of str
+    landmarks : dict of str to ndarray of shape (V, 4, 2)
+        Pixel coordinates per role, NaN for absent corners.
+    sd_mm : dict of str to ndarray of shape (V, 4)
+        Positional SD per corner in mm; NaN where the file gives none.
+    placement : dict of str to list of str
+        Per role, the placement methods found (for the ``landmark_method`` column).
+    calibration : dict of str to (spacing, source, detail) or None
+        A manual calibration stored in a session, which overrides the film's.
+    """
+
+    levels: tuple[str, ...]
+    landmarks: dict[str, np.ndarray]
+    sd_mm: dict[str, np.ndarray]
+    placement: dict[str, list[str]]
+    calibration: dict[str, tuple[tuple[float, float], str, str] | None]
+
+
+def _point(value: Any) -> tuple[float, float]:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(
+        isinstance(v, int | float) and v is not None for v in value
+    ):
+        return float(value[0]), float(value[1])
+    return math.nan, math.nan
+
+
+def read_given_landmarks(path: str | Path, origin: str) -> GivenLandmarks:
+    """Read the landmarks of both films from a landmarks/session JSON or an SR.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason when the file cannot be used.
+    """
+    if origin == "sr":
+        return _read_sr(Path(path))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot read {Path(path).name}: {exc}") from None
+    levels = tuple(str(v) for v in (data.get("levels") or DEFAULT_LEVELS))
+    landmarks, sds, placements, calibrations = {}, {}, {}, {}
+    for role in ROLES:
+        film = data.get(role)
+        if not isinstance(film, dict) or not isinstance(film.get("landmarks"), dict):
+            raise ValueError(f"{Path(path).name}: no {role} landmarks")
+        marks = film["landmarks"]
+        sd_map = film.get("landmark_sd_mm") or {}
+        array = np.array(
+            [[_point((marks.get(level) or {}).get(corner)) for corner in CORNERS]
+             for level in levels],
+            dtype=float,
+        ).reshape(len(levels), 4, 2)
+        sd = np.array(
+            [[float((sd_map.get(level) or {}).get(corner) or math.nan) for corner in CORNERS]
+             for level in levels],
+            dtype=float,
+        ).reshape(len(levels), 4)
+        landmarks[role], sds[role] = array, sd
+        placement = film.get("placement") or {}
+        placements[role] = sorted(
+            {str(v) for body in placement.values() if isinstance(body, dict)
+             for v in body.values()}
+        )
+        calibrations[role] = None
+        if film.get("calibration_source") == "manual" and film.get("pixel_spacing_mm"):
+            row, column = (float(v) for v in film["pixel_spacing_mm"])
+            calibrations[role] = ((row, column), "manual", "manual calibration in the session file")
+    return GivenLandmarks(levels, landmarks, sds, placements, calibrations)
+
+
+def _read_sr(path: Path) -> GivenLandmarks:
+    try:
+        from app import report_sr
+    except ImportError:
+        raise ValueError("reading landmarks from a DICOM SR is not available") from None
+    reader = getattr(report_sr, "read_sr_landmarks", None) or getattr(report_sr, "read_sr", None)
+    if reader is None:
+        raise ValueError("reading landmarks from a DICOM SR is not available")
+    result = reader(path)
+    levels = tuple(getattr(result, "levels", DEFAULT_LEVELS))
+    landmarks, sds, placements, calibrations = {}, {}, {}, {}
+    for role in ROLES:
+        film = getattr(result, role, None)
+        array = np.asarray(getattr(film, "landmarks", film), dtype=float)
+        landmarks[role] = array.reshape(len(levels), 4, 2)
+        sds[role] = np.full((len(levels), 4), math.nan)
+        placements[role] = []
+        calibrations[role] = None
+    return GivenLandmarks(levels, landmarks, sds, placements, calibrations)

@@ -1,0 +1,203 @@
+"""Measure every study of a run in one vectorised call of :func:`measure.segmental_motion`.
+
+Landmarks of the N studies are stacked to ``(N, V, 4, 2)``, the spacing of each
+film to ``(N, 2)`` (NaN rows for uncalibrated films) and the corner SDs to
+``(N, V, 4)``.  Studies with another list of body labels (transitional anatomy)
+form their own stack, so a run makes one call per distinct level list: one in
+the usual case.  If the call rejects the stack (a study with a half-placed
+body, coincident corners), the offending studies are found, recorded as
+``measure:`` failures, and the rest measured in one call again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from app.batch._records import StudyOutcome
+
+__all__ = ["RESULT_SCHEMA", "measure_studies"]
+
+#: Columns of ``results.csv`` / ``results.parquet``, in order, with their types.
+RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
+    ("patient_id", "string"),
+    ("study_instance_uid", "string"),
+    ("flexion_sop_instance_uid", "string"),
+    ("extension_sop_instance_uid", "string"),
+    ("flexion_file", "string"),
+    ("extension_file", "string"),
+    ("pairing", "string"),
+    ("segment", "string"),
+    ("upper", "string"),
+    ("lower", "string"),
+    ("measured", "bool"),
+    ("flexion_angle_deg", "float64"),
+    ("extension_angle_deg", "float64"),
+    ("flexion_translation_mm", "float64"),
+    ("extension_translation_mm", "float64"),
+    ("flexion_translation_pct", "float64"),
+    ("extension_translation_pct", "float64"),
+    ("angulation_deg", "float64"),
+    ("translation_mm", "float64"),
+    ("translation_pct", "float64"),
+    ("angulation_sd_deg", "float64"),
+    ("translation_sd_mm", "float64"),
+    ("translation_sd_pct", "float64"),
+    ("translation_unstable", "bool"),
+    ("angulation_unstable", "bool"),
+    ("unstable", "bool"),
+    ("criterion", "string"),
+    ("borderline", "bool"),
+    ("translation_assessed", "bool"),
+    ("criteria", "string"),
+    ("depth_ratio", "float64"),
+    ("flexion_calibration_source", "string"),
+    ("flexion_row_spacing_mm", "float64"),
+    ("flexion_column_spacing_mm", "float64"),
+    ("extension_calibration_source", "string"),
+    ("extension_row_spacing_mm", "float64"),
+    ("extension_column_spacing_mm", "float64"),
+    ("landmark_method", "string"),
+    ("flexion_fit_quality", "float64"),
+    ("extension_fit_quality", "float64"),
+    ("warnings", "string"),
+)
+
+_SEGMENT_FLOATS = (
+    "flexion_angle_deg", "extension_angle_deg", "flexion_translation_mm",
+    "extension_translation_mm", "flexion_translation_pct", "extension_translation_pct",
+    "angulation_deg", "translation_mm", "translation_pct", "angulation_sd_deg",
+    "translation_sd_mm", "translation_sd_pct",
+)
+_SEGMENT_BOOLS = (
+    "translation_unstable", "angulation_unstable", "unstable", "borderline",
+    "translation_assessed",
+)
+
+
+def _spacing(outcomes: Sequence[StudyOutcome], role: str) -> np.ndarray:
+    rows = [getattr(o, f"{role}_spacing_mm") for o in outcomes]
+    return np.array([r if r else (np.nan, np.nan) for r in rows], dtype=float).reshape(-1, 2)
+
+
+def _stack(outcomes: Sequence[StudyOutcome], role: str, what: str, shape: tuple) -> np.ndarray:
+    return np.array([getattr(o, f"{role}_{what}") for o in outcomes], dtype=float).reshape(
+        len(outcomes), *shape
+    )
+
+
+def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: str):
+    from measure import segmental_motion
+
+    n_bodies = len(levels)
+    return segmental_motion(
+        _stack(outcomes, "flexion", "landmarks", (n_bodies, 4, 2)),
+        _stack(outcomes, "extension", "landmarks", (n_bodies, 4, 2)),
+        flexion_spacing_mm=_spacing(outcomes, "flexion"),
+        extension_spacing_mm=_spacing(outcomes, "extension"),
+        flexion_landmark_sd_mm=_stack(outcomes, "flexion", "sd_mm", (n_bodies, 4)),
+        extension_landmark_sd_mm=_stack(outcomes, "extension", "sd_mm", (n_bodies, 4)),
+        criteria=criteria,
+        levels=levels,
+        workers=1,
+    )
+
+
+def measure_studies(
+    outcomes: Sequence[StudyOutcome], criteria: str = "default"
+) -> list[list[dict[str, Any]]]:
+    """Measure the studies; per study, one dict per segment.
+
+    Parameters
+    ----------
+    outcomes : sequence of StudyOutcome
+        Successful worker outcomes (landmarks, spacing, SDs).
+    criteria : str
+        Criteria preset.
+
+    Returns
+    -------
+    list of list of dict
+        For each outcome, its segment rows (keys of :data:`RESULT_SCHEMA`
+        from ``segment`` to ``depth_ratio`` plus ``flexion_fit_quality``,
+        ``extension_fit_quality`` and ``warnings`` as a list).  A study the
+        measurement rejects gets a single row ``{"failure": "measure: ..."}``.
+    """
+    out: list[list[dict[str, Any]]] = [[] for _ in outcomes]
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for index, outcome in enumerate(outcomes):
+        groups[tuple(outcome.levels)].append(index)
+    for levels, indices in groups.items():
+        members = [outcomes[i] for i in indices]
+        rejected = _find_rejected(members, levels, criteria) if members else {}
+        for local, reason in rejected.items():
+            out[indices[local]] = [{"failure": f"measure: {reason}"}]
+        kept = [i for local, i in enumerate(indices) if local not in rejected]
+        if not kept:
+            continue
+        motion = _call([outcomes[i] for i in kept], levels, criteria)
+        rows = _rows(motion, [outcomes[i] for i in kept], criteria)
+        for i, study_rows in zip(kept, rows, strict=True):
+            out[i] = study_rows
+    return out
+
+
+def _find_rejected(
+    members: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: str
+) -> dict[int, str]:
+    """Studies the vectorised call rejects (empty in the normal case: one trial call)."""
+    try:
+        _call(members, levels, criteria)
+        return {}
+    except ValueError:
+        pass
+    rejected = {}
+    for local, outcome in enumerate(members):  # failure path only: isolate the bad studies
+        try:
+            _call([outcome], levels, criteria)
+        except ValueError as exc:
+            rejected[local] = str(exc).replace("study 0, ", "").replace("study 0 ", "")
+    return rejected
+
+
+def _rows(motion, outcomes: Sequence[StudyOutcome], criteria: str) -> list[list[dict[str, Any]]]:
+    n_studies, n_segments = motion.angulation_deg.shape
+    columns: dict[str, list] = {}
+    for name in _SEGMENT_FLOATS:
+        values = np.asarray(getattr(motion, name), dtype=float)
+        columns[name] = np.where(np.isfinite(values), values, np.nan).tolist()
+    for name in _SEGMENT_BOOLS:
+        columns[name] = np.asarray(getattr(motion, name), dtype=bool).tolist()
+    columns["measured"] = motion.measured.tolist()
+    columns["criterion"] = motion.criterion.tolist()
+    columns["depth_ratio"] = motion.depth_ratio[:, 1:].tolist()
+    # Fit quality of a segment: the poorer of its two bodies.
+    quality = {}
+    for role in ("flexion", "extension"):
+        per_body = _stack(outcomes, role, "fit_quality", (n_segments + 1,))
+        quality[role] = np.fmin(per_body[:, :-1], per_body[:, 1:]).tolist()
+    needs_warning = (
+        ~(motion.flexion_calibrated & motion.extension_calibrated)
+        | (motion.measured & ~motion.translation_assessed).any(axis=-1)
+        | motion.depth_mismatch.any(axis=-1)
+    )
+    warnings = [motion.warnings(i) if flag else [] for i, flag in enumerate(needs_warning)]
+    result = []
+    for i in range(n_studies):
+        rows = []
+        for k in range(n_segments):
+            row = {name: columns[name][i][k] for name in columns}
+            row["segment"] = motion.segments[k]
+            row["upper"] = motion.levels[k]
+            row["lower"] = motion.levels[k + 1]
+            row["criterion"] = row["criterion"] if row["measured"] else "not measured"
+            row["criteria"] = criteria
+            row["flexion_fit_quality"] = quality["flexion"][i][k]
+            row["extension_fit_quality"] = quality["extension"][i][k]
+            row["warnings"] = warnings[i]
+            rows.append(row)
+        result.append(rows)
+    return result

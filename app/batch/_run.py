@@ -1,0 +1,526 @@
+"""The batch pipeline: scan, pair, process, measure once, write the tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, TextIO
+
+from app import __version__
+from app.atomic import atomic_write_text
+from app.batch._anonymize import Pseudonymizer, load_or_create_salt
+from app.batch._executors import Executor, make_executor
+from app.batch._journal import Journal
+from app.batch._landmark_files import LandmarkIndex
+from app.batch._measure import RESULT_SCHEMA, measure_studies
+from app.batch._pairing import (
+    group_studies,
+    pair_films,
+    read_manifest,
+    study_key,
+    write_pairs_csv,
+)
+from app.batch._progress import Progress, format_duration
+from app.batch._records import Failure, FilmRecord, StudyOutcome, StudyPlan
+from app.batch._scan import HeaderChunk, list_files, read_header_chunk
+from app.batch._tables import write_csv, write_parquet
+from app.batch._worker import StudyTask, process_study
+from app.errors import UserError
+
+__all__ = ["BatchOptions", "BatchSummary", "run_batch"]
+
+#: Files whose headers one task reads.
+HEADER_CHUNK = 32
+
+FAILURE_SCHEMA = (
+    ("kind", "string"),
+    ("path", "string"),
+    ("reason_category", "string"),
+    ("reason", "string"),
+    ("patient_id", "string"),
+    ("study_instance_uid", "string"),
+)
+
+
+@dataclass
+class BatchOptions:
+    """What ``lumbar-instability batch`` was asked to do.
+
+    Parameters
+    ----------
+    input_dir : Path
+        Folder scanned recursively for DICOM films.
+    out_dir : Path
+        Results folder (created).  May not be the input folder.
+    landmarks_dir : Path, optional
+        Landmarks/session JSON files to use instead of detection.
+    manifest : Path, optional
+        Pairing manifest CSV that overrides the automatic pairing.
+    workers : int
+        1 = in this process; more = a process pool (or LocalCluster size).
+    scheduler : str, optional
+        ``local`` or ``tcp://HOST:PORT``: run on Dask distributed.
+    anonymize : bool
+        Replace identifiers by salted hashes in every output.
+    salt_file : str, optional
+        The salt for ``anonymize`` (default: ``RESULTS_DIR/.work/salt``).
+    criteria : str
+        Criteria preset (``default``, ``white-panjabi``).
+    pdf, sr : bool
+        Also write a PDF report / DICOM SR per measured study.
+    retry_failed : bool
+        Redo studies whose failure is in the journal (default: keep them).
+    quiet : bool
+        No progress bar.
+    """
+
+    input_dir: Path
+    out_dir: Path
+    landmarks_dir: Path | None = None
+    manifest: Path | None = None
+    workers: int = 1
+    scheduler: str | None = None
+    anonymize: bool = False
+    salt_file: str | None = None
+    criteria: str = "default"
+    pdf: bool = False
+    sr: bool = False
+    retry_failed: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class BatchSummary:
+    """What a run did; ``exit_status`` is 0 when nothing failed, else 1."""
+
+    files: int = 0
+    studies: int = 0
+    measured: int = 0
+    resumed: int = 0
+    segments: int = 0
+    unstable_segments: int = 0
+    unstable_studies: int = 0
+    borderline_segments: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    decode_seconds: float = 0.0
+    worker_seconds: float = 0.0
+    executor: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> int:
+        """0: everything went through; 1: some files or studies failed."""
+        return 1 if sum(self.failures.values()) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (written to ``summary.json``)."""
+        return {
+            "software_version": __version__,
+            "files": self.files,
+            "studies": self.studies,
+            "measured_studies": self.measured,
+            "resumed_studies": self.resumed,
+            "segments": self.segments,
+            "unstable_segments": self.unstable_segments,
+            "unstable_studies": self.unstable_studies,
+            "borderline_segments": self.borderline_segments,
+            "failures_by_reason": dict(sorted(self.failures.items())),
+            "seconds": round(self.seconds, 3),
+            "decode_seconds": round(self.decode_seconds, 3),
+            "worker_seconds": round(self.worker_seconds, 3),
+            "executor": self.executor,
+            "outputs": self.outputs,
+        }
+
+    def text(self) -> str:
+        """The summary printed at the end of a run."""
+        lines = [
+            f"studies: {self.studies} found, {self.measured} measured"
+            + (f" ({self.resumed} from an earlier run)" if self.resumed else ""),
+            f"segments: {self.segments}, unstable: {self.unstable_segments} "
+            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}",
+        ]
+        total = sum(self.failures.values())
+        if total:
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items()))
+            lines.append(f"failures: {total} ({detail}); see {self.outputs.get('failures_csv')}")
+        else:
+            lines.append("failures: none")
+        lines.append(f"results: {self.outputs.get('results_csv')} (+ .parquet)")
+        lines.append(
+            f"time: {format_duration(self.seconds)} on {self.executor}"
+            + (f", {100 * self.decode_seconds / self.worker_seconds:.0f} % of worker time "
+               "decoding" if self.worker_seconds > 0 else "")
+        )
+        lines.append("A measurement aid, not a diagnosis.")
+        return "\n".join(lines)
+
+
+class _Scrubber:
+    """Applies the pseudonymizer to records, rows and reasons."""
+
+    def __init__(self, pseudo: Pseudonymizer, root: Path) -> None:
+        self.pseudo = pseudo
+        self.root = str(root)
+
+    def file(self, path: str) -> str:
+        return self.pseudo(path, "file")
+
+    def text(self, text: str, files: Sequence[str]) -> str:
+        if not self.pseudo.enabled:
+            return text
+        text = text.replace(self.root, "INPUT_DIR")
+        names = {}
+        for path in files:
+            names[path] = self.file(path)
+            names[PurePosixPath(path).name] = self.file(path)
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(name, names[name])
+        return text
+
+    def failure_row(self, failure: Failure) -> dict[str, Any]:
+        return {
+            "kind": failure.kind,
+            "path": self.text(failure.path, failure.files) if failure.kind != "file"
+            else self.file(failure.path),
+            "reason_category": failure.category,
+            "reason": self.text(failure.reason, failure.files),
+            "patient_id": self.pseudo(failure.patient_id, "patient"),
+            "study_instance_uid": self.pseudo(failure.study_instance_uid, "study"),
+        }
+
+
+def _check_options(options: BatchOptions) -> tuple[Path, Path]:
+    input_dir = Path(options.input_dir).expanduser().resolve()
+    out_dir = Path(options.out_dir).expanduser().resolve()
+    if not input_dir.is_dir():
+        raise UserError(f"{options.input_dir}: input folder not found")
+    if out_dir == input_dir:
+        raise UserError(f"{options.out_dir}: the results folder must differ from the input folder")
+    if options.landmarks_dir is not None and not Path(options.landmarks_dir).is_dir():
+        raise UserError(f"{options.landmarks_dir}: --landmarks folder not found")
+    if options.anonymize and (options.pdf or options.sr):
+        raise UserError("--anonymize cannot be combined with --pdf or --sr: per-study reports "
+                        "carry the patient's identity")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{options.out_dir}: cannot create the results folder: "
+                        f"{exc.strerror or exc}") from None
+    return input_dir, out_dir
+
+
+def _write_error(path: Path | str, exc: OSError) -> UserError:
+    return UserError(
+        f"{path}: cannot write: {exc.strerror or exc}; files written before are intact, "
+        "free space and rerun the same command to resume"
+    )
+
+
+def run_batch(
+    options: BatchOptions,
+    *,
+    executor: Executor | None = None,
+    stream: TextIO | None = None,
+) -> BatchSummary:
+    """Run the whole batch pipeline.
+
+    Parameters
+    ----------
+    options : BatchOptions
+    executor : Executor, optional
+        Where the work runs (default: from ``options.workers``/``scheduler``;
+        a given executor is not closed).
+    stream : file, optional
+        Progress and log lines (stderr by default).
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    UserError
+        Bad options, or the results folder cannot be written (everything
+        written before stays intact; a rerun resumes).
+    """
+    start = time.perf_counter()
+    stream = stream if stream is not None else sys.stderr
+    input_dir, out_dir = _check_options(options)
+    manifest = read_manifest(options.manifest) if options.manifest else []
+    pseudo = Pseudonymizer(
+        load_or_create_salt(out_dir, options.salt_file) if options.anonymize else None
+    )
+    scrub = _Scrubber(pseudo, input_dir)
+    own = executor is None
+    if own:
+        executor = make_executor(options.workers, options.scheduler)
+    assert executor is not None
+    summary = BatchSummary(executor=executor.describe())
+
+    def log(text: str) -> None:
+        if not options.quiet:
+            print(text, file=stream, flush=True)
+
+    try:
+        films, failures, reports = _scan(input_dir, out_dir, executor, options, log, stream)
+        summary.files = len(films) + sum(f.kind == "file" for f in failures)
+        plans, pair_failures = _plan(input_dir, films, reports, manifest, options)
+        failures.extend(pair_failures)
+        summary.studies = len(plans) + sum(
+            1 for f in pair_failures if f.category == "pairing"
+        )
+        try:
+            write_pairs_csv(out_dir / "pairs.csv", [_anonymous_plan(p, pseudo) for p in plans])
+        except OSError as exc:
+            raise _write_error(out_dir / "pairs.csv", exc) from None
+
+        outcomes = _process(
+            plans, input_dir, out_dir, executor, options, scrub, summary, log, stream
+        )
+    finally:
+        if own:
+            executor.close()
+
+    measured = [(plan, outcomes[plan.key]) for plan in plans if outcomes[plan.key].ok]
+    for plan in plans:
+        outcome = outcomes[plan.key]
+        if not outcome.ok:
+            files = (plan.flexion.path, plan.extension.path)
+            failures.append(Failure("study", _folder(plan), outcome.reason, plan.patient_id,
+                                    plan.study_instance_uid, files))
+    per_study = measure_studies([o for _, o in measured], options.criteria)
+    rows = []
+    n_measured = 0
+    for (plan, outcome), segments in zip(measured, per_study, strict=True):
+        if segments and "failure" in segments[0]:
+            failures.append(Failure("study", _folder(plan), segments[0]["failure"],
+                                    plan.patient_id, plan.study_instance_uid,
+                                    (plan.flexion.path, plan.extension.path)))
+            continue
+        n_measured += 1
+        for segment in segments:
+            rows.append(_row(plan, outcome, segment, pseudo))
+    summary.measured = n_measured
+    summary.segments = len(rows)
+    summary.unstable_segments = sum(bool(r.get("unstable")) for r in rows)
+    summary.unstable_studies = len({r["study_instance_uid"] for r in rows if r.get("unstable")})
+    summary.borderline_segments = sum(bool(r.get("borderline")) for r in rows)
+    summary.failures = dict(Counter(f.category for f in failures))
+
+    failure_rows = [scrub.failure_row(f) for f in failures]
+    metadata = {"software_version": __version__, "criteria": options.criteria,
+                "anonymized": str(options.anonymize).lower()}
+    outputs = {
+        "results_csv": out_dir / "results.csv",
+        "results_parquet": out_dir / "results.parquet",
+        "failures_csv": out_dir / "failures.csv",
+        "failures_parquet": out_dir / "failures.parquet",
+        "pairs_csv": out_dir / "pairs.csv",
+        "summary_json": out_dir / "summary.json",
+    }
+    summary.outputs = {k: str(v) for k, v in outputs.items()}
+    result_columns = [name for name, _ in RESULT_SCHEMA]
+    failure_columns = [name for name, _ in FAILURE_SCHEMA]
+    current = None
+    try:
+        current = outputs["results_parquet"]
+        write_parquet(current, rows, RESULT_SCHEMA, metadata)
+        current = outputs["results_csv"]
+        write_csv(current, rows, result_columns)
+        current = outputs["failures_parquet"]
+        write_parquet(current, failure_rows, FAILURE_SCHEMA, metadata)
+        current = outputs["failures_csv"]
+        write_csv(current, failure_rows, failure_columns)
+        summary.seconds = time.perf_counter() - start
+        current = outputs["summary_json"]
+        atomic_write_text(current, json.dumps(summary.to_json(), indent=2) + "\n")
+    except OSError as exc:
+        raise _write_error(current, exc) from None
+    return summary
+
+
+def _folder(plan: StudyPlan) -> str:
+    parents = {PurePosixPath(plan.flexion.path).parent, PurePosixPath(plan.extension.path).parent}
+    return parents.pop().as_posix() if len(parents) == 1 else PurePosixPath(
+        plan.flexion.path).parent.as_posix()
+
+
+def _scan(
+    input_dir: Path, out_dir: Path, executor: Executor, options: BatchOptions, log, stream
+) -> tuple[list[FilmRecord], list[Failure], list[tuple[Path, str]]]:
+    listing = list_files(input_dir, exclude=[out_dir])
+    log(f"scanning {len(listing.files)} files on {executor.describe()}")
+    chunks = [
+        HeaderChunk(str(input_dir), tuple(listing.files[i : i + HEADER_CHUNK]))
+        for i in range(0, len(listing.files), HEADER_CHUNK)
+    ]
+    progress = Progress(len(listing.files), "files", stream=stream, enabled=not options.quiet)
+    results: list[list] = [[] for _ in chunks]
+    for index, result, error in executor.imap_unordered(read_header_chunk, chunks):
+        if error is not None:
+            result = [Failure("file", p, error, files=(p,)) for p in chunks[index].paths]
+        results[index] = result
+        progress.advance(len(chunks[index].paths))
+    progress.close()
+    films: list[FilmRecord] = []
+    failures = list(listing.failures)
+    reports: list[tuple[Path, str]] = []
+    seen: dict[str, str] = {}
+    for chunk, chunk_results in zip(chunks, results, strict=True):
+        for path, item in zip(chunk.paths, chunk_results, strict=True):
+            if isinstance(item, Failure):
+                failures.append(item)
+            elif isinstance(item, tuple):
+                reports.append((input_dir / path, item[1]))
+            elif item.sop_instance_uid and item.sop_instance_uid in seen:
+                failures.append(Failure(
+                    "file", path,
+                    f"duplicate: same SOPInstanceUID as {seen[item.sop_instance_uid]}; ignored",
+                    item.patient_id, item.study_instance_uid,
+                    (path, seen[item.sop_instance_uid]),
+                ))
+            else:
+                seen[item.sop_instance_uid] = path
+                films.append(item)
+    return films, failures, reports + [(input_dir / p, "json") for p in listing.json_files]
+
+
+def _plan(
+    input_dir: Path,
+    films: list[FilmRecord],
+    found: list[tuple[Path, str]],
+    manifest: Sequence,
+    options: BatchOptions,
+) -> tuple[list[StudyPlan], list[Failure]]:
+    index = LandmarkIndex.build(
+        Path(options.landmarks_dir).resolve() if options.landmarks_dir else None,
+        [p for p, kind in found if kind == "json"],
+        [(p, study) for p, study in found if study != "json"],
+    )
+    pairs, failures = pair_films(group_studies(films), manifest)
+    plans = []
+    for flexion, extension, pairing, warnings in pairs:
+        path, origin = index.lookup(
+            flexion.sop_instance_uid, extension.sop_instance_uid, flexion.study_instance_uid
+        )
+        if path:
+            try:
+                tag = origin + ":" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            except OSError:
+                tag = origin + ":" + path
+        else:
+            tag = "detect"
+        plans.append(StudyPlan(
+            key=study_key(flexion, extension, tag),
+            patient_id=flexion.patient_id,
+            study_instance_uid=flexion.study_instance_uid,
+            flexion=flexion,
+            extension=extension,
+            pairing=pairing,
+            landmarks_path=path,
+            landmarks_origin=origin,
+            warnings=warnings,
+        ))
+    return plans, failures
+
+
+def _process(
+    plans: list[StudyPlan],
+    input_dir: Path,
+    out_dir: Path,
+    executor: Executor,
+    options: BatchOptions,
+    scrub: _Scrubber,
+    summary: BatchSummary,
+    log,
+    stream,
+) -> dict[str, StudyOutcome]:
+    journal = Journal(out_dir)
+    outcomes: dict[str, StudyOutcome] = {}
+    pending: list[StudyPlan] = []
+    for plan in plans:
+        previous = journal.load(plan.key)
+        if previous is not None and (previous.ok or not options.retry_failed):
+            outcomes[plan.key] = previous
+        else:
+            pending.append(plan)
+    summary.resumed = len(plans) - len(pending)
+    if summary.resumed:
+        log(f"resuming: {summary.resumed} studies already done, {len(pending)} to go")
+    progress = Progress(len(pending), "studies", stream=stream, enabled=not options.quiet)
+    tasks = [StudyTask(plan, str(input_dir)) for plan in pending]
+    for index, outcome, error in executor.imap_unordered(process_study, tasks):
+        plan = pending[index]
+        if error is not None:  # infrastructure failure: reported, not journaled, retried next run
+            outcome = StudyOutcome(key=plan.key, ok=False, reason=error)
+        else:
+            if not outcome.ok:
+                outcome.reason = scrub.text(outcome.reason, (plan.flexion.path,
+                                                             plan.extension.path))
+            try:
+                journal.save(outcome)
+            except OSError as exc:
+                progress.close()
+                raise _write_error(journal.path(plan.key), exc) from None
+            summary.decode_seconds += outcome.decode_seconds
+            summary.worker_seconds += outcome.total_seconds
+        outcomes[plan.key] = outcome
+        progress.advance(failed=not outcome.ok)
+    progress.close()
+    return outcomes
+
+
+def _anonymous_plan(plan: StudyPlan, pseudo: Pseudonymizer) -> StudyPlan:
+    if not pseudo.enabled:
+        return plan
+    from dataclasses import replace
+
+    def film(record: FilmRecord) -> FilmRecord:
+        return replace(
+            record,
+            path=pseudo(record.path, "file"),
+            patient_id=pseudo(record.patient_id, "patient"),
+            study_instance_uid=pseudo(record.study_instance_uid, "study"),
+            series_instance_uid=pseudo(record.series_instance_uid, "series"),
+            sop_instance_uid=pseudo(record.sop_instance_uid, "instance"),
+        )
+
+    return replace(
+        plan,
+        patient_id=pseudo(plan.patient_id, "patient"),
+        study_instance_uid=pseudo(plan.study_instance_uid, "study"),
+        flexion=film(plan.flexion),
+        extension=film(plan.extension),
+    )
+
+
+def _row(
+    plan: StudyPlan, outcome: StudyOutcome, segment: dict[str, Any], pseudo: Pseudonymizer
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "patient_id": pseudo(plan.patient_id, "patient"),
+        "study_instance_uid": pseudo(plan.study_instance_uid, "study"),
+        "flexion_sop_instance_uid": pseudo(plan.flexion.sop_instance_uid, "instance"),
+        "extension_sop_instance_uid": pseudo(plan.extension.sop_instance_uid, "instance"),
+        "flexion_file": pseudo(plan.flexion.path, "file"),
+        "extension_file": pseudo(plan.extension.path, "file"),
+        "pairing": plan.pairing,
+        "landmark_method": outcome.landmark_method,
+    }
+    for role in ("flexion", "extension"):
+        spacing = getattr(outcome, f"{role}_spacing_mm") or (None, None)
+        row[f"{role}_calibration_source"] = getattr(outcome, f"{role}_calibration_source")
+        row[f"{role}_row_spacing_mm"] = spacing[0]
+        row[f"{role}_column_spacing_mm"] = spacing[1]
+    row.update(segment)
+    warnings = list(outcome.warnings) + list(segment.get("warnings", []))
+    row["warnings"] = "; ".join(dict.fromkeys(warnings))
+    return row
