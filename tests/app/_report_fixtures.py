@@ -50,7 +50,7 @@ def film_pixels(view: str) -> np.ndarray:
     for body in landmarks(view):
         pts = body[np.isfinite(body[:, 0])]
         if len(pts) == 2:  # S1: a wedge below the endplate
-            pts = np.vstack([pts, (*pts[::-1], 0, 70)])
+            pts = np.vstack([pts, pts[::-1] + np.array([0.0, 70.0])])
         cv2.fillPoly(img, [np.round(pts).astype(np.int32)], 2600)
     return img
 
