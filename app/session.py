@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+import measure
 from app import __version__
-from app import _interim_measure as _core  # TEMPORARY until measure.segmental_motion lands
 from app.atomic import atomic_write_text
 from app.errors import InputFileError, UserError
 from app.events import EmitterGroup
@@ -153,7 +153,7 @@ class FilmState:
     landmarks : ndarray of shape (V, 4, 2)
         Corners ``AS, PS, PI, AI`` of each body in pixels; NaN where absent.
     placement : ndarray of shape (V, 4), dtype object
-        How each corner was placed (``_core.PlacementMethod`` value) or None.
+        How each corner was placed (``measure.PlacementMethod`` value) or None.
     dicom_calibration : Calibration
         Calibration read from the DICOM header.
     manual_calibration : ManualCalibration or None
@@ -191,7 +191,7 @@ class FilmState:
 class _Snapshot:
     films: tuple[FilmState | None, FilmState | None]
     levels: tuple[str, ...]
-    criteria: str
+    criteria: Any
 
 
 @dataclass
@@ -247,6 +247,10 @@ def identity_mismatch(first: Any, second: Any) -> str | None:
     pa, pb = getattr(a, "patient_id", "") or "", getattr(b, "patient_id", "") or ""
     if pa != pb:
         reasons.append(f"different patient IDs ({pa or 'none'} / {pb or 'none'})")
+    differences = getattr(a, "patient_differences", None)
+    if callable(differences):
+        other = [d.replace("_", " ") for d in differences(b) if d != "patient_id"]
+        reasons.extend(f"different {d}s" for d in other)
     sa, sb = getattr(a, "study_instance_uid", "") or "", getattr(b, "study_instance_uid", "") or ""
     if sa != sb:
         reasons.append("different studies (Study Instance UID)")
@@ -360,7 +364,7 @@ class Session:
     Parameters
     ----------
     levels : sequence of str, optional
-        Labels of the bodies, top to bottom (``_core.DEFAULT_LEVELS``).
+        Labels of the bodies, top to bottom (``measure.DEFAULT_LEVELS``).
     criteria : str, optional
         Name of the criteria preset (``"default"``, ``"white-panjabi"``).
     recovery_path : path or None, optional
@@ -377,7 +381,7 @@ class Session:
     def __init__(
         self,
         levels: Sequence[str] | None = None,
-        criteria: str = "default",
+        criteria: str | measure.Criteria = "default",
         recovery_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.events = EmitterGroup(
@@ -396,8 +400,8 @@ class Session:
                 "messages",
             ),
         )
-        self._levels: tuple[str, ...] = tuple(levels or _core.DEFAULT_LEVELS)
-        self._criteria = str(criteria)
+        self._levels: tuple[str, ...] = tuple(levels or measure.DEFAULT_LEVELS)
+        self._criteria: measure.Criteria = measure.get_criteria(criteria)
         self._films: dict[str, FilmState | None] = {"flexion": None, "extension": None}
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
@@ -408,6 +412,7 @@ class Session:
         self.recovery_path = Path(recovery_path) if recovery_path is not None else None
         self.messages: list[str] = []
         self._results: Any = None
+        self.motion_error: str | None = None
         self._recompute()
 
     # ----------------------------------------------------------------- read access
@@ -424,7 +429,12 @@ class Session:
 
     @property
     def criteria(self) -> str:
-        """Name of the criteria preset in force."""
+        """Name of the criteria in force (a preset name, or the custom criteria's name)."""
+        return self._criteria.name
+
+    @property
+    def criteria_spec(self) -> measure.Criteria:
+        """The :class:`measure.Criteria` in force (thresholds per segment)."""
         return self._criteria
 
     @property
@@ -513,7 +523,7 @@ class Session:
 
     def corner_name(self, level: int, corner: int) -> str:
         """``"L4 PI"``: the label of a corner."""
-        return f"{self._levels[level]} {_core.CORNERS[corner]}"
+        return f"{self._levels[level]} {measure.CORNERS[corner]}"
 
     # ----------------------------------------------------------------- films
 
@@ -778,15 +788,15 @@ class Session:
         text = "Remove manual calibration" if calibration is None else "Calibrate"
         self._edit(f"{text} ({role})", apply, roles=(role,))
 
-    def set_criteria(self, name: str) -> None:
-        """Choose the criteria preset by name."""
-        name = str(name)
-        if name not in _core.CRITERIA_PRESETS:
-            raise UserError(
-                f"unknown criteria preset {name!r}; choose one of {', '.join(_core.CRITERIA_PRESETS)}"
-            )
-        if name != self._criteria:
-            self._edit(f"Criteria: {name}", lambda films: None, criteria=name)
+    def set_criteria(self, criteria: str | measure.Criteria | dict[str, Any]) -> None:
+        """Choose the criteria: a preset name, a :class:`measure.Criteria`, or custom
+        thresholds as a mapping (``measure.Criteria.from_dict``)."""
+        try:
+            new = measure.get_criteria(criteria)
+        except ValueError as exc:
+            raise UserError(f"criteria: {exc}") from None
+        if new is not self._criteria:
+            self._edit(f"Criteria: {new.name}", lambda films: None, criteria=new)
 
     def swap_films(self) -> None:
         """Exchange the flexion and extension films (with their landmarks)."""
@@ -826,7 +836,7 @@ class Session:
         merge_id: Hashable | None = None,
         roles: Sequence[str] = (),
         levels: tuple[str, ...] | None = None,
-        criteria: str | None = None,
+        criteria: measure.Criteria | None = None,
         films_changed: bool = False,
     ) -> None:
         before = self._snapshot()
@@ -892,7 +902,7 @@ class Session:
         if before.levels != after.levels:
             self.events.levels(value=after.levels)
         if before.criteria != after.criteria:
-            self.events.criteria(value=after.criteria)
+            self.events.criteria(value=after.criteria.name)
         for i, role in enumerate(ROLES):
             a, b = before.films[i], after.films[i]
             if films_changed or (a is not None and b is not None and not _same_landmarks(a, b)):
@@ -927,7 +937,7 @@ class Session:
             "software_version": __version__,
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "levels": list(self._levels),
-            "criteria": self._criteria,
+            "criteria": _criteria_to_json(self._criteria),
         }
         for role in ROLES:
             state = self._films[role]
@@ -1005,10 +1015,8 @@ class Session:
         if not isinstance(doc, dict):
             raise InputFileError(path, "not a session file (top level is not an object)")
         try:
-            levels = tuple(str(v) for v in doc.get("levels") or _core.DEFAULT_LEVELS)
-            criteria = str(doc.get("criteria") or "default")
-            if criteria not in _core.CRITERIA_PRESETS:
-                criteria = "default"
+            levels = tuple(str(v) for v in doc.get("levels") or measure.DEFAULT_LEVELS)
+            criteria = _criteria_from_json(doc.get("criteria"))
             states: dict[str, FilmState | None] = {"flexion": None, "extension": None}
             messages: list[str] = []
             base = path.parent
@@ -1031,7 +1039,7 @@ class Session:
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None
         self.events.levels(value=levels)
-        self.events.criteria(value=criteria)
+        self.events.criteria(value=criteria.name)
         self.events.films()
         for role in ROLES:
             self.events.landmarks(role=role)
@@ -1058,6 +1066,20 @@ class Session:
 
 
 # --------------------------------------------------------------------------- JSON helpers
+
+
+def _criteria_to_json(criteria: measure.Criteria) -> str | dict[str, Any]:
+    if measure.CRITERIA_PRESETS.get(criteria.name) is criteria:
+        return criteria.name
+    return criteria.to_dict()
+
+
+def _criteria_from_json(value: Any) -> measure.Criteria:
+    if value is None:
+        return measure.get_criteria("default")
+    if isinstance(value, str):
+        return measure.get_criteria(value)
+    return measure.Criteria.from_dict(value, name=str(value.get("name") or "custom"))
 
 
 def _check_role(role: str) -> str:
@@ -1099,7 +1121,7 @@ def _film_to_json(state: FilmState, levels: Sequence[str], relative_to: Path | N
     placement: dict[str, dict[str, str]] = {}
     sds: dict[str, dict[str, float]] = {}
     for v, label in enumerate(levels):
-        for c, name in enumerate(_core.CORNERS):
+        for c, name in enumerate(measure.CORNERS):
             xy = state.landmarks[v, c]
             if not np.isfinite(xy).all():
                 continue
@@ -1138,7 +1160,7 @@ def _corner_sd_mm(state: FilmState, level: int, corner: int) -> float:
     sd = state.landmark_sd_mm[level, corner]
     if np.isfinite(sd):
         return float(sd)
-    method = _core.PlacementMethod(state.placement[level, corner] or "manual")
+    method = measure.PlacementMethod(state.placement[level, corner] or "manual")
     return float(method.default_sd_mm)
 
 
@@ -1200,12 +1222,12 @@ def _film_from_json(
     methods = data.get("placement") or {}
     sds = data.get("landmark_sd_mm") or {}
     for v, label in enumerate(levels):
-        for c, name in enumerate(_core.CORNERS):
+        for c, name in enumerate(measure.CORNERS):
             xy = (marks.get(label) or {}).get(name)
             if xy is None:
                 continue
             lm[v, c] = (float(xy[0]), float(xy[1]))
-            placement[v, c] = str(_core.PlacementMethod((methods.get(label) or {}).get(name, "manual")))
+            placement[v, c] = str(measure.PlacementMethod((methods.get(label) or {}).get(name, "manual")))
             value = (sds.get(label) or {}).get(name)
             if value is not None:
                 sd[v, c] = float(value)
@@ -1223,48 +1245,89 @@ def _film_from_json(
 # --------------------------------------------------------------------------- motion adapter
 
 
+def _usable(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks with every body lacking a corner the motion needs set to NaN.
+
+    A segment needs its upper body's ``PI, AI`` and its lower body's ``AS, PS``;
+    a body being placed (guided mode) is left out until it has them.
+    """
+    finite = np.isfinite(landmarks).all(axis=-1)  # (V, 4)
+    required = np.ones(finite.shape, dtype=bool)
+    required[0, :2] = False
+    required[-1, 2:] = False
+    complete = (finite | ~required).all(axis=-1)
+    out = landmarks.copy()
+    out[~complete] = np.nan
+    return out
+
+
+def _sd_mm(state: FilmState) -> np.ndarray:
+    """Per-corner SD in mm: the saved value, else the default of its placement method."""
+    sd = state.landmark_sd_mm.copy()
+    methods = state.placement
+    default = np.vectorize(
+        lambda m: measure.PlacementMethod(m or "manual").default_sd_mm, otypes=[float]
+    )(methods)
+    return np.where(np.isfinite(sd), sd, default)
+
+
 def _compute_motion(session: Session) -> Any:
-    per_film = {}
-    for role in session.roles:
-        state = session.film(role)
-        cal = state.calibration
-        spacing = cal.spacing_mm if cal.is_calibrated else (1.0, 1.0)
-        per_film[role] = (_core.per_view(state.landmarks, spacing), cal)
-    return per_film
+    """``measure.segmental_motion`` on the session's films, or None (with the reason kept)."""
+    roles = session.roles
+    session._motion_error = None
+    if not roles or len(session.levels) < 2:
+        return None
+    states = {r: session.film(r) for r in roles}
+    lm = {r: _usable(s.landmarks) for r, s in states.items()}
+    spacing = {r: s.calibration.spacing_mm for r, s in states.items()}
+    sds = {r: _sd_mm(s) for r, s in states.items()}
+    flex_role = "flexion" if "flexion" in roles else roles[0]
+    ext_role = "extension" if "extension" in roles else roles[0]
+    try:
+        return measure.segmental_motion(
+            lm[flex_role],
+            lm[ext_role],
+            flexion_spacing_mm=spacing[flex_role],
+            extension_spacing_mm=spacing[ext_role],
+            criteria=session.criteria_spec,
+            levels=session.levels,
+            flexion_landmark_sd_mm=sds[flex_role],
+            extension_landmark_sd_mm=sds[ext_role],
+        )
+    except ValueError as exc:
+        session._motion_error = str(exc)
+        return None
+
+
+_ONE_FILM_KEYS = ("angle_deg", "translation_mm", "translation_pct")
 
 
 def _result_rows(session: Session) -> list[dict[str, Any]]:
-    per_film = session.results or {}
-    rows = []
-    for s, label in enumerate(session.segments):
-        row: dict[str, Any] = {"segment": label}
-        for role, ((theta, t, depth), cal) in per_film.items():
-            row[f"{role}_angle_deg"] = _num(theta[s])
-            row[f"{role}_translation_mm"] = _num(t[s]) if cal.is_calibrated else None
-            row[f"{role}_translation_pct"] = _num(100 * t[s] / depth[s])
-        if len(per_film) == 2:
-            (tf, ttf, df), cf = per_film["flexion"]
-            (te, tte, de), ce = per_film["extension"]
-            both = cf.is_calibrated and ce.is_calibrated
-            dt = ttf[s] - tte[s]
-            pct = 100 * (ttf[s] / df[s] - tte[s] / de[s])
-            row["translation_mm"] = _num(dt) if both else None
-            row["translation_pct"] = _num(pct)
-            row["angulation_deg"] = _num(te[s] - tf[s])
-            row["calibration_source"] = (
-                str(cf.source) if cf.source == ce.source else f"flexion {cf.source}, extension {ce.source}"
-            )
-            row["translation_note"] = None if both else "uncalibrated film: no mm value"
-            a = row["angulation_deg"]
-            m = row["translation_mm"]
-            ft = m is not None and abs(m) > 4
-            fa = a is not None and abs(a) > 10
-            row["criterion"] = "both" if ft and fa else "translation" if ft else "angulation" if fa else "none"
-            row["unstable"] = None if a is None else bool(ft or fa)
-            row["borderline"] = False
-        rows.append(row)
+    motion = session.results
+    if motion is None:
+        return [{"segment": s, "measured": False} for s in session.segments]
+    rows = motion.to_records()
+    roles = session.roles
+    cal = {r: session.film(r).calibration for r in roles}
+    if len(roles) == 1:  # one-film mode: only that film's own values
+        role = roles[0]
+        out = []
+        for row in rows:
+            one = {"segment": row["segment"], "upper": row["upper"], "lower": row["lower"]}
+            one["measured"] = row["flexion_angle_deg"] is not None
+            for key in _ONE_FILM_KEYS:
+                one[f"{role}_{key}"] = row[f"flexion_{key}"]
+            one["calibration_source"] = str(cal[role].source)
+            out.append(one)
+        return out
+    sources = {str(cal[r].source) for r in roles}
+    source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
+    uncalibrated = [r for r in roles if not cal[r].is_calibrated]
+    for row in rows:
+        row["calibration_source"] = source
+        row["translation_mm_note"] = (
+            None
+            if not uncalibrated
+            else f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
+        )
     return rows
-
-
-def _num(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
