@@ -4,10 +4,13 @@ uncertainty, tracking and detection.
 Imports numpy, scipy, opencv and scikit-image only: no Qt, no DICOM, no file I/O.
 """
 
+from measure._auto_common import LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
+from measure._refine import RefinementResult, refine_corners
+from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
 
 __all__ = [
@@ -19,11 +22,16 @@ __all__ = [
     "Calibration",
     "CalibrationSource",
     "Criteria",
+    "LandmarkFailure",
     "PlacementMethod",
+    "RefinementResult",
     "SegmentalMotion",
+    "TrackingResult",
     "get_criteria",
     "level_sort_key",
+    "refine_corners",
     "segment_labels",
     "segmental_motion",
     "sort_levels",
+    "track_bodies",
 ]
