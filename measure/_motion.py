@@ -445,19 +445,32 @@ def _film(c: np.ndarray, sx, sy, name: str, levels, batch, offset: int) -> dict[
             f"{name}: degenerate endplate: {levels[body]} PI and AI coincide"
             f"{_where(batch, offset + study)}"
         )
-    # m = midpoint of U's inferior endplate relative to PS_L: decides which side is superior
+    # e2 points towards U: decided by the midpoint of U's superior endplate (about a body
+    # height plus a disc above L's endplate line), or of its inferior one when U has no
+    # superior corners.  m = midpoint of U's inferior endplate relative to PS_L.
     mx = 0.5 * ix
     mx += px
     my = 0.5 * iy
     my += py
-    side = ax * my
-    side -= ay * mx  # cross(a, m): its sign is the orientation of e2 (towards U)
+    qx = c[_AS, _X, :, :-1] + c[_PS, _X, :, :-1]
+    qx *= 0.5
+    qx -= c[_PS, _X, :, 1:]
+    qy = c[_AS, _Y, :, :-1] + c[_PS, _Y, :, :-1]
+    qy *= 0.5
+    qy -= c[_PS, _Y, :, 1:]
+    if sx is not None:
+        qx *= sx
+        qy *= sy
+    side = ax * qy
+    side -= ay * qx  # cross(a, q): its sign is the orientation of e2
+    no_superior = np.isnan(side)
+    if no_superior.any():
+        np.copyto(side, ax * my - ay * mx, where=no_superior)
     if (side == 0).any():
         study, body = (int(i[0]) for i in np.nonzero(side == 0))
         raise ValueError(
-            f"{name}: {levels[body]}'s inferior endplate lies on the line of "
-            f"{levels[body + 1]}'s superior endplate: cannot tell superior from inferior"
-            f"{_where(batch, offset + study)}"
+            f"{name}: {levels[body]} lies on the line of {levels[body + 1]}'s superior "
+            f"endplate: cannot tell superior from inferior{_where(batch, offset + study)}"
         )
     sign = np.sign(side)
     sin_part = ax * iy
@@ -473,12 +486,14 @@ def _film(c: np.ndarray, sx, sy, name: str, levels, batch, offset: int) -> dict[
     u = ax * mx
     u += ay * my
     u /= d2  # midpoint of U's inferior endplate along e1, fraction of depth
-    np.abs(side, out=side)
-    side /= d2  # ... and along e2
+    v = ax * my
+    v -= ay * mx
+    v *= sign
+    v /= d2  # ... and along e2
     h = ax * py
     h -= ay * px
     h /= d2  # signed height of PI_U over L's endplate line / depth
-    return {"theta": theta, "t": t, "depth": depth, "d": d, "i2": i2, "u": u, "v": side, "r": h}
+    return {"theta": theta, "t": t, "depth": depth, "d": d, "i2": i2, "u": u, "v": v, "r": h}
 
 
 # --------------------------------------------------------------------------- main function
