@@ -41,6 +41,7 @@ __all__ = [
     "FilmReport",
     "ReportData",
     "file_sha256",
+    "find_images_by_uid",
     "landmark_array",
     "load_report",
     "load_session_dict",
@@ -375,6 +376,11 @@ def report_from_session(
             film.path = Path(explicit)
         else:
             film.path = _find_image(image, base_dir, [Path(d) for d in search_dirs])
+            if film.path is None and search_dirs and image.get("sop_instance_uid"):
+                film.path = find_images_by_uid(
+                    {view: image["sop_instance_uid"]}, search_dirs,
+                    sha256={view: image.get("sha256")},
+                ).get(view)
         if film.path is None:
             film.image_status = "missing" if image.get("path") else "none"
             if image.get("path"):
@@ -400,6 +406,62 @@ def report_from_session(
         warnings.append("The session holds no results: nothing was measured.")
     return ReportData(session, Path(session_path) if session_path else None, levels, films, rows,
                       warnings)
+
+
+def find_images_by_uid(
+    sop_instance_uids: Mapping[str, str],
+    folders: Sequence[str | Path],
+    *,
+    sha256: Mapping[str, str] | None = None,
+    max_files: int = 20000,
+) -> dict[str, Path]:
+    """Find films in folders by SOP Instance UID (and, when given, content hash).
+
+    Parameters
+    ----------
+    sop_instance_uids : mapping of str to str
+        ``{"flexion": uid, ...}``.
+    folders : sequence of path
+        Searched recursively (DICOM headers only, pixel data not read).
+    sha256 : mapping of str to str, optional
+        Expected hash per view: among files with the right UID, one whose bytes
+        match is preferred.
+    max_files : int
+        Stop after looking at this many files.
+
+    Returns
+    -------
+    dict of str to Path
+        The views found.
+    """
+    import pydicom
+
+    wanted = {uid: view for view, uid in sop_instance_uids.items() if uid}
+    expected = {view: (sha256 or {}).get(view) for view in wanted.values()}
+    found: dict[str, Path] = {}
+    verified: set[str] = set()
+    seen = 0
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            if seen >= max_files or len(verified) == len(wanted):
+                return found
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            seen += 1
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True,
+                                     specific_tags=["SOPInstanceUID"])
+            except Exception:  # not DICOM: skip
+                continue
+            view = wanted.get(str(ds.get("SOPInstanceUID", "")))
+            if view is None or view in verified:
+                continue
+            if not expected[view] or file_sha256(path) == expected[view]:
+                found[view] = path
+                verified.add(view)
+            else:
+                found.setdefault(view, path)  # right UID, other content: flagged later
+    return found
 
 
 def load_report(path: str | Path, **kwargs: Any) -> ReportData:

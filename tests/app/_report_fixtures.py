@@ -55,9 +55,14 @@ def film_pixels(view: str) -> np.ndarray:
     return img
 
 
-def write_film(path: Path, view: str, *, uid_root: str = "1.2.826.0.1.3680043.10.1234",
-               patient_id: str = "PHANTOM-001", spacing: tuple[float, float] | None = (0.2, 0.2)
-               ) -> Path:
+def write_film(
+    path: Path,
+    view: str,
+    *,
+    uid_root: str = "1.2.826.0.1.3680043.10.1234",
+    patient_id: str = "PHANTOM-001",
+    spacing: tuple[float, float] | None = (0.2, 0.2),
+) -> Path:
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
@@ -107,32 +112,48 @@ def write_film(path: Path, view: str, *, uid_root: str = "1.2.826.0.1.3680043.10
 def result_rows() -> list[dict]:
     """Hand-written rows in the shape of ``results.segments`` (not measured)."""
     rows = []
-    values = [(1.5, 6.1, 9.2), (2.25, 8.0, 10.5), (4.75, 15.2, 7.0), (4.1, 12.9, 12.25),
-              (0.5, 1.6, 3.0)]
+    values = [
+        (1.5, 6.1, 9.2),
+        (2.25, 8.0, 10.5),
+        (4.75, 15.2, 7.0),
+        (4.1, 12.9, 12.25),
+        (0.5, 1.6, 3.0),
+    ]
     finding = ["stable", "borderline", "unstable", "unstable", "stable"]
     for (label, (t, pct, ang)), find in zip(
-            zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False), finding, strict=False):
-        rows.append({
-            "segment": label,
-            "flexion_angle_deg": 3.0 + ang / 3,
-            "extension_angle_deg": 3.0 + 4 * ang / 3,
-            "flexion_translation_mm": t / 2,
-            "extension_translation_mm": -t / 2,
-            "translation_mm": t,
-            "translation_pct": pct,
-            "angulation_deg": ang,
-            "translation_mm_ci95": [t - 0.9, t + 0.9],
-            "angulation_deg_ci95": [ang - 2.1, ang + 2.1],
-            "translation_pct_ci95": [pct - 3.0, pct + 3.0],
-            "thresholds": {"translation_mm": 4.0, "translation_pct": None, "angulation_deg": 10.0},
-            "calibration_source": "detector",
-            "translation_note": None,
-            "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
-            "unstable": find == "unstable",
-            "borderline": find == "borderline",
-            "n_corners": 8,
-            "finding": find,
-        })
+        zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False),
+        finding,
+        strict=False,
+    ):
+        rows.append(
+            {
+                "segment": label,
+                "flexion_angle_deg": 3.0 + ang / 3,
+                "extension_angle_deg": 3.0 + 4 * ang / 3,
+                "flexion_translation_mm": t / 2,
+                "extension_translation_mm": -t / 2,
+                "flexion_translation_pct": pct / 2,
+                "extension_translation_pct": -pct / 2,
+                "translation_mm": t,
+                "translation_pct": pct,
+                "angulation_deg": ang,
+                "translation_mm_ci95": [t - 0.9, t + 0.9],
+                "angulation_deg_ci95": [ang - 2.1, ang + 2.1],
+                "translation_pct_ci95": [pct - 3.0, pct + 3.0],
+                "thresholds": {
+                    "translation_mm": 4.0,
+                    "translation_pct": None,
+                    "angulation_deg": 10.0,
+                },
+                "calibration_source": "detector",
+                "translation_note": None,
+                "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
+                "unstable": find == "unstable",
+                "borderline": find == "borderline",
+                "n_corners": 8,
+                "finding": find,
+            }
+        )
     return rows
 
 
@@ -140,8 +161,14 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def film_record(view: str, path: Path, base: Path, *, source: str = "detector",
-                spacing: list[float] | None = (0.2, 0.2)) -> dict:
+def film_record(
+    view: str,
+    path: Path,
+    base: Path,
+    *,
+    source: str = "detector",
+    spacing: list[float] | None = (0.2, 0.2),
+) -> dict:
     lm = landmarks(view)
     marks, placement, sds = {}, {}, {}
     methods = ["manual", "refined", "tracked", "detected", "edited"]
@@ -156,9 +183,11 @@ def film_record(view: str, path: Path, base: Path, *, source: str = "detector",
         "pixel_spacing_mm": None if spacing is None else list(spacing),
         "calibration_source": source,
         "calibration_detail": "ImagerPixelSpacing (0018,1164)" if spacing else "no spacing",
-        "dicom_calibration": {"pixel_spacing_mm": None if spacing is None else list(spacing),
-                              "calibration_source": source,
-                              "calibration_detail": "ImagerPixelSpacing (0018,1164)"},
+        "dicom_calibration": {
+            "pixel_spacing_mm": None if spacing is None else list(spacing),
+            "calibration_source": source,
+            "calibration_detail": "ImagerPixelSpacing (0018,1164)",
+        },
         "manual_calibration": None,
         "image": {
             "path": str(path.relative_to(base)),
@@ -188,14 +217,22 @@ def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
     for view in ("flexion", "extension"):
         uncal = view == uncalibrated_view
         path = write_film(folder / f"{view}.dcm", view, spacing=None if uncal else (0.2, 0.2))
-        session[view] = film_record(view, path, folder,
-                                    source="uncalibrated" if uncal else "detector",
-                                    spacing=None if uncal else [0.2, 0.2])
+        session[view] = film_record(
+            view,
+            path,
+            folder,
+            source="uncalibrated" if uncal else "detector",
+            spacing=None if uncal else [0.2, 0.2],
+        )
     rows = result_rows()
     if uncalibrated_view:
         for row in rows:
-            for key in ("translation_mm", "flexion_translation_mm", "extension_translation_mm",
-                        "translation_mm_ci95"):
+            for key in (
+                "translation_mm",
+                "flexion_translation_mm",
+                "extension_translation_mm",
+                "translation_mm_ci95",
+            ):
                 row[key] = None
             row["translation_note"] = "uncalibrated film: no mm value"
     session["selected_segment"] = "L4-L5"

@@ -36,12 +36,14 @@ def _walk(items):
 
 
 def _group(ds, tracking):
-    container = next(i for i in ds.ContentSequence
-                     if _cv(i.ConceptNameCodeSequence[0]) == "126010")
+    container = next(i for i in ds.ContentSequence if _cv(i.ConceptNameCodeSequence[0]) == "126010")
     for group in container.ContentSequence:
         for item in group.ContentSequence:
-            if (_cv(item.ConceptNameCodeSequence[0]) == "112039"
-                    and item.ValueType == "TEXT" and item.TextValue == tracking):
+            if (
+                _cv(item.ConceptNameCodeSequence[0]) == "112039"
+                and item.ValueType == "TEXT"
+                and item.TextValue == tracking
+            ):
                 return group
     raise AssertionError(f"no group {tracking!r}")
 
@@ -72,8 +74,7 @@ def test_segment_group_codes_and_values(study):
     finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
     assert _cv(finding[0].ConceptCodeSequence[0]) == "unstable"
     assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
-    nums = {_cv(i.ConceptNameCodeSequence[0]): i
-            for i in items if i.ValueType == "NUM"}
+    nums = {_cv(i.ConceptNameCodeSequence[0]): i for i in items if i.ValueType == "NUM"}
     row = fx.result_rows()[2]
     t = nums["translation_mm"].MeasuredValueSequence[0]
     assert t.FloatingPointValue == row["translation_mm"] == 4.75
@@ -87,8 +88,9 @@ def test_segment_group_codes_and_values(study):
     assert low == pytest.approx(4.75 - 0.9)
     thr = nums["thresholds/translation_mm"].MeasuredValueSequence[0].FloatingPointValue
     assert thr == 4.0
-    sources = [i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-               for i in items if i.ValueType == "IMAGE"]
+    sources = [
+        i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items if i.ValueType == "IMAGE"
+    ]
     assert sources == ["1.2.826.0.1.3680043.10.1234.3.1", "1.2.826.0.1.3680043.10.1234.3.2"]
 
 
@@ -105,8 +107,11 @@ def test_landmarks_are_scoord_on_the_right_image(study):
     assert ref.ReferencedSOPInstanceUID == "1.2.826.0.1.3680043.10.1234.3.2"
     s1 = next(i for i in _group(ds, "flexion S1").ContentSequence if i.ValueType == "SCOORD")
     assert len(s1.GraphicData) == 4  # S1: the superior endplate line only
-    site = next(i for i in _group(ds, "flexion L1").ContentSequence
-                if _cv(i.ConceptNameCodeSequence[0]) == "363698007")
+    site = next(
+        i
+        for i in _group(ds, "flexion L1").ContentSequence
+        if _cv(i.ConceptNameCodeSequence[0]) == "363698007"
+    )
     assert _cv(site.ConceptCodeSequence[0]) == "66794005"  # SCT L1 vertebra
     methods = {
         _cv(m.ConceptCodeSequence[0])
@@ -122,8 +127,11 @@ def test_film_group_has_calibration(study):
     _, sr_path = study
     ds = pydicom.dcmread(sr_path)
     items = list(_walk(_group(ds, "film flexion").ContentSequence))
-    spacing = [i for i in items if i.ValueType == "NUM"
-               and _cv(i.ConceptNameCodeSequence[0]) in ("111066", "111026")]
+    spacing = [
+        i
+        for i in items
+        if i.ValueType == "NUM" and _cv(i.ConceptNameCodeSequence[0]) in ("111066", "111026")
+    ]
     assert [s.MeasuredValueSequence[0].FloatingPointValue for s in spacing] == [0.2, 0.2]
     method = spacing[0].ContentSequence[0]
     assert _cv(method.ConceptCodeSequence[0]) == "detector"
@@ -148,8 +156,12 @@ def test_uncalibrated_film_round_trip_without_mm(tmp_path):
     film = list(_walk(_group(ds, "film extension").ContentSequence))
     assert not [i for i in film if i.ValueType == "NUM"]  # no spacing: none invented
     seg = list(_walk(_group(ds, "segment L4-L5").ContentSequence))
-    mm = {_cv(i.ConceptNameCodeSequence[0]) for i in seg if i.ValueType == "NUM"
-          and i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"}
+    mm = {
+        _cv(i.ConceptNameCodeSequence[0])
+        for i in seg
+        if i.ValueType == "NUM"
+        and i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    }
     assert mm == {"thresholds/translation_mm"}  # the criterion, not a measurement
 
 

@@ -1,0 +1,340 @@
+"""The result table as CSV and JSON, and the annotated films as a PNG.
+
+The table is the session's ``results.segments`` rows as last shown, flattened
+for CSV (``translation_mm_ci95`` becomes ``translation_mm_ci95_low`` and
+``_high``; ``thresholds`` becomes ``threshold_translation_mm`` ...), with the
+calibration source of each film and the image check on every row so that a
+row copied out of the file still says where its millimetres came from.
+
+Drawing (:func:`annotate_film`) works on a downsampled 8-bit display image with
+OpenCV: corner dots coloured by how they were placed, the superior (``AS-PS``)
+and inferior (``PI-AI``) endplate lines, and the level label on the anterior
+side of each body.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.atomic import atomic_write_bytes, atomic_write_text
+from app.report_data import CORNERS, VIEWS, ReportData, is_missing
+
+__all__ = [
+    "PLACEMENT_COLOURS",
+    "annotate_film",
+    "annotated_films",
+    "display_image",
+    "flat_rows",
+    "table_json",
+    "write_csv",
+    "write_json",
+    "write_png",
+]
+
+PLACEMENT_COLOURS: dict[str, tuple[int, int, int]] = {
+    "manual": (255, 215, 0),  # gold
+    "refined": (0, 200, 255),  # cyan
+    "tracked": (80, 220, 80),  # green
+    "detected": (255, 120, 255),  # magenta
+    "edited": (255, 140, 0),  # orange
+}
+"""RGB colour of a corner dot by placement method (legend in the PDF)."""
+
+_SUPERIOR_COLOUR = (255, 80, 80)
+_INFERIOR_COLOUR = (90, 140, 255)
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def _flat(key: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, list) and len(value) == 2 and key.endswith("_ci95"):
+        return [(f"{key}_low", value[0]), (f"{key}_high", value[1])]
+    if isinstance(value, dict):
+        prefix = "threshold" if key == "thresholds" else key
+        return [(f"{prefix}_{k}", v) for k, v in value.items()]
+    if isinstance(value, list):
+        return [(f"{key}_{i}", v) for i, v in enumerate(value)]
+    return [(key, value)]
+
+
+def flat_rows(report: ReportData) -> list[dict[str, Any]]:
+    """The rows for CSV: one flat dict per segment.
+
+    Adds ``criteria``, ``flexion_calibration_source``,
+    ``extension_calibration_source`` and ``flexion_image_check`` /
+    ``extension_image_check`` (``ok``, ``changed``, ``missing``, ``unverified``).
+    """
+    extra: dict[str, Any] = {"criteria": report.criteria}
+    for view in VIEWS:
+        film = report.films.get(view)
+        extra[f"{view}_calibration_source"] = None if film is None else str(
+            film.calibration.source)
+        extra[f"{view}_image_check"] = None if film is None else film.image_status
+    out = []
+    for row in report.rows:
+        flat: dict[str, Any] = {}
+        for key, value in row.items():
+            flat.update(_flat(key, value))
+        flat.update({k: v for k, v in extra.items() if k not in flat})
+        out.append(flat)
+    return out
+
+
+def _csv_cell(value: Any) -> str:
+    if is_missing(value):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def write_csv(report: ReportData, path: str | Path) -> Path:
+    """Write the flat table (:func:`flat_rows`) as CSV (UTF-8, header row) atomically.
+
+    Empty cells are values that do not exist (e.g. millimetres of an
+    uncalibrated film); floats are written with every digit (``repr``).
+    """
+    atomic_write_text(path, csv_text(report))
+    return Path(path)
+
+
+def table_json(report: ReportData) -> dict[str, Any]:
+    """The JSON table: the rows as saved plus what a reader needs to trust them."""
+    films = {}
+    for view, film in report.films.items():
+        cal = film.calibration
+        films[view] = {
+            "calibration_source": str(cal.source),
+            "calibration_detail": cal.detail,
+            "calibration_warning": cal.warning,
+            "pixel_spacing_mm": None if cal.spacing_mm is None else list(cal.spacing_mm),
+            "sop_instance_uid": film.sop_instance_uid,
+            "image_check": film.image_status,
+            "placement": film.placement_summary(),
+        }
+    return {
+        "format": "lumbar-instability-report-table",
+        "format_version": 1,
+        "software_version": report.software_version,
+        "session_saved_at": report.session.get("saved_at"),
+        "criteria": report.criteria,
+        "levels": report.levels,
+        "films": films,
+        "warnings": list(report.warnings),
+        "segments": [dict(r) for r in report.rows],
+    }
+
+
+def write_json(report: ReportData, path: str | Path) -> Path:
+    """Write :func:`table_json` atomically (NaN written as null)."""
+    doc = _nan_to_none(table_json(report))
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def display_image(path: str | Path) -> np.ndarray:
+    """The film as an 8-bit display image, bone white (:meth:`app.dicom_io.Film.display_image`).
+
+    Returns
+    -------
+    ndarray of uint8, shape (rows, columns)
+    """
+    from app.dicom_io import load_film
+
+    return load_film(str(path)).display_image()
+
+
+def annotate_film(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    levels: Sequence[str],
+    *,
+    placement: Mapping[str, Mapping[str, str]] | None = None,
+    max_side: int = 900,
+) -> np.ndarray:
+    """Draw landmarks, endplate lines and level labels on a downsampled film.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (rows, columns)
+        Display image (bone white).
+    landmarks : ndarray of shape (V, 4, 2)
+        Pixels ``(x, y)`` of the corners ``AS, PS, PI, AI``; NaN where absent.
+    levels : sequence of str
+        Labels of the V bodies.
+    placement : mapping, optional
+        ``placement[level][corner]`` method, which colours the dot.
+    max_side : int
+        Longest side of the output, pixels (the image is only ever shrunk).
+
+    Returns
+    -------
+    ndarray of uint8, shape (h, w, 3)
+        RGB picture; ``h / rows == w / columns`` = the scale applied.
+    """
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image: expected a 2-D grey image, got shape {image.shape}")
+    rows, cols = image.shape
+    scale = min(1.0, max_side / max(rows, cols))
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    rgb = np.ascontiguousarray(np.repeat(small[..., None], 3, axis=2).astype(np.uint8))
+    lm = np.asarray(landmarks, dtype=float)
+    # map pixel centres: x' = (x + 0.5) * s - 0.5
+    pts = (lm + 0.5) * np.array([size[0] / cols, size[1] / rows]) - 0.5
+    thick = max(1, round(max(size) / 450))
+    radius = max(2, round(max(size) / 200))
+    shift = 4  # sub-pixel drawing
+    f = 1 << shift
+
+    def ipt(p: np.ndarray) -> tuple[int, int]:
+        return (round(float(p[0]) * f), round(float(p[1]) * f))
+
+    ok = np.isfinite(pts).all(axis=-1)
+    for v in range(len(pts)):
+        for (a, b), colour in (((0, 1), _SUPERIOR_COLOUR), ((2, 3), _INFERIOR_COLOUR)):
+            if ok[v, a] and ok[v, b]:
+                cv2.line(rgb, ipt(pts[v, a]), ipt(pts[v, b]), colour, thick, cv2.LINE_AA, shift)
+    for v in range(len(pts)):
+        level = levels[v] if v < len(levels) else str(v)
+        for c, corner in enumerate(CORNERS):
+            if not ok[v, c]:
+                continue
+            method = ((placement or {}).get(level) or {}).get(corner, "manual")
+            colour = PLACEMENT_COLOURS.get(method, (255, 255, 255))
+            cv2.circle(rgb, ipt(pts[v, c]), radius * f, (0, 0, 0), -1, cv2.LINE_AA, shift)
+            cv2.circle(rgb, ipt(pts[v, c]), max(1, radius - 1) * f, colour, -1, cv2.LINE_AA,
+                       shift)
+        present = pts[v][ok[v]]
+        if len(present) == 0:
+            continue
+        centre = present.mean(axis=0)
+        anterior = [pts[v, c] for c in (0, 3) if ok[v, c]]
+        posterior = [pts[v, c] for c in (1, 2) if ok[v, c]]
+        direction = np.array([-1.0, 0.0])
+        if anterior and posterior:
+            d = np.mean(anterior, axis=0) - np.mean(posterior, axis=0)
+            if np.linalg.norm(d) > 0:
+                direction = d / np.linalg.norm(d)
+        width = np.ptp(present[:, 0]) if len(present) > 1 else 20.0
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        font_scale = max(0.35, max(size) / 1500)
+        (tw, th), _ = cv2.getTextSize(level, font, font_scale, thick)
+        anchor = centre + direction * (0.5 * width + 0.8 * tw + 4)
+        org = (int(anchor[0] - tw / 2), int(anchor[1] + th / 2))
+        org = (min(max(org[0], 1), size[0] - tw - 1), min(max(org[1], th + 1), size[1] - 2))
+        cv2.putText(rgb, level, org, font, font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(rgb, level, org, font, font_scale, (255, 255, 0), thick, cv2.LINE_AA)
+    return rgb
+
+
+def annotated_films(
+    report: ReportData,
+    *,
+    max_side: int = 900,
+    images: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The annotated RGB picture of every film whose image was found.
+
+    ``images`` may give the display images already loaded (the viewer has them).
+    """
+    out = {}
+    for view, film in report.films.items():
+        image = (images or {}).get(view)
+        if image is None:
+            if film.path is None:
+                continue
+            image = display_image(film.path)
+        out[view] = annotate_film(image, film.landmarks, report.levels,
+                                  placement=film.record.get("placement"), max_side=max_side)
+    return out
+
+
+def _caption(report: ReportData, view: str) -> str:
+    film = report.films[view]
+    text = f"{view.upper()}  calibration: {film.calibration.source}"
+    if film.image_status == "changed":
+        text += "  IMAGE CHANGED"
+    return text
+
+
+def films_panel(report: ReportData, *, max_side: int = 900,
+                images: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Both annotated films side by side with a caption strip, RGB uint8 (h, w, 3)."""
+    import cv2
+
+    pictures = annotated_films(report, max_side=max_side, images=images)
+    if not pictures:
+        raise ValueError("images: no film image was found")
+    height = max(p.shape[0] for p in pictures.values())
+    strip = 28
+    tiles = []
+    for view, pic in pictures.items():
+        tile = np.zeros((height + strip, pic.shape[1], 3), np.uint8)
+        tile[strip: strip + pic.shape[0]] = pic
+        colour = (255, 80, 80) if report.films[view].image_status == "changed" else (255, 255, 255)
+        cv2.putText(tile, _caption(report, view), (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    colour, 1, cv2.LINE_AA)
+        tiles.append(tile)
+        tiles.append(np.full((height + strip, 8, 3), 40, np.uint8))
+    return np.hstack(tiles[:-1])
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 picture."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
+        raise ValueError("rgb: could not be encoded as PNG")
+    return data.tobytes()
+
+
+def write_png(report: ReportData, path: str | Path, *, max_side: int = 1200,
+              images: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write both annotated films side by side as a PNG, atomically."""
+    atomic_write_bytes(path, encode_png(films_panel(report, max_side=max_side, images=images)))
+    return Path(path)
+
+
+def csv_text(report: ReportData) -> str:
+    """The CSV table as a string (what :func:`write_csv` writes)."""
+    buffer = io.StringIO()
+    rows = flat_rows(report)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
