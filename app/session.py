@@ -1052,17 +1052,32 @@ class Session:
         self.events.history()
         return list(self.messages)
 
-    def recover(self, loader: Callable[[str], Any] | None = None) -> list[str]:
-        """Reopen the recovery file (the session becomes unsaved: it was never saved)."""
-        if self.recovery_path is None or not self.recovery_path.exists():
+    def recover(
+        self, loader: Callable[[str], Any] | None = None, path: str | os.PathLike[str] | None = None
+    ) -> list[str]:
+        """Reopen a recovery file (default :attr:`recovery_path`); the session is then unsaved."""
+        source = Path(path) if path is not None else self.recovery_path
+        if source is None or not source.exists():
             raise UserError("there is no unsaved work to recover")
-        doc = json.loads(self.recovery_path.read_text(encoding="utf-8"))
-        messages = self.load(self.recovery_path, loader, recovered=True)
-        original = doc.get("recovery_of")
+        try:
+            doc = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputFileError(source, f"recovery file unreadable ({exc})") from None
+        messages = self.load(source, loader, recovered=True)
+        original = doc.get("recovery_of") if isinstance(doc, dict) else None
         if original:
             self.path = Path(original)
             self.events.path(value=self.path)
+        self.autosave()
         return messages
+
+    def set_aside_recovery(self) -> Path | None:
+        """Move an existing recovery file aside (so new edits do not overwrite it); returns its new path."""
+        if self.recovery_path is None or not self.recovery_path.exists():
+            return None
+        aside = self.recovery_path.with_name(self.recovery_path.stem + ".previous.json")
+        os.replace(self.recovery_path, aside)
+        return aside
 
 
 # --------------------------------------------------------------------------- JSON helpers

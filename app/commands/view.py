@@ -1,0 +1,52 @@
+"""``lumbar-instability view``: the desktop viewer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "open the desktop viewer on a flexion/extension pair, a folder, or a saved session"
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_dicoms"
+"""The bundled sample study (synthetic films with known truth)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``view`` subcommand."""
+    parser.add_argument(
+        "files", nargs="*", metavar="FILES", help="DICOM files (flexion and extension) or one folder"
+    )
+    parser.add_argument(
+        "--sample", action="store_true", help=f"open the bundled sample study ({SAMPLE_DIR.name}/)"
+    )
+    parser.add_argument("--session", metavar="FILE", help="reopen a saved session (JSON)")
+
+
+def sample_files() -> list[str]:
+    """The sample study's flexion and extension files."""
+    from app.errors import UserError
+
+    files = [SAMPLE_DIR / "flexion.dcm", SAMPLE_DIR / "extension.dcm"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise UserError(f"{missing[0]}: sample film missing (reinstall, or run `lumbar-instability phantom`)")
+    return [str(f) for f in files]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the viewer; returns Qt's exit status."""
+    from app.errors import UserError
+
+    if args.sample and (args.files or args.session):
+        raise UserError("--sample: give either --sample, FILES or --session, not several")
+    if args.session and args.files:
+        raise UserError("--session: give either FILES or --session, not both")
+    paths = sample_files() if args.sample else list(args.files)
+    for p in paths:
+        if not Path(p).exists():
+            raise UserError(f"{p}: no such file or folder")
+    if args.session and not Path(args.session).exists():
+        raise UserError(f"{args.session}: no such session file")
+    from ui.qt_main_window import run_viewer
+
+    return run_viewer(paths, args.session)

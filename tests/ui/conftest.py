@@ -1,0 +1,129 @@
+"""Fixtures of the viewer tests: a synthetic film pair (numpy, no DICOM) and a
+window factory that owns its clean-up, plus the sample study when present."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.session import Session
+from measure import Calibration, CalibrationSource
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_dicoms"
+
+
+@dataclass
+class SyntheticIdentity:
+    patient_id: str = "SYNTH-1"
+    patient_name: str = "Synthetic^Patient"
+    study_instance_uid: str = "1.2.826.0.1.3680043.10.1"
+    series_instance_uid: str = "1.2.826.0.1.3680043.10.1.1"
+    sop_instance_uid: str = "1.2.826.0.1.3680043.10.1.1.1"
+    study_date: object = None
+
+
+@dataclass
+class SyntheticFilm:
+    """Duck-typed like app.dicom_io.Film: pixels, window, display_image, identity, view."""
+
+    path: str
+    view: str
+    pixels: np.ndarray
+    calibration: Calibration
+    identity: SyntheticIdentity = field(default_factory=SyntheticIdentity)
+    invert: bool = False
+    voi_lut: object = None
+    sha256: str = ""
+
+    @property
+    def window(self):
+        lo, hi = float(self.pixels.min()), float(self.pixels.max())
+        return ((lo + hi) / 2, hi - lo + 1)
+
+    def display_image(self, window=None, invert=None):
+        c, w = self.window if window is None else window
+        grey = np.clip((self.pixels - (c - w / 2)) / w, 0, 1)
+        grey = np.rint(grey * 255).astype(np.uint8)
+        if (self.invert if invert is None else invert):
+            grey = 255 - grey
+        return grey
+
+
+def synthetic_truth(shift_px: float = 0.0) -> np.ndarray:
+    """Corners (6, 4, 2) of axis-aligned bodies facing right, 60 px deep, 40 px high."""
+    lm = np.full((6, 4, 2), np.nan)
+    for v in range(6):
+        top = 40.0 + 55.0 * v
+        x0 = 100.0 + (shift_px if v < 5 else 0.0) * (5 - v) / 5
+        lm[v] = [[x0 + 60, top], [x0, top], [x0, top + 40], [x0 + 60, top + 40]]
+    lm[5, 2:] = np.nan
+    return lm
+
+
+def synthetic_image(landmarks: np.ndarray, shape=(400, 300)) -> np.ndarray:
+    img = np.full(shape, 200, dtype=np.uint16)
+    for v in range(landmarks.shape[0]):
+        pts = landmarks[v][np.isfinite(landmarks[v]).all(-1)]
+        x0, y0 = np.floor(pts.min(0)).astype(int)
+        x1, y1 = np.ceil(pts.max(0)).astype(int)
+        y1 = y1 if v < 5 else y1 + 30
+        img[y0:y1, x0:x1] = 900
+    return img
+
+
+@pytest.fixture
+def synthetic_pair(tmp_path):
+    """Loader and paths of a flexion/extension pair of synthetic films (0.2 mm/px)."""
+    films = {}
+    cal = Calibration(0.2, 0.2, CalibrationSource.DETECTOR, "synthetic")
+    for view, shift in (("flexion", 10.0), ("extension", -5.0)):
+        path = tmp_path / f"{view}.dcm"
+        path.write_bytes(view.encode())
+        lm = synthetic_truth(shift)
+        films[str(path)] = SyntheticFilm(str(path), view, synthetic_image(lm), cal)
+        films[str(path)].truth = lm
+    return films
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    d = tmp_path / "state"
+    monkeypatch.setenv("LUMBAR_INSTABILITY_STATE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def make_window(qtbot, state_dir):
+    """Factory: a QtMainWindow on a fresh session; closed (without prompts) after the test."""
+    from ui.qt_main_window import QtMainWindow
+
+    windows = []
+
+    def factory(loader=None, size=(1400, 900)):
+        session = Session(recovery_path=state_dir / "recovery.autosave.json")
+        window = QtMainWindow(session, loader=loader)
+        window.ask_close = lambda: "discard"
+        qtbot.addWidget(window)
+        window.resize(*size)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield factory
+    for w in windows:
+        w.close()
+
+
+def sample_truth() -> dict:
+    return json.loads((SAMPLE_DIR / "truth.json").read_text())
+
+
+needs_sample = pytest.mark.skipif(
+    not (SAMPLE_DIR / "flexion.dcm").exists() or not (SAMPLE_DIR / "truth.json").exists(),
+    reason="sample_dicoms/ not generated yet",
+)

@@ -1,0 +1,522 @@
+"""The viewer's main window: two films side by side, results, menus, banners.
+
+All state lives in :class:`app.session.Session`; the window wires widgets to it.
+Messages (bad files, mismatched patients, uncalibrated films) are banners in
+the window, never only console output; modal questions go through the
+overridable callables :attr:`QtMainWindow.ask_length`,
+:attr:`QtMainWindow.ask_close` and :attr:`QtMainWindow.ask_save_path` so that
+tests can answer them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+import measure
+from app.atomic import atomic_write_text
+from app.errors import UserError
+from app.session import ROLES, ManualCalibration, Session, default_recovery_path
+from ui.qt_banner import QtMessageBanner
+from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
+from ui.qt_results import QtResultsPanel
+
+__all__ = ["QtMainWindow"]
+
+_log = logging.getLogger(__name__)
+_MAX_RECENT = 8
+
+
+def _recent_path() -> Path:
+    return default_recovery_path().parent / "recent.json"
+
+
+class QtMainWindow(QMainWindow):
+    """The lumbar-instability viewer.
+
+    Parameters
+    ----------
+    session : Session, optional
+        The model; a new one (autosaving to the default recovery file) by default.
+    loader : callable, optional
+        ``path -> Film`` (default :func:`app.dicom_io.load_film`).
+    """
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        loader: Callable[[str], object] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session if session is not None else Session(recovery_path=default_recovery_path())
+        self.loader = loader
+        self.setWindowTitle("lumbar-instability")
+        self.resize(1500, 950)
+        self.setAcceptDrops(True)
+        # modal questions, replaceable by tests
+        self.ask_length: Callable[[str, float], float | None] = self._ask_length_dialog
+        self.ask_close: Callable[[], str] = self._ask_close_dialog
+        self.ask_save_path: Callable[[], str | None] = self._ask_save_path_dialog
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.banner = QtMessageBanner()
+        layout.addWidget(self.banner)
+        self.views = {role: QtFilmView(self.session, role) for role in ROLES}
+        self.film_splitter = QSplitter(Qt.Orientation.Horizontal)
+        for role in ROLES:
+            self.film_splitter.addWidget(self.views[role])
+            self.views[role].cursorMoved.connect(self._on_cursor_moved)
+            self.views[role].calibrationLineDrawn.connect(self._on_calibration_line)
+        self.results = QtResultsPanel(self.session, list(measure.CRITERIA_PRESETS))
+        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.main_splitter.addWidget(self.film_splitter)
+        self.main_splitter.addWidget(self.results)
+        self.main_splitter.setStretchFactor(0, 4)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([680, 260])
+        layout.addWidget(self.main_splitter, 1)
+        self.setCentralWidget(central)
+        self.position_label = QLabel()
+        self.statusBar().addPermanentWidget(self.position_label)
+
+        self._build_actions()
+        self.session.events.films.connect(self._on_films_change)
+        self.session.events.messages.connect(self._on_messages_change)
+        self.session.events.history.connect(self._on_history_change)
+        self.session.events.dirty.connect(self._on_title_change)
+        self.session.events.path.connect(self._on_title_change)
+        self._recovery_file: Path | None = None
+        self._on_films_change()
+        self._on_history_change()
+        self._on_title_change()
+
+    # ----------------------------------------------------------------- actions and menus
+
+    def _action(self, text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self.actions_by_name = {}
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        a["open"] = self._action("&Open films…", self._open_files_dialog, QKeySequence.StandardKey.Open)
+        a["open_folder"] = self._action("Open &folder…", self._open_folder_dialog)
+        a["open_session"] = self._action("Open &session…", self._open_session_dialog, "Ctrl+Shift+O")
+        a["save"] = self._action("&Save session", self.save, QKeySequence.StandardKey.Save)
+        a["save_as"] = self._action("Save session &as…", self.save_as, "Ctrl+Shift+S")
+        a["quit"] = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        for key in ("open", "open_folder", "open_session"):
+            file_menu.addAction(a[key])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        file_menu.addAction(a["save"])
+        file_menu.addAction(a["save_as"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        self._refresh_recent_menu()
+
+        edit = menu.addMenu("&Edit")
+        a["undo"] = self._action("&Undo", self.session.undo, "Ctrl+Z")
+        a["redo"] = self._action("&Redo", self.session.redo, "Ctrl+Shift+Z")
+        a["undo"].setIconText("Undo")
+        a["redo"].setIconText("Redo")
+        edit.addAction(a["undo"])
+        edit.addAction(a["redo"])
+
+        view = menu.addMenu("&View")
+        a["fit"] = self._action("&Fit to window", lambda: self._each_view("fit"))
+        a["one_to_one"] = self._action("&1:1 pixels", lambda: self._each_view("one_to_one"))
+        a["invert"] = self._action("&Invert", lambda: self._each_view("toggle_invert"))
+        a["reset_window"] = self._action("&Reset window/level", lambda: self._each_view("reset_window"))
+        for key in ("fit", "one_to_one", "invert", "reset_window"):
+            view.addAction(a[key])
+        presets = view.addMenu("Window &preset")
+        for name in WINDOW_PRESETS:
+            act = QAction(name, self)
+            act.triggered.connect(lambda _=False, n=name: self._each_view("apply_window_preset", n))
+            presets.addAction(act)
+        view.addSeparator()
+        layout_group = QActionGroup(self)
+        for key, text in (("both", "&Both films"), ("flexion", "Flexion &only"), ("extension", "E&xtension only")):
+            act = QAction(text, self, checkable=True)
+            act.triggered.connect(lambda _=False, k=key: self.set_layout(k))
+            layout_group.addAction(act)
+            view.addAction(act)
+            a[f"layout_{key}"] = act
+        a["layout_both"].setChecked(True)
+        view.addSeparator()
+        a["compare"] = self._action("&Stabilised comparison…", self.show_comparison, "Ctrl+K")
+        view.addAction(a["compare"])
+
+        marks = menu.addMenu("&Landmarks")
+        a["guided"] = self._action(
+            "&Guided placement", self._on_guided_toggled, "G", checkable=True,
+            tip="Click each corner in turn: L1 AS, PS, PI, AI … S1 AS, PS",
+        )
+        a["shift_up"] = self._action("Shift level labels &up (e.g. T12)", lambda: self._try(self.session.shift_levels, -1))
+        a["shift_down"] = self._action("Shift level labels &down (e.g. L6)", lambda: self._try(self.session.shift_levels, 1))
+        a["swap"] = self._action("S&wap flexion and extension", lambda: self._try(self.session.swap_films), "Ctrl+W")
+        for key in ("guided", "shift_up", "shift_down", "swap"):
+            marks.addAction(a[key])
+
+        tools = menu.addMenu("&Tools")
+        for role in ROLES:
+            a[f"calibrate_{role}"] = self._action(
+                f"Calibrate {role} film (draw a known length)…", lambda _=False, r=role: self.start_calibration(r)
+            )
+            tools.addAction(a[f"calibrate_{role}"])
+        a["uncalibrate"] = self._action("Remove manual calibrations", self._remove_manual_calibration)
+        tools.addAction(a["uncalibrate"])
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        for key in ("open", "save", "undo", "redo", "guided", "fit", "one_to_one", "invert", "swap", "compare"):
+            toolbar.addAction(a[key])
+
+    def _each_view(self, method: str, *args) -> None:
+        for view in self.views.values():
+            if view.isVisible() or not self.isVisible():
+                getattr(view, method)(*args)
+
+    # ----------------------------------------------------------------- model -> window
+
+    def _on_films_change(self, event=None) -> None:
+        roles = self.session.roles
+        for key in ("save", "save_as", "guided", "swap", "compare", "shift_up", "shift_down"):
+            self.actions_by_name[key].setEnabled(bool(roles))
+        if len(roles) == 1:
+            self.set_layout(roles[0])
+        elif roles:
+            self.set_layout("both")
+        self._show_session_messages()
+
+    def _show_session_messages(self) -> None:
+        self.banner.clear(keep=("recovery",))
+        mismatch = self.session.mismatch
+        if mismatch:
+            self.banner.show_message(
+                "⚠ " + mismatch + " Check the patient and study before measuring.",
+                "mismatch",
+                key="mismatch",
+                closable=False,
+            )
+        for text in self.session.messages:
+            if text == mismatch:
+                continue
+            level = "error" if (": " in text and ("cannot" in text or "not a" in text or "missing" in text)) else "warning"
+            self.banner.show_message(text, level)
+
+    def _on_messages_change(self, event=None) -> None:
+        self._show_session_messages()
+
+    def _on_history_change(self, event=None) -> None:
+        undo, redo = self.actions_by_name["undo"], self.actions_by_name["redo"]
+        undo.setEnabled(self.session.can_undo)
+        redo.setEnabled(self.session.can_redo)
+        undo.setText(f"&Undo {self.session.undo_text}".rstrip())
+        redo.setText(f"&Redo {self.session.redo_text}".rstrip())
+
+    def _on_title_change(self, event=None) -> None:
+        name = self.session.path.name if self.session.path else "untitled session"
+        self.setWindowTitle(f"{'*' if self.session.dirty else ''}{name} — lumbar-instability")
+
+    def _on_cursor_moved(self, role: str, x: float, y: float) -> None:
+        self.position_label.setText(f"{role}: x {x:.2f}  y {y:.2f} px")
+
+    def set_layout(self, which: str) -> None:
+        """``"both"``, ``"flexion"`` or ``"extension"`` (one-film mode)."""
+        for role, view in self.views.items():
+            view.setVisible(which in ("both", role))
+        self.actions_by_name[f"layout_{which}"].setChecked(True)
+
+    # ----------------------------------------------------------------- opening
+
+    def show_error(self, text: str) -> None:
+        """A one-line error in the window (never only on the console)."""
+        self.banner.show_message(text, "error")
+
+    def _try(self, func, *args):
+        try:
+            return func(*args)
+        except UserError as exc:
+            self.show_error(str(exc))
+        return None
+
+    def open_paths(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
+        """Open DICOM files or a folder (or one session file); errors become banners."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return False
+        if not self._maybe_discard_changes():
+            return False
+        if len(paths) == 1 and paths[0].lower().endswith(".json"):
+            return self.open_session(paths[0])
+        try:
+            self.session.open_paths(paths, loader=self.loader)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self._add_recent(paths)
+        return True
+
+    def open_session(self, path: str | os.PathLike[str]) -> bool:
+        try:
+            self.session.load(path, loader=self.loader)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self._add_recent([str(path)])
+        return True
+
+    def _open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open flexion and extension films", "", "DICOM (*.dcm *.dicom *.DCM);;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of films")
+        if folder:
+            self.open_paths([folder])
+
+    def _open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
+        if path:
+            self.open_paths([path])
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_paths(paths))
+
+    # recent files ---------------------------------------------------------
+
+    def recent_files(self) -> list[list[str]]:
+        try:
+            data = json.loads(_recent_path().read_text(encoding="utf-8"))
+            return [list(map(str, item)) for item in data if isinstance(item, list)][:_MAX_RECENT]
+        except (OSError, ValueError):
+            return []
+
+    def _add_recent(self, paths: Sequence[str]) -> None:
+        entry = [str(Path(p).resolve()) for p in paths]
+        items = [entry] + [i for i in self.recent_files() if i != entry]
+        try:
+            atomic_write_text(_recent_path(), json.dumps(items[:_MAX_RECENT], indent=1))
+        except OSError as exc:
+            _log.warning("cannot record recent files: %s", exc.strerror or exc)
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for item in items:
+            label = " + ".join(Path(p).name for p in item)
+            act = self.recent_menu.addAction(label)
+            act.setToolTip("\n".join(item))
+            act.triggered.connect(lambda _=False, paths=item: self.open_paths(paths))
+        self.recent_menu.setEnabled(bool(items))
+
+    # ----------------------------------------------------------------- landmarks
+
+    def _on_guided_toggled(self, checked: bool) -> None:
+        self.set_guided(bool(checked))
+
+    def set_guided(self, on: bool) -> None:
+        """Guided placement on or off in both views."""
+        self.actions_by_name["guided"].setChecked(on)
+        for view in self.views.values():
+            view.state.mode = "guided" if on else "edit"
+            view.update()
+
+    # ----------------------------------------------------------------- calibration
+
+    def start_calibration(self, role: str) -> None:
+        """Next drag in the ``role`` view draws the calibration line."""
+        if role not in self.session.roles:
+            self.show_error(f"no {role} film is open")
+            return
+        view = self.views[role]
+        view.state.mode = "calibrate"
+        view.state.calibration_line = None
+        view.state.calibration_done = False
+        view.setFocus()
+        view.update()
+        self.statusBar().showMessage(f"Drag a line over an object of known length on the {role} film", 8000)
+
+    def _on_calibration_line(self, role: str) -> None:
+        view = self.views[role]
+        (x0, y0), (x1, y1) = view.state.calibration_line
+        length_px = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+        length = self.ask_length(role, length_px)
+        try:
+            if length is not None:
+                self.session.set_manual_calibration(role, ManualCalibration((x0, y0), (x1, y1), float(length)))
+                self.statusBar().showMessage(f"{role} film calibrated: {length:g} mm over {length_px:.1f} px", 8000)
+        except UserError as exc:
+            self.show_error(str(exc))
+        finally:
+            view.state.mode = "guided" if self.actions_by_name["guided"].isChecked() else "edit"
+            view.state.calibration_line = None
+            view.state.calibration_done = False
+            view.update()
+
+    def _ask_length_dialog(self, role: str, length_px: float) -> float | None:
+        value, ok = QInputDialog.getDouble(
+            self, "Manual calibration", f"True length of the object on the {role} film (mm), line {length_px:.1f} px:",
+            25.0, 0.01, 10000.0, 2,
+        )
+        return value if ok else None
+
+    def _remove_manual_calibration(self) -> None:
+        for role in self.session.roles:
+            if self.session.film(role).manual_calibration is not None:
+                self.session.set_manual_calibration(role, None)
+
+    # ----------------------------------------------------------------- comparison
+
+    def show_comparison(self) -> None:
+        from ui.qt_compare import QtStabilisedComparison
+
+        if len(self.session.roles) != 2:
+            self.show_error("the stabilised comparison needs a flexion and an extension film")
+            return
+        segment = self.session.selected_segment
+        if segment is None:
+            segment = len(self.session.segments) - 1
+        self.comparison = QtStabilisedComparison(self.session, segment, self.views, self)
+        if not self.comparison.ok:
+            self.show_error(self.comparison.reason)
+            return
+        self.comparison.show()
+
+    # ----------------------------------------------------------------- saving and closing
+
+    def save(self) -> bool:
+        if self.session.path is None:
+            return self.save_as()
+        return self._save_to(self.session.path)
+
+    def save_as(self) -> bool:
+        path = self.ask_save_path()
+        return bool(path) and self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.session.save(path)
+        except (UserError, OSError, ValueError) as exc:
+            self.show_error(f"{path}: cannot save the session ({exc})")
+            return False
+        self._add_recent([str(path)])
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _ask_save_path_dialog(self) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Session (*.json)")
+        return path or None
+
+    def _ask_close_dialog(self) -> str:
+        box = QMessageBox(self)
+        box.setWindowTitle("Unsaved changes")
+        box.setText("The session has unsaved changes. Save them?")
+        box.setStandardButtons(
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+        )
+        answer = box.exec()
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def _maybe_discard_changes(self) -> bool:
+        """True when the current work may be replaced (saved, discarded or clean)."""
+        if not self.session.dirty:
+            return True
+        answer = self.ask_close()
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._maybe_discard_changes():
+            event.ignore()
+            return
+        self.session.discard_recovery()
+        event.accept()
+
+    # ----------------------------------------------------------------- recovery
+
+    def offer_recovery(self) -> bool:
+        """If a previous run left unsaved work, move it aside and offer it in a banner."""
+        try:
+            aside = self.session.set_aside_recovery()
+        except OSError as exc:
+            self.show_error(f"cannot read the recovery file: {exc.strerror or exc}")
+            return False
+        if aside is None:
+            return False
+        self._recovery_file = aside
+        self.banner.show_message(
+            "Unsaved work from a previous run was found (the viewer closed without saving).",
+            "info",
+            key="recovery",
+            action=("Recover", self.recover),
+        )
+        return True
+
+    def recover(self) -> None:
+        """Reopen the work offered by :meth:`offer_recovery`."""
+        try:
+            self.session.recover(loader=self.loader, path=self._recovery_file)
+        except (UserError, OSError, ValueError) as exc:
+            self.show_error(f"cannot recover the previous work: {exc}")
+            return
+        self._recovery_file.unlink(missing_ok=True)
+
+
+def run_viewer(paths: Sequence[str] = (), session_path: str | None = None) -> int:
+    """Start the Qt application with the viewer; returns the exit status."""
+    app = QApplication.instance() or QApplication([])
+    app.setApplicationName("lumbar-instability")
+    window = QtMainWindow()
+    window.show()
+    window.offer_recovery()
+    if session_path:
+        window.open_session(session_path)
+    elif paths:
+        window.open_paths(paths)
+    return app.exec()

@@ -1,0 +1,260 @@
+"""The results panel: one row per segment, live, with the criteria flags.
+
+The rows are the session's :meth:`app.session.Session.result_rows` (the same
+rows a report prints); this widget only formats them.  A millimetre value is
+shown only with its calibration source and never for an uncalibrated film
+("—" and the reason in the tooltip).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+__all__ = ["COLUMNS", "DISCLAIMER", "QtResultsPanel"]
+
+DISCLAIMER = "A measurement aid, not a diagnosis: results must be interpreted by a qualified clinician with the images."
+
+COLUMNS = (
+    "Segment",
+    "Translation (mm)",
+    "Calibration",
+    "Translation (%)",
+    "Angulation (°)",
+    "Flexion angle (°)",
+    "Extension angle (°)",
+    "Flexion transl. (mm)",
+    "Extension transl. (mm)",
+    "Result",
+)
+_DASH = "—"
+_UNSTABLE = QColor(150, 30, 30)
+_BORDERLINE = QColor(140, 100, 0)
+
+
+def _fmt(value: Any, digits: int = 1, signed: bool = True) -> str:
+    if value is None:
+        return _DASH
+    value = round(float(value), digits) + 0.0  # no "-0.0"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _with_ci(value: Any, ci: Any, digits: int = 1) -> str:
+    text = _fmt(value, digits)
+    if value is not None and ci:
+        half = (ci[1] - ci[0]) / 2
+        text += f" ± {half:.{digits}f}"
+    return text
+
+
+def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], list[str], str]:
+    """Cell texts, cell tooltips and the row status for one result row.
+
+    Returns
+    -------
+    texts, tooltips : list of str, one per column of :data:`COLUMNS`
+    status : {"unstable", "borderline", "stable", "not measured", "single film"}
+    """
+    texts = [row["segment"]] + [_DASH] * (len(COLUMNS) - 1)
+    tips = [""] * len(COLUMNS)
+    if len(roles) == 1:
+        role = roles[0]
+        col = {"flexion": (5, 7), "extension": (6, 8)}[role]
+        texts[col[0]] = _fmt(row.get(f"{role}_angle_deg"))
+        texts[col[1]] = _fmt(row.get(f"{role}_translation_mm"))
+        texts[2] = row.get("calibration_source", "")
+        texts[9] = "one film only"
+        tips[9] = "The motion needs a flexion and an extension film."
+        return texts, tips, "single film"
+    if not row.get("measured"):
+        texts[9] = "not measured"
+        tips[9] = "Place the corners of both bodies on both films."
+        return texts, tips, "not measured"
+    mm = row.get("translation_mm")
+    texts[1] = _with_ci(mm, row.get("translation_mm_ci95"))
+    if mm is None:
+        tips[1] = row.get("translation_mm_note") or "no millimetre value"
+    texts[2] = row.get("calibration_source", "")
+    tips[2] = "Where the pixel spacing came from (measurement.md §5)."
+    texts[3] = _with_ci(row.get("translation_pct"), row.get("translation_pct_ci95"))
+    texts[4] = _with_ci(row.get("angulation_deg"), row.get("angulation_deg_ci95"))
+    texts[5] = _fmt(row.get("flexion_angle_deg"))
+    texts[6] = _fmt(row.get("extension_angle_deg"))
+    texts[7] = _fmt(row.get("flexion_translation_mm"))
+    texts[8] = _fmt(row.get("extension_translation_mm"))
+    for col in (7, 8):
+        if texts[col] == _DASH:
+            tips[col] = "no usable pixel spacing on this film"
+    criterion = row.get("criterion") or "none"
+    if row.get("unstable"):
+        status = "unstable"
+        texts[9] = f"UNSTABLE ({criterion})"
+        if row.get("borderline"):
+            texts[9] += ", borderline"
+    elif row.get("borderline"):
+        status = "borderline"
+        texts[9] = "borderline"
+    else:
+        status = "stable"
+        texts[9] = "below thresholds"
+    th = row.get("thresholds") or {}
+    limits = [
+        f"{k.replace('_', ' ')} > {v:g}" for k, v in th.items() if v is not None
+    ]
+    tips[9] = "Thresholds: " + ", ".join(limits) if limits else ""
+    if row.get("borderline"):
+        tips[9] += "; the 95 % interval straddles a threshold"
+    if row.get("translation_assessed") is False:
+        tips[9] += "; translation criterion not applied (needs millimetres)"
+    return texts, tips, status
+
+
+class QtResultsPanel(QWidget):
+    """Live table of the session's results with the criteria chooser.
+
+    Parameters
+    ----------
+    session : app.session.Session
+    presets : sequence of str
+        Criteria preset names offered.
+    """
+
+    def __init__(self, session, presets, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Criteria:"))
+        self.criteria_combo = QComboBox()
+        self.criteria_combo.addItems(list(presets))
+        self.criteria_combo.setObjectName("criteria")
+        top.addWidget(self.criteria_combo)
+        self.thresholds_label = QLabel()
+        self.thresholds_label.setWordWrap(True)
+        top.addWidget(self.thresholds_label, 1)
+        layout.addLayout(top)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        layout.addWidget(self.table, 1)
+        self.warnings_label = QLabel()
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #b35c00;")
+        layout.addWidget(self.warnings_label)
+        self.disclaimer = QLabel(DISCLAIMER)
+        font = self.disclaimer.font()
+        font.setItalic(True)
+        self.disclaimer.setFont(font)
+        layout.addWidget(self.disclaimer)
+        self.statuses: list[str] = []
+        self.criteria_combo.currentTextChanged.connect(self._on_combo_change)
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        session.events.results.connect(self._on_results_change)
+        session.events.criteria.connect(self._on_criteria_change)
+        session.events.selected_segment.connect(self._on_selected_segment_change)
+        self._on_criteria_change()
+        self._on_results_change()
+
+    # ----------------------------------------------------------------- model -> widget
+
+    def _on_criteria_change(self, event=None) -> None:
+        name = self.session.criteria
+        self.criteria_combo.blockSignals(True)
+        if self.criteria_combo.findText(name) < 0:
+            self.criteria_combo.addItem(name)
+        self.criteria_combo.setCurrentText(name)
+        self.criteria_combo.blockSignals(False)
+        spec = self.session.criteria_spec
+        self.thresholds_label.setText(spec.describe())
+
+    def _on_results_change(self, event=None) -> None:
+        rows = self.session.result_rows()
+        roles = self.session.roles
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(rows))
+        self.statuses = []
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        for r, row in enumerate(rows):
+            texts, tips, status = format_row(row, roles) if roles else ([row["segment"]] + [_DASH] * (len(COLUMNS) - 1), [""] * len(COLUMNS), "not measured")
+            self.statuses.append(status)
+            for c, text in enumerate(texts):
+                item = self.table.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(r, c, item)
+                item.setText(text)
+                item.setToolTip(tips[c])
+                item.setTextAlignment(
+                    (Qt.AlignmentFlag.AlignLeft if c in (0, 2, 9) else Qt.AlignmentFlag.AlignRight)
+                    | Qt.AlignmentFlag.AlignVCenter
+                )
+                if status == "unstable":
+                    item.setBackground(QBrush(_UNSTABLE))
+                    item.setForeground(QBrush(QColor(255, 255, 255)))
+                elif status == "borderline":
+                    item.setBackground(QBrush(_BORDERLINE))
+                    item.setForeground(QBrush(QColor(255, 255, 255)))
+                else:
+                    item.setBackground(QBrush())
+                    item.setForeground(self.table.palette().text())
+                item.setFont(bold if c in (0, 9) and status in ("unstable", "borderline") else self.table.font())
+        self.table.blockSignals(False)
+        self._on_selected_segment_change()
+        warnings = []
+        motion = self.session.results
+        if motion is not None and len(roles) == 2:
+            warnings = motion.warnings()
+        if self.session.motion_error:
+            warnings.append(f"Cannot compute: {self.session.motion_error}")
+        self.warnings_label.setText("\n".join(warnings))
+        self.warnings_label.setVisible(bool(warnings))
+
+    def _on_selected_segment_change(self, event=None) -> None:
+        index = self.session.selected_segment
+        self.table.blockSignals(True)
+        if index is None:
+            self.table.clearSelection()
+        else:
+            self.table.selectRow(index)
+        self.table.blockSignals(False)
+
+    # ----------------------------------------------------------------- widget -> model
+
+    def _on_combo_change(self, name: str) -> None:
+        if name and name != self.session.criteria:
+            self.session.set_criteria(name)
+
+    def _on_table_selection(self) -> None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        self.session.selected_segment = min(rows) if rows else None
+
+    # ----------------------------------------------------------------- reading (tests, reports)
+
+    def cell(self, segment: str, column: str) -> str:
+        """The text shown for ``segment`` in ``column`` (a name of :data:`COLUMNS`)."""
+        c = COLUMNS.index(column)
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).text() == segment:
+                return self.table.item(r, c).text()
+        raise KeyError(segment)
