@@ -32,6 +32,8 @@ __all__ = ["GivenLandmarks", "LandmarkIndex", "read_given_landmarks"]
 CORNERS = ("AS", "PS", "PI", "AI")
 DEFAULT_LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
 ROLES = ("flexion", "extension")
+#: ``format`` values of files that carry landmarks (an absent ``format`` is accepted).
+LANDMARK_FORMATS = ("lumbar-instability-session", "lumbar-instability-landmarks")
 
 
 class LandmarkIndex:
@@ -50,12 +52,17 @@ class LandmarkIndex:
             return
         if not isinstance(data, dict) or not all(isinstance(data.get(r), dict) for r in ROLES):
             return
+        if data.get("format", LANDMARK_FORMATS[0]) not in LANDMARK_FORMATS:
+            return  # e.g. a phantom's truth.json: not landmarks placed for this study
         images = [data[r].get("image") or {} for r in ROLES]
         sops = tuple(str(i.get("sop_instance_uid", "")) if isinstance(i, dict) else ""
                      for i in images)
         entry = (str(path), origin)
         if all(sops):
+            # A file naming its films is used for exactly those films in that role
+            # order, never for another pair of the same study.
             self.by_sop.setdefault(sops, entry)  # type: ignore[arg-type]
+            return
         studies = {str(i.get("study_instance_uid", "")) for i in images if isinstance(i, dict)}
         studies.discard("")
         for study in studies:
@@ -108,6 +115,10 @@ class GivenLandmarks:
         Positional SD per corner in mm; NaN where the file gives none.
     placement : dict of str to list of str
         Per role, the placement methods found (for the ``landmark_method`` column).
+    corner_placement : dict of str to list
+        Per role, ``(V, 4)`` placement method of each corner ('' when unknown).
+    sop_instance_uids : dict of str to str
+        Per role, the SOP Instance UID of the film the file names ('' if none).
     calibration : dict of str to (spacing, source, detail) or None
         A manual calibration stored in a session, which overrides the film's.
     """
@@ -116,6 +127,8 @@ class GivenLandmarks:
     landmarks: dict[str, np.ndarray]
     sd_mm: dict[str, np.ndarray]
     placement: dict[str, list[str]]
+    corner_placement: dict[str, list]
+    sop_instance_uids: dict[str, str]
     calibration: dict[str, tuple[tuple[float, float], str, str] | None]
 
 
@@ -135,59 +148,71 @@ def read_given_landmarks(path: str | Path, origin: str) -> GivenLandmarks:
     ValueError
         With a one-line reason when the file cannot be used.
     """
+    name = Path(path).name
     if origin == "sr":
-        return _read_sr(Path(path))
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"cannot read {Path(path).name}: {exc}") from None
+        try:
+            from app.report_sr import read_sr
+        except ImportError:
+            raise ValueError("reading landmarks from a DICOM SR is not available") from None
+        from app.errors import InputFileError
+
+        try:
+            data = dict(read_sr(path))
+        except InputFileError as exc:
+            raise ValueError(f"{name}: {exc.reason}") from None
+    else:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"cannot read {name}: {type(exc).__name__}") from None
+    return landmarks_from_dict(data, name)
+
+
+def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenLandmarks:
+    """Landmarks, SDs, placement and manual calibration of both films of a session dict."""
+    from measure import DEFAULT_LANDMARK_SD_MM, PlacementMethod
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: not a landmarks or session file")
     levels = tuple(str(v) for v in (data.get("levels") or DEFAULT_LEVELS))
-    landmarks, sds, placements, calibrations = {}, {}, {}, {}
+    landmarks, sds, placements, calibrations, corner_placement = {}, {}, {}, {}, {}
     for role in ROLES:
         film = data.get(role)
         if not isinstance(film, dict) or not isinstance(film.get("landmarks"), dict):
-            raise ValueError(f"{Path(path).name}: no {role} landmarks")
+            raise ValueError(f"{name}: no {role} landmarks")
         marks = film["landmarks"]
         sd_map = film.get("landmark_sd_mm") or {}
+        placement = film.get("placement") or {}
         array = np.array(
             [[_point((marks.get(level) or {}).get(corner)) for corner in CORNERS]
              for level in levels],
             dtype=float,
         ).reshape(len(levels), 4, 2)
-        sd = np.array(
-            [[float((sd_map.get(level) or {}).get(corner) or math.nan) for corner in CORNERS]
-             for level in levels],
-            dtype=float,
-        ).reshape(len(levels), 4)
-        landmarks[role], sds[role] = array, sd
-        placement = film.get("placement") or {}
-        placements[role] = sorted(
-            {str(v) for body in placement.values() if isinstance(body, dict)
-             for v in body.values()}
-        )
+        sd = np.full((len(levels), 4), np.nan)
+        methods: set[str] = set()
+        corner_placement[role] = [
+            [str((placement.get(level) or {}).get(corner) or "") for corner in CORNERS]
+            for level in levels
+        ]
+        for v, level in enumerate(levels):
+            for c, corner in enumerate(CORNERS):
+                given = (sd_map.get(level) or {}).get(corner)
+                method = (placement.get(level) or {}).get(corner)
+                if method:
+                    methods.add(str(method))
+                if isinstance(given, int | float) and math.isfinite(given) and given >= 0:
+                    sd[v, c] = float(given)
+                elif method in PlacementMethod.__members__.values():
+                    sd[v, c] = DEFAULT_LANDMARK_SD_MM[PlacementMethod(method)]
+        landmarks[role], sds[role], placements[role] = array, sd, sorted(methods)
         calibrations[role] = None
-        if film.get("calibration_source") == "manual" and film.get("pixel_spacing_mm"):
-            row, column = (float(v) for v in film["pixel_spacing_mm"])
+        spacing = film.get("pixel_spacing_mm")
+        if film.get("calibration_source") == "manual" and spacing:
+            row, column = (float(v) for v in spacing)
             calibrations[role] = ((row, column), "manual", "manual calibration in the session file")
-    return GivenLandmarks(levels, landmarks, sds, placements, calibrations)
-
-
-def _read_sr(path: Path) -> GivenLandmarks:
-    try:
-        from app import report_sr
-    except ImportError:
-        raise ValueError("reading landmarks from a DICOM SR is not available") from None
-    reader = getattr(report_sr, "read_sr_landmarks", None) or getattr(report_sr, "read_sr", None)
-    if reader is None:
-        raise ValueError("reading landmarks from a DICOM SR is not available")
-    result = reader(path)
-    levels = tuple(getattr(result, "levels", DEFAULT_LEVELS))
-    landmarks, sds, placements, calibrations = {}, {}, {}, {}
+    sops = {}
     for role in ROLES:
-        film = getattr(result, role, None)
-        array = np.asarray(getattr(film, "landmarks", film), dtype=float)
-        landmarks[role] = array.reshape(len(levels), 4, 2)
-        sds[role] = np.full((len(levels), 4), math.nan)
-        placements[role] = []
-        calibrations[role] = None
-    return GivenLandmarks(levels, landmarks, sds, placements, calibrations)
+        image = data[role].get("image")
+        sops[role] = str(image.get("sop_instance_uid") or "") if isinstance(image, dict) else ""
+    return GivenLandmarks(levels, landmarks, sds, placements, corner_placement, sops,
+                          calibrations)

@@ -107,7 +107,7 @@ def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: s
 
 
 def measure_studies(
-    outcomes: Sequence[StudyOutcome], criteria: str = "default"
+    outcomes: Sequence[StudyOutcome], criteria: str = "default", *, with_records: bool = False
 ) -> list[list[dict[str, Any]]]:
     """Measure the studies; per study, one dict per segment.
 
@@ -117,6 +117,9 @@ def measure_studies(
         Successful worker outcomes (landmarks, spacing, SDs).
     criteria : str
         Criteria preset.
+    with_records : bool
+        Also put under ``"_record"`` the row of ``SegmentalMotion.to_records``
+        (the ``measure --json`` row that reports and sessions store).
 
     Returns
     -------
@@ -139,7 +142,7 @@ def measure_studies(
         if not kept:
             continue
         motion = _call([outcomes[i] for i in kept], levels, criteria)
-        rows = _rows(motion, [outcomes[i] for i in kept], criteria)
+        rows = _rows(motion, [outcomes[i] for i in kept], criteria, with_records)
         for i, study_rows in zip(kept, rows, strict=True):
             out[i] = study_rows
     return out
@@ -163,7 +166,9 @@ def _find_rejected(
     return rejected
 
 
-def _rows(motion, outcomes: Sequence[StudyOutcome], criteria: str) -> list[list[dict[str, Any]]]:
+def _rows(
+    motion, outcomes: Sequence[StudyOutcome], criteria: str, with_records: bool = False
+) -> list[list[dict[str, Any]]]:
     n_studies, n_segments = motion.angulation_deg.shape
     columns: dict[str, list] = {}
     for name in _SEGMENT_FLOATS:
@@ -187,6 +192,7 @@ def _rows(motion, outcomes: Sequence[StudyOutcome], criteria: str) -> list[list[
     warnings = [motion.warnings(i) if flag else [] for i, flag in enumerate(needs_warning)]
     result = []
     for i in range(n_studies):
+        records = motion.to_records(i) if with_records else None
         rows = []
         for k in range(n_segments):
             row = {name: columns[name][i][k] for name in columns}
@@ -198,6 +204,8 @@ def _rows(motion, outcomes: Sequence[StudyOutcome], criteria: str) -> list[list[
             row["flexion_fit_quality"] = quality["flexion"][i][k]
             row["extension_fit_quality"] = quality["extension"][i][k]
             row["warnings"] = warnings[i]
+            if records is not None:
+                row["_record"] = records[k]
             rows.append(row)
         result.append(rows)
     return result

@@ -171,6 +171,9 @@ class StudyOutcome:
     flexion_sd_mm, extension_sd_mm : list
         ``(V, 4)`` positional standard deviation of each corner, in mm
         (NaN: the default of the placement method).
+    flexion_placement, extension_placement : list
+        ``(V, 4)`` how each corner was placed (``measure.PlacementMethod``
+        values, empty when unknown).
     flexion_calibration_detail, extension_calibration_detail : str
         Where the spacing came from (attributes, manual line).
     flexion_spacing_mm, extension_spacing_mm : list of float or None
@@ -195,6 +198,8 @@ class StudyOutcome:
     extension_landmarks: list = field(default_factory=list)
     flexion_sd_mm: list = field(default_factory=list)
     extension_sd_mm: list = field(default_factory=list)
+    flexion_placement: list = field(default_factory=list)
+    extension_placement: list = field(default_factory=list)
     flexion_spacing_mm: list[float] | None = None
     extension_spacing_mm: list[float] | None = None
     flexion_calibration_source: str = "uncalibrated"

@@ -270,9 +270,9 @@ def run_batch(
             print(text, file=stream, flush=True)
 
     try:
-        films, failures, reports = _scan(input_dir, out_dir, executor, options, log, stream)
+        films, failures, found = _scan(input_dir, out_dir, executor, options, log, stream)
         summary.files = len(films) + sum(f.kind == "file" for f in failures)
-        plans, pair_failures = _plan(input_dir, films, reports, manifest, options)
+        plans, pair_failures = _plan(input_dir, films, found, manifest, options)
         failures.extend(pair_failures)
         summary.studies = len(plans) + sum(
             1 for f in pair_failures if f.category == "pairing"
@@ -285,30 +285,36 @@ def run_batch(
         outcomes = _process(
             plans, input_dir, out_dir, executor, options, scrub, summary, log, stream
         )
+        measured = [(plan, outcomes[plan.key]) for plan in plans if outcomes[plan.key].ok]
+        for plan in plans:
+            outcome = outcomes[plan.key]
+            if not outcome.ok:
+                failures.append(Failure("study", _folder(plan), outcome.reason, plan.patient_id,
+                                        plan.study_instance_uid,
+                                        (plan.flexion.path, plan.extension.path)))
+        want_reports = options.pdf or options.sr
+        per_study = measure_studies([o for _, o in measured], options.criteria,
+                                    with_records=want_reports)
+        rows = []
+        reportable = []
+        for (plan, outcome), segments in zip(measured, per_study, strict=True):
+            if segments and "failure" in segments[0]:
+                failures.append(Failure("study", _folder(plan), segments[0]["failure"],
+                                        plan.patient_id, plan.study_instance_uid,
+                                        (plan.flexion.path, plan.extension.path)))
+                continue
+            summary.measured += 1
+            reportable.append((plan, outcome, [seg.pop("_record", None) for seg in segments]))
+            for segment in segments:
+                rows.append(_row(plan, outcome, segment, pseudo))
+        if want_reports:
+            failures.extend(
+                _reports(reportable, input_dir, out_dir, executor, options, log, stream)
+            )
     finally:
         if own:
             executor.close()
 
-    measured = [(plan, outcomes[plan.key]) for plan in plans if outcomes[plan.key].ok]
-    for plan in plans:
-        outcome = outcomes[plan.key]
-        if not outcome.ok:
-            files = (plan.flexion.path, plan.extension.path)
-            failures.append(Failure("study", _folder(plan), outcome.reason, plan.patient_id,
-                                    plan.study_instance_uid, files))
-    per_study = measure_studies([o for _, o in measured], options.criteria)
-    rows = []
-    n_measured = 0
-    for (plan, outcome), segments in zip(measured, per_study, strict=True):
-        if segments and "failure" in segments[0]:
-            failures.append(Failure("study", _folder(plan), segments[0]["failure"],
-                                    plan.patient_id, plan.study_instance_uid,
-                                    (plan.flexion.path, plan.extension.path)))
-            continue
-        n_measured += 1
-        for segment in segments:
-            rows.append(_row(plan, outcome, segment, pseudo))
-    summary.measured = n_measured
     summary.segments = len(rows)
     summary.unstable_segments = sum(bool(r.get("unstable")) for r in rows)
     summary.unstable_studies = len({r["study_instance_uid"] for r in rows if r.get("unstable")})
@@ -476,6 +482,55 @@ def _process(
         progress.advance(failed=not outcome.ok)
     progress.close()
     return outcomes
+
+
+def _reports(
+    reportable: list[tuple[StudyPlan, StudyOutcome, list]],
+    input_dir: Path,
+    out_dir: Path,
+    executor: Executor,
+    options: BatchOptions,
+    log,
+    stream,
+) -> list[Failure]:
+    """Write the per-study PDF/SR in the workers; existing reports are kept (resume)."""
+    from app.batch._reports import ReportTask, session_dict, write_reports
+
+    folder = out_dir / "reports"
+    tasks, owners = [], []
+    for plan, outcome, records in reportable:
+        stem = f"{_safe(plan.study_instance_uid or plan.key)}_{plan.key[:8]}"
+        pdf = folder / f"{stem}.pdf" if options.pdf else None
+        sr = folder / f"{stem}.sr.dcm" if options.sr else None
+        todo_pdf = str(pdf) if pdf is not None and not pdf.exists() else ""
+        todo_sr = str(sr) if sr is not None and not sr.exists() else ""
+        if not (todo_pdf or todo_sr):
+            continue
+        session = session_dict(plan, outcome, records, options.criteria, input_dir)
+        tasks.append(ReportTask(session, todo_pdf, todo_sr))
+        owners.append(plan)
+    if not tasks:
+        return []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(folder, exc) from None
+    progress = Progress(len(tasks), "reports", stream=stream, enabled=not options.quiet)
+    failures = []
+    for index, reason, error in executor.imap_unordered(write_reports, tasks):
+        reason = error or reason
+        plan = owners[index]
+        if reason:
+            failures.append(Failure("study", _folder(plan), reason, plan.patient_id,
+                                    plan.study_instance_uid,
+                                    (plan.flexion.path, plan.extension.path)))
+        progress.advance(failed=bool(reason))
+    progress.close()
+    return failures
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in text)[:80]
 
 
 def _anonymous_plan(plan: StudyPlan, pseudo: Pseudonymizer) -> StudyPlan:

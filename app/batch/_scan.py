@@ -124,6 +124,10 @@ def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, st
     except Exception as exc:  # a reader bug must not stop the scan
         return Failure("file", relative, f"read: unexpected error ({type(exc).__name__})",
                        files=(relative,))
+    kind = getattr(header, "source_format", "dicom")
+    if kind != "dicom":
+        return Failure("file", relative, f"read: not a DICOM file ({kind} image)",
+                       files=(relative,))
     return film_record(header, relative)
 
 

@@ -123,6 +123,14 @@ def _given_landmarks(
     except ValueError as exc:
         outcome.reason = f"landmarks: {exc}"
         return False
+    for role in ROLES:
+        named = given.sop_instance_uids[role]
+        if named and named != records[role].sop_instance_uid:
+            outcome.reason = (
+                f"landmarks: {Path(plan.landmarks_path).name} gives the {role} landmarks of "
+                "another film (SOP Instance UID differs)"
+            )
+            return False
     outcome.levels = list(given.levels)
     methods: set[str] = set()
     for role in ROLES:
@@ -137,6 +145,7 @@ def _given_landmarks(
             warnings.append(f"{role}: some landmarks lie outside the image")
         setattr(outcome, f"{role}_landmarks", marks.tolist())
         setattr(outcome, f"{role}_sd_mm", given.sd_mm[role].tolist())
+        setattr(outcome, f"{role}_placement", given.corner_placement[role])
         setattr(outcome, f"{role}_fit_quality", [float("nan")] * len(given.levels))
         methods.update(given.placement[role])
         if given.calibration[role] is not None:

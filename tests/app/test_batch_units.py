@@ -35,9 +35,14 @@ from app.errors import InputFileError, UserError
 
 def film(path, view="unknown", *, patient="P1", study="1.2.3", time="", number=None, sop=None):
     return FilmRecord(
-        path=path, patient_id=patient, study_instance_uid=study, series_instance_uid=study + ".1",
-        sop_instance_uid=sop or f"{study}.9.{path}", acquisition_datetime=time,
-        instance_number=number, view=view,
+        path=path,
+        patient_id=patient,
+        study_instance_uid=study,
+        series_instance_uid=study + ".1",
+        sop_instance_uid=sop or f"{study}.9.{path}",
+        acquisition_datetime=time,
+        instance_number=number,
+        view=view,
     )
 
 
@@ -47,9 +52,11 @@ def pair_one(films, manifest=()):
 
 
 def test_pairs_recognised_views_and_ignores_neutral():
-    films = [film("s/a.dcm", "extension", time="20240101100500"),
-             film("s/b.dcm", "flexion", time="20240101100000"),
-             film("s/c.dcm", "neutral", time="20240101095500")]
+    films = [
+        film("s/a.dcm", "extension", time="20240101100500"),
+        film("s/b.dcm", "flexion", time="20240101100000"),
+        film("s/c.dcm", "neutral", time="20240101095500"),
+    ]
     (pair,), failures = pair_one(films)
     assert failures == []
     assert (pair[0].path, pair[1].path, pair[2]) == ("s/b.dcm", "s/a.dcm", "views")
@@ -62,8 +69,10 @@ def test_unknown_views_fall_back_to_acquisition_order():
     (pair,), _ = pair_one(films)
     assert (pair[0].path, pair[1].path, pair[2]) == ("s/b.dcm", "s/a.dcm", "acquisition-order")
     # same time: InstanceNumber decides
-    films = [film("s/a.dcm", time="20240101100000", number=2),
-             film("s/b.dcm", time="20240101100000", number=1)]
+    films = [
+        film("s/a.dcm", time="20240101100000", number=2),
+        film("s/b.dcm", time="20240101100000", number=1),
+    ]
     (pair,), _ = pair_one(films)
     assert (pair[0].path, pair[1].path) == ("s/b.dcm", "s/a.dcm")
 
@@ -106,22 +115,30 @@ def test_mixed_patients_in_one_study_fail_but_separate_studies_pair():
     mixed = [film("m/a.dcm", "flexion", patient="P1"), film("m/b.dcm", "extension", patient="P2")]
     pairs, (failure,) = pair_one(mixed)
     assert "films of 2 patients share this StudyInstanceUID" in failure.reason
-    folder = [film("f/a.dcm", "flexion", patient="P1", study="1.1"),
-              film("f/b.dcm", "extension", patient="P1", study="1.1"),
-              film("f/c.dcm", "flexion", patient="P2", study="2.2"),
-              film("f/d.dcm", "extension", patient="P2", study="2.2")]
+    folder = [
+        film("f/a.dcm", "flexion", patient="P1", study="1.1"),
+        film("f/b.dcm", "extension", patient="P1", study="1.1"),
+        film("f/c.dcm", "flexion", patient="P2", study="2.2"),
+        film("f/d.dcm", "extension", patient="P2", study="2.2"),
+    ]
     pairs, failures = pair_one(folder)
     assert failures == []
     assert [(p[0].patient_id, p[0].path, p[1].path) for p in pairs] == [
-        ("P1", "f/a.dcm", "f/b.dcm"), ("P2", "f/c.dcm", "f/d.dcm")]
+        ("P1", "f/a.dcm", "f/b.dcm"),
+        ("P2", "f/c.dcm", "f/d.dcm"),
+    ]
 
 
 def test_manifest_overrides_pairing(tmp_path: Path):
-    films = [film("s/a.dcm", "flexion", sop="9.1"), film("s/b.dcm", "flexion", sop="9.2"),
-             film("s/c.dcm", "extension", sop="9.3")]
+    films = [
+        film("s/a.dcm", "flexion", sop="9.1"),
+        film("s/b.dcm", "flexion", sop="9.2"),
+        film("s/c.dcm", "extension", sop="9.3"),
+    ]
     manifest = tmp_path / "m.csv"
-    manifest.write_text("# chosen by hand\nstudy_instance_uid,flexion,extension,note\n"
-                        "1.2.3,s/b.dcm,9.3,retake\n")
+    manifest.write_text(
+        "# chosen by hand\nstudy_instance_uid,flexion,extension,note\n1.2.3,s/b.dcm,9.3,retake\n"
+    )
     rows = read_manifest(manifest)
     assert [(r.line, r.flexion, r.extension) for r in rows] == [(2, "s/b.dcm", "9.3")]
     (pair,), failures = pair_one(films, rows)
@@ -130,8 +147,10 @@ def test_manifest_overrides_pairing(tmp_path: Path):
 
 
 def test_manifest_warns_on_different_patients_and_reports_missing_films(tmp_path: Path):
-    films = [film("a.dcm", "flexion", patient="P1", study="1"),
-             film("b.dcm", "extension", patient="P2", study="2")]
+    films = [
+        film("a.dcm", "flexion", patient="P1", study="1"),
+        film("b.dcm", "extension", patient="P2", study="2"),
+    ]
     manifest = tmp_path / "m.csv"
     manifest.write_text("flexion,extension\na.dcm,b.dcm\na.dcm,nothere.dcm\n")
     pairs, failures = pair_one(films, read_manifest(manifest))
@@ -139,7 +158,8 @@ def test_manifest_warns_on_different_patients_and_reports_missing_films(tmp_path
     assert "the flexion and extension films belong to different patients" in pairs[0][3]
     assert [f.reason for f in failures] == [
         "manifest: line 3: extension film 'nothere.dcm' is not among the readable films of the "
-        "input folder"]
+        "input folder"
+    ]
 
 
 def test_manifest_without_columns_is_a_usage_error(tmp_path: Path):
@@ -153,17 +173,31 @@ def test_manifest_without_columns_is_a_usage_error(tmp_path: Path):
 
 def test_tables_round_trip_csv_and_parquet(tmp_path: Path):
     rows = [
-        {"kind": "file", "path": "a/b.dcm", "reason": "read: truncated", "reason_category": "read",
-         "patient_id": None, "study_instance_uid": ""},
+        {
+            "kind": "file",
+            "path": "a/b.dcm",
+            "reason": "read: truncated",
+            "reason_category": "read",
+            "patient_id": None,
+            "study_instance_uid": "",
+        },
     ]
     write_parquet(tmp_path / "f.parquet", rows, FAILURE_SCHEMA)
     write_csv(tmp_path / "f.csv", rows, [n for n, _ in FAILURE_SCHEMA])
     assert read_parquet_rows(tmp_path / "f.parquet") == [
-        {"kind": "file", "path": "a/b.dcm", "reason_category": "read", "reason": "read: truncated",
-         "patient_id": None, "study_instance_uid": ""}]
+        {
+            "kind": "file",
+            "path": "a/b.dcm",
+            "reason_category": "read",
+            "reason": "read: truncated",
+            "patient_id": None,
+            "study_instance_uid": "",
+        }
+    ]
     assert (tmp_path / "f.csv").read_text() == (
         "kind,path,reason_category,reason,patient_id,study_instance_uid\n"
-        "file,a/b.dcm,read,read: truncated,,\n")
+        "file,a/b.dcm,read,read: truncated,,\n"
+    )
     schema = [("x", "float64"), ("ok", "bool"), ("n", "int64")]
     values = [{"x": 0.1 + 0.2, "ok": True, "n": 3}, {"x": math.nan, "ok": False, "n": None}]
     write_parquet(tmp_path / "v.parquet", values, schema)
@@ -191,7 +225,8 @@ def test_progress_rate_and_eta_with_a_fake_clock():
     now[0] = 120.0
     progress.advance(8, failed=True)
     assert stream.getvalue().splitlines()[-1] == (
-        "studies: 10/10, 8 failed [========================] 100% 0.50 studies/s ETA 0:00")
+        "studies: 10/10, 8 failed [========================] 100% 0.50 studies/s ETA 0:00"
+    )
     assert format_duration(3725) == "1:02:05"
     assert format_duration(float("inf")) == "--:--"
 
@@ -204,7 +239,10 @@ def test_pseudonyms_are_salted_stable_and_distinct(tmp_path: Path):
     assert first("PAT-1", "patient") == first("PAT-1", "patient")
     assert first("PAT-1", "patient") != other("PAT-1", "patient")
     assert first("PAT-1", "patient") != first("PAT-2", "patient")
-    assert first("PAT-1", "patient").startswith("patient-") and "PAT" not in first("PAT-1", "patient")[8:]
+    assert (
+        first("PAT-1", "patient").startswith("patient-")
+        and "PAT" not in first("PAT-1", "patient")[8:]
+    )
     assert first("", "patient") == ""
     assert Pseudonymizer(None)("PAT-1") == "PAT-1"
     with pytest.raises(UserError, match="salt file not found"):
@@ -215,8 +253,13 @@ def test_journal_round_trips_nan_and_rejects_foreign_files(tmp_path: Path):
     journal = Journal(tmp_path)
     landmarks = np.arange(6 * 4 * 2, dtype=float).reshape(6, 4, 2)
     landmarks[5, 2:] = np.nan
-    outcome = StudyOutcome(key="k1", ok=True, levels=["L1", "L2", "L3", "L4", "L5", "S1"],
-                           flexion_landmarks=landmarks.tolist(), flexion_spacing_mm=[0.2, 0.25])
+    outcome = StudyOutcome(
+        key="k1",
+        ok=True,
+        levels=["L1", "L2", "L3", "L4", "L5", "S1"],
+        flexion_landmarks=landmarks.tolist(),
+        flexion_spacing_mm=[0.2, 0.25],
+    )
     journal.save(outcome)
     back = journal.load("k1")
     np.testing.assert_array_equal(np.array(back.flexion_landmarks), landmarks)
@@ -247,11 +290,17 @@ def test_measure_studies_is_one_stack_with_per_study_spacing_and_failures():
         return m[:, [1, 0, 3, 2]]
 
     good = StudyOutcome(
-        key="a", ok=True, levels=["L1", "L2", "L3", "L4", "L5", "S1"],
-        flexion_landmarks=spine(10.0).tolist(), extension_landmarks=spine(0.0).tolist(),
-        flexion_sd_mm=np.full((6, 4), np.nan).tolist(), extension_sd_mm=np.full((6, 4), np.nan).tolist(),
-        flexion_spacing_mm=[0.5, 0.5], extension_spacing_mm=[0.5, 0.5],
-        flexion_fit_quality=[1, 1, 1, 1, 0.5, 1], extension_fit_quality=[np.nan] * 6,
+        key="a",
+        ok=True,
+        levels=["L1", "L2", "L3", "L4", "L5", "S1"],
+        flexion_landmarks=spine(10.0).tolist(),
+        extension_landmarks=spine(0.0).tolist(),
+        flexion_sd_mm=np.full((6, 4), np.nan).tolist(),
+        extension_sd_mm=np.full((6, 4), np.nan).tolist(),
+        flexion_spacing_mm=[0.5, 0.5],
+        extension_spacing_mm=[0.5, 0.5],
+        flexion_fit_quality=[1, 1, 1, 1, 0.5, 1],
+        extension_fit_quality=[np.nan] * 6,
     )
     uncalibrated = StudyOutcome(**{f: getattr(good, f) for f in good.__dataclass_fields__})
     uncalibrated.key = "b"
