@@ -175,7 +175,8 @@ class VoiLut:
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Map values to display grey levels in [0, 1] (float64)."""
-        index = np.clip(np.floor(values) - self.first_mapped, 0, self.data.size - 1).astype(np.intp)
+        shifted = np.floor(np.asarray(values, dtype=np.float64)) - self.first_mapped
+        index = np.clip(shifted, 0, self.data.size - 1).astype(np.intp)
         return self.data[index].astype(np.float64) / max(self.output_max, 1)
 
 

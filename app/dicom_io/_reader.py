@@ -306,7 +306,7 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
     columns = _int_attribute(ds, "Columns", "(0028,0011)", path)
     bits_allocated = _int_attribute(ds, "BitsAllocated", "(0028,0100)", path)
     bits_stored = _int_attribute(ds, "BitsStored", "(0028,0101)", path)
-    _int_attribute(ds, "PixelRepresentation", "(0028,0103)", path)
+    representation = _int_attribute(ds, "PixelRepresentation", "(0028,0103)", path)
     if rows < 1 or columns < 1:
         raise InputFileError(path, f"image size {rows} x {columns} is empty")
     if bits_allocated not in (1, 8, 16, 32, 64) or not 1 <= bits_stored <= bits_allocated:
@@ -352,7 +352,9 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
     return {
         "rows": rows,
         "columns": columns,
+        "bits_allocated": bits_allocated,
         "bits_stored": bits_stored,
+        "signed": representation == 1,
         "photometric": photometric,
     }
 
@@ -501,6 +503,45 @@ def _replace_sha(header: FilmHeader, digest: str | None) -> FilmHeader:
 # ----------------------------------------------------------------------------- pixels
 
 
+def _read_native(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.ndarray | None:
+    """Native little-endian 8/16/32-bit pixel data read straight into one array.
+
+    ``np.fromfile`` fills a fresh array from the file (no intermediate bytes
+    object); unused high bits are then cleared (unsigned) or sign-extended
+    (signed) in place, as pydicom does (``correct_unused_bits``).  Returns None
+    for the encodings this fast path does not handle.
+    """
+    syntax, pixel = opened.transfer_syntax, opened.pixel
+    bits_allocated, bits_stored = geometry["bits_allocated"], geometry["bits_stored"]
+    if (
+        opened.deflated
+        or syntax.is_compressed
+        or not syntax.is_little_endian
+        or bits_allocated not in (8, 16, 32)
+        or pixel is None
+        or pixel.length is None
+    ):
+        return None
+    kind = "i" if geometry["signed"] else "u"
+    dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
+    count = geometry["rows"] * geometry["columns"]
+    with path.open("rb") as fp:
+        fp.seek(pixel.offset)
+        array = np.fromfile(fp, dtype=dtype, count=count)
+    if array.size != count:  # pragma: no cover - caught by the length check before
+        raise InputFileError(
+            path, f"truncated: pixel data has {array.nbytes} of {count * dtype.itemsize} bytes"
+        )
+    if bits_stored < bits_allocated:
+        if geometry["signed"]:
+            shift = bits_allocated - bits_stored
+            array <<= shift
+            array >>= shift
+        else:
+            np.bitwise_and(array, (1 << bits_stored) - 1, out=array)
+    return array.reshape(geometry["rows"], geometry["columns"])
+
+
 def _decode(path: Path, opened: _Opened) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
@@ -646,7 +687,9 @@ def _load_dicom(path: Path, kind: str) -> Film:
     opened = _open_dicom(path, raw=kind == "dicom-raw")
     geometry = _check_image(opened, path)
     header = _dicom_header(path, opened, geometry)
-    stored = _decode(path, opened)
+    stored = _read_native(path, opened, geometry)
+    if stored is None:
+        stored = _decode(path, opened)
     if stored.shape != (geometry["rows"], geometry["columns"]):
         raise InputFileError(
             path,

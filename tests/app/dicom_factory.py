@@ -114,8 +114,8 @@ def gdcm_transcode(source: str | Path, target: str | Path, transfer_syntax: str)
 def voi_lut_item(first_mapped: int, bits: int, data: list[int], explanation: str = "") -> Dataset:
     """One VOI LUT Sequence item (LUTDescriptor, LUTData as US)."""
     item = Dataset()
-    item.LUTDescriptor = [len(data) % 65536, first_mapped, bits]
-    item.LUTData = list(data)
+    item.add_new(0x00283002, "US", [len(data) % 65536, first_mapped, bits])  # LUTDescriptor
+    item.add_new(0x00283006, "US", list(data))  # LUTData
     if explanation:
         item.LUTExplanation = explanation
     return item
