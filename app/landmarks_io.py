@@ -1,0 +1,467 @@
+"""The landmarks JSON file (``docs/landmarks-format.md``): read, check and write.
+
+A file holds the corners of the vertebral bodies on a flexion and an extension
+film, with each film's pixel spacing.  Level labels are data: ``T12`` or ``L6``
+are allowed, and the bodies are ordered top to bottom by anatomy.  Keys this
+module does not know are kept and written back unchanged, so the session file
+of the viewer (which extends this format) survives a read/write round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.atomic import atomic_write_text
+from app.errors import InputFileError
+from measure import (
+    CORNERS,
+    Calibration,
+    CalibrationSource,
+    Criteria,
+    PlacementMethod,
+    get_criteria,
+    level_sort_key,
+)
+
+__all__ = [
+    "FILMS",
+    "FilmLandmarks",
+    "StudyLandmarks",
+    "parse_landmarks",
+    "read_criteria",
+    "read_landmarks",
+    "write_landmarks",
+]
+
+FILMS: tuple[str, str] = ("flexion", "extension")
+_FILM_KEYS = {
+    "pixel_spacing_mm",
+    "calibration_source",
+    "calibration_detail",
+    "landmarks",
+    "placement",
+    "landmark_sd_mm",
+}
+UNSTATED_SOURCE_DETAIL = (
+    "pixel_spacing_mm from the landmarks file without calibration_source: provenance "
+    "unknown, treated as detector spacing"
+)
+NO_SPACING_DETAIL = "no pixel_spacing_mm in the landmarks file"
+_DEFAULT_DETAILS = (UNSTATED_SOURCE_DETAIL, NO_SPACING_DETAIL)
+
+
+@dataclass(frozen=True, eq=False)
+class FilmLandmarks:
+    """Corners and calibration of one film.
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2), pixels
+        (x, y) of AS, PS, PI, AI per body, top to bottom; NaN = absent.
+    calibration : Calibration
+        Pixel spacing and where it came from.
+    placement : ndarray of str, shape (V, 4), optional
+        :class:`measure.PlacementMethod` value per corner, "" where not stated.
+    landmark_sd_mm : ndarray of shape (V, 4), mm, optional
+        Positional SD per corner stated in the file, NaN where not stated.
+    extra : dict
+        Keys of the film object this module does not interpret (kept verbatim).
+    """
+
+    corners: np.ndarray
+    calibration: Calibration = field(default_factory=Calibration.uncalibrated)
+    placement: np.ndarray | None = None
+    landmark_sd_mm: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        """(row, column) mm, or None when uncalibrated."""
+        return self.calibration.spacing_mm
+
+    def effective_sd_mm(self) -> np.ndarray:
+        """SD per corner, shape (V, 4), mm: stated SD, else the placement method's
+        default, else the ``manual`` default (a landmarks file is a reader's clicks)."""
+        n = self.corners.shape[0]
+        methods = np.full((n, 4), PlacementMethod.MANUAL.value, dtype=object)
+        if self.placement is not None:
+            stated = self.placement != ""
+            methods[stated] = self.placement[stated]
+        sd = np.vectorize(lambda m: PlacementMethod(m).default_sd_mm, otypes=[float])(methods)
+        if self.landmark_sd_mm is not None:
+            stated = np.isfinite(self.landmark_sd_mm)
+            sd[stated] = self.landmark_sd_mm[stated]
+        return sd
+
+
+@dataclass(frozen=True, eq=False)
+class StudyLandmarks:
+    """A flexion and an extension film's landmarks on the same levels.
+
+    Parameters
+    ----------
+    levels : tuple of str, length V
+        Body labels, top to bottom.
+    flexion, extension : FilmLandmarks
+    extra : dict
+        Top-level keys this module does not interpret (kept verbatim).
+    path : Path, optional
+        The file read, for messages.
+    """
+
+    levels: tuple[str, ...]
+    flexion: FilmLandmarks
+    extension: FilmLandmarks
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def film(self, name: str) -> FilmLandmarks:
+        """``'flexion'`` or ``'extension'``."""
+        if name not in FILMS:
+            raise ValueError(f"name: expected 'flexion' or 'extension', got {name!r}")
+        return getattr(self, name)
+
+    def check_measurable(self) -> None:
+        """Raise :class:`InputFileError` naming the key of a corner a segment needs.
+
+        A segment needs the upper body's PI and AI and the lower body's AS and
+        PS.  A level without any corner is a missing level, which is allowed.
+        """
+        where = self.path or "<landmarks>"
+        n = len(self.levels)
+        for name in FILMS:
+            corners = self.film(name).corners
+            present = np.isfinite(corners).all(axis=2)  # (V, 4)
+            for v, level in enumerate(self.levels):
+                if not present[v].any():
+                    continue
+                needed = ([] if v == 0 else ["AS", "PS"]) + ([] if v == n - 1 else ["PI", "AI"])
+                for corner in needed:
+                    if not present[v, CORNERS.index(corner)]:
+                        raise InputFileError(
+                            where,
+                            f"key {name}.landmarks.{level}.{corner}: missing; the segment "
+                            f"{_segment_of(self.levels, v, corner)} needs it (leave out the "
+                            f"whole level if it is not visible)",
+                        )
+        if len(self.levels) < 2:
+            raise InputFileError(where, "key flexion.landmarks: at least two levels are needed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready mapping (extra keys included)."""
+        doc = dict(self.extra)
+        if "levels" in doc:
+            doc["levels"] = list(self.levels)
+        for name in FILMS:
+            doc[name] = _film_to_dict(self.film(name), self.levels)
+        return doc
+
+
+def _segment_of(levels, v: int, corner: str) -> str:
+    if corner in ("AS", "PS"):
+        return f"{levels[v - 1]}-{levels[v]}"
+    return f"{levels[v]}-{levels[v + 1]}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Bad(Exception):
+    """A problem at a key path; turned into InputFileError with the file name."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"key {key}: {reason}")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in a landmarks file")
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, expected a JSON file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read: {exc}") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise InputFileError(path, f"not valid JSON: {exc}") from None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _spacing(value: Any, key: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(_number(v) and v > 0 for v in value)
+    ):
+        raise _Bad(key, f"expected [row, column] positive numbers in mm or null, got {json.dumps(value)}")
+    return float(value[0]), float(value[1])
+
+
+def _calibration(film: Mapping[str, Any], name: str) -> Calibration:
+    spacing = _spacing(film.get("pixel_spacing_mm"), f"{name}.pixel_spacing_mm")
+    detail = film.get("calibration_detail", "")
+    if not isinstance(detail, str):
+        raise _Bad(f"{name}.calibration_detail", "expected a string")
+    source = film.get("calibration_source")
+    if source is None:
+        if spacing is None:
+            return Calibration.uncalibrated(detail or NO_SPACING_DETAIL)
+        return Calibration(*spacing, CalibrationSource.DETECTOR, detail or UNSTATED_SOURCE_DETAIL)
+    try:
+        source = CalibrationSource(source)
+    except ValueError:
+        known = ", ".join(s.value for s in CalibrationSource)
+        raise _Bad(f"{name}.calibration_source", f"expected one of {known}, got {json.dumps(source)}") from None
+    if source is CalibrationSource.UNCALIBRATED:
+        if spacing is not None:
+            raise _Bad(f"{name}.pixel_spacing_mm", "must be null when calibration_source is uncalibrated")
+        return Calibration.uncalibrated(detail)
+    if spacing is None:
+        raise _Bad(f"{name}.pixel_spacing_mm", f"missing although calibration_source is {source.value}")
+    return Calibration(*spacing, source, detail)
+
+
+def _per_corner(film: Mapping[str, Any], name: str, key: str) -> dict[str, dict[str, Any]]:
+    table = film.get(key)
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping):
+        raise _Bad(f"{name}.{key}", "expected an object mapping levels to corners")
+    for level, corners in table.items():
+        if not isinstance(corners, Mapping):
+            raise _Bad(f"{name}.{key}.{level}", "expected an object mapping corners (AS, PS, PI, AI)")
+        for corner in corners:
+            if corner not in CORNERS:
+                raise _Bad(f"{name}.{key}.{level}.{corner}", f"unknown corner (expected {', '.join(CORNERS)})")
+    return dict(table)
+
+
+def _check_level(label: Any, key: str) -> str:
+    try:
+        level_sort_key(label)
+    except ValueError:
+        raise _Bad(key, f"{json.dumps(label)} is not a vertebral level such as L4, T12 or S1") from None
+    return label
+
+
+def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandmarks:
+    n = len(levels)
+    index = {level: v for v, level in enumerate(levels)}
+    landmarks = _per_corner(film, name, "landmarks")
+    corners = np.full((n, 4, 2), np.nan)
+    for level, points in landmarks.items():
+        for corner, xy in points.items():
+            key = f"{name}.landmarks.{level}.{corner}"
+            if xy is None:
+                continue
+            if not isinstance(xy, list) or len(xy) != 2 or not all(_number(v) for v in xy):
+                raise _Bad(key, f"expected [x, y] numbers, got {json.dumps(xy)}")
+            corners[index[level], CORNERS.index(corner)] = xy
+    placement_table = _per_corner(film, name, "placement")
+    placement = None
+    if placement_table:
+        placement = np.full((n, 4), "", dtype=object)
+        for level, methods in placement_table.items():
+            _check_level(level, f"{name}.placement.{level}")
+            if level not in index:
+                continue
+            for corner, method in methods.items():
+                try:
+                    placement[index[level], CORNERS.index(corner)] = PlacementMethod(method).value
+                except ValueError:
+                    known = ", ".join(m.value for m in PlacementMethod)
+                    raise _Bad(
+                        f"{name}.placement.{level}.{corner}", f"expected one of {known}, got {json.dumps(method)}"
+                    ) from None
+    sd_table = _per_corner(film, name, "landmark_sd_mm")
+    sd = None
+    if sd_table:
+        sd = np.full((n, 4), np.nan)
+        for level, values in sd_table.items():
+            _check_level(level, f"{name}.landmark_sd_mm.{level}")
+            if level not in index:
+                continue
+            for corner, value in values.items():
+                if value is None:
+                    continue
+                if not _number(value) or value < 0:
+                    raise _Bad(
+                        f"{name}.landmark_sd_mm.{level}.{corner}",
+                        f"expected a number >= 0 (mm), got {json.dumps(value)}",
+                    )
+                sd[index[level], CORNERS.index(corner)] = value
+    extra = {k: v for k, v in film.items() if k not in _FILM_KEYS}
+    return FilmLandmarks(corners, _calibration(film, name), placement, sd, extra)
+
+
+def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> StudyLandmarks:
+    """A :class:`StudyLandmarks` from an already-parsed JSON document.
+
+    Raises
+    ------
+    InputFileError
+        ``"PATH: key flexion.landmarks.L3.PS: expected [x, y] numbers, got ..."``.
+    """
+    path = Path(path)
+    try:
+        if not isinstance(doc, Mapping):
+            raise _Bad("(top level)", "expected an object with flexion and extension")
+        labels: list[str] = []
+        for name in FILMS:
+            film = doc.get(name)
+            if film is None:
+                raise _Bad(name, "missing")
+            if not isinstance(film, Mapping):
+                raise _Bad(name, "expected an object with pixel_spacing_mm and landmarks")
+            if "landmarks" not in film:
+                raise _Bad(f"{name}.landmarks", "missing")
+            for level in _per_corner(film, name, "landmarks"):
+                _check_level(level, f"{name}.landmarks.{level}")
+                if level not in labels:
+                    labels.append(level)
+        stated = doc.get("levels")
+        if stated is not None:
+            if not isinstance(stated, list) or not all(isinstance(s, str) for s in stated):
+                raise _Bad("levels", "expected a list of level labels")
+            for i, level in enumerate(stated):
+                _check_level(level, f"levels[{i}]")
+            if len(set(stated)) != len(stated):
+                raise _Bad("levels", "labels must be unique")
+            ordered = sorted(stated, key=level_sort_key)
+            if ordered != stated:
+                raise _Bad("levels", f"expected top-to-bottom order {ordered}")
+            for level in labels:
+                if level not in stated:
+                    raise _Bad("levels", f"has no {level} although the landmarks do")
+            levels = tuple(stated)
+        else:
+            keys = [level_sort_key(s) for s in labels]
+            if len(set(keys)) != len(keys):
+                raise _Bad("landmarks", f"two labels name the same level: {labels}")
+            levels = tuple(sorted(labels, key=level_sort_key))
+        films = [_film_from_dict(doc[name], name, levels) for name in FILMS]
+    except _Bad as exc:
+        raise InputFileError(path, str(exc)) from None
+    extra = {k: v for k, v in doc.items() if k not in FILMS}
+    return StudyLandmarks(levels, films[0], films[1], extra, path)
+
+
+def read_landmarks(path: str | PathLike[str]) -> StudyLandmarks:
+    """Read a landmarks (or session) JSON file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    StudyLandmarks
+
+    Raises
+    ------
+    InputFileError
+        One line naming the file and the key: unreadable file, invalid JSON,
+        wrong types, unknown corners or levels, bad spacing.
+    """
+    path = Path(path)
+    return parse_landmarks(_load_json(path), path)
+
+
+def _film_to_dict(film: FilmLandmarks, levels: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out["pixel_spacing_mm"] = None if film.spacing_mm is None else list(film.spacing_mm)
+    cal = film.calibration
+    if cal.detail not in _DEFAULT_DETAILS:  # a default is not written back: keep the file as it was
+        out["calibration_source"] = cal.source.value
+        if cal.detail:
+            out["calibration_detail"] = cal.detail
+    landmarks: dict[str, dict[str, list[float]]] = {}
+    for v, level in enumerate(levels):
+        points = {
+            corner: [float(film.corners[v, c, 0]), float(film.corners[v, c, 1])]
+            for c, corner in enumerate(CORNERS)
+            if np.isfinite(film.corners[v, c]).all()
+        }
+        if points:
+            landmarks[level] = points
+    out["landmarks"] = landmarks
+    if film.placement is not None:
+        table = {
+            level: {corner: str(film.placement[v, c]) for c, corner in enumerate(CORNERS) if film.placement[v, c]}
+            for v, level in enumerate(levels)
+        }
+        out["placement"] = {k: t for k, t in table.items() if t}
+    if film.landmark_sd_mm is not None:
+        table = {
+            level: {
+                corner: float(film.landmark_sd_mm[v, c])
+                for c, corner in enumerate(CORNERS)
+                if np.isfinite(film.landmark_sd_mm[v, c])
+            }
+            for v, level in enumerate(levels)
+        }
+        out["landmark_sd_mm"] = {k: t for k, t in table.items() if t}
+    out.update(film.extra)
+    return out
+
+
+def write_landmarks(path: str | PathLike[str], study: StudyLandmarks) -> None:
+    """Write ``study`` atomically as a landmarks JSON file (extra keys preserved)."""
+    atomic_write_text(path, json.dumps(study.to_dict(), indent=2, allow_nan=False) + "\n")
+
+
+# --------------------------------------------------------------------------- criteria settings
+
+
+def read_criteria(spec: str | PathLike[str]) -> Criteria:
+    """A criteria preset name, or a JSON settings file of custom thresholds.
+
+    The file format (``docs/landmarks-format.md``, "Criteria settings")::
+
+        {"name": "clinic-2026", "source": "our protocol",
+         "translation_mm": {"*": 4.0, "L5-S1": 5.0},
+         "translation_pct": null,
+         "angulation_deg": {"*": 10.0}}
+
+    Raises
+    ------
+    InputFileError
+        Unknown preset and no such file, or a bad key in the file.
+    """
+    text = str(spec)
+    try:
+        return get_criteria(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    if not path.exists():
+        raise InputFileError(
+            path, "neither a criteria preset (default, white-panjabi) nor an existing settings file"
+        )
+    doc = _load_json(path)
+    try:
+        return Criteria.from_dict(doc, name=path.stem)
+    except ValueError as exc:
+        raise InputFileError(path, f"key {exc}") from None

@@ -1,0 +1,144 @@
+"""``lumbar-instability measure``: table, JSON, criteria, bad files (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.cli import main
+
+
+def _study(flex_shift_px=20.0, spacing=(0.2, 0.2), **film_keys):
+    """L1-S1 stacked square bodies 40 px deep; L1-L4 shifted on flexion at L4-L5.
+
+    At spacing 0.2 mm a 20 px shift is 4.0 mm (not > 4: within), 25 px is 5.0 mm (unstable);
+    as % of the 40 px (8 mm) depth: 50 % and 62.5 %.
+    """
+    levels = ["L1", "L2", "L3", "L4", "L5", "S1"]
+
+    def film(shift):
+        marks = {}
+        for k, level in enumerate(levels):
+            dx = shift if k < 4 else 0.0
+            y = 50.0 * k
+            marks[level] = {"AS": [40 + dx, y], "PS": [dx, y]}
+            if level != "S1":
+                marks[level].update(PI=[dx, y + 35], AI=[40 + dx, y + 35])
+        return {"pixel_spacing_mm": None if spacing is None else list(spacing), "landmarks": marks, **film_keys}
+
+    return {"flexion": film(flex_shift_px), "extension": film(0.0)}
+
+
+def _run(tmp_path, doc, *args, capsys):
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(doc))
+    status = main(["measure", str(path), *args])
+    out, err = capsys.readouterr()
+    return status, out, err, path
+
+
+def test_json_output(tmp_path, capsys):
+    status, out, err, _ = _run(tmp_path, _study(25.0, calibration_source="calibrated"), "--json", capsys=capsys)
+    assert status == 0 and err == ""
+    doc = json.loads(out)
+    seg = {s["segment"]: s for s in doc["segments"]}
+    assert list(seg) == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert seg["L4-L5"]["translation_mm"] == pytest.approx(5.0, abs=1e-12)
+    assert seg["L4-L5"]["translation_pct"] == pytest.approx(62.5, abs=1e-12)
+    assert seg["L4-L5"]["angulation_deg"] == pytest.approx(0.0, abs=1e-12)
+    assert seg["L4-L5"]["unstable"] is True and seg["L4-L5"]["criterion"] == "translation"
+    assert seg["L3-L4"]["unstable"] is False and seg["L3-L4"]["translation_mm"] == pytest.approx(0.0, abs=1e-12)
+    assert doc["criteria"]["name"] == "default"
+    assert doc["calibration"]["flexion"]["source"] == "calibrated"
+    # manual placement by default: 95 % interval around 5 mm
+    lo, hi = seg["L4-L5"]["translation_mm_ci95"]
+    assert lo < 5.0 < hi
+    assert "not a diagnosis" in doc["disclaimer"]
+
+
+def test_exactly_four_mm_is_not_unstable(tmp_path, capsys):
+    status, out, _, _ = _run(tmp_path, _study(20.0), "--json", capsys=capsys)
+    seg = json.loads(out)["segments"][3]
+    assert status == 0 and seg["translation_mm"] == pytest.approx(4.0, abs=1e-12)
+    assert seg["unstable"] is False and seg["borderline"] is True  # 4 mm sits inside its interval
+
+
+def test_uncalibrated_gives_null_mm_and_warning(tmp_path, capsys):
+    status, out, _, _ = _run(tmp_path, _study(25.0, spacing=None), "--json", capsys=capsys)
+    doc = json.loads(out)
+    seg = doc["segments"][3]
+    assert status == 0 and seg["translation_mm"] is None and seg["flexion_translation_mm"] is None
+    assert seg["translation_pct"] == pytest.approx(62.5)
+    assert seg["translation_assessed"] is False and seg["unstable"] is False
+    assert any("no usable pixel spacing" in w for w in doc["warnings"])
+    # white-panjabi has a % criterion, which works without calibration
+    _, out, _, _ = _run(tmp_path, _study(25.0, spacing=None), "--json", "--criteria", "white-panjabi", capsys=capsys)
+    seg = json.loads(out)["segments"][3]
+    assert seg["translation_assessed"] is True and seg["unstable"] is True
+
+
+def test_table_output(tmp_path, capsys):
+    status, out, _, _ = _run(tmp_path, _study(25.0), capsys=capsys)
+    assert status == 0
+    line = next(row for row in out.splitlines() if row.startswith("L4-L5"))
+    assert "+5.0 ±" in line and "+62.5 ±" in line and "UNSTABLE" in line and "translation" in line
+    assert "Translation (detector)" in out  # the calibration source next to the mm column
+    assert "spacing measured at the detector" in out  # unstated provenance -> detector warning
+    assert "not a diagnosis" in out and "Dupuis et al." in out
+
+
+def test_custom_criteria_file(tmp_path, capsys):
+    crit = tmp_path / "clinic.json"
+    crit.write_text(json.dumps({"name": "clinic", "translation_mm": {"*": 4.0, "L4-L5": 6.0}}))
+    status, out, _, _ = _run(tmp_path, _study(25.0), "--json", "--criteria", str(crit), capsys=capsys)
+    doc = json.loads(out)
+    assert status == 0 and doc["criteria"]["name"] == "clinic"
+    assert doc["segments"][3]["unstable"] is False
+    assert doc["segments"][3]["thresholds"]["translation_mm"] == 6.0
+
+
+def test_depth_mismatch_and_different_spacing_warn(tmp_path, capsys):
+    doc = _study(0.0)
+    doc["extension"]["pixel_spacing_mm"] = [0.22, 0.22]
+    _, out, _, _ = _run(tmp_path, doc, "--json", capsys=capsys)
+    warnings = json.loads(out)["warnings"]
+    assert any("different pixel spacing" in w for w in warnings)
+    assert any("endplate depth differs by more than 5 %" in w and "L1 +10.0 %" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["flexion"]["landmarks"]["L3"].update(PS=[1, "x"]), "key flexion.landmarks.L3.PS: expected [x, y] numbers"),
+        (lambda d: d["extension"]["landmarks"]["L2"].pop("AI"), "key extension.landmarks.L2.AI: missing"),
+        (lambda d: d["flexion"]["landmarks"]["L5"].update(AS=[0, 200]), "cannot measure: flexion: degenerate endplate: L5 AS and PS coincide"),
+    ],
+)
+def test_bad_file_one_line_exit_2(tmp_path, capsys, change, message):
+    doc = _study()
+    change(doc)
+    status, out, err, path = _run(tmp_path, doc, capsys=capsys)
+    assert status == 2 and out == ""
+    assert err.strip() == f"lumbar-instability: {path}: {message}" or err.startswith(f"lumbar-instability: {path}: {message}")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_subprocess_no_traceback(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "measure", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"lumbar-instability: {path}: not valid JSON")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    unknown = subprocess.run(
+        [sys.executable, "-m", "app", "measure", str(tmp_path / "x.json"), "--criteria", "lax"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unknown.returncode == 2 and "neither a criteria preset" in unknown.stderr
