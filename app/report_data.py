@@ -42,6 +42,7 @@ __all__ = [
     "ReportData",
     "file_sha256",
     "find_images_by_uid",
+    "finding_of",
     "landmark_array",
     "load_report",
     "load_session_dict",
@@ -477,6 +478,22 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             if key not in columns:
                 columns.append(key)
     return columns
+
+
+def finding_of(row: Mapping[str, Any]) -> str:
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    value = row.get("finding")
+    if isinstance(value, str) and value:
+        return value.lower()
+    if row.get("measured") is False:
+        return "not measured"
+    if row.get("borderline"):
+        return "borderline"
+    if row.get("unstable") is True:
+        return "unstable"
+    if row.get("unstable") is False:
+        return "stable"
+    return "not measured"
 
 
 def is_missing(value: Any) -> bool:

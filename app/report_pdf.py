@@ -30,6 +30,7 @@ from app.report_data import (
     REFERENCES,
     VIEWS,
     ReportData,
+    finding_of,
     is_missing,
 )
 from app.report_tables import PLACEMENT_COLOURS, encode_png, films_panel
@@ -38,22 +39,6 @@ __all__ = ["finding_of", "pdf_bytes", "write_pdf"]
 
 _FINDING_COLOURS = {"unstable": "#c62828", "borderline": "#ef8f00", "stable": "#2e7d32",
                     "not measured": "#757575"}
-
-
-def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
-    value = row.get("finding")
-    if isinstance(value, str) and value:
-        return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

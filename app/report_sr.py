@@ -48,6 +48,7 @@ from app.report_data import (
     CORNERS,
     VIEWS,
     ReportData,
+    finding_of,
     load_session_dict,
     report_from_session,
 )
@@ -343,11 +344,8 @@ def _row_label(row: Mapping[str, Any], index: int) -> str:
 
 
 def _row_finding(row: Mapping[str, Any]) -> str | None:
-    for key in ("finding", "classification", "status"):
-        value = row.get(key)
-        if isinstance(value, str) and value.lower() in ("unstable", "borderline", "stable"):
-            return value.lower()
-    return None
+    finding = finding_of(row)
+    return None if finding == "not measured" else finding
 
 
 def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence) -> Any:
