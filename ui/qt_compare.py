@@ -90,6 +90,7 @@ class QtStabilisedComparison(QDialog):
         self._flex: np.ndarray | None = None
         self._ext: np.ndarray | None = None
         self.blended: np.ndarray | None = None
+        self._crop_origin = (0, 0)
         self.segment_combo.currentIndexChanged.connect(self.set_segment)
         self.slider.valueChanged.connect(self._compose)
         self.flicker.toggled.connect(self._on_flicker)
@@ -122,6 +123,7 @@ class QtStabilisedComparison(QDialog):
             x1, y1 = np.minimum(pts.max(axis=0) + size * 0.6, [cols - 1, rows - 1]).astype(int) + 1
         else:
             x0, y0, x1, y1 = 0, 0, cols, rows
+        self._crop_origin = (int(x0), int(y0))
         self._flex = np.ascontiguousarray(flex_img[y0:y1, x0:x1])
         self._ext = np.ascontiguousarray(warped[y0:y1, x0:x1])
         angle = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))

@@ -75,10 +75,19 @@ def synthetic_image(landmarks: np.ndarray, shape=(400, 300)) -> np.ndarray:
     return img
 
 
+class SyntheticFiles(dict):
+    """path -> SyntheticFilm; an unknown path is an unreadable file (like load_film)."""
+
+    def __missing__(self, path):
+        from app.errors import InputFileError
+
+        raise InputFileError(path, "not a DICOM file")
+
+
 @pytest.fixture
 def synthetic_pair(tmp_path):
     """Loader and paths of a flexion/extension pair of synthetic films (0.2 mm/px)."""
-    films = {}
+    films = SyntheticFiles()
     cal = Calibration(0.2, 0.2, CalibrationSource.DETECTOR, "synthetic")
     for view, shift in (("flexion", 10.0), ("extension", -5.0)):
         path = tmp_path / f"{view}.dcm"

@@ -1,0 +1,369 @@
+"""The real widgets driven by simulated mouse and keyboard (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from ui.qt_results import COLUMNS
+
+ZOOM = 8.0  # widget pixels per image pixel while clicking: a click lands within 1/16 px
+
+
+def click_at(qtbot, view, xy, button=Qt.MouseButton.LeftButton):
+    """Centre the view on image point xy at ZOOM and click the widget pixel that shows it."""
+    view.centre_on(*xy, scale=ZOOM)
+    t = view.transform
+    # widget pixel p shows image x in [(p - o)/s - 0.5, (p + 1 - o)/s - 0.5): independent of the view code
+    px = math.floor((xy[0] + 0.5) * t.scale + t.origin_x)
+    py = math.floor((xy[1] + 0.5) * t.scale + t.origin_y)
+    qtbot.mouseClick(view, button, pos=QPoint(px, py))
+
+
+def place_by_clicks(qtbot, window, role, truth):
+    view = window.views[role]
+    for v, c in window.session.corner_order():
+        if np.isfinite(truth[v, c]).all():
+            click_at(qtbot, view, truth[v, c])
+    view.fit()
+
+
+def expected_synthetic_l4_l5():
+    """Hand computation for the synthetic pair (see conftest.synthetic_truth).
+
+    Bodies face +x with flat endplates, so t = x(PI of L4) - x(PS of L5):
+    flexion 104 - 102 = 2 px, extension 98 - 99 = -1 px; at 0.2 mm/px
+    dt = 0.6 mm, 3 px / 60 px depth = 5 %, no angulation.
+    """
+    return {"Translation (mm)": 0.6, "Translation (%)": 5.0, "Angulation (°)": 0.0}
+
+
+def leading_number(text):
+    return float(text.split()[0])
+
+
+@pytest.fixture
+def opened(make_window, synthetic_pair):
+    window = make_window(loader=synthetic_pair.__getitem__)
+    assert window.open_paths(list(synthetic_pair))
+    return window
+
+
+def test_open_assigns_roles_and_shows_both(opened, synthetic_pair):
+    assert opened.views["flexion"].film.view == "flexion"
+    assert opened.views["extension"].film.view == "extension"
+    assert opened.views["flexion"].isVisible() and opened.views["extension"].isVisible()
+    assert opened.results.table.rowCount() == 5
+    assert opened.banner.messages() == []
+
+
+def test_guided_clicks_read_back_the_motion(qtbot, opened, synthetic_pair):
+    opened.set_guided(True)
+    assert opened.views["flexion"].prompt_text() == "Click L1 AS (anterior-superior)"
+    for film in synthetic_pair.values():
+        place_by_clicks(qtbot, opened, film.view, film.truth)
+    assert opened.views["flexion"].prompt_text().startswith("All corners placed")
+    for role, film in ((f.view, f) for f in synthetic_pair.values()):
+        np.testing.assert_allclose(opened.session.landmarks(role), film.truth, atol=1 / (2 * ZOOM))
+    for column, value in expected_synthetic_l4_l5().items():
+        assert leading_number(opened.results.cell("L4-L5", column)) == pytest.approx(value, abs=0.06)
+    assert opened.results.cell("L4-L5", "Calibration") == "detector"
+
+
+def _place_truth(window, synthetic_pair):
+    for film in synthetic_pair.values():
+        window.session.set_landmarks(film.view, film.truth)
+
+
+def test_drag_corner_updates_row_live_and_undo(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    view = opened.views["flexion"]
+    before = opened.results.cell("L4-L5", "Translation (mm)")
+    start = synthetic_pair[view.film.path].truth[3, 2]  # L4 PI on flexion at (104, 235)
+    view.centre_on(*start, scale=2.0)
+    p0 = view.image_to_widget(*start).toPoint()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=p0)
+    seen = []
+    for dx in (4, 8, 12):  # widget px: 2, 4, 6 image px anterior
+        qtbot.mouseMove(view, pos=p0 + QPoint(dx, 0))
+        seen.append(leading_number(opened.results.cell("L4-L5", "Translation (mm)")))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=p0 + QPoint(12, 0))
+    # each 2 image px moves the flexion translation by 0.4 mm (0.2 mm/px): seen live during the drag
+    assert np.diff(seen) == pytest.approx([0.4, 0.4], abs=0.11)
+    assert seen[-1] == pytest.approx(leading_number(before) + 1.2, abs=0.11)
+    assert opened.session.film("flexion").placement[3, 2] == "manual"
+    opened.actions_by_name["undo"].trigger()
+    assert opened.results.cell("L4-L5", "Translation (mm)") == before
+
+
+def test_keyboard_nudge_and_shortcut_undo(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    view = opened.views["extension"]
+    view.setFocus()
+    view.state.selected = (0, 0)
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.keyClick(view, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    truth = synthetic_pair[view.film.path].truth
+    assert opened.session.landmarks("extension")[0, 0] == pytest.approx(truth[0, 0] + [0.25, 1.0])
+    assert opened.actions_by_name["undo"].shortcut().toString() == "Ctrl+Z"
+    assert opened.actions_by_name["redo"].shortcut().toString() == "Ctrl+Shift+Z"
+    opened.actions_by_name["undo"].trigger()
+    assert opened.session.landmarks("extension")[0, 0] == pytest.approx(truth[0, 0])
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert np.isnan(opened.session.landmarks("extension")[0, 0]).all()
+
+
+def test_selected_segment_highlight_follows_table(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    opened.results.table.selectRow(2)
+    assert opened.session.selected_segment == 2
+    opened.session.selected_segment = 4
+    assert opened.results.table.selectionModel().selectedRows()[0].row() == 4
+
+
+def test_save_reopen_same_numbers(qtbot, make_window, opened, synthetic_pair, tmp_path):
+    _place_truth(opened, synthetic_pair)
+    opened.session.set_corner("flexion", 1, 2, (109.0, 135.0))
+    shown = {(s, c): opened.results.cell(s, c) for s in opened.session.segments for c in COLUMNS}
+    target = tmp_path / "out" / "case.json"
+    opened.ask_save_path = lambda: str(target)
+    assert opened.actions_by_name["save"].isEnabled()
+    opened.actions_by_name["save"].trigger()
+    assert json.loads(target.read_text())["format"] == "lumbar-instability-session"
+    assert "*" not in opened.windowTitle()
+    other = make_window(loader=synthetic_pair.__getitem__)
+    assert other.open_paths([str(target)])
+    assert {(s, c): other.results.cell(s, c) for s in other.session.segments for c in COLUMNS} == shown
+
+
+def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
+    flex = synthetic_pair[next(iter(synthetic_pair))].truth.copy()
+    ext = [f for f in synthetic_pair.values() if f.view == "extension"][0].truth.copy()
+    # tilt L4's inferior endplate on extension by 12 degrees: default (10) flags it, white-panjabi (20) does not
+    ext[3, 3, 1] = ext[3, 2, 1] - 60 * math.tan(math.radians(12))
+    opened.session.set_landmarks("flexion", flex)
+    opened.session.set_landmarks("extension", ext)
+    assert leading_number(opened.results.cell("L4-L5", "Angulation (°)")) == pytest.approx(12.0, abs=0.05)
+    assert opened.results.cell("L4-L5", "Result").startswith("UNSTABLE (angulation)")
+    assert opened.results.statuses[3] == "unstable"
+    opened.results.criteria_combo.setCurrentText("white-panjabi")
+    assert opened.session.criteria == "white-panjabi"
+    assert not opened.results.cell("L4-L5", "Result").startswith("UNSTABLE")
+    assert "measurement aid, not a diagnosis" in opened.results.disclaimer.text()
+
+
+def test_uncalibrated_film_never_shows_mm(make_window, synthetic_pair):
+    from measure import Calibration
+
+    for film in synthetic_pair.values():
+        if film.view == "extension":
+            film.calibration = Calibration.uncalibrated("no spacing")
+    window = make_window(loader=synthetic_pair.__getitem__)
+    window.open_paths(list(synthetic_pair))
+    assert any("no usable pixel spacing" in m for m in window.banner.messages())
+    _place_truth(window, synthetic_pair)
+    assert window.results.cell("L4-L5", "Translation (mm)") == "—"
+    assert window.results.cell("L4-L5", "Extension transl. (mm)") == "—"
+    assert leading_number(window.results.cell("L4-L5", "Translation (%)")) == pytest.approx(5.0, abs=0.01)
+    tip = window.results.table.item(3, COLUMNS.index("Translation (mm)")).toolTip()
+    assert "extension film has no usable pixel spacing" in tip
+    assert window.views["extension"].overlay_texts()["bottom_left"][0].startswith("UNCALIBRATED")
+
+
+def test_manual_calibration_by_drawing(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    opened.ask_length = lambda role, length_px: 20.0
+    opened.start_calibration("flexion")
+    view = opened.views["flexion"]
+    view.centre_on(150.0, 200.0, scale=1.0)
+    a = view.image_to_widget(100.0, 200.0).toPoint()
+    b = view.image_to_widget(200.0, 200.0).toPoint()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(view, pos=b)
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
+    cal = opened.session.calibration("flexion")
+    assert str(cal.source) == "manual"
+    assert cal.column_spacing_mm == pytest.approx(0.2, rel=1e-9)  # 20 mm over 100 px
+    assert opened.results.cell("L4-L5", "Calibration") == "flexion manual, extension detector"
+    assert view.state.mode == "edit"
+    assert view.overlay_texts()["bottom_left"][1] == "Calibration: manual"
+
+
+@pytest.mark.parametrize(
+    ("views", "bad", "expected"),
+    [
+        (("flexion",), (), "Only one film"),
+        (("flexion", "flexion"), (), "Both films are flexion"),
+        (("flexion", "extension", "flexion"), (), "3 films given"),
+        (("flexion", "extension"), ("broken.dcm",), "broken.dcm: not a DICOM file"),
+    ],
+)
+def test_bad_input_messages_in_window(make_window, tmp_path, views, bad, expected):
+    from app.errors import InputFileError
+    from measure import Calibration, CalibrationSource
+    from tests.ui.conftest import SyntheticFilm, synthetic_image, synthetic_truth
+
+    films = {}
+    for i, view in enumerate(views):
+        path = tmp_path / f"{i}-{view}.dcm"
+        path.write_bytes(b"x")
+        films[str(path)] = SyntheticFilm(
+            str(path), view, synthetic_image(synthetic_truth()), Calibration(0.2, 0.2, CalibrationSource.DETECTOR)
+        )
+    for name in bad:
+        (tmp_path / name).write_bytes(b"garbage")
+
+    def loader(path):
+        if path in films:
+            return films[path]
+        raise InputFileError(path, "not a DICOM file")
+
+    window = make_window(loader=loader)
+    window.open_paths([tmp_path])
+    assert any(expected in m for m in window.banner.messages()), window.banner.messages()
+    # the viewer stays usable: menus enabled, another open works
+    assert window.actions_by_name["open"].isEnabled()
+
+
+def test_unreadable_only_file_keeps_previous_study(opened, tmp_path):
+    bad = tmp_path / "nothing.dcm"
+    bad.write_bytes(b"x")
+    before = opened.session.roles
+    assert not opened.open_paths([bad])
+    assert opened.session.roles == before
+    assert any("nothing.dcm" in m for m in opened.banner.messages("error"))
+
+
+def test_mismatch_banner_is_prominent(make_window, synthetic_pair):
+    from tests.ui.conftest import SyntheticIdentity
+
+    films = list(synthetic_pair.values())
+    films[1].identity = SyntheticIdentity(patient_id="OTHER-2", patient_name="Other^Person", study_instance_uid="9.9")
+    window = make_window(loader=synthetic_pair.__getitem__)
+    window.open_paths(list(synthetic_pair))
+    text = window.banner.messages("mismatch")
+    assert len(text) == 1 and "OTHER-2" in text[0] and "SYNTH-1" in text[0]
+    assert "Other" not in text[0] and "Synthetic" not in text[0]
+
+
+def test_one_film_mode_and_swap(qtbot, opened, synthetic_pair):
+    opened.actions_by_name["layout_extension"].trigger()
+    assert not opened.views["flexion"].isVisible() and opened.views["extension"].isVisible()
+    opened.actions_by_name["layout_both"].trigger()
+    flex_film = opened.views["flexion"].film
+    opened.actions_by_name["swap"].trigger()
+    assert opened.views["extension"].film is flex_film
+    opened.actions_by_name["undo"].trigger()
+    assert opened.views["flexion"].film is flex_film
+
+
+def test_overlays_show_id_not_name(opened):
+    texts = opened.views["flexion"].overlay_texts()
+    flat = " ".join(sum(texts.values(), []))
+    assert "ID: SYNTH-1" in flat and "Synthetic" not in flat
+    assert "Calibration: detector" in flat and "Zoom" in flat
+
+
+def test_wheel_zoom_keeps_point_under_cursor(qtbot, opened):
+    view = opened.views["flexion"]
+    pos = QPointF(123, 210)
+    before = view.transform.to_image(123.5, 210.5)
+    from PySide6.QtGui import QWheelEvent
+
+    event = QWheelEvent(
+        pos, view.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )
+    scale = view.transform.scale
+    view.wheelEvent(event)
+    assert view.transform.scale == pytest.approx(scale * 1.25**2)
+    assert view.transform.to_image(123.5, 210.5) == pytest.approx(before)
+    view.one_to_one()
+    assert view.transform.scale == 1.0
+
+
+def test_window_level_drag_presets_and_invert(qtbot, opened):
+    view = opened.views["flexion"]
+    grey_before = view._grey.copy()
+    p = QPoint(100, 100)
+    qtbot.mousePress(view, Qt.MouseButton.RightButton, pos=p)
+    qtbot.mouseMove(view, pos=p + QPoint(-100, 0))
+    qtbot.mouseRelease(view, Qt.MouseButton.RightButton, pos=p + QPoint(-100, 0))
+    c, w = view.window
+    assert w == pytest.approx(701 - 100 * 0.002 * 700)  # synthetic range 200..900
+    assert view.window_preset == "Custom"
+    view.apply_window_preset("Full range")
+    assert view.window == pytest.approx((550.0, 701.0))
+    view.reset_window()
+    np.testing.assert_array_equal(view._grey, grey_before)
+    view.toggle_invert()
+    np.testing.assert_array_equal(view._grey, 255 - grey_before)
+    assert "Inverted" in view.overlay_texts()["bottom_right"]
+
+
+def test_stabilised_comparison_holds_lower_body(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    opened.session.selected_segment = 3  # L4-L5: L5 held still
+    opened.show_comparison()
+    dialog = opened.comparison
+    assert dialog.ok
+    dialog.slider.setValue(0)
+    flex = dialog.blended.astype(int)
+    dialog.slider.setValue(100)
+    ext = dialog.blended.astype(int)
+    # L5 occupies the same pixels in both (same body, moved onto itself); L4 does not
+    assert "L5 held still" in dialog.caption.text()
+    diff = np.abs(flex - ext)
+    assert diff.mean() > 0  # the upper body moved
+    # the extension film's L5 (x 99..159) mapped onto flexion's (x 102..162)
+    l5_rows = slice(*np.round(np.array([260, 300]) - dialog._crop_origin[1]).astype(int))
+    assert diff[l5_rows].max() <= 1
+    dialog.flicker.setChecked(True)
+    dialog._on_tick()
+    assert np.array_equal(dialog.blended, dialog._ext)
+    dialog.close()
+
+
+def test_comparison_needs_corners(opened):
+    opened.show_comparison()
+    assert any("place at least two corners" in m for m in opened.banner.messages("error"))
+
+
+def test_close_prompt_on_unsaved_changes(qtbot, opened, synthetic_pair):
+    opened.session.set_corner("flexion", 0, 0, (10.0, 10.0))
+    opened.ask_close = lambda: "cancel"
+    opened.close()
+    assert opened.isVisible()
+    opened.ask_close = lambda: "discard"
+    opened.close()
+    assert not opened.isVisible()
+
+
+def test_recovery_after_crash(qtbot, make_window, synthetic_pair, state_dir):
+    first = make_window(loader=synthetic_pair.__getitem__)
+    first.open_paths(list(synthetic_pair))
+    first.session.set_corner("flexion", 2, 3, (161.5, 190.25))
+    assert (state_dir / "recovery.autosave.json").exists()
+    # a crash: the window is never closed properly; a new viewer starts
+    second = make_window(loader=synthetic_pair.__getitem__)
+    assert second.offer_recovery()
+    button = second.banner.action_button("recovery")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert second.session.landmarks("flexion")[2, 3].tolist() == [161.5, 190.25]
+    assert second.session.dirty
+    first.ask_close = lambda: "discard"
+
+
+def test_drop_files_opens_them(qtbot, make_window, synthetic_pair):
+    window = make_window(loader=synthetic_pair.__getitem__)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(p) for p in synthetic_pair])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.session.roles == ("flexion", "extension"), timeout=2000)
+    assert window.recent_files()[0][0].endswith(".dcm")
