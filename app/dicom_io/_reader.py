@@ -11,11 +11,13 @@ one array of 40 MB, not a copy of the file's bytes plus the array.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -157,6 +159,10 @@ def _open_dicom(path: Path, raw: bool) -> _Opened:
                     ImplicitVRLittleEndian
                     if implicit
                     else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+                )
+            if not syntax.is_transfer_syntax:
+                raise InputFileError(
+                    path, f"{_syntax_label(syntax)} cannot be decoded: not supported"
                 )
             if len(ds) == 0:
                 raise InputFileError(path, "not a DICOM file (no DICM preamble and not an image)")
@@ -489,9 +495,28 @@ def read_film_header(path: str | os.PathLike[str], *, sha256: bool = False) -> F
     if kind not in ("dicom", "dicom-raw"):
         header = _load_image(path, kind).header()
         return header if sha256 else _replace_sha(header, None)
-    opened = _open_dicom(path, raw=kind == "dicom-raw")
-    header = _dicom_header(path, opened, _check_image(opened, path))
+    with _quiet():
+        opened = _open_dicom(path, raw=kind == "dicom-raw")
+        header = _dicom_header(path, opened, _check_image(opened, path))
     return _replace_sha(header, file_sha256(path)) if sha256 else header
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No pydicom warnings or validation log lines while reading a film.
+
+    pydicom's messages about invalid values quote the values, and a value may
+    be a patient's name: they must not reach logs.  What matters for the user
+    is reported by this module in its own words.
+    """
+    previous = pydicom.config.settings.reading_validation_mode
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        pydicom.config.settings.reading_validation_mode = previous
 
 
 def _replace_sha(header: FilmHeader, digest: str | None) -> FilmHeader:
@@ -812,5 +837,6 @@ def load_film(path: str | os.PathLike[str]) -> Film:
     path = Path(path)
     kind = _sniff(path)
     if kind in ("dicom", "dicom-raw"):
-        return _load_dicom(path, kind)
+        with _quiet():
+            return _load_dicom(path, kind)
     return _load_image(path, kind)
