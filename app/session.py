@@ -36,6 +36,7 @@ from app import __version__
 from app.atomic import atomic_write_text
 from app.errors import InputFileError, UserError
 from app.events import EmitterGroup
+from app.report_data import finding_of
 from measure import Calibration, CalibrationSource
 
 __all__ = [
@@ -1339,6 +1340,7 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
     source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
     uncalibrated = [r for r in roles if not cal[r].is_calibrated]
     for row in rows:
+        row["finding"] = finding_of(row)
         row["calibration_source"] = source
         row["translation_mm_note"] = (
             None

@@ -110,6 +110,10 @@ class QtMainWindow(QMainWindow):
         self._on_films_change()
         self._on_history_change()
         self._on_title_change()
+        # Review mode and File > Export report (issue #6): see ui/qt_review.py.
+        from ui.qt_review import install_review
+
+        self.review = install_review(self)
 
     # ----------------------------------------------------------------- actions and menus
 

@@ -99,16 +99,14 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
         if texts[col] == _DASH:
             tips[col] = "no usable pixel spacing on this film"
     criterion = row.get("criterion") or "none"
-    if row.get("unstable"):
-        status = "unstable"
+    status = row.get("finding") or ("borderline" if row.get("borderline") else "unstable" if row.get("unstable") else "stable")
+    if status == "borderline":
+        # the 95 % interval straddles a threshold: neither a confident yes nor no
+        side = f"above threshold: {criterion}" if row.get("unstable") else "below thresholds"
+        texts[9] = f"BORDERLINE ({side})"
+    elif status == "unstable":
         texts[9] = f"UNSTABLE ({criterion})"
-        if row.get("borderline"):
-            texts[9] += ", borderline"
-    elif row.get("borderline"):
-        status = "borderline"
-        texts[9] = "borderline"
     else:
-        status = "stable"
         texts[9] = "below thresholds"
     th = row.get("thresholds") or {}
     limits = [

@@ -75,7 +75,9 @@ def make_session(tmp_path, cal_flex=None, cal_ext=None, recovery=True):
         files[str(path)] = FakeFilm(
             str(path), role, cal, sha256=hashlib.sha256(role.encode()).hexdigest()
         )
-    session = Session(LEVELS, recovery_path=(tmp_path / "state" / "recovery.json") if recovery else None)
+    session = Session(
+        LEVELS, recovery_path=(tmp_path / "state" / "recovery.json") if recovery else None
+    )
     session.open_paths(list(files), loader=files.__getitem__)
     return session, files
 
@@ -228,8 +230,22 @@ def test_shift_levels_and_undo(tmp_path):
     assert session.segments == ("L3-L4", "L4-S1")
     session.undo()
     assert session.levels == LEVELS
-    assert shifted_levels(("L1", "L2", "L3", "L4", "L5", "S1"), -1) == ("T12", "L1", "L2", "L3", "L4", "S1")
-    assert shifted_levels(("L1", "L2", "L3", "L4", "L5", "S1"), 1) == ("L2", "L3", "L4", "L5", "L6", "S1")
+    assert shifted_levels(("L1", "L2", "L3", "L4", "L5", "S1"), -1) == (
+        "T12",
+        "L1",
+        "L2",
+        "L3",
+        "L4",
+        "S1",
+    )
+    assert shifted_levels(("L1", "L2", "L3", "L4", "L5", "S1"), 1) == (
+        "L2",
+        "L3",
+        "L4",
+        "L5",
+        "L6",
+        "S1",
+    )
     with pytest.raises(UserError, match="further down"):
         shifted_levels(("L5", "L6", "S1"), 1)
 
@@ -249,7 +265,16 @@ def test_guided_order_and_next_missing(tmp_path):
     session, _ = make_session(tmp_path)
     order = session.corner_order()
     assert [session.corner_name(*vc) for vc in order] == [
-        "L4 AS", "L4 PS", "L4 PI", "L4 AI", "L5 AS", "L5 PS", "L5 PI", "L5 AI", "S1 AS", "S1 PS",
+        "L4 AS",
+        "L4 PS",
+        "L4 PI",
+        "L4 AI",
+        "L5 AS",
+        "L5 PS",
+        "L5 PI",
+        "L5 AI",
+        "S1 AS",
+        "S1 PS",
     ]
     assert session.next_missing_corner("flexion") == (0, 0)
     session.set_corner("flexion", 0, 0, (1, 1))
@@ -273,7 +298,11 @@ def test_save_load_round_trip(tmp_path):
     assert doc["flexion"]["landmarks"]["L4"]["PI"] == [70.0, 190.0]
     assert "PI" not in doc["flexion"]["landmarks"]["S1"]
     assert doc["extension"]["calibration_source"] == "manual"
-    assert doc["extension"]["manual_calibration"] == {"p0": [0.0, 0.0], "p1": [30.0, 40.0], "length_mm": 25.0}
+    assert doc["extension"]["manual_calibration"] == {
+        "p0": [0.0, 0.0],
+        "p1": [30.0, 40.0],
+        "length_mm": 25.0,
+    }
     assert doc["results"]["segments"] == json.loads(json.dumps(rows))
 
     other = Session(recovery_path=None)
@@ -356,7 +385,10 @@ def _films(*views):
 
 def test_assign_roles():
     names = ["a", "b", "c"]
-    assert assign_roles(_films("extension", "flexion"), names[:2]) == ({"flexion": 1, "extension": 0}, [])
+    assert assign_roles(_films("extension", "flexion"), names[:2]) == (
+        {"flexion": 1, "extension": 0},
+        [],
+    )
     roles, warn = assign_roles(_films("flexion", "flexion"), names[:2])
     assert roles == {"flexion": 0, "extension": 1} and "Both films are flexion" in warn[0]
     roles, warn = assign_roles(_films("unknown", "flexion"), names[:2])

@@ -143,18 +143,27 @@ def test_save_reopen_same_numbers(qtbot, make_window, opened, synthetic_pair, tm
 
 def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
     flex = synthetic_pair[next(iter(synthetic_pair))].truth.copy()
-    ext = [f for f in synthetic_pair.values() if f.view == "extension"][0].truth.copy()
+    ext = next(f for f in synthetic_pair.values() if f.view == "extension").truth.copy()
     # tilt L4's inferior endplate on extension by 12 degrees: default (10) flags it, white-panjabi (20) does not
     ext[3, 3, 1] = ext[3, 2, 1] - 60 * math.tan(math.radians(12))
-    opened.session.set_landmarks("flexion", flex)
-    opened.session.set_landmarks("extension", ext)
+    precise = np.full((6, 4), 0.02)  # mm: a 95 % interval far narrower than 2 degrees
+    opened.session.set_landmarks("flexion", flex, landmark_sd_mm=precise)
+    opened.session.set_landmarks("extension", ext, landmark_sd_mm=precise)
     assert leading_number(opened.results.cell("L4-L5", "Angulation (°)")) == pytest.approx(12.0, abs=0.05)
-    assert opened.results.cell("L4-L5", "Result").startswith("UNSTABLE (angulation)")
+    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE (angulation)"
     assert opened.results.statuses[3] == "unstable"
     opened.results.criteria_combo.setCurrentText("white-panjabi")
     assert opened.session.criteria == "white-panjabi"
-    assert not opened.results.cell("L4-L5", "Result").startswith("UNSTABLE")
+    assert opened.results.cell("L4-L5", "Result") == "below thresholds"
     assert "measurement aid, not a diagnosis" in opened.results.disclaimer.text()
+    # manual SDs (0.6 mm) on 12 mm deep bodies: 12 +- ~4 degrees straddles 10: borderline, not a yes
+    opened.results.criteria_combo.setCurrentText("default")
+    opened.session.set_landmarks("extension", ext)
+    opened.session.set_landmarks("flexion", flex)
+    low, high = opened.session.result_rows()[3]["angulation_deg_ci95"]
+    assert low < 10 < high
+    assert opened.results.cell("L4-L5", "Result") == "BORDERLINE (above threshold: angulation)"
+    assert opened.results.statuses[3] == "borderline"
 
 
 def test_uncalibrated_film_never_shows_mm(make_window, synthetic_pair):
@@ -264,7 +273,7 @@ def test_one_film_mode_and_swap(qtbot, opened, synthetic_pair):
 
 def test_overlays_show_id_not_name(opened):
     texts = opened.views["flexion"].overlay_texts()
-    flat = " ".join(sum(texts.values(), []))
+    flat = " ".join(line for lines in texts.values() for line in lines)
     assert "ID: SYNTH-1" in flat and "Synthetic" not in flat
     assert "Calibration: detector" in flat and "Zoom" in flat
 
@@ -294,7 +303,7 @@ def test_window_level_drag_presets_and_invert(qtbot, opened):
     qtbot.mousePress(view, Qt.MouseButton.RightButton, pos=p)
     qtbot.mouseMove(view, pos=p + QPoint(-100, 0))
     qtbot.mouseRelease(view, Qt.MouseButton.RightButton, pos=p + QPoint(-100, 0))
-    c, w = view.window
+    _, w = view.window
     assert w == pytest.approx(701 - 100 * 0.002 * 700)  # synthetic range 200..900
     assert view.window_preset == "Custom"
     view.apply_window_preset("Full range")
