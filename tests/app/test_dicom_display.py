@@ -142,3 +142,14 @@ def test_apply_window_edges_by_hand():
     np.testing.assert_allclose(y, [0.0, 0.0005, 1.0, 1.0], atol=1e-12)
     # width 1 is a threshold at c - 0.5
     np.testing.assert_array_equal(apply_window(np.array([99, 100, 101]), 100.5, 1), [0, 0, 1])
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT"])
+def test_float_images_are_windowed_in_blocks_like_the_formula(tmp_path, function):
+    rng = np.random.default_rng(7)
+    stored = rng.integers(0, 4096, size=(260, 4100)).astype(np.uint16)  # > one 1 M-pixel block
+    film = _film(tmp_path, stored, RescaleSlope=0.25, RescaleIntercept=-3,
+                 WindowCenter=400, WindowWidth=600, VOILUTFunction=function, photometric="MONOCHROME1")  # fmt: skip
+    assert film.pixels.dtype == np.float32
+    grey = np.rint(apply_window(stored * 0.25 - 3.0, 400, 600, function) * 255)
+    np.testing.assert_array_equal(film.display_image(), 255 - grey)
