@@ -770,6 +770,55 @@ class Session:
 
         self._edit(f"{description} ({role})", apply, roles=(role,))
 
+    def import_landmarks(self, path: str | os.PathLike[str]) -> None:
+        """Put the corners of a landmarks (or session) file on the open films, as one undoable edit.
+
+        The file's levels replace the session's; its placement methods and SDs
+        are kept; its calibration is not used (the films' own calibration stays).
+
+        Raises
+        ------
+        InputFileError
+            The file is not a readable landmarks file.
+        UserError
+            No film is open.
+        """
+        from app.landmarks_io import read_landmarks
+
+        study = read_landmarks(path)
+        roles = self.roles
+        if not roles:
+            raise UserError(f"{path}: open the films before importing landmarks")
+        marks = {}
+        for role in roles:
+            film = study.film(role)
+            placed = np.isfinite(film.corners).all(axis=-1)
+            placement = np.where(placed, film.placement if film.placement is not None else "", "")
+            placement = np.where(placement == "", "manual", placement).astype(object)
+            placement[~placed] = None
+            sd = (
+                np.full(placed.shape, np.nan)
+                if film.landmark_sd_mm is None
+                else np.array(film.landmark_sd_mm, dtype=float)
+            )
+            marks[role] = (np.array(film.corners, dtype=float), placement, sd)
+
+        def apply(films: dict[str, FilmState | None]) -> None:
+            for role, (lm, placement, sd) in marks.items():
+                films[role].landmarks = lm.copy()
+                films[role].placement = placement.copy()
+                films[role].landmark_sd_mm = sd.copy()
+            for role in ROLES:
+                if films[role] is not None and role not in marks:
+                    lm, placement, sd = _empty_landmarks(len(study.levels))
+                    films[role].landmarks, films[role].placement = lm, placement
+                    films[role].landmark_sd_mm = sd
+
+        self._selected_segment = None
+        self._edit(
+            f"Import landmarks from {Path(path).name}", apply, roles=roles, levels=tuple(study.levels)
+        )
+
     def shift_levels(self, step: int) -> None:
         """Relabel every body ``step`` places down (negative: up); see :func:`shifted_levels`."""
         new = shifted_levels(self._levels, step)
@@ -898,6 +947,9 @@ class Session:
             for a, b in zip(before.films, after.films, strict=True)
         )
         self._recompute()
+        if self._selected_segment is not None and self._selected_segment >= len(self.segments):
+            self._selected_segment = None
+            self.events.selected_segment(value=None)
         if films_changed:
             self.events.films()
         if before.levels != after.levels:

@@ -190,7 +190,8 @@ class QtMainWindow(QMainWindow):
         a["shift_up"] = self._action("Shift level labels &up (e.g. T12)", lambda: self._try(self.session.shift_levels, -1))
         a["shift_down"] = self._action("Shift level labels &down (e.g. L6)", lambda: self._try(self.session.shift_levels, 1))
         a["swap"] = self._action("S&wap flexion and extension", lambda: self._try(self.session.swap_films), "Ctrl+W")
-        for key in ("guided", "shift_up", "shift_down", "swap"):
+        a["import_landmarks"] = self._action("&Import landmarks…", self._import_landmarks_dialog)
+        for key in ("guided", "import_landmarks", "shift_up", "shift_down", "swap"):
             marks.addAction(a[key])
 
         tools = menu.addMenu("&Tools")
@@ -216,7 +217,7 @@ class QtMainWindow(QMainWindow):
 
     def _on_films_change(self, event=None) -> None:
         roles = self.session.roles
-        for key in ("save", "save_as", "guided", "swap", "compare", "shift_up", "shift_down"):
+        for key in ("save", "save_as", "guided", "swap", "compare", "shift_up", "shift_down", "import_landmarks"):
             self.actions_by_name[key].setEnabled(bool(roles))
         if len(roles) == 1:
             self.set_layout(roles[0])
@@ -367,6 +368,20 @@ class QtMainWindow(QMainWindow):
             view.state.mode = "guided" if on else "edit"
             view.update()
 
+    def import_landmarks(self, path: str | os.PathLike[str]) -> bool:
+        """Put a landmarks file's corners on the open films (one undoable edit)."""
+        try:
+            self.session.import_landmarks(path)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        return True
+
+    def _import_landmarks_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import landmarks", "", "Landmarks (*.json)")
+        if path:
+            self.import_landmarks(path)
+
     # ----------------------------------------------------------------- calibration
 
     def start_calibration(self, role: str) -> None:
@@ -512,15 +527,46 @@ class QtMainWindow(QMainWindow):
         self._recovery_file.unlink(missing_ok=True)
 
 
-def run_viewer(paths: Sequence[str] = (), session_path: str | None = None) -> int:
-    """Start the Qt application with the viewer; returns the exit status."""
+def run_viewer(
+    paths: Sequence[str] = (),
+    session_path: str | None = None,
+    *,
+    landmarks: str | None = None,
+    screenshot: str | None = None,
+) -> int:
+    """Start the Qt application with the viewer; returns the exit status.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Films or a folder to open.
+    session_path : str, optional
+        A session file to reopen instead.
+    landmarks : str, optional
+        A landmarks/session file whose corners are put on the opened films.
+    screenshot : str, optional
+        Save a PNG of the window once shown, then quit (tests, documentation).
+    """
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("lumbar-instability")
     window = QtMainWindow()
     window.show()
-    window.offer_recovery()
+    if screenshot is None:
+        window.offer_recovery()
+    else:
+        window.session.recovery_path = None  # a picture run leaves no recovery file
     if session_path:
         window.open_session(session_path)
     elif paths:
         window.open_paths(paths)
+    if landmarks and window.session.roles:
+        window.import_landmarks(landmarks)
+    if screenshot:
+
+        def shoot() -> None:
+            window.grab().save(screenshot)
+            window.ask_close = lambda: "discard"  # a picture run saves nothing
+            app.quit()
+
+        QTimer.singleShot(800, shoot)
     return app.exec()

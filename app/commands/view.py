@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample", action="store_true", help=f"open the bundled sample study ({SAMPLE_DIR.name}/)"
     )
     parser.add_argument("--session", metavar="FILE", help="reopen a saved session (JSON)")
+    parser.add_argument(
+        "--landmarks",
+        metavar="FILE",
+        help="put the corners of a landmarks (or session) JSON file on the films opened",
+    )
+    # Save a picture of the window once it is shown, then quit (tests and documentation).
+    parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
 
 
 def sample_files() -> list[str]:
@@ -47,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{p}: no such file or folder")
     if args.session and not Path(args.session).exists():
         raise UserError(f"{args.session}: no such session file")
+    if args.landmarks and not Path(args.landmarks).exists():
+        raise UserError(f"{args.landmarks}: no such landmarks file")
+    if args.landmarks and not paths:
+        raise UserError("--landmarks: give the films too (FILES or --sample)")
     from ui.qt_main_window import run_viewer
 
-    return run_viewer(paths, args.session)
+    return run_viewer(paths, args.session, landmarks=args.landmarks, screenshot=args.screenshot)

@@ -136,3 +136,61 @@ needs_sample = pytest.mark.skipif(
     not (SAMPLE_DIR / "flexion.dcm").exists() or not (SAMPLE_DIR / "truth.json").exists(),
     reason="sample_dicoms/ not generated yet",
 )
+
+
+def write_synthetic_dicom(path, pixels, view, spacing_mm=0.2, patient_id="SYNTH-1"):
+    """A small DX DICOM of a synthetic film (no real patient data), readable by load_film."""
+    import datetime
+
+    from pydicom.dataset import Dataset as _Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray for presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = _Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.543.1"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = patient_id
+    ds.PatientName = "Synthetic^Phantom"
+    ds.StudyDate = datetime.date(2026, 1, 2).strftime("%Y%m%d")
+    ds.Modality = "DX"
+    ds.SeriesDescription = f"L-spine lateral {view}"
+    ds.ImageComments = view
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.ImagerPixelSpacing = [spacing_mm, spacing_mm]
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def synthetic_dicoms(tmp_path):
+    """flexion.dcm, extension.dcm and landmarks.json of the synthetic pair, on disk."""
+    out = tmp_path / "films"
+    out.mkdir()
+    doc = {"levels": ["L1", "L2", "L3", "L4", "L5", "S1"]}
+    for view, shift in (("flexion", 10.0), ("extension", -5.0)):
+        lm = synthetic_truth(shift)
+        write_synthetic_dicom(out / f"{view}.dcm", synthetic_image(lm), view)
+        doc[view] = {
+            "pixel_spacing_mm": [0.2, 0.2],
+            "calibration_source": "detector",
+            "landmarks": {
+                level: {c: lm[v, k].tolist() for k, c in enumerate(("AS", "PS", "PI", "AI")) if np.isfinite(lm[v, k]).all()}
+                for v, level in enumerate(doc["levels"])
+            },
+        }
+    (out / "landmarks.json").write_text(json.dumps(doc))
+    return out
