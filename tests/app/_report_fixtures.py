@@ -128,6 +128,7 @@ def result_rows() -> list[dict]:
         rows.append(
             {
                 "segment": label,
+                "measured": True,
                 "flexion_angle_deg": 3.0 + ang / 3,
                 "extension_angle_deg": 3.0 + 4 * ang / 3,
                 "flexion_translation_mm": t / 2,
@@ -151,7 +152,6 @@ def result_rows() -> list[dict]:
                 "unstable": find == "unstable",
                 "borderline": find == "borderline",
                 "n_corners": 8,
-                "finding": find,
             }
         )
     return rows

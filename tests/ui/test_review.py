@@ -1,0 +1,140 @@
+"""Review mode: a saved session or SR opens read-only, exactly as reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from app.report_data import load_report
+from app.report_sr import write_sr
+from app.report_tables import csv_text
+from tests.app import _report_fixtures as fx
+from ui.qt_review import next_version_path
+
+
+@pytest.fixture
+def study(tmp_path):
+    return fx.make_study(tmp_path / "study")
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+def test_next_version_path(tmp_path):
+    assert next_version_path(tmp_path / "case.json").name == "case.v2.json"
+    (tmp_path / "case.v2.json").write_text("{}")
+    assert next_version_path(tmp_path / "case.json").name == "case.v3.json"
+    assert next_version_path(tmp_path / "case.v2.json").name == "case.v3.json"
+    assert next_version_path(tmp_path / "report.dcm").name == "report.v2.json"
+
+
+def test_session_opens_read_only_with_the_reported_table(window, study):
+    assert window.open_paths([str(study)])
+    review = window.review
+    assert review.active
+    assert window.session.roles == ("flexion", "extension")
+    np.testing.assert_array_equal(window.session.landmarks("flexion"), fx.landmarks("flexion"))
+    # the saved rows, not a recomputation: L3-L4 was reported as 4.75 mm [3.85, 5.65]
+    assert review.panel.cell("L3-L4", "Translation (mm)") == "+4.8 ± 0.9"
+    assert review.panel.cell("L3-L4", "Angulation (°)") == "+7.0 ± 2.1"
+    assert review.panel.cell("L2-L3", "Result").startswith("BORDERLINE")
+    assert review.panel.isVisible() and not window.results.isVisible()
+    # the hand-written rows differ from what the landmarks give: the user is told
+    assert any("computes different values" in m for m in window.banner.messages())
+    assert "read-only" in window.windowTitle()
+    for name in ("save", "save_as", "undo", "guided", "swap", "calibrate_flexion"):
+        assert not window.actions_by_name[name].isEnabled(), name
+    assert not window.results.criteria_combo.isEnabled()
+    assert "detector" in review.panel.calibration_label.text()
+
+
+def test_read_only_ignores_clicks_drags_and_keys(qtbot, window, study):
+    window.open_paths([str(study)])
+    view = window.views["flexion"]
+    before = window.session.landmarks("flexion").copy()
+    corner = view.image_to_widget(*before[2, 0])
+    target = view.image_to_widget(*(before[2, 0] + 30))
+    p0 = QPoint(round(corner.x()), round(corner.y()))
+    p1 = QPoint(round(target.x()), round(target.y()))
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=p0)
+    qtbot.mouseMove(view, p1)
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=p1)
+    view.setFocus()
+    for key in (Qt.Key.Key_Tab, Qt.Key.Key_Right, Qt.Key.Key_Delete):
+        qtbot.keyClick(view, key)
+    np.testing.assert_array_equal(window.session.landmarks("flexion"), before)
+    assert not window.session.dirty
+
+
+def test_edit_saves_a_new_version_and_keeps_the_original(qtbot, window, study):
+    original = study.read_bytes()
+    window.open_paths([str(study)])
+    window.review.panel.edit_button.click()
+    assert not window.review.active
+    assert window.actions_by_name["save"].isEnabled()
+    assert window.results.isVisible()
+    window.session.set_corner("flexion", 2, 0, (200.0, 220.0))
+    assert window.save()
+    assert study.read_bytes() == original
+    new = study.with_name("session.v2.json")
+    doc = json.loads(new.read_text())
+    assert doc["flexion"]["landmarks"]["L3"]["AS"] == [200.0, 220.0]
+    assert window.session.path == new
+
+
+def test_sr_opens_with_the_same_landmarks_and_table(window, study, tmp_path):
+    sr = write_sr(load_report(study), study.parent / "report.dcm")
+    assert window.open_paths([str(sr)])
+    assert window.review.active
+    np.testing.assert_array_equal(window.session.landmarks("extension"),
+                                  fx.landmarks("extension"))
+    assert window.review.panel.cell("L4-L5", "Translation (mm)") == "+4.1 ± 0.9"
+    assert window.session.path is None  # saving never goes over the SR
+
+
+def test_missing_films_are_found_by_uid_in_the_chosen_folder(window, study, tmp_path):
+    elsewhere = tmp_path / "moved" / "series"
+    elsewhere.mkdir(parents=True)
+    for name in ("flexion.dcm", "extension.dcm"):
+        shutil.move(study.parent / name, elsewhere / f"IM_{name[:3].upper()}")
+    asked = []
+    window.review.ask_folder = lambda message: asked.append(message) or str(tmp_path / "moved")
+    assert window.open_paths([str(study)])
+    assert len(asked) == 1 and "SOP Instance UID" in asked[0]
+    film = window.session.film("flexion")
+    assert film.film is not None
+    assert film.image.path.endswith("IM_FLE")
+    assert window.review.report.films["extension"].image_status == "ok"
+
+
+def test_changed_film_is_flagged(window, study):
+    with open(study.parent / "flexion.dcm", "ab") as handle:
+        handle.write(b"\0\0")
+    assert window.open_paths([str(study)])
+    assert any("CHANGED" in m for m in window.banner.messages("error"))
+
+
+def test_corrupt_session_is_an_error_banner(window, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{broken")
+    assert not window.open_paths([str(bad)])
+    assert not window.review.active
+    assert any(str(bad) in m for m in window.banner.messages("error"))
+
+
+def test_export_in_review_writes_the_reported_rows(window, study, tmp_path):
+    window.open_paths([str(study)])
+    out = window.review.export(tmp_path / "table.csv")
+    assert out.read_text() == csv_text(load_report(study))
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[2]["translation_mm"]) == 4.75
+    pdf = window.review.export(tmp_path / "r.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")

@@ -1,0 +1,478 @@
+"""Review mode and report export for the viewer.
+
+Opening a saved session (``.json``) or an SR written by this tool (``.dcm``)
+shows the films with the saved landmarks and the result table *exactly as
+reported* (the saved rows, not a recomputation), read-only: landmarks cannot
+be moved, the criteria cannot be changed, nothing can be saved over the file.
+"Edit" ends review mode; the next save writes a new version beside the
+original (``session.v2.json``, ``session.v3.json`` …), never over it.
+
+When the films are not where the session says, the user is asked for a folder
+and the films are found in it by SOP Instance UID, preferring the file whose
+SHA-256 matches the one recorded.  A film whose content changed is flagged.
+
+Integration (one hook in :class:`ui.qt_main_window.QtMainWindow`):
+``install_review(window)`` adds File → "Open report for review…", "Export
+report…" and routes ``window.open_session`` / ``window.open_paths`` of a
+session or SR file through review mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence, QMouseEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import UserError
+from app.report_data import (
+    VIEWS,
+    ReportData,
+    find_images_by_uid,
+    finding_of,
+    read_session_file,
+    report_from_session,
+)
+from ui.qt_results import COLUMNS, format_row
+
+__all__ = ["QtReviewController", "QtReviewPanel", "install_review", "next_version_path"]
+
+_EDIT_ACTIONS = ("save", "save_as", "undo", "redo", "guided", "shift_up", "shift_down", "swap",
+                 "calibrate_flexion", "calibrate_extension", "uncalibrate")
+_VIEW_KEYS = {Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_I, Qt.Key.Key_R}
+_FINDING_COLOURS = {"unstable": QColor(150, 30, 30), "borderline": QColor(140, 100, 0)}
+
+
+def next_version_path(path: str | os.PathLike[str]) -> Path:
+    """The first free ``stem.vN.json`` beside ``path`` (N >= 2), e.g. for
+    ``study.json`` -> ``study.v2.json``; ``study.v2.json`` -> ``study.v3.json``;
+    ``report.dcm`` -> ``report.v2.json``."""
+    path = Path(path)
+    stem = path.stem
+    base, n = stem, 2
+    head, dot, tail = stem.rpartition(".v")
+    if dot and tail.isdigit():
+        base, n = head, int(tail) + 1
+    while (candidate := path.with_name(f"{base}.v{n}.json")).exists():
+        n += 1
+    return candidate
+
+
+def _is_sr(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9,
+                                                                 abs_tol=1e-9)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+class QtReviewPanel(QWidget):
+    """The result table exactly as reported, with where it came from and an Edit button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        top = QHBoxLayout()
+        self.source_label = QLabel()
+        self.source_label.setObjectName("review-source")
+        self.source_label.setWordWrap(True)
+        top.addWidget(self.source_label, 1)
+        self.edit_button = QPushButton("Edit (saves as a new version)")
+        self.edit_button.setObjectName("review-edit")
+        top.addWidget(self.edit_button)
+        layout.addLayout(top)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("review-table")
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        layout.addWidget(self.table, 1)
+        self.calibration_label = QLabel()
+        self.calibration_label.setObjectName("review-calibration")
+        self.calibration_label.setWordWrap(True)
+        layout.addWidget(self.calibration_label)
+
+    def show_report(self, report: ReportData, source: Path) -> None:
+        """Fill the table with the saved rows of ``report``."""
+        roles = tuple(v for v in VIEWS if v in report.films)
+        self.source_label.setText(
+            f"<b>Review (read-only)</b>: {source.name} — criteria {report.criteria}, saved "
+            f"{report.session.get('saved_at') or '?'} with lumbar-instability "
+            f"{report.software_version}. The table shows the values as reported.")
+        self.table.setRowCount(len(report.rows))
+        for r, row in enumerate(report.rows):
+            texts, tips, _ = format_row(dict(row), roles)
+            finding = finding_of(row)
+            for c, text in enumerate(texts):
+                item = QTableWidgetItem(text)
+                if tips[c]:
+                    item.setToolTip(tips[c])
+                if finding in _FINDING_COLOURS and c == len(texts) - 1:
+                    item.setForeground(QBrush(_FINDING_COLOURS[finding]))
+                self.table.setItem(r, c, item)
+        parts = []
+        for view in roles:
+            cal = report.films[view].calibration
+            text = f"{view}: {cal.source}"
+            if cal.warning:
+                text += f" ({cal.warning})"
+            parts.append(text)
+        self.calibration_label.setText("Calibration — " + "; ".join(parts))
+
+    def cell(self, segment: str, column: str) -> str:
+        """Text shown for ``segment`` in ``column`` (a name of :data:`ui.qt_results.COLUMNS`)."""
+        c = COLUMNS.index(column)
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).text() == segment:
+                return self.table.item(r, c).text()
+        raise KeyError(segment)
+
+
+class _ReadOnlyFilter(QObject):
+    """Swallows what would edit landmarks in a film view; left-drag pans instead."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease,
+                    QEvent.Type.MouseButtonDblClick):
+            if event.button() == Qt.MouseButton.LeftButton:
+                if kind == QEvent.Type.MouseButtonDblClick:
+                    return True
+                pan = QMouseEvent(kind, QPointF(event.position()), QPointF(event.globalPosition()),
+                                  Qt.MouseButton.MiddleButton,
+                                  Qt.MouseButton.MiddleButton if kind == QEvent.Type.MouseButtonPress
+                                  else Qt.MouseButton.NoButton, event.modifiers())
+                if kind == QEvent.Type.MouseButtonPress:
+                    obj.mousePressEvent(pan)
+                else:
+                    obj.mouseReleaseEvent(pan)
+                return True
+        if kind == QEvent.Type.KeyPress and Qt.Key(event.key()) not in _VIEW_KEYS:
+            return True
+        return False
+
+
+class QtReviewController(QObject):
+    """Review mode and report export of one :class:`ui.qt_main_window.QtMainWindow`.
+
+    Attributes
+    ----------
+    active : bool
+        True while a report is shown read-only.
+    report : ReportData or None
+        The report under review (saved rows, calibration, image checks).
+    source : Path or None
+        The session or SR file under review.
+    ask_folder : callable
+        ``(message) -> folder or None``; asked when films are missing
+        (replaceable by tests).
+    ask_export_path : callable
+        ``() -> path or None`` for File → Export report.
+    """
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.active = False
+        self.report: ReportData | None = None
+        self.source: Path | None = None
+        self._reviewed_doc: dict[str, Any] | None = None
+        self._sr_identity: Mapping[str, str] | None = None
+        self.ask_folder: Callable[[str], str | None] = self._ask_folder_dialog
+        self.ask_export_path: Callable[[], str | None] = self._ask_export_dialog
+        self._filter = _ReadOnlyFilter(self)
+        self.panel = QtReviewPanel()
+        self.panel.hide()
+        self.panel.edit_button.clicked.connect(self.enter_edit)
+        window.main_splitter.addWidget(self.panel)
+        self._build_actions()
+        # route session/SR opening through review mode
+        self._open_session = window.open_session
+        self._open_paths = window.open_paths
+        window.open_session = self.open_review
+        window.open_paths = self._open_paths_hook
+        self.session.events.films.connect(self._on_films_change)
+
+    # ----------------------------------------------------------------- menus
+
+    def _build_actions(self) -> None:
+        w = self.window
+        self.open_action = QAction("Open report for &review (session or SR)…", w)
+        self.open_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.open_action.triggered.connect(self._open_dialog)
+        self.export_action = QAction("&Export report (PDF, SR, CSV, JSON, PNG)…", w)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(self._export_dialog)
+        self.edit_action = QAction("&Edit the reviewed report", w)
+        self.edit_action.triggered.connect(self.enter_edit)
+        self.edit_action.setEnabled(False)
+        for action in (self.open_action, self.export_action, self.edit_action):
+            w.addAction(action)
+        file_menu = next((a.menu() for a in w.menuBar().actions() if a.text() == "&File"), None)
+        if file_menu is not None:
+            anchor = w.actions_by_name.get("save")
+            file_menu.insertAction(anchor, self.open_action)
+            file_menu.insertAction(anchor, self.edit_action)
+            file_menu.insertAction(anchor, self.export_action)
+            file_menu.insertSeparator(anchor)
+        w.actions_by_name.update(review_open=self.open_action, export_report=self.export_action,
+                                 review_edit=self.edit_action)
+
+    # ----------------------------------------------------------------- opening
+
+    def _open_paths_hook(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
+        paths = [str(p) for p in paths]
+        if len(paths) == 1 and Path(paths[0]).is_file() and (
+            paths[0].lower().endswith(".json") or _is_sr(Path(paths[0]))
+        ):
+            if _is_sr(Path(paths[0])) and not self._looks_like_sr(Path(paths[0])):
+                return self._open_paths(paths)
+            if not self.window._maybe_discard_changes():
+                return False
+            return self.open_review(paths[0])
+        return self._open_paths(paths)
+
+    @staticmethod
+    def _looks_like_sr(path: Path) -> bool:
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+        except Exception:
+            return False
+        return ds.get("Modality") == "SR"
+
+    def open_review(self, path: str | os.PathLike[str]) -> bool:
+        """Open a session or SR read-only; errors become a banner. Returns success."""
+        path = Path(path)
+        try:
+            self._load(path)
+        except UserError as exc:
+            self.window.show_error(str(exc))
+            return False
+        self.window._add_recent([str(path)])
+        return True
+
+    def _load(self, path: Path) -> None:
+        sr_identity = None
+        if _is_sr(path):
+            from app.report_sr import read_sr
+
+            content = read_sr(path)
+            doc, sr_identity = dict(content), content.identity
+            report = report_from_session(doc, path, search_dirs=[path.parent])
+        else:
+            doc = read_session_file(path)
+            report = report_from_session(doc, path)
+        missing = {v: f for v, f in report.films.items() if f.path is None}
+        if missing:
+            views = " and ".join(missing)
+            folder = self.ask_folder(
+                f"The {views} film{'s' if len(missing) > 1 else ''} of {path.name} "
+                f"{'are' if len(missing) > 1 else 'is'} not where the report says. "
+                "Choose the folder that holds them (matched by SOP Instance UID).")
+            if folder:
+                found = find_images_by_uid(
+                    {v: f.sop_instance_uid or "" for v, f in missing.items()}, [folder],
+                    sha256={v: (f.record.get("image") or {}).get("sha256")
+                            for v, f in missing.items()})
+                paths = {v: f.path for v, f in report.films.items() if f.path is not None}
+                paths.update(found)
+                report = report_from_session(doc, path, image_paths=paths)
+                for view in missing:
+                    if view not in found:
+                        report.warnings.append(
+                            f"The {view} film was not found in {folder} either.")
+        # Load into the session: a copy of the document whose image paths are absolute.
+        load_doc = json.loads(json.dumps(doc))
+        for view, film in report.films.items():
+            image = load_doc[view].setdefault("image", {}) or {}
+            load_doc[view]["image"] = image
+            image["path"] = str(film.path.resolve()) if film.path is not None else (
+                image.get("path") or "")
+        with tempfile.TemporaryDirectory(prefix="lumbar-review-") as tmp:
+            tmp_path = Path(tmp) / "review.json"
+            tmp_path.write_text(json.dumps(load_doc), encoding="utf-8")
+            try:
+                self._open_session_model(tmp_path)
+            except UserError as exc:
+                raise UserError(f"{path}: {getattr(exc, 'reason', exc)}") from None
+        self.session.path = path if not _is_sr(path) else None
+        self.session.events.path(value=self.session.path)
+        self.report, self.source = report, path
+        self._reviewed_doc, self._sr_identity = doc, sr_identity
+        self._set_active(True)
+        self._show_review_messages()
+
+    def _open_session_model(self, path: Path) -> None:
+        self.session.load(path, loader=self.window.loader)
+
+    def _show_review_messages(self) -> None:
+        banner = self.window.banner
+        for text in self.report.warnings:
+            level = "error" if "CHANGED" in text else "warning"
+            banner.show_message(text, level)
+        recomputed = self.session.result_rows()
+        saved = self.report.rows
+        if len(recomputed) == len(saved) and not all(
+                _same(a.get(k), b.get(k)) for a, b in zip(saved, recomputed, strict=True)
+                for k in a if k in b):
+            banner.show_message(
+                "This version of lumbar-instability computes different values from the same "
+                "landmarks; the table shows the values as reported.", "warning")
+
+    # ----------------------------------------------------------------- read-only
+
+    def _set_active(self, active: bool) -> None:
+        self.active = active
+        for view in self.window.views.values():
+            if active:
+                view.installEventFilter(self._filter)
+                view.state.mode = "edit"
+            else:
+                view.removeEventFilter(self._filter)
+        for name in _EDIT_ACTIONS:
+            action = self.window.actions_by_name.get(name)
+            if action is not None:
+                action.setEnabled(not active and (
+                    name not in ("undo", "redo") or
+                    (self.session.can_undo if name == "undo" else self.session.can_redo)))
+        self.window.results.criteria_combo.setEnabled(not active)
+        self.edit_action.setEnabled(active)
+        self.window.results.setVisible(not active)
+        self.panel.setVisible(active)
+        if active and self.report is not None:
+            self.panel.show_report(self.report, self.source)
+            self.window.setWindowTitle(f"{self.source.name} (review, read-only) — lumbar-instability")
+
+    def _on_films_change(self, event=None) -> None:
+        # D's window re-enables its actions when films change: keep review read-only.
+        if self.active:
+            self._set_active(True)
+
+    def enter_edit(self) -> None:
+        """Leave review mode; the next save writes a new version beside the reviewed file."""
+        if not self.active:
+            return
+        self._set_active(False)
+        self.session.path = next_version_path(self.source)
+        self.session.events.path(value=self.session.path)
+        self.window.banner.show_message(
+            f"Editing: saving writes {self.session.path.name}; {self.source.name} is kept as "
+            "reported.", "info")
+        self.window._on_title_change()
+
+    # ----------------------------------------------------------------- export
+
+    def current_report(self) -> tuple[ReportData, dict[str, Any]]:
+        """The report of what is on screen, and the loaded films by view.
+
+        In review mode: the saved rows exactly as reported; otherwise the live session.
+        """
+        films = {role: self.session.film(role).film for role in self.session.roles
+                 if self.session.film(role).film is not None}
+        if self.active and self.report is not None:
+            return self.report, films
+        if not self.session.roles:
+            raise UserError("no films are open: nothing to report")
+        doc = self.session.to_json()
+        paths = {role: self.session.film(role).image.path for role in self.session.roles
+                 if self.session.film(role).image.path}
+        report = report_from_session(doc, self.session.path, image_paths=paths)
+        return report, films
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
+        path = Path(path)
+        report, films = self.current_report()
+        suffix = path.suffix.lower()
+        if suffix == ".pdf":
+            from app.report_pdf import write_pdf
+
+            return write_pdf(report, path, films=films or None, sr_identity=self._sr_identity)
+        if suffix == ".dcm":
+            from app.report_sr import write_sr
+
+            return write_sr(report, path)
+        if suffix == ".csv":
+            from app.report_tables import write_csv
+
+            return write_csv(report, path)
+        if suffix == ".json":
+            from app.report_tables import write_json
+
+            return write_json(report, path)
+        if suffix == ".png":
+            from app.report_tables import write_png
+
+            images = {v: f.display_image() for v, f in films.items()}
+            return write_png(report, path, images=images or None)
+        raise UserError(f"{path}: unknown report format (use .pdf, .dcm, .csv, .json or .png)")
+
+    def _export_dialog(self) -> None:
+        path = self.ask_export_path()
+        if not path:
+            return
+        try:
+            written = self.export(path)
+        except (UserError, ValueError, OSError) as exc:
+            self.window.show_error(str(exc))
+            return
+        self.window.statusBar().showMessage(f"Report written: {written}", 8000)
+
+    def _ask_export_dialog(self) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export report", "report.pdf",
+            "PDF report (*.pdf);;DICOM SR (*.dcm);;Table CSV (*.csv);;Table JSON (*.json);;"
+            "Annotated films PNG (*.png)")
+        return path or None
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open report for review", "",
+            "Session or SR (*.json *.dcm);;All files (*)")
+        if path and self.window._maybe_discard_changes():
+            self.open_review(path)
+
+    def _ask_folder_dialog(self, message: str) -> str | None:
+        self.window.banner.show_message(message, "warning")
+        folder = QFileDialog.getExistingDirectory(self.window, "Folder of the films")
+        return folder or None
+
+
+def install_review(window) -> QtReviewController:
+    """Attach review mode and report export to a main window (the viewer's hook)."""
+    return QtReviewController(window)
