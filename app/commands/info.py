@@ -68,6 +68,9 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
     except OSError as exc:  # pragma: no cover - races with the file system
         record["error"] = f"cannot be read: {exc.strerror or exc}"
         return record
+    except Exception as exc:  # pragma: no cover - a reader bug must not hide the other files
+        record["error"] = f"unexpected error while reading ({type(exc).__name__})"
+        return record
     calibration = film.calibration
     spacing = calibration.spacing_mm
     identity = film.identity
