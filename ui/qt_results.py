@@ -194,19 +194,29 @@ class QtResultsPanel(QWidget):
         bold = QFont(self.table.font())
         bold.setBold(True)
         for r, row in enumerate(rows):
-            texts, tips, status = format_row(row, roles) if roles else ([row["segment"]] + [_DASH] * (len(COLUMNS) - 1), [""] * len(COLUMNS), "not measured")
+            if roles:
+                texts, tips, status = format_row(row, roles)
+            else:
+                texts = [row["segment"]] + [_DASH] * (len(COLUMNS) - 1)
+                tips, status = [""] * len(COLUMNS), "not measured"
             self.statuses.append(status)
             for c, text in enumerate(texts):
                 item = self.table.item(r, c)
                 if item is None:
                     item = QTableWidgetItem()
+                    item.setData(Qt.ItemDataRole.UserRole, "")
+                    item.setTextAlignment(
+                        (Qt.AlignmentFlag.AlignLeft if c in (0, 2, 9) else Qt.AlignmentFlag.AlignRight)
+                        | Qt.AlignmentFlag.AlignVCenter
+                    )
                     self.table.setItem(r, c, item)
-                item.setText(text)
-                item.setToolTip(tips[c])
-                item.setTextAlignment(
-                    (Qt.AlignmentFlag.AlignLeft if c in (0, 2, 9) else Qt.AlignmentFlag.AlignRight)
-                    | Qt.AlignmentFlag.AlignVCenter
-                )
+                if item.text() != text:
+                    item.setText(text)
+                if item.toolTip() != tips[c]:
+                    item.setToolTip(tips[c])
+                if item.data(Qt.ItemDataRole.UserRole) == status:
+                    continue  # colours unchanged: a drag only changes numbers
+                item.setData(Qt.ItemDataRole.UserRole, status)
                 if status == "unstable":
                     item.setBackground(QBrush(_UNSTABLE))
                     item.setForeground(QBrush(QColor(255, 255, 255)))

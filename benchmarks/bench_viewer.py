@@ -1,0 +1,146 @@
+"""Viewer timings (run by hand, not in CI): opening the sample pair, and a drag frame.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_viewer.py [--films DIR]
+
+1. open: from ``QtMainWindow.open_paths`` to both films painted (DICOM decoding,
+   display LUT, QImage, first paint, results).  Goal: under 1 s.
+2. drag: one mouse-move event while dragging a corner, until the session has
+   recomputed the motion, the results table is refreshed and the views have
+   repainted.  Goal: within one 16 ms frame.
+
+Uses ``sample_dicoms/`` when it exists, else writes a synthetic pair of the
+size of a real lateral lumbar film (2500 x 2000, 12-bit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def synthetic_films(out: Path) -> tuple[list[str], dict]:
+    from tests.ui.conftest import write_synthetic_dicom
+
+    rng = np.random.default_rng(0)
+    levels = ["L1", "L2", "L3", "L4", "L5", "S1"]
+    marks = {}
+    paths = []
+    for view, shift in (("flexion", 30.0), ("extension", -15.0)):
+        img = rng.normal(1200, 60, (2500, 2000)).clip(0, 4095)
+        lm = np.full((6, 4, 2), np.nan)
+        for v in range(6):
+            top = 300 + 330 * v
+            x0 = 700 + (shift if v < 5 else 0) * (5 - v) / 5
+            lm[v] = [[x0 + 300, top], [x0, top], [x0, top + 240], [x0 + 300, top + 240]]
+            img[int(top) : int(top) + 240, int(x0) : int(x0) + 300] += 1500
+        lm[5, 2:] = np.nan
+        path = out / f"{view}.dcm"
+        write_synthetic_dicom(path, img.clip(0, 4095), view, spacing_mm=0.15)
+        paths.append(str(path))
+        marks[view] = lm
+    return paths, {"levels": levels, **marks}
+
+
+def sample_films() -> tuple[list[str], dict] | None:
+    sample = ROOT / "sample_dicoms"
+    if not (sample / "flexion.dcm").exists():
+        return None
+    from app.landmarks_io import read_landmarks
+
+    truth = read_landmarks(sample / "truth.json")
+    return [str(sample / "flexion.dcm"), str(sample / "extension.dcm")], {
+        "levels": list(truth.levels),
+        "flexion": truth.flexion.corners,
+        "extension": truth.extension.corners,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--moves", type=int, default=200)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from app.session import Session
+    from ui.qt_main_window import QtMainWindow
+
+    app = QApplication.instance() or QApplication([])
+    tmp = tempfile.TemporaryDirectory()
+    found = sample_films()
+    label = "sample_dicoms/"
+    if found is None:
+        found = synthetic_films(Path(tmp.name))
+        label = "synthetic 2500x2000 pair (sample_dicoms/ absent)"
+    paths, truth = found
+
+    window = QtMainWindow(Session(recovery_path=None))
+    window.resize(1500, 950)
+    window.show()
+    app.processEvents()
+
+    open_times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        window.open_paths(paths)
+        for view in window.views.values():
+            view.repaint()
+        window.results.repaint()
+        open_times.append(time.perf_counter() - t0)
+        window.session._set_dirty(False)
+
+    session = window.session
+    for role in ("flexion", "extension"):
+        session.set_landmarks(role, np.asarray(truth[role], float))
+    view = window.views["flexion"]
+    corner = np.asarray(truth["flexion"])[3, 2]
+    view.centre_on(*corner, scale=1.0)
+    start = view.image_to_widget(*corner)
+
+    def send(kind, pos, buttons):
+        event = QMouseEvent(
+            kind, pos, view.mapToGlobal(pos), Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton,
+            buttons, Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(view, event)
+
+    send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
+    frame_times = []
+    for i in range(args.moves):
+        pos = start + QPointF((i % 20) - 10, 0)
+        t0 = time.perf_counter()
+        send(QEvent.Type.MouseMove, pos, Qt.MouseButton.LeftButton)
+        app.processEvents()  # the deferred paints of the views and the table
+        frame_times.append(time.perf_counter() - t0)
+    send(QEvent.Type.MouseButtonRelease, start, Qt.MouseButton.NoButton)
+
+    rows = session.result_rows()
+    assert rows[3]["measured"], "the drag did not keep L4-L5 measurable"
+    print(f"films: {label}")
+    print(f"open pair, to painted: median {statistics.median(open_times) * 1000:.0f} ms "
+          f"(min {min(open_times) * 1000:.0f}, max {max(open_times) * 1000:.0f}; {args.repeat} runs)")
+    ft = np.array(frame_times) * 1000
+    print(f"drag frame (move -> motion recomputed, table + views repainted): median {np.median(ft):.1f} ms, "
+          f"95th percentile {np.percentile(ft, 95):.1f} ms ({args.moves} moves)")
+    window.ask_close = lambda: "discard"
+    window.close()
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
