@@ -72,15 +72,12 @@ _PRIVATE: dict[str, str] = {
     "view": "Radiographic view",
     "calibration-source": "Calibration source",
     "calibration-detail": "Calibration detail",
-    "image-path": "Image file path",
-    "image-sha256": "Image file SHA-256",
     "image-reference": "Image reference (JSON)",
     "film-extra": "Other film keys (JSON)",
     "session-extra": "Other session keys (JSON)",
     "session-header": "Session header (JSON)",
     "segment-columns": "Result row columns (JSON)",
     "level": "Vertebral level label",
-    "segment": "Segment label",
     "manual-calibration": "Manual calibration line (JSON)",
     "unstable": "Unstable segment (a criterion exceeded beyond the 95 % interval)",
     "borderline": "Borderline segment (the 95 % interval straddles a threshold)",
@@ -348,7 +345,8 @@ def _row_finding(row: Mapping[str, Any]) -> str | None:
     return None if finding == "not measured" else finding
 
 
-def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence) -> Any:
+def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
+                   criteria: str) -> Any:
     import highdicom as hd
     from pydicom.sr.coding import Code
 
@@ -392,6 +390,7 @@ def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence) -> Any
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"segment {label}"),
         finding_type=None if finding is None else _code(finding),
+        method=_code(f"criteria-{criteria}", meaning=f"Instability criteria: {criteria}"),
         finding_sites=sites,
         measurements=measurements or None,
         source_images=list(sources),
@@ -444,7 +443,7 @@ def sr_dataset(
     sources = [hd.sr.SourceImageForMeasurementGroup.from_source_image(ds)
                for ds in headers.values()]
     for i, row in enumerate(report.rows):
-        groups.append(_segment_group(row, i, sources))
+        groups.append(_segment_group(row, i, sources, report.criteria))
 
     device = hd.sr.ObserverContext(
         observer_type=Code("121007", "DCM", "Device"),

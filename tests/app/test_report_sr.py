@@ -71,6 +71,8 @@ def test_segment_group_codes_and_values(study):
     items = list(_walk(group.ContentSequence))
     site = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "363698007"]
     assert _cv(site[0].ConceptCodeSequence[0]) == "62551000"  # SCT L3/L4 disc
+    method = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "370129005"]
+    assert _cv(method[0].ConceptCodeSequence[0]) == "criteria-default"
     finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
     assert _cv(finding[0].ConceptCodeSequence[0]) == "unstable"
     assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
