@@ -160,13 +160,16 @@ class DaskExecutor(Executor):
         self._cluster = None
         if address == "local":
             self.workers = max(1, min(int(workers), MAX_LOCAL_WORKERS))
+            # Worker processes talk over TCP on the loopback interface only; thread
+            # workers use the in-process transport (no socket at all).
+            network = {"host": "127.0.0.1", "protocol": "tcp"} if processes else {}
             self._cluster = LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=processes,
-                host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=40,
+                **network,
             )
             self.name = "dask LocalCluster"
             self._client = Client(self._cluster)

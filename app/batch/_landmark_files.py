@@ -10,10 +10,9 @@ Sources, first match wins:
    it can read landmarks back).
 
 Otherwise the landmarks are detected.  The JSON keys are those of
-``docs/landmarks-format.md`` / the session file (``docs/architecture.md``):
-``levels`` and per film ``landmarks`` (``{level: {corner: [x, y]}}``),
-``placement``, ``landmark_sd_mm``, ``pixel_spacing_mm`` and
-``calibration_source`` (a manual calibration in a session is honoured).
+``docs/landmarks-format.md`` / the session file (``docs/architecture.md``),
+parsed with :mod:`app.landmarks_io`.  The films' own calibration (DICOM) is
+used, except that a manual calibration stored in the file is honoured.
 """
 
 from __future__ import annotations
@@ -169,50 +168,42 @@ def read_given_landmarks(path: str | Path, origin: str) -> GivenLandmarks:
 
 
 def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenLandmarks:
-    """Landmarks, SDs, placement and manual calibration of both films of a session dict."""
-    from measure import DEFAULT_LANDMARK_SD_MM, PlacementMethod
+    """Landmarks, SDs, placement and manual calibration of both films of a session dict.
 
-    if not isinstance(data, dict):
-        raise ValueError(f"{name}: not a landmarks or session file")
-    levels = tuple(str(v) for v in (data.get("levels") or DEFAULT_LEVELS))
-    landmarks, sds, placements, calibrations, corner_placement = {}, {}, {}, {}, {}
+    Parsed and checked with :func:`app.landmarks_io.parse_landmarks` (the
+    landmarks format); corner SDs are :meth:`FilmLandmarks.effective_sd_mm`
+    (stated SD, else the placement method's default, else ``manual``).
+
+    Raises
+    ------
+    ValueError
+        The one-line reason (key and problem) when the file cannot be used.
+    """
+    from app.errors import InputFileError
+    from app.landmarks_io import parse_landmarks
+    from measure import CalibrationSource
+
+    try:
+        study = parse_landmarks(data, name)
+        study.check_measurable()
+    except InputFileError as exc:
+        raise ValueError(f"{name}: {exc.reason}") from None
+    levels = tuple(study.levels)
+    landmarks, sds, placements, calibrations, corner_placement, sops = {}, {}, {}, {}, {}, {}
     for role in ROLES:
-        film = data.get(role)
-        if not isinstance(film, dict) or not isinstance(film.get("landmarks"), dict):
-            raise ValueError(f"{name}: no {role} landmarks")
-        marks = film["landmarks"]
-        sd_map = film.get("landmark_sd_mm") or {}
-        placement = film.get("placement") or {}
-        array = np.array(
-            [[_point((marks.get(level) or {}).get(corner)) for corner in CORNERS]
-             for level in levels],
-            dtype=float,
-        ).reshape(len(levels), 4, 2)
-        sd = np.full((len(levels), 4), np.nan)
-        methods: set[str] = set()
-        corner_placement[role] = [
-            [str((placement.get(level) or {}).get(corner) or "") for corner in CORNERS]
-            for level in levels
-        ]
-        for v, level in enumerate(levels):
-            for c, corner in enumerate(CORNERS):
-                given = (sd_map.get(level) or {}).get(corner)
-                method = (placement.get(level) or {}).get(corner)
-                if method:
-                    methods.add(str(method))
-                if isinstance(given, int | float) and math.isfinite(given) and given >= 0:
-                    sd[v, c] = float(given)
-                elif method in PlacementMethod.__members__.values():
-                    sd[v, c] = DEFAULT_LANDMARK_SD_MM[PlacementMethod(method)]
-        landmarks[role], sds[role], placements[role] = array, sd, sorted(methods)
+        film = study.film(role)
+        landmarks[role] = np.asarray(film.corners, dtype=float)
+        sds[role] = np.asarray(film.effective_sd_mm(), dtype=float)
+        placement = (np.asarray(film.placement, dtype=object) if film.placement is not None
+                     else np.full((len(levels), 4), "", dtype=object))
+        corner_placement[role] = [[str(m) for m in body] for body in placement.tolist()]
+        placements[role] = sorted({m for body in corner_placement[role] for m in body if m})
+        calibration = film.calibration
         calibrations[role] = None
-        spacing = film.get("pixel_spacing_mm")
-        if film.get("calibration_source") == "manual" and spacing:
-            row, column = (float(v) for v in spacing)
-            calibrations[role] = ((row, column), "manual", "manual calibration in the session file")
-    sops = {}
-    for role in ROLES:
-        image = data[role].get("image")
+        if calibration.source is CalibrationSource.MANUAL:
+            calibrations[role] = (calibration.spacing_mm, "manual",
+                                  calibration.detail or "manual calibration in the landmarks file")
+        image = data[role].get("image") if isinstance(data.get(role), dict) else None
         sops[role] = str(image.get("sop_instance_uid") or "") if isinstance(image, dict) else ""
     return GivenLandmarks(levels, landmarks, sds, placements, corner_placement, sops,
                           calibrations)

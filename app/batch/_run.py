@@ -32,6 +32,7 @@ from app.batch._scan import HeaderChunk, list_files, read_header_chunk
 from app.batch._tables import write_csv, write_parquet
 from app.batch._worker import StudyTask, process_study
 from app.errors import UserError
+from measure import CalibrationSource
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]
 
@@ -186,12 +187,16 @@ class _Scrubber:
         return text
 
     def failure_row(self, failure: Failure) -> dict[str, Any]:
+        path = failure.path
+        files = failure.files
+        if self.pseudo.enabled and not path.startswith("manifest line"):
+            path = self.file(failure.path)
+            files = (*failure.files, failure.path)
         return {
             "kind": failure.kind,
-            "path": self.text(failure.path, failure.files) if failure.kind != "file"
-            else self.file(failure.path),
+            "path": path,
             "reason_category": failure.category,
-            "reason": self.text(failure.reason, failure.files),
+            "reason": self.text(failure.reason, files),
             "patient_id": self.pseudo(failure.patient_id, "patient"),
             "study_instance_uid": self.pseudo(failure.study_instance_uid, "study"),
         }
@@ -576,6 +581,11 @@ def _row(
         row[f"{role}_row_spacing_mm"] = spacing[0]
         row[f"{role}_column_spacing_mm"] = spacing[1]
     row.update(segment)
-    warnings = list(outcome.warnings) + list(segment.get("warnings", []))
+    warnings = list(outcome.warnings)
+    for role in ("flexion", "extension"):
+        source = CalibrationSource(getattr(outcome, f"{role}_calibration_source"))
+        if source.is_calibrated and source.warning:  # uncalibrated: said by the measurement
+            warnings.append(f"{role} film: {source.warning}")
+    warnings += list(segment.get("warnings", []))
     row["warnings"] = "; ".join(dict.fromkeys(warnings))
     return row

@@ -1,0 +1,261 @@
+"""A folder of phantom studies with known truth plus broken input, for the batch tests.
+
+Built once per test session (the phantom renders in ~0.2 s per study at
+``scale=0.1``).  Identities are rewritten with pydicom so the tests know every
+identifier, and every patient name, birth date and accession number carries a
+marker that the anonymisation test greps for.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from app.phantom import make_study, write_study
+
+NAME_MARKER = "Zyxwvut"
+BIRTH_DATE = "19561231"
+ACCESSION_MARKER = "ACCQX"
+VIEW_ATTRIBUTES = (
+    "ViewCodeSequence", "SeriesDescription", "ProtocolName", "ImageComments",
+    "AcquisitionDeviceProcessingDescription", "PerformedProcedureStepDescription",
+    "StudyDescription",
+)  # fmt: skip
+CALIBRATIONS = (
+    "magnification-corrected",
+    "calibrated",
+    "detector",
+    "magnification-corrected",
+    "uncalibrated",
+)
+LEVELS = ["L1", "L2", "L3", "L4", "L5", "S1"]
+
+
+@dataclass
+class StudyTruth:
+    patient_id: str
+    study_instance_uid: str
+    sop: dict[str, str]
+    files: dict[str, str]
+    truth: dict
+    pairing: str = "views"
+    landmarks: str = "landmarks-dir"  # or session, detect
+
+
+@dataclass
+class Archive:
+    input_dir: Path
+    landmarks_dir: Path
+    studies: dict[str, StudyTruth] = field(default_factory=dict)
+    failures: set[tuple[str, str, str]] = field(default_factory=set)  # kind, path, category
+    patient_ids: list[str] = field(default_factory=list)
+
+
+def _rewrite(
+    path: Path, *, patient: str, number: int, study_uid: str, time: str, strip_view: bool = False
+) -> str:
+    ds = pydicom.dcmread(path)
+    ds.PatientID = patient
+    ds.PatientName = f"{NAME_MARKER}^Patient{number}"
+    ds.PatientBirthDate = BIRTH_DATE
+    ds.AccessionNumber = f"{ACCESSION_MARKER}{number:04d}"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = generate_uid()
+    sop = generate_uid()
+    ds.SOPInstanceUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.AcquisitionDate = "20240312"
+    ds.AcquisitionTime = time
+    if "AcquisitionDateTime" in ds:
+        del ds.AcquisitionDateTime
+    if strip_view:
+        for keyword in VIEW_ATTRIBUTES:
+            if keyword in ds:
+                delattr(ds, keyword)
+    ds.save_as(path, enforce_file_format=True)
+    return sop
+
+
+def _landmarks_file(path: Path, truth: dict, study_uid: str, sop: dict[str, str]) -> None:
+    data = {"format": "lumbar-instability-landmarks", "format_version": 1, "levels": LEVELS}
+    for role in ("flexion", "extension"):
+        marks = truth[role]["landmarks"]
+        data[role] = {
+            "image": {"sop_instance_uid": sop[role], "study_instance_uid": study_uid},
+            "landmarks": marks,
+            "placement": {lv: {c: "manual" for c in marks[lv]} for lv in marks},
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _write_films(study, folder: Path) -> dict[str, Path]:
+    """``app.phantom.write_study`` when its DICOM encoder is installed, else a plain
+    DX encoding of the phantom pixels with the spacing attributes of measurement.md §5."""
+    try:
+        import app.phantom._dicom  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        paths = write_study(study, folder)
+        Path(paths["truth"]).unlink()  # the truth stays with the test, not in the archive
+        return {"flexion": Path(paths["flexion"]), "extension": Path(paths["extension"])}
+    from tests.app.dicom_factory import make_dataset, write
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for film in study.films:
+        detector = [film.detector_spacing_mm] * 2
+        spacing = {
+            "calibrated": {"PixelSpacing": list(film.pixel_spacing_mm),
+                           "PixelSpacingCalibrationType": "GEOMETRY",
+                           "ImagerPixelSpacing": detector},
+            "magnification-corrected": {
+                "ImagerPixelSpacing": detector,
+                "EstimatedRadiographicMagnificationFactor": film.magnification},
+            "detector": {"ImagerPixelSpacing": detector},
+            "uncalibrated": {},
+        }[study.options.calibration]
+        ds = make_dataset(film.pixels, bits_stored=film.bits_stored,
+                          photometric=film.photometric,
+                          SeriesDescription=f"LWS lat {film.view}", **spacing)
+        paths[film.view] = write(ds, folder / f"{film.view}.dcm")
+    return paths
+
+
+def _render(seed: int, folder: Path, **options) -> tuple[dict, dict[str, Path]]:
+    study = make_study(seed, scale=0.1, **options)
+    return study.truth(), _write_films(study, folder)
+
+
+def build_archive(root: Path, n_good: int = 22) -> Archive:
+    """The archive: ``n_good`` measurable studies and the broken cases."""
+    archive = Archive(root / "input", root / "landmarks")
+    inp = archive.input_dir
+    seed = 0
+
+    def good_study(
+        i: int,
+        folder: Path,
+        *,
+        names=("flexion.dcm", "extension.dcm"),
+        strip_view=False,
+        landmarks="landmarks-dir",
+        times=("100000", "100500"),
+        patient=None,
+    ) -> StudyTruth:
+        nonlocal seed
+        seed += 1
+        options = {
+            "calibration": CALIBRATIONS[i % len(CALIBRATIONS)],
+            "facing": "right" if i % 2 else "left",
+        }
+        if i % 4 == 0:
+            options["unstable"] = ("L4-L5",)
+        truth, paths = _render(seed, folder / f".tmp{i}", **options)
+        patient = patient or f"PAT{i:03d}"
+        study_uid = generate_uid()
+        sop, files = {}, {}
+        for role, name, time in zip(("flexion", "extension"), names, times, strict=True):
+            target = folder / name
+            shutil.move(paths[role], target)
+            sop[role] = _rewrite(
+                target,
+                patient=patient,
+                number=i,
+                study_uid=study_uid,
+                time=time,
+                strip_view=strip_view,
+            )
+            files[role] = target.relative_to(inp).as_posix()
+        shutil.rmtree(folder / f".tmp{i}")
+        if landmarks == "landmarks-dir":
+            _landmarks_file(archive.landmarks_dir / f"{study_uid}.json", truth, study_uid, sop)
+        elif landmarks == "session":
+            _landmarks_file(folder / "session.json", truth, study_uid, sop)
+            data = json.loads((folder / "session.json").read_text())
+            data["format"] = "lumbar-instability-session"
+            (folder / "session.json").write_text(json.dumps(data))
+        record = StudyTruth(
+            patient,
+            study_uid,
+            sop,
+            files,
+            truth,
+            "acquisition-order" if strip_view else "views",
+            landmarks,
+        )
+        archive.studies[study_uid] = record
+        archive.patient_ids.append(patient)
+        return record
+
+    for i in range(n_good):
+        if i in (3, 4):  # two patients' studies in one folder, distinct file names
+            good_study(i, inp / "mixed", names=(f"p{i}_flex.dcm", f"p{i}_ext.dcm"))
+        elif i == 5:  # views not recognised: earlier acquisition is flexion, named to sort last
+            good_study(
+                i, inp / f"PAT{i:03d}" / "s1", names=("img_b.dcm", "img_a.dcm"), strip_view=True
+            )
+        elif i == 6:  # landmarks from a session file next to the films
+            good_study(i, inp / f"PAT{i:03d}" / "s1", landmarks="session")
+        elif i in (7, 8):  # no landmarks anywhere: detection
+            good_study(i, inp / f"PAT{i:03d}" / "s1", landmarks="detect")
+        else:
+            good_study(i, inp / f"PAT{i:03d}" / f"study{i}")
+
+    # --- broken input
+    broken = inp / "broken"
+    broken.mkdir(parents=True)
+    (broken / "notes.txt").write_text("exported by PACS, nothing to see\n")
+    archive.failures.add(("file", "broken/notes.txt", "read"))
+    source = next(iter(archive.studies.values()))
+    data = (inp / source.files["flexion"]).read_bytes()
+    (broken / "truncated.dcm").write_bytes(data[:300])
+    archive.failures.add(("file", "broken/truncated.dcm", "read"))
+
+    # a study with one film
+    one = good_study(100, inp / "one", landmarks="landmarks-dir")
+    (inp / one.files["extension"]).unlink()
+    del archive.studies[one.study_instance_uid]
+    archive.failures.add(("study", "one", "pairing"))
+
+    # a study with three films: a second film recognised as flexion (a retake)
+    three = good_study(101, inp / "three")
+    retake = inp / "three" / "flexion_retake.dcm"
+    shutil.copy(inp / three.files["flexion"], retake)
+    _rewrite(
+        retake,
+        patient=three.patient_id,
+        number=101,
+        study_uid=three.study_instance_uid,
+        time="100200",
+    )
+    del archive.studies[three.study_instance_uid]
+    archive.failures.add(("study", "three", "pairing"))
+
+    # one StudyInstanceUID shared by two patients
+    shared = good_study(102, inp / "shared")
+    _rewrite(
+        inp / shared.files["extension"],
+        patient="OTHER",
+        number=102,
+        study_uid=shared.study_instance_uid,
+        time="100500",
+    )
+    del archive.studies[shared.study_instance_uid]
+    archive.failures.add(("study", "shared", "pairing"))
+
+    # a study whose extension film is cut inside the pixel data: the header scan
+    # already sees it (the file fails), which leaves the study with one film
+    cut = good_study(103, inp / "cut")
+    data = (inp / cut.files["extension"]).read_bytes()
+    (inp / cut.files["extension"]).write_bytes(data[: len(data) - 2000])
+    del archive.studies[cut.study_instance_uid]
+    archive.failures.add(("file", "cut/extension.dcm", "read"))
+    archive.failures.add(("study", "cut", "pairing"))
+    return archive
