@@ -37,6 +37,7 @@ from app.session import ROLES, ManualCalibration, Session, default_recovery_path
 from ui.qt_banner import QtMessageBanner
 from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
 from ui.qt_results import QtResultsPanel
+from ui.qt_review import install_review
 
 __all__ = ["QtMainWindow"]
 
@@ -107,13 +108,11 @@ class QtMainWindow(QMainWindow):
         self.session.events.dirty.connect(self._on_title_change)
         self.session.events.path.connect(self._on_title_change)
         self._recovery_file: Path | None = None
+        # review mode (issue #6): a saved session or SR opens read-only; Edit makes a new version
+        self.review = install_review(self)
         self._on_films_change()
         self._on_history_change()
         self._on_title_change()
-        # Review mode and File > Export report (issue #6): see ui/qt_review.py.
-        from ui.qt_review import install_review
-
-        self.review = install_review(self)
 
     # ----------------------------------------------------------------- actions and menus
 
