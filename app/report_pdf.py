@@ -75,14 +75,14 @@ def _identity(report: ReportData, loaded: Mapping[str, Any],
         birth = ident.patient_birth_date.isoformat() if ident.patient_birth_date else "-"
         study = ident.study_date.isoformat() if ident.study_date else "-"
         rows += [
-            ("Patient", f"{_person_name(ident.patient_name)}   ID {ident.patient_id or '-'}   "
+            ("Patient", f"{_person_name(ident.patient_name)}; ID {ident.patient_id or '-'}; "
                         f"born {birth}"),
-            ("Study", f"date {study}   accession {ident.accession_number or '-'}"),
+            ("Study", f"date {study}; accession {ident.accession_number or '-'}"),
             ("Study UID", ident.study_instance_uid or "-"),
         ]
     elif sr_identity:
         rows += [
-            ("Patient", f"{_person_name(sr_identity.get('patient_name'))}   ID "
+            ("Patient", f"{_person_name(sr_identity.get('patient_name'))}; ID "
                         f"{sr_identity.get('patient_id') or '-'}"),
             ("Study", f"date {sr_identity.get('study_date') or '-'}"),
             ("Study UID", sr_identity.get("study_instance_uid") or "-"),
@@ -96,7 +96,8 @@ def _identity(report: ReportData, loaded: Mapping[str, Any],
         status = {"ok": "image verified (SHA-256)", "changed": "IMAGE CHANGED (SHA-256 mismatch)",
                   "missing": "image not found", "unverified": "image not verified (no hash)",
                   "none": "no image recorded"}[film.image_status]
-        rows.append((f"{view.capitalize()} film", f"SOP {film.sop_instance_uid or '-'}  ({status})"))
+        rows.append((f"{view.capitalize()} film",
+                     f"SOP Instance UID {film.sop_instance_uid or '-'} ({status})"))
     return rows
 
 

@@ -138,3 +138,23 @@ def test_export_in_review_writes_the_reported_rows(window, study, tmp_path):
     assert float(rows[2]["translation_mm"]) == 4.75
     pdf = window.review.export(tmp_path / "r.pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_export_sr_in_review_round_trips(window, study, tmp_path):
+    from app.report_sr import read_sr
+
+    window.open_paths([str(study)])
+    sr = window.review.export(tmp_path / "again.dcm")
+    assert dict(read_sr(sr)) == json.loads(study.read_text())
+
+
+def test_export_after_edit_is_the_live_session(window, study, tmp_path):
+    window.open_paths([str(study)])
+    window.review.enter_edit()
+    window.session.set_corner("flexion", 2, 2, (270.0, 300.0))
+    doc = json.loads(window.review.export(tmp_path / "live.json").read_text())
+    live = window.session.result_rows()
+    assert doc["segments"][2]["translation_mm"] == live[2]["translation_mm"]
+    assert doc["segments"][2]["translation_mm"] != 4.75  # not the reviewed rows
+    with pytest.raises(Exception, match="unknown report format"):
+        window.review.export(tmp_path / "x.txt")
