@@ -374,29 +374,29 @@ def _as_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) 
 
 
 def _check_corners(c: np.ndarray, name: str, levels: Sequence[str], batch, offset: int) -> None:
-    """Raise for non-finite required corners; c has shape (4, 2, n, V).
+    """Raise for non-finite required corners; c has shape (4, 2, V, n).
 
     A segment needs its upper body's PI/AI and its lower body's AS/PS.  A body
     whose corners are all NaN is a missing level (its segments become NaN).
     """
     # fast path: every required coordinate finite (sums are finite iff all terms are)
-    if np.isfinite(c[_AS:_PI, :, :, 1:].sum()) and np.isfinite(c[_PI:, :, :, :-1].sum()):
+    if np.isfinite(c[_AS:_PI, :, 1:].sum()) and np.isfinite(c[_PI:, :, :-1].sum()):
         return
     finite = np.isfinite(c)
     if np.isinf(c).any():
-        corner, _axis, study, body = (int(i[0]) for i in np.nonzero(np.isinf(c)))
+        corner, _axis, body, study = (int(i[0]) for i in np.nonzero(np.isinf(c)))
         raise ValueError(
             f"{name}: {levels[body]} {CORNERS[corner]} is infinite{_where(batch, offset + study)}"
         )
-    missing_body = ~finite.any(axis=(0, 1))  # (n, V)
-    required = np.zeros(c.shape[0:1] + c.shape[2:], dtype=bool)  # (4, n, V)
-    required[_AS:_PI, :, 1:] = True
-    required[_PI:, :, :-1] = True
+    missing_body = ~finite.any(axis=(0, 1))  # (V, n)
+    required = np.zeros(c.shape[0:1] + c.shape[2:], dtype=bool)  # (4, V, n)
+    required[_AS:_PI, 1:] = True
+    required[_PI:, :-1] = True
     bad = (required & ~(finite[:, 0] & finite[:, 1])) & ~missing_body
     half = finite[:, 0] ^ finite[:, 1]  # x given without y or the reverse
     bad |= half
     if bad.any():
-        corner, study, body = (int(i[0]) for i in np.nonzero(bad))
+        corner, body, study = (int(i[0]) for i in np.nonzero(bad))
         raise ValueError(
             f"{name}: {levels[body]} {CORNERS[corner]} is not a finite (x, y) pair but "
             f"{levels[body]} has other corners (a missing level must be all NaN)"
@@ -407,93 +407,103 @@ def _check_corners(c: np.ndarray, name: str, levels: Sequence[str], batch, offse
 # --------------------------------------------------------------------------- geometry
 
 
-def _film(c: np.ndarray, sx, sy, name: str, levels, batch, offset: int) -> dict[str, np.ndarray]:
+def _first(mask: np.ndarray) -> tuple[int, int]:
+    body, study = (int(i[0]) for i in np.nonzero(mask))
+    return body, study
+
+
+def _film(
+    c: np.ndarray, name: str, levels, batch, offset: int, theta_out=None, t_out=None
+) -> dict[str, np.ndarray]:
     """Per-segment geometry of one film.
 
-    ``c`` has shape (4, 2, n, V) (corner, x/y, study, body); ``sx``, ``sy`` are
-    (n, 1) scales to the working unit (mm, or 1 for pixels) or None.
+    ``c`` has shape (4, 2, V, n) (corner, x/y, body, study), already in the
+    working unit (mm, or pixels).  Arrays returned have shape (V-1, n), except
+    ``depth`` (V, n); ``theta`` (radians) and ``t`` are written to ``theta_out``
+    and ``t_out`` when given.  Every operation runs on contiguous blocks of studies.
     """
-    ax = c[_AS, _X] - c[_PS, _X]  # superior endplate of every body, (n, V)
+    ax = c[_AS, _X] - c[_PS, _X]  # superior endplate of every body, (V, n)
     ay = c[_AS, _Y] - c[_PS, _Y]
-    ix = c[_AI, _X, :, :-1] - c[_PI, _X, :, :-1]  # inferior endplate of U, (n, V-1)
-    iy = c[_AI, _Y, :, :-1] - c[_PI, _Y, :, :-1]
-    px = c[_PI, _X, :, :-1] - c[_PS, _X, :, 1:]  # PI_U - PS_L
-    py = c[_PI, _Y, :, :-1] - c[_PS, _Y, :, 1:]
-    if sx is not None:
-        ax *= sx
-        ay *= sy
-        ix *= sx
-        iy *= sy
-        px *= sx
-        py *= sy
-    depth = np.hypot(ax, ay)  # (n, V)
-    ax = ax[:, 1:]
-    ay = ay[:, 1:]
-    d = depth[:, 1:]
+    depth = ax * ax  # np.hypot is several times slower; coordinates cannot overflow
+    tmp = ay * ay
+    depth += tmp
+    np.sqrt(depth, out=depth)
+    ax = ax[1:]  # L's superior endplate, (V-1, n)
+    ay = ay[1:]
+    d = depth[1:]
+    tmp = tmp[1:]  # scratch of shape (V-1, n)
+    ix = c[_AI, _X, :-1] - c[_PI, _X, :-1]  # U's inferior endplate
+    iy = c[_AI, _Y, :-1] - c[_PI, _Y, :-1]
+    px = c[_PI, _X, :-1] - c[_PS, _X, 1:]  # PI_U - PS_L
+    py = c[_PI, _Y, :-1] - c[_PS, _Y, 1:]
     i2 = ix * ix
-    i2 += iy * iy
-    if (depth < _MIN_LENGTH).any() or (i2 < _MIN_LENGTH * _MIN_LENGTH).any():
-        bad_sup = depth < _MIN_LENGTH
-        if bad_sup.any():
-            study, body = (int(i[0]) for i in np.nonzero(bad_sup))
-            raise ValueError(
-                f"{name}: degenerate endplate: {levels[body]} AS and PS coincide"
-                f"{_where(batch, offset + study)}"
-            )
-        study, body = (int(i[0]) for i in np.nonzero(i2 < _MIN_LENGTH * _MIN_LENGTH))
+    np.multiply(iy, iy, out=tmp)
+    i2 += tmp
+    if np.fmin.reduce(depth, axis=None) < _MIN_LENGTH:
+        body, study = _first(depth < _MIN_LENGTH)
+        raise ValueError(
+            f"{name}: degenerate endplate: {levels[body]} AS and PS coincide"
+            f"{_where(batch, offset + study)}"
+        )
+    if np.fmin.reduce(i2, axis=None) < _MIN_LENGTH * _MIN_LENGTH:
+        body, study = _first(i2 < _MIN_LENGTH * _MIN_LENGTH)
         raise ValueError(
             f"{name}: degenerate endplate: {levels[body]} PI and AI coincide"
             f"{_where(batch, offset + study)}"
         )
-    # e2 points towards U: decided by the midpoint of U's superior endplate (about a body
-    # height plus a disc above L's endplate line), or of its inferior one when U has no
-    # superior corners.  m = midpoint of U's inferior endplate relative to PS_L.
-    mx = 0.5 * ix
-    mx += px
-    my = 0.5 * iy
-    my += py
-    qx = c[_AS, _X, :, :-1] + c[_PS, _X, :, :-1]
-    qx *= 0.5
-    qx -= c[_PS, _X, :, 1:]
-    qy = c[_AS, _Y, :, :-1] + c[_PS, _Y, :, :-1]
-    qy *= 0.5
-    qy -= c[_PS, _Y, :, 1:]
-    if sx is not None:
-        qx *= sx
-        qy *= sy
+    # e2 points towards U.  Decided by U's superior endplate (a body height plus a disc
+    # above L's endplate line, so landmark noise cannot flip it): the sign of
+    # cross(a, AS_U + PS_U - 2 PS_L); by U's inferior endplate midpoint when U has no
+    # superior corners.
+    qx = c[_AS, _X, :-1] + c[_PS, _X, :-1]
+    qx -= c[_PS, _X, 1:]
+    qx -= c[_PS, _X, 1:]
+    qy = c[_AS, _Y, :-1] + c[_PS, _Y, :-1]
+    qy -= c[_PS, _Y, 1:]
+    qy -= c[_PS, _Y, 1:]
     side = ax * qy
-    side -= ay * qx  # cross(a, q): its sign is the orientation of e2
-    no_superior = np.isnan(side)
-    if no_superior.any():
+    qx *= ay
+    side -= qx
+    if np.isnan(side.sum()):
+        no_superior = np.isnan(side)
+        mx, my = px + 0.5 * ix, py + 0.5 * iy
         np.copyto(side, ax * my - ay * mx, where=no_superior)
-    if (side == 0).any():
-        study, body = (int(i[0]) for i in np.nonzero(side == 0))
+    if np.count_nonzero(side) < side.size:
+        body, study = _first(side == 0)
         raise ValueError(
             f"{name}: {levels[body]} lies on the line of {levels[body + 1]}'s superior "
             f"endplate: cannot tell superior from inferior{_where(batch, offset + study)}"
         )
-    sign = np.sign(side)
+    sign = np.sign(side, out=side)
     sin_part = ax * iy
-    sin_part -= ay * ix
+    np.multiply(ay, ix, out=tmp)
+    sin_part -= tmp
     sin_part *= sign  # (i . e2) * d
-    cos_part = ax * ix
-    cos_part += ay * iy  # (i . e1) * d
-    theta = np.arctan2(sin_part, cos_part)
-    t = px * ax
-    t += py * ay
-    t /= d  # (PI_U - PS_L) . e1
-    d2 = d * d
-    u = ax * mx
-    u += ay * my
-    u /= d2  # midpoint of U's inferior endplate along e1, fraction of depth
-    v = ax * my
-    v -= ay * mx
-    v *= sign
-    v /= d2  # ... and along e2
-    h = ax * py
-    h -= ay * px
-    h /= d2  # signed height of PI_U over L's endplate line / depth
-    return {"theta": theta, "t": t, "depth": depth, "d": d, "i2": i2, "u": u, "v": v, "r": h}
+    cos_part = np.multiply(ax, ix, out=ix)
+    np.multiply(ay, iy, out=tmp)
+    cos_part += tmp  # (i . e1) * d
+    theta = np.arctan2(sin_part, cos_part, out=theta_out)
+    dot_ap = np.multiply(ax, px, out=qy)
+    np.multiply(ay, py, out=tmp)
+    dot_ap += tmp  # (PI_U - PS_L) . a
+    cross_ap = np.multiply(ax, py, out=iy)
+    np.multiply(ay, px, out=tmp)
+    cross_ap -= tmp
+    cross_ap *= sign  # height of PI_U above L's endplate line, times d
+    t = np.divide(dot_ap, d, out=t_out)  # (PI_U - PS_L) . e1
+    d2 = np.multiply(d, d, out=qx)
+    # U's inferior endplate midpoint m = p + i/2 in L's frame, as a fraction of depth:
+    # along e1 (a.p + a.i/2)/d², along e2 sign (cross(a,p) + cross(a,i)/2)/d²
+    cos_part *= 0.5
+    cos_part += dot_ap
+    cos_part /= d2
+    sin_part *= 0.5
+    sin_part += cross_ap
+    sin_part /= d2
+    return {
+        "theta": theta, "t": t, "depth": depth, "d": d, "i2": i2,
+        "u": cos_part, "v": sin_part, "cross_ap": cross_ap, "d2": d2, "scratch": px,
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- main function
@@ -653,29 +663,28 @@ def segmental_motion(
     flex = np.broadcast_to(flex, (*batch, n_bodies, 4, 2)).reshape(shape4)
     ext = np.broadcast_to(ext, (*batch, n_bodies, 4, 2)).reshape(shape4)
 
+    # outputs are filled as (segments, studies) so that every chunk operation runs on
+    # contiguous blocks of studies; the result exposes them transposed, (..., V-1)
     n_seg = n_bodies - 1
-    names = (
-        "flexion_angle_deg extension_angle_deg flexion_translation_mm extension_translation_mm "
-        "flexion_translation_pct extension_translation_pct angulation_deg translation_mm "
-        "translation_pct"
-    ).split()
+    names = list(_VALUE_FIELDS)
+    flags = ["translation_unstable", "angulation_unstable", "unstable", "translation_assessed"]
     if has_sd:
-        names += ["angulation_sd_deg", "translation_sd_mm", "translation_sd_pct"]
-    out = {key: np.empty((n, n_seg), dtype) for key in names}
-    out["rotation_centre"] = np.empty((n, n_seg, 2), dtype)
-    out["depth_ratio"] = np.empty((n, n_bodies), dtype)
-    for key in ("translation_unstable", "angulation_unstable", "translation_assessed"):
-        out[key] = np.empty((n, n_seg), bool)
-    if has_sd:
-        for key in ("translation_borderline", "angulation_borderline", "borderline"):
-            out[key] = np.empty((n, n_seg), bool)
+        names += list(_SD_FIELDS)
+        flags += list(_BORDERLINE_FIELDS)
+    out = {key: np.empty((n_seg, n), dtype) for key in names}
+    out.update({key: np.empty((n_seg, n), bool) for key in flags})
+    out["rotation_centre"] = np.empty((2, n_seg, n), dtype)
+    out["depth_ratio"] = np.empty((n_bodies, n), dtype)
+    out["depth_mismatch"] = np.empty((n_bodies, n), bool)
     cal_f = np.zeros(n, bool) if sp_f is None else np.isfinite(sp_f).all(axis=1)
     cal_e = np.zeros(n, bool) if sp_e is None else np.isfinite(sp_e).all(axis=1)
 
     ctx = _Context(
         flex=flex, ext=ext, sp_f=sp_f, sp_e=sp_e, cal_f=cal_f, cal_e=cal_e,
         sd_f=sd_f, sd_e=sd_e, sd_px=sd_px, has_sd=has_sd, levels=levels, batch=batch,
-        thresholds={k: v.astype(dtype) for k, v in thresholds.items()},
+        thresholds={k: v.astype(dtype)[:, None] for k, v in thresholds.items()},
+        all_mm_thresholds=bool(np.isfinite(thresholds["translation_mm"]).all()),
+        any_pct_threshold=bool(np.isfinite(thresholds["translation_pct"]).any()),
         min_rotation_deg=float(min_rotation_deg), dtype=dtype, out=out,
     )  # fmt: skip
     starts = range(0, n, _CHUNK)
@@ -689,40 +698,36 @@ def segmental_motion(
             for lo in starts:
                 _chunk(ctx, lo, min(lo + _CHUNK, n))
 
-    def shaped(array: np.ndarray) -> np.ndarray:
-        return array.reshape(*batch, *array.shape[1:])
+    def shaped(array: np.ndarray) -> np.ndarray:  # (k, n) -> (..., k), a view
+        return array.T.reshape(*batch, array.shape[0])
 
-    nan = np.full((*batch, n_seg), np.nan, dtype)
-    false = np.zeros((*batch, n_seg), bool)
-    t_unstable = shaped(out["translation_unstable"])
-    a_unstable = shaped(out["angulation_unstable"])
-    depth_ratio = shaped(out["depth_ratio"])
-    with np.errstate(invalid="ignore"):
-        depth_mismatch = np.abs(depth_ratio - 1) > DEPTH_RATIO_TOLERANCE
+    nan = np.broadcast_to(np.array(np.nan, dtype), (*batch, n_seg))
+    false = np.broadcast_to(np.array(False), (*batch, n_seg))
+    fields = {key: shaped(out[key]) for key in (*names, *flags, "depth_ratio", "depth_mismatch")}
+    if not has_sd:
+        fields.update({key: nan for key in _SD_FIELDS})
+        fields.update({key: false for key in _BORDERLINE_FIELDS})
     return SegmentalMotion(
         levels=levels,
         segments=segments,
         criteria=crit,
-        **{key: shaped(out[key]) for key in names[:9]},
-        angulation_sd_deg=shaped(out["angulation_sd_deg"]) if has_sd else nan,
-        translation_sd_mm=shaped(out["translation_sd_mm"]) if has_sd else nan,
-        translation_sd_pct=shaped(out["translation_sd_pct"]) if has_sd else nan,
-        translation_unstable=t_unstable,
-        angulation_unstable=a_unstable,
-        unstable=t_unstable | a_unstable,
-        translation_assessed=shaped(out["translation_assessed"]),
-        translation_borderline=shaped(out["translation_borderline"]) if has_sd else false,
-        angulation_borderline=shaped(out["angulation_borderline"]) if has_sd else false,
-        borderline=shaped(out["borderline"]) if has_sd else false,
-        depth_ratio=depth_ratio,
-        depth_mismatch=depth_mismatch,
-        rotation_centre=shaped(out["rotation_centre"]),
+        **fields,
+        rotation_centre=np.moveaxis(out["rotation_centre"], (0, 1, 2), (2, 1, 0)).reshape(*batch, n_seg, 2),
         flexion_calibrated=cal_f.reshape(batch),
         extension_calibrated=cal_e.reshape(batch),
         thresholds=thresholds,
         min_rotation_deg=float(min_rotation_deg),
         has_uncertainty=has_sd,
     )
+
+
+_VALUE_FIELDS = (
+    "flexion_angle_deg", "extension_angle_deg", "flexion_translation_mm",
+    "extension_translation_mm", "flexion_translation_pct", "extension_translation_pct",
+    "angulation_deg", "translation_mm", "translation_pct",
+)  # fmt: skip
+_SD_FIELDS = ("angulation_sd_deg", "translation_sd_mm", "translation_sd_pct")
+_BORDERLINE_FIELDS = ("translation_borderline", "angulation_borderline", "borderline")
 
 
 @dataclass
@@ -740,23 +745,29 @@ class _Context:
     levels: tuple[str, ...]
     batch: tuple[int, ...]
     thresholds: dict[str, np.ndarray]
+    all_mm_thresholds: bool
+    any_pct_threshold: bool
     min_rotation_deg: float
     dtype: np.dtype
     out: dict[str, np.ndarray]
 
 
-def _scales(spacing: np.ndarray | None, calibrated: np.ndarray, dtype):
-    """(n, 1) column (x) and row (y) scales to mm, 1 where uncalibrated; None if all 1."""
+def _corners(landmarks: np.ndarray, spacing: np.ndarray | None, calibrated: np.ndarray, dtype) -> np.ndarray:
+    """(n, V, 4, 2) pixels -> (4, 2, V, n) in the working unit: mm where calibrated, else px.
+
+    The transposition and the scaling are one pass over the data.
+    """
+    src = landmarks.transpose(2, 3, 1, 0)
     if spacing is None or not calibrated.any():
-        return None, None
-    if calibrated.all():
-        return spacing[:, 1:2], spacing[:, 0:1]
-    scale = np.where(calibrated[:, None], spacing, np.ones((), dtype))
-    return scale[:, 1:2], scale[:, 0:1]
+        return np.ascontiguousarray(src, dtype=dtype)
+    if not calibrated.all():
+        spacing = np.where(calibrated[:, None], spacing, np.ones((), dtype))
+    scale = spacing.T[::-1, None, :]  # (2, 1, n): x scaled by the column spacing, y by the row
+    return np.multiply(src, scale, out=np.empty(src.shape, dtype))
 
 
 def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
-    """Per-corner SD (n, V, 4) in the working unit of one film (mm, or px when ``pixels``)."""
+    """Per-corner SD as (4, V, n) in the working unit of one film (mm, or px when ``pixels``)."""
     n = calibrated.shape[0]
     if sd_mm is None and sd_px is None:
         return None
@@ -770,9 +781,11 @@ def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
     nan = np.full((), np.nan)
     if pixels:  # working unit px on every film
         from_mm = sd_mm / mean_spacing if sd_mm is not None else nan
-        return np.where(cal & np.isfinite(from_mm), from_mm, sd_px if sd_px is not None else nan)
-    mm = sd_mm if sd_mm is not None else sd_px * mean_spacing
-    return np.where(cal, mm, sd_px if sd_px is not None else nan)
+        sd = np.where(cal & np.isfinite(from_mm), from_mm, sd_px if sd_px is not None else nan)
+    else:
+        mm = sd_mm if sd_mm is not None else sd_px * mean_spacing
+        sd = np.where(cal, mm, sd_px if sd_px is not None else nan)
+    return np.ascontiguousarray(np.broadcast_to(sd, (n, *sd.shape[1:])).transpose(2, 1, 0))
 
 
 def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None):
@@ -781,15 +794,16 @@ def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None):
         nan = np.full(g["t"].shape, np.nan, g["t"].dtype)
         return nan, nan, (nan, nan, nan, nan)
     s2 = sd * sd
-    s_as, s_ps = s2[:, 1:, _AS], s2[:, 1:, _PS]
-    s_pi, s_ai = s2[:, :-1, _PI], s2[:, :-1, _AI]
-    r2 = g["r"] * g["r"]
-    var_theta = (s_pi + s_ai) / g["i2"] + (s_as + s_ps) / (g["d"] * g["d"])
+    s_as, s_ps = s2[_AS, 1:], s2[_PS, 1:]
+    s_pi, s_ai = s2[_PI, :-1], s2[_AI, :-1]
+    r = g["cross_ap"] / g["d2"]  # height of PI_U over L's endplate / depth
+    r2 = r * r
+    var_theta = (s_pi + s_ai) / g["i2"] + (s_as + s_ps) / g["d2"]
     var_t = s_pi + s_as * r2 + s_ps * (1 + r2)
     return var_theta, var_t, (s_as, s_ps, s_pi, r2)
 
 
-def _pct_sd(gf, ge, dt, dbar, sq_f, sq_e):
+def _pct_sd(dt, dbar, sq_f, sq_e):
     """SD of translation_pct: gradients through dt and the mean depth (they share corners)."""
     s_as_f, s_ps_f, s_pi_f, r2_f = sq_f
     s_as_e, s_ps_e, s_pi_e, r2_e = sq_e
@@ -808,7 +822,7 @@ def _pct_sd(gf, ge, dt, dbar, sq_f, sq_e):
 
 def _decision(value, sd, threshold):
     """(certainly exceeded, certainly within) for ``|value| > threshold``; unused → (False, True)."""
-    half = Z95 * np.nan_to_num(sd) if sd is not None else 0
+    half = Z95 * np.nan_to_num(sd)
     lo = value - half
     hi = value + half
     used = np.isfinite(threshold) & np.isfinite(value)
@@ -817,129 +831,144 @@ def _decision(value, sd, threshold):
     return exceeded, within
 
 
-def _chunk(ctx: _Context, lo: int, hi: int) -> None:
-    out = ctx.out
-    cal_f, cal_e = ctx.cal_f[lo:hi], ctx.cal_e[lo:hi]
-    sp_f = None if ctx.sp_f is None else ctx.sp_f[lo:hi]
-    sp_e = None if ctx.sp_e is None else ctx.sp_e[lo:hi]
-    cf = np.ascontiguousarray(ctx.flex[lo:hi].transpose(2, 3, 0, 1), dtype=ctx.dtype)
-    ce = np.ascontiguousarray(ctx.ext[lo:hi].transpose(2, 3, 0, 1), dtype=ctx.dtype)
-    _check_corners(cf, "flexion", ctx.levels, ctx.batch, lo)
-    _check_corners(ce, "extension", ctx.levels, ctx.batch, lo)
-    gf = _film(cf, *_scales(sp_f, cal_f, ctx.dtype), "flexion", ctx.levels, ctx.batch, lo)
-    ge = _film(ce, *_scales(sp_e, cal_e, ctx.dtype), "extension", ctx.levels, ctx.batch, lo)
-
-    rad2deg = 180.0 / math.pi
-    theta_f, theta_e = gf["theta"], ge["theta"]
-    ang = out["angulation_deg"][lo:hi]
-    np.subtract(theta_e, theta_f, out=ang)
-    ang *= rad2deg
-    np.multiply(theta_f, rad2deg, out=out["flexion_angle_deg"][lo:hi])
-    np.multiply(theta_e, rad2deg, out=out["extension_angle_deg"][lo:hi])
-
-    dt = gf["t"] - ge["t"]  # working unit: mm if both calibrated, px if neither
-    dbar = gf["d"] + ge["d"]
-    dbar *= 0.5
-    pct = out["translation_pct"][lo:hi]
-    np.divide(dt, dbar, out=pct)
-    pct *= 100
-    np.divide(gf["t"], gf["d"], out=out["flexion_translation_pct"][lo:hi])
-    out["flexion_translation_pct"][lo:hi] *= 100
-    np.divide(ge["t"], ge["d"], out=out["extension_translation_pct"][lo:hi])
-    out["extension_translation_pct"][lo:hi] *= 100
-    depth_ratio = out["depth_ratio"][lo:hi]
-    np.divide(ge["depth"], gf["depth"], out=depth_ratio)
-
-    both = cal_f & cal_e
-    all_both = bool(both.all())
-    _masked(out["flexion_translation_mm"][lo:hi], gf["t"], cal_f)
-    _masked(out["extension_translation_mm"][lo:hi], ge["t"], cal_e)
-    t_mm = out["translation_mm"][lo:hi]
-    _masked(t_mm, dt, both)
-
-    # centre of rotation in L's frame, fraction of depth (each film normalised by its own depth)
-    du = ge["u"] - gf["u"]
-    dv = ge["v"] - gf["v"]
-    half_cot = np.tan(0.5 / rad2deg * ang)
-    np.divide(0.5, half_cot, out=half_cot)
-    centre = out["rotation_centre"][lo:hi]
-    cx = gf["u"] + 0.5 * du
-    cx -= half_cot * dv
-    cy = gf["v"] + 0.5 * dv
-    cy += half_cot * du
-    small = ~(np.abs(ang) >= ctx.min_rotation_deg)
-    cx[small] = np.nan
-    cy[small] = np.nan
-    centre[..., 0] = cx
-    centre[..., 1] = cy
-
-    sd_tables = None
-    if ctx.has_sd:
-        sd_mm_f = None if ctx.sd_f is None else ctx.sd_f[lo:hi]
-        sd_mm_e = None if ctx.sd_e is None else ctx.sd_e[lo:hi]
-        sd_px = None if ctx.sd_px is None else ctx.sd_px[lo:hi]
-        wf = _sd_in_units(sd_mm_f, sd_px, sp_f, cal_f, pixels=False)
-        we = _sd_in_units(sd_mm_e, sd_px, sp_e, cal_e, pixels=False)
-        var_th_f, var_t_f, sq_f = _variances(gf, wf)
-        var_th_e, var_t_e, sq_e = _variances(ge, we)
-        np.multiply(np.sqrt(var_th_f + var_th_e), rad2deg, out=out["angulation_sd_deg"][lo:hi])
-        _masked(out["translation_sd_mm"][lo:hi], np.sqrt(var_t_f + var_t_e), both)
-        out["translation_sd_pct"][lo:hi] = _pct_sd(gf, ge, dt, dbar, sq_f, sq_e)
-        sd_tables = (sd_mm_f, sd_mm_e, sd_px)
-
-    mixed = cal_f != cal_e
-    if not all_both and mixed.any():
-        _recompute_mixed(ctx, lo, np.flatnonzero(mixed), cf, ce, sp_f, sp_e, cal_f, cal_e, sd_tables)
-
-    th = ctx.thresholds
-    pct = out["translation_pct"][lo:hi]
-    with np.errstate(invalid="ignore"):
-        abs_mm = np.abs(t_mm)
-        abs_pct = np.abs(pct)
-        t_unstable = out["translation_unstable"][lo:hi]
-        np.greater(abs_mm, th["translation_mm"], out=t_unstable)
-        t_unstable |= abs_pct > th["translation_pct"]
-        np.greater(np.abs(ang), th["angulation_deg"], out=out["angulation_unstable"][lo:hi])
-        assessed = out["translation_assessed"][lo:hi]
-        np.isfinite(abs_mm, out=assessed)
-        assessed &= np.isfinite(th["translation_mm"])
-        assessed |= np.isfinite(abs_pct) & np.isfinite(th["translation_pct"])
-    if ctx.has_sd:
-        ex_mm, in_mm = _decision(t_mm, out["translation_sd_mm"][lo:hi], th["translation_mm"])
-        ex_pct, in_pct = _decision(pct, out["translation_sd_pct"][lo:hi], th["translation_pct"])
-        ex_a, in_a = _decision(ang, out["angulation_sd_deg"][lo:hi], th["angulation_deg"])
-        t_border = out["translation_borderline"][lo:hi]
-        np.logical_not((ex_mm | ex_pct) | (in_mm & in_pct), out=t_border)
-        np.logical_not(ex_a | in_a, out=out["angulation_borderline"][lo:hi])
-        np.logical_not((ex_mm | ex_pct | ex_a) | (in_mm & in_pct & in_a), out=out["borderline"][lo:hi])
-
-
 def _masked(dest: np.ndarray, value: np.ndarray, keep: np.ndarray) -> None:
-    """dest = value where keep (per study), NaN elsewhere."""
+    """dest = value where keep (per study, last axis), NaN elsewhere."""
     if keep.all():
         dest[...] = value
     elif not keep.any():
         dest[...] = np.nan
     else:
-        np.copyto(dest, np.where(keep[:, None], value, np.nan))
+        np.copyto(dest, np.where(keep, value, np.nan))
 
 
-def _recompute_mixed(ctx, lo, rows, cf, ce, sp_f, sp_e, cal_f, cal_e, sd_tables) -> None:
+def _chunk(ctx: _Context, lo: int, hi: int) -> None:
+    """Fill the outputs for studies lo:hi (all arrays here are (segments, studies))."""
+    out = {key: value[..., lo:hi] for key, value in ctx.out.items()}
+    cal_f, cal_e = ctx.cal_f[lo:hi], ctx.cal_e[lo:hi]
+    all_f, all_e = bool(cal_f.all()), bool(cal_e.all())
+    sp_f = None if ctx.sp_f is None else ctx.sp_f[lo:hi]
+    sp_e = None if ctx.sp_e is None else ctx.sp_e[lo:hi]
+    cf = _corners(ctx.flex[lo:hi], sp_f, cal_f, ctx.dtype)
+    ce = _corners(ctx.ext[lo:hi], sp_e, cal_e, ctx.dtype)
+    _check_corners(cf, "flexion", ctx.levels, ctx.batch, lo)
+    _check_corners(ce, "extension", ctx.levels, ctx.batch, lo)
+    # angles and per-film translations go straight into the outputs when possible
+    fa, ea = out["flexion_angle_deg"], out["extension_angle_deg"]
+    ft_mm, et_mm = out["flexion_translation_mm"], out["extension_translation_mm"]
+    gf = _film(cf, "flexion", ctx.levels, ctx.batch, lo, fa, ft_mm if all_f else None)
+    ge = _film(ce, "extension", ctx.levels, ctx.batch, lo, ea, et_mm if all_e else None)
+    if not all_f:
+        _masked(ft_mm, gf["t"], cal_f)
+    if not all_e:
+        _masked(et_mm, ge["t"], cal_e)
+
+    rad2deg = 180.0 / math.pi
+    fa *= rad2deg
+    ea *= rad2deg
+    ang = np.subtract(ea, fa, out=out["angulation_deg"])
+
+    both = cal_f & cal_e
+    t_mm = out["translation_mm"]
+    if all_f and all_e:
+        dt = np.subtract(gf["t"], ge["t"], out=t_mm)  # mm
+    else:
+        dt = np.subtract(gf["t"], ge["t"], out=gf["scratch"])  # mm, or px when neither is calibrated
+        _masked(t_mm, dt, both)
+    dbar = np.add(gf["d"], ge["d"], out=ge["scratch"])
+    dbar *= 0.5
+    pct = np.divide(dt, dbar, out=out["translation_pct"])
+    pct *= 100
+    for name, g in (("flexion", gf), ("extension", ge)):
+        film_pct = np.divide(g["t"], g["d"], out=out[f"{name}_translation_pct"])
+        film_pct *= 100
+    np.divide(ge["depth"], gf["depth"], out=out["depth_ratio"])
+
+    if ctx.has_sd:
+        def sub(a):
+            return None if a is None else a[lo:hi]
+
+        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px), sp_f, cal_f, pixels=False)
+        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px), sp_e, cal_e, pixels=False)
+        var_th_f, var_t_f, sq_f = _variances(gf, wf)
+        var_th_e, var_t_e, sq_e = _variances(ge, we)
+        np.multiply(np.sqrt(var_th_f + var_th_e), rad2deg, out=out["angulation_sd_deg"])
+        _masked(out["translation_sd_mm"], np.sqrt(var_t_f + var_t_e), both)
+        out["translation_sd_pct"][...] = _pct_sd(dt, dbar, sq_f, sq_e)
+
+    # centre of rotation (measurement-methods.md): fixed point of the rigid motion taking
+    # m_flex to m_ext with rotation phi = angulation, in L's frame (fraction of depth):
+    # c = m_f + (m_e - m_f)/2 + cot(phi/2)/2 * rot90(m_e - m_f)
+    du = np.subtract(ge["u"], gf["u"], out=ge["u"])
+    dv = np.subtract(ge["v"], gf["v"], out=ge["v"])
+    half_cot = np.multiply(ang, 0.5 / rad2deg, out=ge["d2"])
+    np.tan(half_cot, out=half_cot)
+    np.divide(0.5, half_cot, out=half_cot)
+    cx, cy = out["rotation_centre"][0], out["rotation_centre"][1]
+    np.multiply(du, 0.5, out=cx)
+    cx += gf["u"]
+    dv_cot = np.multiply(half_cot, dv, out=gf["d2"])
+    cx -= dv_cot
+    np.multiply(dv, 0.5, out=cy)
+    cy += gf["v"]
+    du *= half_cot
+    cy += du
+    abs_ang = np.abs(ang, out=ge["i2"])
+    small = np.less(abs_ang, ctx.min_rotation_deg, out=out["unstable"])  # scratch, set below
+    np.copyto(cx, np.nan, where=small)
+    np.copyto(cy, np.nan, where=small)
+
+    mixed = cal_f != cal_e
+    if not (all_f and all_e) and mixed.any():
+        _recompute_mixed(ctx, lo, np.flatnonzero(mixed), sp_f, sp_e, cal_f, cal_e)
+
+    th = ctx.thresholds
+    t_unstable = out["translation_unstable"]
+    assessed = out["translation_assessed"]
+    with np.errstate(invalid="ignore"):
+        abs_mm = np.abs(t_mm, out=gf["d2"])
+        np.greater(abs_mm, th["translation_mm"], out=t_unstable)
+        np.isfinite(abs_mm, out=assessed)
+        if not ctx.all_mm_thresholds:
+            assessed &= np.isfinite(th["translation_mm"])
+        if ctx.any_pct_threshold:
+            abs_pct = np.abs(pct, out=ge["d2"])
+            t_unstable |= abs_pct > th["translation_pct"]
+            assessed |= np.isfinite(abs_pct) & np.isfinite(th["translation_pct"])
+        a_unstable = np.greater(abs_ang, th["angulation_deg"], out=out["angulation_unstable"])
+        np.logical_or(t_unstable, a_unstable, out=out["unstable"])
+        mismatch = np.subtract(out["depth_ratio"], 1, out=ge["depth"])
+        np.abs(mismatch, out=mismatch)
+        np.greater(mismatch, DEPTH_RATIO_TOLERANCE, out=out["depth_mismatch"])
+    if ctx.has_sd:
+        ex_mm, in_mm = _decision(t_mm, out["translation_sd_mm"], th["translation_mm"])
+        ex_pct, in_pct = _decision(pct, out["translation_sd_pct"], th["translation_pct"])
+        ex_a, in_a = _decision(ang, out["angulation_sd_deg"], th["angulation_deg"])
+        np.logical_not((ex_mm | ex_pct) | (in_mm & in_pct), out=out["translation_borderline"])
+        np.logical_not(ex_a | in_a, out=out["angulation_borderline"])
+        np.logical_not((ex_mm | ex_pct | ex_a) | (in_mm & in_pct & in_a), out=out["borderline"])
+
+
+def _recompute_mixed(ctx, lo, rows, sp_f, sp_e, cal_f, cal_e) -> None:
     """Studies with one calibrated film: % and depth ratio in pixels on both films."""
     out = ctx.out
-    gf = _film(cf[:, :, rows], None, None, "flexion", ctx.levels, ctx.batch, lo)
-    ge = _film(ce[:, :, rows], None, None, "extension", ctx.levels, ctx.batch, lo)
+    dtype = ctx.dtype
+    none = np.zeros(len(rows), bool)
+    gf = _film(_corners(ctx.flex[lo + rows], None, none, dtype), "flexion", ctx.levels, ctx.batch, lo)
+    ge = _film(_corners(ctx.ext[lo + rows], None, none, dtype), "extension", ctx.levels, ctx.batch, lo)
     dt = gf["t"] - ge["t"]
     dbar = 0.5 * (gf["d"] + ge["d"])
     idx = lo + rows
-    out["translation_pct"][idx] = 100 * dt / dbar
-    out["depth_ratio"][idx] = ge["depth"] / gf["depth"]
-    if sd_tables is not None:
-        sd_mm_f, sd_mm_e, sd_px = sd_tables
+    out["translation_pct"][:, idx] = 100 * dt / dbar
+    out["depth_ratio"][:, idx] = ge["depth"] / gf["depth"]
+    if ctx.has_sd:
         def sub(a):
-            return (None if a is None else a[rows])
-        wf = _sd_in_units(sub(sd_mm_f), sub(sd_px), sub(sp_f), cal_f[rows], pixels=True)
-        we = _sd_in_units(sub(sd_mm_e), sub(sd_px), sub(sp_e), cal_e[rows], pixels=True)
+            return None if a is None else a[idx]
+
+        def rows_of(a):
+            return None if a is None else a[rows]
+
+        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px), rows_of(sp_f), cal_f[rows], pixels=True)
+        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px), rows_of(sp_e), cal_e[rows], pixels=True)
         _, _, sq_f = _variances(gf, wf)
         _, _, sq_e = _variances(ge, we)
-        out["translation_sd_pct"][idx] = _pct_sd(gf, ge, dt, dbar, sq_f, sq_e)
+        out["translation_sd_pct"][:, idx] = _pct_sd(dt, dbar, sq_f, sq_e)
