@@ -16,6 +16,7 @@ import hashlib
 import math
 import os
 import struct
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -501,22 +502,36 @@ def read_film_header(path: str | os.PathLike[str], *, sha256: bool = False) -> F
     return _replace_sha(header, file_sha256(path)) if sha256 else header
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_quiet_previous: Any = None
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """No pydicom warnings or validation log lines while reading a film.
 
     pydicom's messages about invalid values quote the values, and a value may
     be a patient's name: they must not reach logs.  What matters for the user
-    is reported by this module in its own words.
+    is reported by this module in its own words.  pydicom's validation mode is
+    global: it is switched off by the first reader in and restored by the last
+    one out, so threads reading films at once leave it as they found it.
     """
-    previous = pydicom.config.settings.reading_validation_mode
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    global _quiet_depth, _quiet_previous
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _quiet_previous = pydicom.config.settings.reading_validation_mode
+            pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+        _quiet_depth += 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        pydicom.config.settings.reading_validation_mode = previous
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                pydicom.config.settings.reading_validation_mode = _quiet_previous
 
 
 def _replace_sha(header: FilmHeader, digest: str | None) -> FilmHeader:

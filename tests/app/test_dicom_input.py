@@ -315,3 +315,27 @@ def test_patient_differences_names_attributes_not_values():
     assert a.patient_differences(b) == ("patient_birth_date",)
     assert a.patient_differences(FilmIdentity(patient_id="2")) == ("patient_id",)
     assert a.patient_differences(FilmIdentity()) == ()
+
+
+def test_invalid_values_never_reach_logs_or_warnings(tmp_path, caplog, recwarn):
+    """pydicom's validation messages quote values ("Invalid value for VR TM: '25:99:99'",
+    logged when the factory writes these files); a quoted value could be a name, so none
+    may reach the logs while films are read, from several threads at once."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pydicom
+
+    paths = [write(make_dataset(ContentDate="20260101", ContentTime="25:99:99"), tmp_path / f"{i}.dcm")
+             for i in range(6)]  # fmt: skip
+    recwarn.clear()
+    caplog.clear()
+    before = pydicom.config.settings.reading_validation_mode
+    with caplog.at_level(logging.DEBUG):
+        with ThreadPoolExecutor(3) as pool:
+            films = list(pool.map(load_film, paths))
+        headers = [read_film_header(p) for p in paths]
+    assert pydicom.config.settings.reading_validation_mode == before
+    assert films[0].identity.acquisition_datetime is None and headers[0].identity.modality == "DX"
+    assert "25:99:99" not in caplog.text
+    assert not [w for w in recwarn if "25:99:99" in str(w.message)]
