@@ -214,3 +214,40 @@ def test_truncated_sr_is_one_line_error(tmp_path, study):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputFileError, match=str(path)):
         read_sr(path)
+
+
+def test_highdicom_reads_it_as_a_measurement_report(study):
+    import highdicom as hd
+
+    sr = hd.sr.srread(study[1])
+    assert isinstance(sr.content, hd.sr.MeasurementReport)
+    rois = sr.content.get_planar_roi_measurement_groups()
+    assert len(rois) == 12  # 6 vertebrae x 2 films
+    groups = {g.tracking_identifier: g for g in sr.content.get_image_measurement_groups()}
+    assert set(groups) == {"film flexion", "film extension"} | {
+        f"segment {a}-{b}" for a, b in zip(fx.LEVELS, fx.LEVELS[1:], strict=False)}
+    seg = groups["segment L2-L3"]
+    assert seg.finding_type.value == "borderline"
+    assert seg.finding_sites[0].value.value == "67459009"  # SCT L2/L3 disc
+    values = {m.name.value: (m.value, m.unit.value) for m in seg.get_measurements()}
+    assert values["angulation_deg"] == (10.5, "deg")
+    assert values["translation_mm"] == (2.25, "mm")
+
+
+def test_film_without_patient_orientation(tmp_path):
+    session_path = fx.make_study(tmp_path / "s")
+    for view in ("flexion", "extension"):
+        path = session_path.parent / f"{view}.dcm"
+        ds = pydicom.dcmread(path)
+        del ds.PatientOrientation
+        ds.save_as(path)
+    session = json.loads(session_path.read_text())
+    for view in ("flexion", "extension"):
+        session[view]["image"]["sha256"] = fx.sha256(session_path.parent / f"{view}.dcm")
+    session_path.write_text(json.dumps(session))
+    sr_path = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    assert dict(read_sr(sr_path)) == session
+    if shutil.which("dciodvfy"):
+        out = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True,
+                             timeout=60)
+        assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
