@@ -1,9 +1,9 @@
 """A folder of phantom studies with known truth plus broken input, for the batch tests.
 
-Built once per test session (the phantom renders in ~0.2 s per study at
-``scale=0.1``).  Identities are rewritten with pydicom so the tests know every
-identifier, and every patient name, birth date and accession number carries a
-marker that the anonymisation test greps for.
+Built once per test module (the phantom renders in ~0.2 s per study at
+``scale=0.1``).  Identifiers are rewritten with pydicom so the tests know every
+one; patient names stay the phantom's (``PHANTOM^SEED…``), birth dates and
+accession numbers get markers; the anonymisation test greps for all three.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 
 from app.phantom import make_study, write_study
 
-NAME_MARKER = "Zyxwvut"
+NAME_MARKER = "PHANTOM^SEED"  # the phantom's patient names, kept as written
 BIRTH_DATE = "19561231"
 ACCESSION_MARKER = "ACCQX"
 VIEW_ATTRIBUTES = (
@@ -61,7 +61,6 @@ def _rewrite(
 ) -> str:
     ds = pydicom.dcmread(path)
     ds.PatientID = patient
-    ds.PatientName = f"{NAME_MARKER}^Patient{number}"
     ds.PatientBirthDate = BIRTH_DATE
     ds.AccessionNumber = f"{ACCESSION_MARKER}{number:04d}"
     ds.StudyInstanceUID = study_uid
@@ -94,43 +93,12 @@ def _landmarks_file(path: Path, truth: dict, study_uid: str, sop: dict[str, str]
     path.write_text(json.dumps(data))
 
 
-def _write_films(study, folder: Path) -> dict[str, Path]:
-    """``app.phantom.write_study`` when its DICOM encoder is installed, else a plain
-    DX encoding of the phantom pixels with the spacing attributes of measurement.md §5."""
-    try:
-        import app.phantom._dicom  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        paths = write_study(study, folder)
-        Path(paths["truth"]).unlink()  # the truth stays with the test, not in the archive
-        return {"flexion": Path(paths["flexion"]), "extension": Path(paths["extension"])}
-    from tests.app.dicom_factory import make_dataset, write
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for film in study.films:
-        detector = [film.detector_spacing_mm] * 2
-        spacing = {
-            "calibrated": {"PixelSpacing": list(film.pixel_spacing_mm),
-                           "PixelSpacingCalibrationType": "GEOMETRY",
-                           "ImagerPixelSpacing": detector},
-            "magnification-corrected": {
-                "ImagerPixelSpacing": detector,
-                "EstimatedRadiographicMagnificationFactor": film.magnification},
-            "detector": {"ImagerPixelSpacing": detector},
-            "uncalibrated": {},
-        }[study.options.calibration]
-        ds = make_dataset(film.pixels, bits_stored=film.bits_stored,
-                          photometric=film.photometric,
-                          SeriesDescription=f"LWS lat {film.view}", **spacing)
-        paths[film.view] = write(ds, folder / f"{film.view}.dcm")
-    return paths
-
-
 def _render(seed: int, folder: Path, **options) -> tuple[dict, dict[str, Path]]:
     study = make_study(seed, scale=0.1, **options)
-    return study.truth(), _write_films(study, folder)
+    paths = write_study(study, folder)
+    Path(paths["truth"]).unlink()  # the truth stays with the test, not in the archive
+    return study.truth(), {"flexion": Path(paths["flexion"]),
+                           "extension": Path(paths["extension"])}
 
 
 def build_archive(root: Path, n_good: int = 22) -> Archive:

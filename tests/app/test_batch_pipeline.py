@@ -97,13 +97,14 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
             assert float(row["translation_pct"]) == pytest.approx(truth["dt_pct"], abs=EXACT)
             # mm at the plane the header's spacing refers to: the detector overstates
             # patient distances by the magnification (measurement.md §5)
-            source = study.truth["flexion"]["expected_calibration_source"]
+            film = study.truth["flexion"]
+            header = film["header_calibration"]
+            source = header["source"]
             assert row["flexion_calibration_source"] == source
             assert row["extension_calibration_source"] == (
-                study.truth["extension"]["expected_calibration_source"])
-            film = study.truth["flexion"]
-            factor = {"detector": film["detector_spacing_mm"] / film["pixel_spacing_mm"][0],
-                      "uncalibrated": math.nan}.get(source, 1.0)
+                study.truth["extension"]["header_calibration"]["source"])
+            factor = (header["pixel_spacing_mm"][0] / film["pixel_spacing_mm"][0]
+                      if header["pixel_spacing_mm"] else math.nan)
             expected_mm = truth["dt_mm"] * factor
             if math.isnan(expected_mm):
                 assert row["translation_mm"] == "" and row["flexion_translation_mm"] == ""
@@ -291,7 +292,7 @@ def test_process_pool_and_dask_local_cluster_give_identical_tables(
     options = dict(landmarks_dir=archive.landmarks_dir, quiet=True)
     with PoolExecutor(2) as pool:
         run_batch(BatchOptions(archive.input_dir, tmp_path / "pool", **options), executor=pool)
-    with DaskExecutor("local", 2, processes=False) as dask:
+    with DaskExecutor("local", 2) as dask:  # worker processes on the loopback interface
         run_batch(BatchOptions(archive.input_dir, tmp_path / "dask", **options), executor=dask)
     for name in ("results.csv", "failures.csv", "pairs.csv"):
         pool_bytes = (tmp_path / "pool" / name).read_bytes()
@@ -310,7 +311,7 @@ def test_cli_anonymize_leaves_no_identity_in_any_output(
     assert status == 1  # the broken files are failures
     printed = capsys.readouterr().out
     assert "failures:" in printed and "not a diagnosis" in printed
-    secrets = [NAME_MARKER, BIRTH_DATE, ACCESSION_MARKER, *archive.patient_ids,
+    secrets = [NAME_MARKER, "SEED", BIRTH_DATE, ACCESSION_MARKER, *archive.patient_ids,
                *archive.studies, "PAT0", "mixed/", "flexion_retake", "OTHER"]
     for path in out.rglob("*"):
         if path.is_file() and path.name != "salt":
@@ -342,3 +343,50 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, capsys):
     header = (tmp_path / "o2" / "results.csv").read_text().splitlines()
     assert header[0].startswith("patient_id,study_instance_uid,")
     assert len(header) == 1
+
+
+def test_sr_and_pdf_per_study_and_sr_read_back_as_landmarks(archive: Archive, serial_run,
+                                                             tmp_path: Path):
+    from app.report_sr import read_sr
+
+    out_ref, _ = serial_run
+    reference = {(r["study_instance_uid"], r["segment"]): r for r in _csv(out_ref / "results.csv")}
+    studies = [s for s in archive.studies.values() if s.landmarks == "landmarks-dir"][:2]
+    small = tmp_path / "small"
+    for i, study in enumerate(studies):
+        shutil.copytree(archive.input_dir / Path(study.files["flexion"]).parent, small / f"s{i}")
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(small, out, landmarks_dir=archive.landmarks_dir, sr=True,
+                                     pdf=True, quiet=True), executor=SerialExecutor())
+    assert summary.failures == {}
+    reports = sorted((out / "reports").iterdir())
+    assert sorted(p.suffix for p in reports) == [".dcm", ".dcm", ".pdf", ".pdf"]
+    for pdf in (p for p in reports if p.suffix == ".pdf"):
+        assert pdf.read_bytes().startswith(b"%PDF")
+    for study in studies:
+        (sr_path,) = (p for p in reports if p.name.startswith(study.study_instance_uid)
+                      and p.suffix == ".dcm")
+        content = read_sr(sr_path)
+        assert content["flexion"]["landmarks"]["L3"]["PS"] == pytest.approx(
+            study.truth["flexion"]["landmarks"]["L3"]["PS"], abs=1e-9)
+        assert [r["segment"] for r in content["results"]["segments"]] == SEGMENTS
+    # a rerun keeps the reports (resume)
+    stamps = {p: p.stat().st_mtime_ns for p in reports}
+    run_batch(BatchOptions(small, out, landmarks_dir=archive.landmarks_dir, sr=True, pdf=True,
+                           quiet=True), executor=SerialExecutor())
+    assert {p: p.stat().st_mtime_ns for p in reports} == stamps
+    # an SR next to the films gives the landmarks when no other source exists
+    for i, study in enumerate(studies):
+        (sr_path,) = (p for p in reports if p.name.startswith(study.study_instance_uid)
+                      and p.suffix == ".dcm")
+        shutil.copy(sr_path, small / f"s{i}" / "measurements.sr.dcm")
+    run_batch(BatchOptions(small, tmp_path / "from-sr", quiet=True), executor=SerialExecutor())
+    rows = _csv(tmp_path / "from-sr" / "results.csv")
+    assert len(rows) == 10
+    for row in rows:
+        assert row["landmark_method"] == "given:sr (manual)"
+        expected = reference[(row["study_instance_uid"], row["segment"])]
+        assert float(row["angulation_deg"]) == pytest.approx(float(expected["angulation_deg"]),
+                                                             abs=1e-9)
+        assert row["translation_pct"] != "" and float(row["translation_pct"]) == pytest.approx(
+            float(expected["translation_pct"]), abs=1e-9)
