@@ -296,16 +296,19 @@ def films_panel(report: ReportData, *, max_side: int = 900,
     if not pictures:
         raise ValueError("images: no film image was found")
     height = max(p.shape[0] for p in pictures.values())
-    strip = 28
+    factor = max(1.0, height / 560)  # captions readable once the panel is printed
+    strip = round(28 * factor)
+    font_scale = 0.5 * factor
+    thickness = max(1, round(factor))
+    gap = np.full((height + strip, max(8, round(8 * factor)), 3), 40, np.uint8)
     tiles = []
     for view, pic in pictures.items():
         tile = np.zeros((height + strip, pic.shape[1], 3), np.uint8)
         tile[strip: strip + pic.shape[0]] = pic
         colour = (255, 80, 80) if report.films[view].image_status == "changed" else (255, 255, 255)
-        cv2.putText(tile, _caption(report, view), (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    colour, 1, cv2.LINE_AA)
-        tiles.append(tile)
-        tiles.append(np.full((height + strip, 8, 3), 40, np.uint8))
+        cv2.putText(tile, _caption(report, view), (round(6 * factor), round(19 * factor)),
+                    cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour, thickness, cv2.LINE_AA)
+        tiles += [tile, gap]
     return np.hstack(tiles[:-1])
 
 
