@@ -161,6 +161,7 @@ def _open_dicom(path: Path, raw: bool) -> _Opened:
                     if implicit
                     else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
                 )
+            _drop_damaged_elements(ds, path)
             if not syntax.is_transfer_syntax:
                 raise InputFileError(
                     path, f"{_syntax_label(syntax)} cannot be decoded: not supported"
@@ -173,6 +174,29 @@ def _open_dicom(path: Path, raw: bool) -> _Opened:
     return _Opened(ds, syntax, bool(meta_syntax), pixel, deflated=False)
 
 
+def _drop_damaged_elements(ds: Dataset, path: Path) -> None:
+    """Convert every element now; drop those pydicom cannot parse.
+
+    pydicom converts elements lazily, so a damaged one (an unknown VR, a
+    broken sequence) would otherwise raise wherever it is first read.  A
+    damaged image pixel attribute (group 0028) makes the film unreadable; any
+    other damaged attribute is dropped and the film is read without it.
+    """
+    for tag in list(ds.keys()):
+        try:
+            element = ds[tag]
+            if element.VR == "SQ":
+                for item in element.value:
+                    for _ in item.iterall():
+                        pass
+        except Exception as exc:
+            if tag.group == 0x0028:
+                raise InputFileError(
+                    path, f"damaged attribute {tag}: {_one_line(exc, 120)}"
+                ) from None
+            del ds[tag]
+
+
 def _open_deflated(path: Path, raw: bool, syntax: UID, has_meta: bool) -> _Opened:
     """Deflated data sets are inflated by pydicom as a whole: read them fully."""
     try:
@@ -181,6 +205,7 @@ def _open_deflated(path: Path, raw: bool, syntax: UID, has_meta: bool) -> _Opene
         raise InputFileError(
             path, f"unreadable deflated DICOM data set: {_one_line(exc)}"
         ) from None
+    _drop_damaged_elements(ds, path)
     for tag, name in _FLOAT_PIXEL_DATA.items():
         if tag in ds:
             raise InputFileError(path, f"{name.lower()} (a parametric map), not a radiograph")
@@ -594,9 +619,9 @@ def _decode_file(path: Path, syntax: UID, options: dict[str, Any]) -> np.ndarray
         try:
             with path.open("rb") as fp:
                 return pixel_array(fp, decoding_plugin="pylibjpeg", **options)
-        except MemoryError:
+        except (MemoryError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception:  # every plugin is tried next, and their errors reported
+        except BaseException:  # also a decoder's Rust panic; every plugin is tried next
             pass
     with path.open("rb") as fp:
         return pixel_array(fp, **options)
@@ -625,7 +650,9 @@ def _decode(path: Path, opened: _Opened) -> np.ndarray:
         raise
     except MemoryError:
         raise InputFileError(path, "not enough memory to decode the pixel data") from None
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a decoder's Rust panic is a BaseException
         what = _syntax_label(syntax) if syntax.is_compressed else "pixel data"
         raise InputFileError(path, f"{what} cannot be decoded: {_one_line(exc)}") from None
     return array
