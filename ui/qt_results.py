@@ -14,17 +14,25 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-__all__ = ["COLUMNS", "DISCLAIMER", "QtResultsPanel"]
+from app.errors import UserError
+
+__all__ = ["COLUMNS", "DISCLAIMER", "QtResultsPanel", "QtThresholdsDialog"]
 
 DISCLAIMER = "A measurement aid, not a diagnosis: results must be interpreted by a qualified clinician with the images."
 
@@ -41,6 +49,12 @@ COLUMNS = (
     "Result",
 )
 _DASH = "—"
+_HEADER_TIPS = {
+    1: "t_flex - t_ext along the lower body's superior endplate; ± half the 95 % interval",
+    2: "where each film's pixel spacing came from (measurement.md §5)",
+    3: "translation as % of the lower body's endplate depth (needs no calibration); ± 95 %",
+    4: "theta_ext - theta_flex; positive = normal motion; ± half the 95 % interval",
+}
 _UNSTABLE = QColor(150, 30, 30)
 _BORDERLINE = QColor(140, 100, 0)
 
@@ -133,6 +147,7 @@ class QtResultsPanel(QWidget):
     def __init__(self, session, presets, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self._presets = tuple(presets)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         top = QHBoxLayout()
@@ -141,6 +156,10 @@ class QtResultsPanel(QWidget):
         self.criteria_combo.addItems(list(presets))
         self.criteria_combo.setObjectName("criteria")
         top.addWidget(self.criteria_combo)
+        self.thresholds_button = QPushButton("Thresholds…")
+        self.thresholds_button.setToolTip("Set custom thresholds (applied to every segment)")
+        self.thresholds_button.clicked.connect(self.edit_thresholds)
+        top.addWidget(self.thresholds_button)
         self.thresholds_label = QLabel()
         self.thresholds_label.setWordWrap(True)
         top.addWidget(self.thresholds_label, 1)
@@ -154,6 +173,8 @@ class QtResultsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        for c, tip in _HEADER_TIPS.items():
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         layout.addWidget(self.table, 1)
         self.warnings_label = QLabel()
         self.warnings_label.setWordWrap(True)
@@ -250,12 +271,18 @@ class QtResultsPanel(QWidget):
     # ----------------------------------------------------------------- widget -> model
 
     def _on_combo_change(self, name: str) -> None:
-        if name and name != self.session.criteria:
+        if name in self._presets and name != self.session.criteria:
             self.session.set_criteria(name)
 
     def _on_table_selection(self) -> None:
         rows = {i.row() for i in self.table.selectedIndexes()}
         self.session.selected_segment = min(rows) if rows else None
+
+    def edit_thresholds(self) -> QtThresholdsDialog:
+        """Open (non-modal) the custom thresholds dialog, filled with the criteria in force."""
+        self.thresholds_dialog = QtThresholdsDialog(self.session, self)
+        self.thresholds_dialog.show()
+        return self.thresholds_dialog
 
     # ----------------------------------------------------------------- reading (tests, reports)
 
@@ -266,3 +293,61 @@ class QtResultsPanel(QWidget):
             if self.table.item(r, 0).text() == segment:
                 return self.table.item(r, c).text()
         raise KeyError(segment)
+
+
+class QtThresholdsDialog(QDialog):
+    """Custom thresholds for every segment: translation (mm, %) and angulation (°).
+
+    A criterion left unticked is not used.  *Apply* sets the session's criteria
+    (undoable) to ``{"name": "custom", ...}`` (``measure.Criteria.from_dict``).
+    """
+
+    _KINDS = (
+        ("translation_mm", "Translation (mm) >", 4.0, 0.1),
+        ("translation_pct", "Translation (% of depth) >", 15.0, 0.5),
+        ("angulation_deg", "Angulation (°) >", 10.0, 0.5),
+    )
+
+    def __init__(self, session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Custom thresholds")
+        self.session = session
+        form = QFormLayout(self)
+        self.boxes: dict[str, tuple[QCheckBox, QDoubleSpinBox]] = {}
+        current = session.criteria_spec
+        for kind, label, default, step in self._KINDS:
+            value = current.threshold(kind, "*")
+            check = QCheckBox(label)
+            spin = QDoubleSpinBox()
+            spin.setRange(0.01, 1000.0)
+            spin.setDecimals(2)
+            spin.setSingleStep(step)
+            used = value == value  # not NaN
+            check.setChecked(used)
+            spin.setValue(value if used else default)
+            spin.setEnabled(used)
+            check.toggled.connect(spin.setEnabled)
+            form.addRow(check, spin)
+            self.boxes[kind] = (check, spin)
+        form.addRow(QLabel("Applied to every segment; a strict '>' decides."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Close)
+        buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
+        buttons.rejected.connect(self.close)
+        form.addRow(buttons)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #b00;")
+        form.addRow(self.error)
+
+    def apply(self) -> bool:
+        """Set the session's criteria from the boxes; False (and a message) when none is ticked."""
+        spec: dict = {"name": "custom", "source": "thresholds set in the viewer"}
+        for kind, (check, spin) in self.boxes.items():
+            if check.isChecked():
+                spec[kind] = float(spin.value())
+        try:
+            self.session.set_criteria(spec)
+        except UserError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        return True

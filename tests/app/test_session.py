@@ -407,3 +407,37 @@ def test_identity_mismatch_never_names_the_patient():
     message = identity_mismatch(a, b)
     assert "PHANTOM-1" in message and "OTHER" in message and "studies" in message
     assert "Doe" not in message and "Roe" not in message
+
+
+def test_session_file_is_a_landmarks_file(tmp_path):
+    """The session format extends the landmarks format: the landmarks reader takes it."""
+    from app.landmarks_io import read_landmarks
+
+    session, _ = make_session(tmp_path)
+    flex, ext = hand_case()
+    place_all(session, flex, ext)
+    session.set_corner("flexion", 0, 0, (111.0, 150.0))
+    out = session.save(tmp_path / "s.json")
+    study = read_landmarks(out)
+    assert study.levels == LEVELS
+    np.testing.assert_array_equal(study.flexion.corners[0, 0], [111.0, 150.0])
+    np.testing.assert_array_equal(study.extension.corners, ext)
+    assert study.flexion.calibration.source is CalibrationSource.DETECTOR
+    assert study.flexion.placement[0, 0] == "manual"
+
+
+def test_import_landmarks_is_one_undoable_edit(tmp_path):
+    session, _ = make_session(tmp_path)
+    flex, ext = hand_case()
+    place_all(session, flex, ext)
+    path = session.save(tmp_path / "marks.json")
+    (tmp_path / "other").mkdir()
+    other, _ = make_session(tmp_path / "other")
+    other.shift_levels(-1)
+    other.import_landmarks(path)
+    assert other.levels == LEVELS
+    np.testing.assert_array_equal(other.landmarks("extension"), ext)
+    assert row(other)["translation_mm"] == pytest.approx(5.0)
+    other.undo()
+    assert other.levels == ("L3", "L4", "S1")
+    assert np.isnan(other.landmarks("flexion")).all()

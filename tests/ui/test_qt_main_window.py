@@ -376,3 +376,27 @@ def test_drop_files_opens_them(qtbot, make_window, synthetic_pair):
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.session.roles == ("flexion", "extension"), timeout=2000)
     assert window.recent_files()[0][0].endswith(".dcm")
+
+
+def test_custom_thresholds(qtbot, opened, synthetic_pair):
+    precise = np.full((6, 4), 0.02)
+    for film in synthetic_pair.values():
+        opened.session.set_landmarks(film.view, film.truth, landmark_sd_mm=precise)
+    assert opened.results.cell("L4-L5", "Result") == "below thresholds"  # 0.6 mm, 0 degrees
+    dialog = opened.results.edit_thresholds()
+    check_mm, spin_mm = dialog.boxes["translation_mm"]
+    assert check_mm.isChecked() and spin_mm.value() == 4.0  # filled from the default preset
+    spin_mm.setValue(0.5)
+    dialog.boxes["angulation_deg"][0].setChecked(False)
+    assert dialog.apply()
+    assert opened.session.criteria == "custom"
+    assert opened.results.criteria_combo.currentText() == "custom"
+    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE (translation)"
+    for check, _ in dialog.boxes.values():
+        check.setChecked(False)
+    assert not dialog.apply()
+    assert "at least one" in dialog.error.text()
+    opened.actions_by_name["undo"].trigger()
+    assert opened.session.criteria == "default"
+    assert opened.results.cell("L4-L5", "Result") == "below thresholds"
+    dialog.close()
