@@ -74,6 +74,11 @@ _DISC_NOMINAL = np.array(
     ]
 )
 
+# Neutral anterior disc height bands (mm) per segment, T11-T12 … L5-S1.
+_ANTERIOR_DISC = np.array(
+    [[2.8, 3.4], [5.6, 6.4], [7.9, 9.0], [9.6, 10.7], [11.0, 12.1], [12.4, 13.6], [11.8, 13.4]]
+)
+
 # Normal motion between flexion and extension: angulation (deg), translation (mm).
 # Kept under the default thresholds (10 deg, 4 mm) and inside the published
 # normal ranges (Hayes 1989: 7-14 deg, 2-3 mm; Abbott 2006: 6.8-10.7 deg).
@@ -157,8 +162,11 @@ class Motion:
 def make_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draw one patient's anatomy around the nominal dimensions."""
     n = len(BODY_LEVELS)
-    patient_scale = rng.uniform(0.96, 1.04)
-    dims = _BODY_NOMINAL * patient_scale * rng.uniform(0.975, 1.025, size=_BODY_NOMINAL.shape)
+    patient_scale = rng.uniform(0.97, 1.03)
+    dims = _BODY_NOMINAL * patient_scale * rng.uniform(0.98, 1.02, size=_BODY_NOMINAL.shape)
+    lumbar = slice(2, n)  # L1-L5: keep inside the published ranges of the issue
+    dims[lumbar, :2] = np.clip(dims[lumbar, :2], 25.1, 27.9)  # heights
+    dims[lumbar, 2:4] = np.clip(dims[lumbar, 2:4], 33.2, 37.8)  # endplate depths
     hp, ha, d_inf, d_sup, width = dims.T
     x_ps = rng.uniform(-0.6, 0.8, size=n)  # posterior wall lean
     corners = np.empty((n, 4, 2))
@@ -170,9 +178,13 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
     concavity = rng.uniform(1.2, 2.4, size=(n, 2))
     waist = np.column_stack([rng.uniform(1.0, 2.4, n), rng.uniform(0.4, 1.1, n)])
     disc = _DISC_NOMINAL.copy()
-    disc[:, 0] += rng.uniform(-1.5, 1.5, size=n)
-    disc[:, 1] *= rng.uniform(0.92, 1.08, size=n)
+    disc[:, 1] *= rng.uniform(0.93, 1.07, size=n)
     disc[:, 2] += rng.uniform(-0.4, 0.4, size=n)
+    # Anterior disc height: drawn in non-overlapping bands so that it increases
+    # down to L4-L5 (7-14 mm); the neutral angle follows from it and the upper
+    # body's inferior depth (anterior = posterior + d_inf sin(theta)).
+    anterior = rng.uniform(_ANTERIOR_DISC[:, 0], _ANTERIOR_DISC[:, 1])
+    disc[:, 0] = np.degrees(np.arcsin((anterior - disc[:, 1]) / d_inf))
     return Anatomy(
         corners=corners,
         width_mm=width,

@@ -213,7 +213,7 @@ def encode_film(study: PhantomStudy, film: PhantomFilm) -> bytes:
         return _encode_with_gdcm(ds, syntax)
     if compression != "none":
         plugin = {"rle": "pylibjpeg", "jpeg-ls": "pyjpegls", "jpeg2000": "pylibjpeg"}[compression]
-        ds.compress(syntax, film.pixels, encoding_plugin=plugin)
+        ds.compress(syntax, film.pixels, encoding_plugin=plugin, generate_instance_uid=False)
     ds.file_meta.TransferSyntaxUID = syntax
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
