@@ -402,6 +402,10 @@ def report_from_session(
                 "endplate depth only."
             )
         films[view] = film
+    if len(films) == 1:
+        (only,) = films
+        warnings.append(f"Only the {only} film: motion between flexion and extension cannot be "
+                        "measured.")
     rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
     if not rows:
         warnings.append("The session holds no results: nothing was measured.")

@@ -90,3 +90,14 @@ def test_status_of_images(tmp_path):
     assert any("'extension.dcm' was not found" in w for w in report.warnings)
     assert load_report(session_path, verify_images=False).films["flexion"].image_status == (
         "unverified")
+
+
+def test_single_film_is_said(tmp_path):
+    session_path = fx.make_study(tmp_path / "s")
+    session = json.loads(session_path.read_text())
+    del session["extension"]
+    session_path.write_text(json.dumps(session))
+    report = load_report(session_path)
+    assert list(report.films) == ["flexion"]
+    assert "Only the flexion film: motion between flexion and extension cannot be measured." in (
+        report.warnings)
