@@ -828,6 +828,12 @@ def _load_image(path: Path, kind: str) -> Film:
             pages = 1
         if pages > 1:
             raise InputFileError(path, f"{pages} frames, a lateral film is a single frame")
+    if kind == "jpeg":  # libjpeg fills a truncated stream with grey and says nothing
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            tail = handle.read().rstrip(b"\x00\r\n\t ")
+        if not tail.endswith(b"\xff\xd9"):
+            raise InputFileError(path, "truncated: JPEG image without its end-of-image marker")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise InputFileError(path, f"cannot be decoded as a {name} image")

@@ -53,3 +53,17 @@ def test_random_byte_damage(tmp_path, syntax):
         target.write_bytes(damaged.tobytes())
         for read in (load_film, read_film_header):
             _outcome(read, target)  # a Film or a one-line InputFileError, nothing else
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg"])
+def test_truncated_plain_images(tmp_path, suffix):
+    import cv2
+
+    source = tmp_path / f"film{suffix}"
+    cv2.imwrite(str(source), (np.arange(200 * 150).reshape(200, 150) % 251).astype(np.uint8))
+    data = source.read_bytes()
+    target = tmp_path / f"cut{suffix}"
+    for cut in (8, 100, len(data) // 2, len(data) - 2):
+        target.write_bytes(data[:cut])
+        outcome = _outcome(load_film, target)
+        assert isinstance(outcome, InputFileError), cut
