@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
 from measure import Calibration, CalibrationSource
 
@@ -100,15 +100,6 @@ CRITERIA_TEXT: dict[str, str] = {
 
 _SESSION_FORMAT = "lumbar-instability-session"
 _LANDMARKS_FORMAT = "lumbar-instability-landmarks"
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_session_file(path: str | Path) -> dict[str, Any]:
