@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -206,6 +207,13 @@ class QtMainWindow(QMainWindow):
         toolbar.setObjectName("main-toolbar")
         for key in ("open", "save", "undo", "redo", "guided", "fit", "one_to_one", "invert", "swap", "compare"):
             toolbar.addAction(a[key])
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" Window: "))
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(WINDOW_PRESETS))
+        self.window_combo.setToolTip("Window/level preset of both films (right-drag in a film to adjust)")
+        self.window_combo.textActivated.connect(lambda name: self._each_view("apply_window_preset", name))
+        toolbar.addWidget(self.window_combo)
 
     def _each_view(self, method: str, *args) -> None:
         for view in self.views.values():
@@ -255,7 +263,14 @@ class QtMainWindow(QMainWindow):
         self.setWindowTitle(f"{'*' if self.session.dirty else ''}{name} — lumbar-instability")
 
     def _on_cursor_moved(self, role: str, x: float, y: float) -> None:
-        self.position_label.setText(f"{role}: x {x:.2f}  y {y:.2f} px")
+        film = self.views[role].film
+        text = f"{role}: x {x:.2f}  y {y:.2f} px"
+        if film is not None:
+            rows, columns = film.pixels.shape[:2]
+            i, j = round(x), round(y)  # the pixel whose centre is nearest
+            if 0 <= i < columns and 0 <= j < rows:
+                text += f"  value {film.pixels[j, i]:g}"
+        self.position_label.setText(text)
 
     def set_layout(self, which: str) -> None:
         """``"both"``, ``"flexion"`` or ``"extension"`` (one-film mode)."""

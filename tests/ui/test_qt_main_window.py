@@ -137,8 +137,11 @@ def test_save_reopen_same_numbers(qtbot, make_window, opened, synthetic_pair, tm
     assert json.loads(target.read_text())["format"] == "lumbar-instability-session"
     assert "*" not in opened.windowTitle()
     other = make_window(loader=synthetic_pair.__getitem__)
-    assert other.open_paths([str(target)])
+    assert other.open_paths([str(target)])  # a saved session opens in review mode (issue #6)
+    other.actions_by_name["review_edit"].trigger()  # continue editing it
+    assert other.results.isVisible()
     assert {(s, c): other.results.cell(s, c) for s in other.session.segments for c in COLUMNS} == shown
+    np.testing.assert_array_equal(other.session.landmarks("flexion"), opened.session.landmarks("flexion"))
 
 
 def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
@@ -400,3 +403,17 @@ def test_custom_thresholds(qtbot, opened, synthetic_pair):
     assert opened.session.criteria == "default"
     assert opened.results.cell("L4-L5", "Result") == "below thresholds"
     dialog.close()
+
+
+def test_status_bar_shows_position_and_value(qtbot, opened):
+    view = opened.views["flexion"]
+    view.centre_on(130.0, 160.0, scale=4.0)
+    t = view.transform
+    px, py = math.floor(130.5 * t.scale + t.origin_x), math.floor(160.5 * t.scale + t.origin_y)
+    # the mouse on widget pixel (px, py) points at that pixel's centre
+    x, y = (px + 0.5 - t.origin_x) / t.scale - 0.5, (py + 0.5 - t.origin_y) / t.scale - 0.5
+    assert abs(x - 130) < 0.25 and abs(y - 160) < 0.25
+    qtbot.mouseMove(view, pos=QPoint(px, py))
+    assert opened.position_label.text() == f"flexion: x {x:.2f}  y {y:.2f} px  value 900"
+    opened.window_combo.textActivated.emit("Full range")
+    assert view.window_preset == "Full range" and opened.views["extension"].window_preset == "Full range"
