@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import logging
 import math
@@ -338,14 +337,6 @@ def default_recovery_path() -> Path:
         xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         base = str(Path(xdg) / "lumbar-instability")
     return Path(base) / "recovery.autosave.json"
-
-
-def _sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _empty_landmarks(n_levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1257,7 +1248,9 @@ def _film_from_json(
         if not path.exists():
             messages.append(f"{path}: the {role} film is missing; its landmarks are kept but not shown.")
         else:
-            if ref.sha256 and _sha256(path) != ref.sha256:
+            from app.dicom_io import file_sha256
+
+            if ref.sha256 and file_sha256(path) != ref.sha256:
                 messages.append(
                     f"{path}: the {role} film's content changed since the session was saved "
                     "(SHA-256 differs): check the landmarks."
