@@ -356,11 +356,7 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
             path, f"{_syntax_label(syntax)} cannot be decoded: not supported"
         ) from None
     if not decoder.is_available:
-        missing = (
-            "; ".join(f"{name}: {', '.join(deps)}" for name, deps in decoder.missing_dependencies)
-            if isinstance(decoder.missing_dependencies, list)
-            else ""
-        )
+        missing = "; ".join(str(m) for m in decoder.missing_dependencies)
         raise InputFileError(
             path,
             f"{_syntax_label(syntax)} cannot be decoded: no decoding plugin installed"

@@ -305,7 +305,8 @@ def test_identity_and_acquisition_time(tmp_path):
 def test_identity_repr_hides_the_patient_name_and_birth_date(tmp_path):
     film = load_film(write(make_dataset(), tmp_path / "r.dcm"))
     for text in (repr(film.identity), str(film.identity), repr(film)):
-        assert "Testperson" not in text and "1960" not in text
+        assert "Testperson" not in text and "Erika" not in text
+        assert "1960, 2, 29" not in text and "19600229" not in text  # the birth date
         assert "PHANTOM-0001" in text or text.startswith("Film(")
 
 
@@ -339,3 +340,41 @@ def test_invalid_values_never_reach_logs_or_warnings(tmp_path, caplog, recwarn):
     assert films[0].identity.acquisition_datetime is None and headers[0].identity.modality == "DX"
     assert "25:99:99" not in caplog.text
     assert not [w for w in recwarn if "25:99:99" in str(w.message)]
+
+
+def test_a_missing_decoder_plugin_is_named(tmp_path, monkeypatch):
+    import types
+
+    import pydicom.pixels
+
+    path = write(make_dataset(), tmp_path / "r.dcm", RLELossless)
+    fake = types.SimpleNamespace(is_available=False, missing_dependencies=["gdcm - requires gdcm"])
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda uid: fake)
+    assert _reason(load_film, path) == (
+        "transfer syntax 1.2.840.10008.1.2.5 (RLE Lossless) cannot be decoded: "
+        "no decoding plugin installed (gdcm - requires gdcm)"
+    )
+
+
+# The decoders docs/dicom-input.md promises, per transfer syntax (a broken install fails here).
+PROMISED_PLUGINS = {
+    "1.2.840.10008.1.2.4.50": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.51": {"pylibjpeg"},
+    "1.2.840.10008.1.2.4.57": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.70": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.80": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.81": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.90": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.91": {"pylibjpeg", "gdcm"},
+    "1.2.840.10008.1.2.4.201": {"pylibjpeg"},
+    "1.2.840.10008.1.2.4.203": {"pylibjpeg"},
+    "1.2.840.10008.1.2.5": {"pylibjpeg", "pydicom"},
+}
+
+
+@pytest.mark.parametrize("syntax", list(PROMISED_PLUGINS))
+def test_promised_decoders_are_installed(syntax):
+    from pydicom.pixels import get_decoder
+
+    decoder = get_decoder(syntax)
+    assert PROMISED_PLUGINS[syntax] <= set(decoder.available_plugins)
