@@ -214,6 +214,7 @@ class QtReviewController(QObject):
         self.ask_folder: Callable[[str], str | None] = self._ask_folder_dialog
         self.ask_export_path: Callable[[], str | None] = self._ask_export_dialog
         self._filter = _ReadOnlyFilter(self)
+        self._loading = False
         self.panel = QtReviewPanel()
         self.panel.hide()
         self.panel.edit_button.clicked.connect(self.enter_edit)
@@ -326,10 +327,13 @@ class QtReviewController(QObject):
         with tempfile.TemporaryDirectory(prefix="lumbar-review-") as tmp:
             tmp_path = Path(tmp) / "review.json"
             tmp_path.write_text(json.dumps(load_doc), encoding="utf-8")
+            self._loading = True
             try:
                 self._open_session_model(tmp_path)
             except UserError as exc:
                 raise UserError(f"{path}: {getattr(exc, 'reason', exc)}") from None
+            finally:
+                self._loading = False
         self.session.path = path if not _is_sr(path) else None
         self.session.events.path(value=self.session.path)
         self.report, self.source = report, path
@@ -379,9 +383,15 @@ class QtReviewController(QObject):
             self.window.setWindowTitle(f"{self.source.name} (review, read-only) — lumbar-instability")
 
     def _on_films_change(self, event=None) -> None:
-        # D's window re-enables its actions when films change: keep review read-only.
-        if self.active:
+        if not self.active:
+            return
+        if self._loading:
+            # the main window re-enables its actions when films change: stay read-only
             self._set_active(True)
+        else:
+            # other films were opened (or work recovered): the review is over
+            self._set_active(False)
+            self.report = self.source = self._reviewed_doc = self._sr_identity = None
 
     def enter_edit(self) -> None:
         """Leave review mode; the next save writes a new version beside the reviewed file."""

@@ -158,3 +158,23 @@ def test_export_after_edit_is_the_live_session(window, study, tmp_path):
     assert doc["segments"][2]["translation_mm"] != 4.75  # not the reviewed rows
     with pytest.raises(Exception, match="unknown report format"):
         window.review.export(tmp_path / "x.txt")
+
+
+def test_opening_films_ends_the_review(window, study):
+    window.open_paths([str(study)])
+    assert window.review.active
+    films = [str(study.parent / "flexion.dcm"), str(study.parent / "extension.dcm")]
+    assert window.open_paths(films)
+    assert not window.review.active
+    assert window.actions_by_name["save"].isEnabled()
+    assert window.results.isVisible() and not window.review.panel.isVisible()
+    assert window.results.criteria_combo.isEnabled()
+
+
+def test_reviewing_another_report_stays_read_only(window, study, tmp_path):
+    window.open_paths([str(study)])
+    other = fx.make_study(tmp_path / "other", uncalibrated_view="flexion")
+    assert window.open_paths([str(other)])
+    assert window.review.active and window.review.source == other
+    assert not window.actions_by_name["save"].isEnabled()
+    assert window.review.panel.cell("L3-L4", "Translation (mm)") == "—"
