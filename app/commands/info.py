@@ -84,7 +84,7 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
         pixel_spacing_mm=[spacing[0], spacing[1]] if spacing else None,
         calibration_source=calibration.source.value,
         calibration_detail=calibration.detail,
-        warning=film.calibration_warning,
+        warning=_warning(film),
         error=None,
         source_format=film.source_format,
         transfer_syntax=film.transfer_syntax,
@@ -105,6 +105,14 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
             sha256=film.sha256,
         )
     return record
+
+
+def _warning(film: Any) -> str | None:
+    """The calibration warning, and a note for raw (FOR PROCESSING) detector images."""
+    parts = [film.calibration_warning] if film.calibration_warning else []
+    if (film.presentation_intent or "").upper() == "FOR PROCESSING":
+        parts.append("a FOR PROCESSING image: raw detector data, not meant for reading")
+    return "; ".join(parts) or None
 
 
 _KEYS = (

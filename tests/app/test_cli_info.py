@@ -144,3 +144,16 @@ def test_patient_name_is_never_printed(capsys, films):
         for text in (out, err):
             assert surname not in text and given not in text
             assert "19600229" not in text and "1960-02-29" not in text
+
+
+def test_for_processing_images_are_flagged(capsys, tmp_path):
+    path = write(
+        make_dataset(ImagerPixelSpacing=[0.1, 0.1], PresentationIntentType="FOR PROCESSING"),
+        tmp_path / "raw.dcm",
+    )
+    _, out, _ = _run(capsys, "--json", str(path))
+    (record,) = json.loads(out)
+    assert record["warning"].endswith(
+        "; a FOR PROCESSING image: raw detector data, not meant for reading"
+    )
+    assert record["presentation_intent"] == "FOR PROCESSING"
