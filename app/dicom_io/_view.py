@@ -2,7 +2,7 @@
 
 Evidence comes from coded view modifiers and from free text written by the
 modality or the technologist, in the spellings seen on PACS: English, German,
-French, Spanish, Italian and Portuguese, abbreviations included.
+French, Spanish, Italian, Portuguese and Dutch, abbreviations included.
 
 Text is compared word by word after stripping accents and case, so ``EXT``
 matches ``LAT EXT`` or ``LWS_EXT`` but never ``TEXT``, ``NEXT`` or ``EXTERNAL``.
@@ -34,7 +34,7 @@ __all__ = ["recognise_view", "view_from_sources"]
 
 _FLEXION = frozenset(
     {
-        "flex", "flexion", "flexed", "flx", "flexn", "flexio", "flexao", "flessione",
+        "flex", "flexion", "flexed", "flx", "flexn", "flexio", "flexao", "flessione", "flexie",
         "flexions", "flexionsaufnahme", "flexionsstellung", "anteflexion", "anteflex",
         "inklination", "inklinationsaufnahme", "inklinationsstellung",
         "beugung", "vorbeugung", "vorneigung", "ventralflexion",
@@ -42,7 +42,7 @@ _FLEXION = frozenset(
 )  # fmt: skip
 _EXTENSION = frozenset(
     {
-        "ext", "extension", "extended", "extn", "extensao", "estensione",
+        "ext", "extension", "extended", "extn", "extensao", "estensione", "extensie",
         "extensions", "extensionsaufnahme", "extensionsstellung", "hyperextension",
         "retroflexion", "retroflex", "reklination", "reklinationsaufnahme",
         "reklinationsstellung", "rekl", "streckung", "ruckbeugung", "rueckbeugung",
@@ -51,7 +51,7 @@ _EXTENSION = frozenset(
 )  # fmt: skip
 _NEUTRAL = frozenset(
     {
-        "neutral", "neutro", "neutra", "neutre", "neutralstellung", "neutralposition",
+        "neutral", "neutro", "neutra", "neutre", "neutraal", "neutralstellung", "neutralposition",
         "neutralaufnahme", "nullstellung",
     }
 )  # fmt: skip

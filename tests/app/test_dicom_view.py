@@ -16,14 +16,14 @@ SPELLINGS = {
     "LWS in Beugung": View.FLEXION, "LWS Anteflexion": View.FLEXION,
     "Flexionsaufnahme LWS": View.FLEXION, "Rachis lombaire profil flexion": View.FLEXION,
     "Columna lumbar lateral flexión": View.FLEXION, "Rachide lombare flessione": View.FLEXION,
-    "ante-flexion": View.FLEXION, "forward bending": View.FLEXION,
+    "LWK lateraal flexie": View.FLEXION, "ante-flexion": View.FLEXION, "forward bending": View.FLEXION,
     # extension
     "LAT EXT": View.EXTENSION, "L-SPINE EXTENSION": View.EXTENSION, "lsp_ext": View.EXTENSION,
     "LWS Reklination": View.EXTENSION, "LWS Streckung": View.EXTENSION,
     "LWS Retroflexion": View.EXTENSION, "LWS retro-flexion": View.EXTENSION,
     "LWS Rückbeugung": View.EXTENSION, "Rachis lombaire profil extension": View.EXTENSION,
     "Columna lumbar lateral extensión": View.EXTENSION, "Hyperextension": View.EXTENSION,
-    "Rachide lombare estensione": View.EXTENSION, "backward bending": View.EXTENSION,
+    "Rachide lombare estensione": View.EXTENSION, "LWK extensie": View.EXTENSION, "backward bending": View.EXTENSION,
     # neutral
     "LAT NEUTRAL": View.NEUTRAL, "LWS Neutralstellung": View.NEUTRAL, "perfil neutro": View.NEUTRAL,
     "profil neutre": View.NEUTRAL,
