@@ -91,3 +91,21 @@ def test_needs_an_output(study, capsys):
 def test_refuses_to_overwrite_its_input(study, capsys):
     assert main(["report", str(study), "--json", str(study)]) == 2
     assert "overwrite the input" in capsys.readouterr().err
+
+
+def test_pdf_from_sr_without_films_identifies_the_patient_from_the_sr(study, tmp_path):
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils not installed")
+    sr = tmp_path / "r.dcm"
+    assert main(["report", str(study), "--sr", str(sr)]) == 0
+    (study.parent / "flexion.dcm").unlink()
+    (study.parent / "extension.dcm").unlink()
+    assert main(["report", str(sr), "--pdf", str(tmp_path / "r.pdf")]) == 0
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    flat = " ".join(text.split())
+    assert "PHANTOM, Lumbar; ID PHANTOM-001" in flat
+    assert "The films are not shown" in flat
+    assert "image not found" in flat
