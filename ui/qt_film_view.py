@@ -58,6 +58,7 @@ PLACEMENT_COLOURS = {
     "detected": QColor(255, 110, 200),
 }
 _SELECTED = QColor(255, 235, 0)
+_NOT_CORRECTED = "not corrected for magnification"
 _CORNER_NAMES = ("AS", "PS", "PI", "AI")
 _CORNER_LONG = {
     "AS": "anterior-superior",
@@ -556,7 +557,7 @@ class QtFilmView(QWidget):
                 f"Calibration: {cal.source}",
             ]
             if cal.warning:
-                bottom_left.append("not corrected for magnification")
+                bottom_left.append(_NOT_CORRECTED)
         if self._window is None and getattr(film, "voi_lut", None) is not None:
             wl = "W/L: VOI LUT"
         else:
@@ -601,7 +602,7 @@ class QtFilmView(QWidget):
                 width = metrics.horizontalAdvance(text)
                 x = self.width() - margin - width if right else margin
                 colour = QColor(235, 235, 235)
-                if key == "bottom_left" and (text.startswith("UNCALIBRATED") or "magnification" in text):
+                if key == "bottom_left" and (text.startswith("UNCALIBRATED") or text == _NOT_CORRECTED):
                     colour = QColor(255, 120, 90)
                 painter.fillRect(QRectF(x - 3, y, width + 6, line_h), QColor(0, 0, 0, 150))
                 painter.setPen(colour)
