@@ -413,7 +413,7 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
 
 
 def _film(
-    c: np.ndarray, name: str, levels, batch, offset: int, theta_out=None, t_out=None
+    c: np.ndarray, name: str, levels, batch, offset: int, theta_out=None, t_out=None, need_i2=True
 ) -> dict[str, np.ndarray]:
     """Per-segment geometry of one film.
 
@@ -436,17 +436,23 @@ def _film(
     iy = c[_AI, _Y, :-1] - c[_PI, _Y, :-1]
     px = c[_PI, _X, :-1] - c[_PS, _X, 1:]  # PI_U - PS_L
     py = c[_PI, _Y, :-1] - c[_PS, _Y, 1:]
-    i2 = ix * ix
-    np.multiply(iy, iy, out=tmp)
-    i2 += tmp
     if np.fmin.reduce(depth, axis=None) < _MIN_LENGTH:
         body, study = _first(depth < _MIN_LENGTH)
         raise ValueError(
             f"{name}: degenerate endplate: {levels[body]} AS and PS coincide"
             f"{_where(batch, offset + study)}"
         )
-    if np.fmin.reduce(i2, axis=None) < _MIN_LENGTH * _MIN_LENGTH:
-        body, study = _first(i2 < _MIN_LENGTH * _MIN_LENGTH)
+    if need_i2:
+        i2 = ix * ix
+        i2 += iy * iy
+        coincident = i2 < _MIN_LENGTH * _MIN_LENGTH
+    else:  # cheaper: ix is almost never exactly 0, so look closer only when it is
+        i2 = None
+        coincident = None
+        if np.count_nonzero(ix) < ix.size:
+            coincident = (np.abs(ix) < _MIN_LENGTH) & (np.abs(iy) < _MIN_LENGTH)
+    if coincident is not None and coincident.any():
+        body, study = _first(coincident)
         raise ValueError(
             f"{name}: degenerate endplate: {levels[body]} PI and AI coincide"
             f"{_where(batch, offset + study)}"
@@ -690,13 +696,12 @@ def segmental_motion(
     starts = range(0, n, _CHUNK)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if n >= 4 * _CHUNK else 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if workers > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(lambda lo: _chunk(ctx, lo, min(lo + _CHUNK, n)), starts))
-        else:
-            for lo in starts:
-                _chunk(ctx, lo, min(lo + _CHUNK, n))
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda lo: _chunk(ctx, lo, min(lo + _CHUNK, n)), starts))
+    else:
+        for lo in starts:
+            _chunk(ctx, lo, min(lo + _CHUNK, n))
 
     def shaped(array: np.ndarray) -> np.ndarray:  # (k, n) -> (..., k), a view
         return array.T.reshape(*batch, array.shape[0])
@@ -843,6 +848,12 @@ def _masked(dest: np.ndarray, value: np.ndarray, keep: np.ndarray) -> None:
 
 def _chunk(ctx: _Context, lo: int, hi: int) -> None:
     """Fill the outputs for studies lo:hi (all arrays here are (segments, studies))."""
+    # NaN marks missing values on purpose; numpy's error state is per thread
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _chunk_body(ctx, lo, hi)
+
+
+def _chunk_body(ctx: _Context, lo: int, hi: int) -> None:
     out = {key: value[..., lo:hi] for key, value in ctx.out.items()}
     cal_f, cal_e = ctx.cal_f[lo:hi], ctx.cal_e[lo:hi]
     all_f, all_e = bool(cal_f.all()), bool(cal_e.all())
@@ -855,8 +866,8 @@ def _chunk(ctx: _Context, lo: int, hi: int) -> None:
     # angles and per-film translations go straight into the outputs when possible
     fa, ea = out["flexion_angle_deg"], out["extension_angle_deg"]
     ft_mm, et_mm = out["flexion_translation_mm"], out["extension_translation_mm"]
-    gf = _film(cf, "flexion", ctx.levels, ctx.batch, lo, fa, ft_mm if all_f else None)
-    ge = _film(ce, "extension", ctx.levels, ctx.batch, lo, ea, et_mm if all_e else None)
+    gf = _film(cf, "flexion", ctx.levels, ctx.batch, lo, fa, ft_mm if all_f else None, ctx.has_sd)
+    ge = _film(ce, "extension", ctx.levels, ctx.batch, lo, ea, et_mm if all_e else None, ctx.has_sd)
     if not all_f:
         _masked(ft_mm, gf["t"], cal_f)
     if not all_e:
@@ -898,24 +909,27 @@ def _chunk(ctx: _Context, lo: int, hi: int) -> None:
     # centre of rotation (measurement-methods.md): fixed point of the rigid motion taking
     # m_flex to m_ext with rotation phi = angulation, in L's frame (fraction of depth):
     # c = m_f + (m_e - m_f)/2 + cot(phi/2)/2 * rot90(m_e - m_f)
+    abs_ang = np.abs(ang, out=ge["cross_ap"])
+    cot = np.multiply(ang, 0.5 / rad2deg, out=ge["d2"])
+    np.tan(cot, out=cot)
+    np.divide(1.0, cot, out=cot)  # cot(phi / 2)
+    # NaN where the rotation is below the minimum: sqrt(|phi| - min) * 0 is 0 or NaN
+    # (cheaper than a masked copy)
+    gate = np.subtract(abs_ang, ctx.min_rotation_deg, out=gf["d2"])
+    np.sqrt(gate, out=gate)
+    gate *= 0.0
+    cot += gate
     du = np.subtract(ge["u"], gf["u"], out=ge["u"])
     dv = np.subtract(ge["v"], gf["v"], out=ge["v"])
-    half_cot = np.multiply(ang, 0.5 / rad2deg, out=ge["d2"])
-    np.tan(half_cot, out=half_cot)
-    np.divide(0.5, half_cot, out=half_cot)
     cx, cy = out["rotation_centre"][0], out["rotation_centre"][1]
-    np.multiply(du, 0.5, out=cx)
+    np.multiply(cot, dv, out=cx)  # cx = u_f + (du - cot dv) / 2
+    np.subtract(du, cx, out=cx)
+    cx *= 0.5
     cx += gf["u"]
-    dv_cot = np.multiply(half_cot, dv, out=gf["d2"])
-    cx -= dv_cot
-    np.multiply(dv, 0.5, out=cy)
+    du *= cot  # cy = v_f + (dv + cot du) / 2
+    np.add(dv, du, out=cy)
+    cy *= 0.5
     cy += gf["v"]
-    du *= half_cot
-    cy += du
-    abs_ang = np.abs(ang, out=ge["i2"])
-    small = np.less(abs_ang, ctx.min_rotation_deg, out=out["unstable"])  # scratch, set below
-    np.copyto(cx, np.nan, where=small)
-    np.copyto(cy, np.nan, where=small)
 
     mixed = cal_f != cal_e
     if not (all_f and all_e) and mixed.any():
