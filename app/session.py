@@ -594,11 +594,12 @@ class Session:
                 files.append(p)
         if not files:
             raise UserError(f"{', '.join(map(str, paths)) or 'nothing'}: no DICOM file to open")
-        films, names, errors = [], [], []
+        films, names, loaded, errors = [], [], [], []
         for f in files:
             try:
                 films.append(loader(str(f)))
                 names.append(f.name)
+                loaded.append(str(f))
             except InputFileError as exc:
                 errors.append(str(exc))
             except OSError as exc:
@@ -611,7 +612,7 @@ class Session:
             raise UserError("; ".join([str(exc), *errors])) from None
         self.set_films(
             {role: films[i] for role, i in roles.items()},
-            {role: str(files[[n for n in names].index(names[i])]) for role, i in roles.items()},
+            {role: loaded[i] for role, i in roles.items()},
             messages=[*errors, *warnings],
         )
         return list(self.messages)

@@ -632,7 +632,7 @@ class QtFilmView(QWidget):
         x, y = self.transform.to_image(wx, wy)
         scale = min(max(self.transform.scale * 4.0, 4.0), 32.0)
         left = self.width() - size - 10 if wx < self.width() / 2 else 10.0
-        top = self.height() - size - 60 if wy < self.height() / 2 else 60.0
+        top = self.height() - size - 80 if wy < self.height() / 2 else 60.0
         box = QRectF(left, top, size, size)
         t = ViewTransform(scale, 0, 0).centred_on(x, y, size, size)
         t = t.panned(left, top)
