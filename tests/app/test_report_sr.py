@@ -251,3 +251,23 @@ def test_film_without_patient_orientation(tmp_path):
         out = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True,
                              timeout=60)
         assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
+
+
+def test_foreign_sr_and_tampered_content_are_refused(study, tmp_path):
+    ds = pydicom.dcmread(study[1])
+    ds.ContentSequence = [i for i in ds.ContentSequence if not (
+        i.ValueType == "TEXT" and _cv(i.ConceptNameCodeSequence[0]) == "session-header")]
+    foreign = tmp_path / "foreign.dcm"
+    ds.save_as(foreign)
+    with pytest.raises(InputFileError, match="not a lumbar-instability SR"):
+        read_sr(foreign)
+
+    ds = pydicom.dcmread(study[1])
+    group = _group(ds, "flexion L2")
+    num = next(i for i in group.ContentSequence if i.ValueType == "NUM"
+               and _cv(i.ConceptNameCodeSequence[0]) == "AS-x")
+    num.MeasuredValueSequence[0].FloatingPointValue += 5.0
+    tampered = tmp_path / "tampered.dcm"
+    ds.save_as(tampered)
+    with pytest.raises(InputFileError, match="outline of 'flexion L2' disagrees"):
+        read_sr(tampered)
