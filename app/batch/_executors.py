@@ -81,7 +81,11 @@ class PoolExecutor(Executor):
     def __init__(self, workers: int) -> None:
         self.workers = max(1, int(workers))
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["app.batch._worker"])
+        # Imported once in the fork server, so every worker starts with them loaded.
+        self._context.set_forkserver_preload(
+            ["app.batch._worker", "app.batch._scan", "app.dicom_io", "app.landmarks_io",
+             "measure"]
+        )
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:

@@ -369,9 +369,12 @@ def _scan(
 ) -> tuple[list[FilmRecord], list[Failure], list[tuple[Path, str]]]:
     listing = list_files(input_dir, exclude=[out_dir])
     log(f"scanning {len(listing.files)} files on {executor.describe()}")
+    # Small folders are split so every worker gets some headers; large ones use
+    # chunks of HEADER_CHUNK files to keep the task overhead low.
+    size = max(1, min(HEADER_CHUNK, -(-len(listing.files) // (4 * executor.workers))))
     chunks = [
-        HeaderChunk(str(input_dir), tuple(listing.files[i : i + HEADER_CHUNK]))
-        for i in range(0, len(listing.files), HEADER_CHUNK)
+        HeaderChunk(str(input_dir), tuple(listing.files[i : i + size]))
+        for i in range(0, len(listing.files), size)
     ]
     progress = Progress(len(listing.files), "files", stream=stream, enabled=not options.quiet)
     results: list[list] = [[] for _ in chunks]
