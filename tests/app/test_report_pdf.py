@@ -155,3 +155,19 @@ def test_missing_images_still_report_numbers(tmp_path):
 ])
 def test_finding_of(row, expected):
     assert finding_of(row) == expected
+
+
+@pytest.mark.parametrize(("criteria", "expected"), [
+    ("white-panjabi", ["Criteria: white-panjabi", "> 20 deg at L4-L5",
+                       "White AA, Panjabi MM. Clinical Biomechanics of the Spine"]),
+    ("my-clinic", ["Criteria: my-clinic - user-defined thresholds, see the table"]),
+])
+def test_criteria_and_their_reference(tmp_path, criteria, expected):
+    session_path = fx.make_study(tmp_path / "s")
+    session = json.loads(session_path.read_text())
+    session["criteria"] = criteria
+    session_path.write_text(json.dumps(session))
+    flat = " ".join(_text(write_pdf(load_report(session_path), tmp_path / "r.pdf")).split())
+    for text in expected:
+        assert text in flat, text
+    assert ("Dupuis" in flat) is False
