@@ -402,7 +402,7 @@ class Session:
         self._dirty = False
         self.path: Path | None = None
         self.recovery_path = Path(recovery_path) if recovery_path is not None else None
-        self.messages: list[str] = []
+        self._load_messages: list[str] = []
         self._results: Any = None
         self.motion_error: str | None = None
         self._recompute()
@@ -546,7 +546,7 @@ class Session:
         self._open_merge = None
         self.path = None
         self._selected_segment = None
-        self.messages = list(messages) + self._film_warnings()
+        self._load_messages = list(messages)
         self._recompute()
         self.events.films()
         for role in ROLES:
@@ -651,6 +651,12 @@ class Session:
                     "available (% of endplate depth is); calibrate by hand with Tools > Calibrate."
                 )
         return out
+
+    @property
+    def messages(self) -> list[str]:
+        """What the viewer shows about the films: load problems, then the current
+        warnings (patient/study mismatch, uncalibrated film)."""
+        return [*self._load_messages, *self._film_warnings()]
 
     @property
     def mismatch(self) -> str | None:
@@ -948,6 +954,7 @@ class Session:
             self.events.levels(value=after.levels)
         if before.criteria != after.criteria:
             self.events.criteria(value=after.criteria.name)
+        calibration_changed = films_changed
         for i, role in enumerate(ROLES):
             a, b = before.films[i], after.films[i]
             if films_changed or (a is not None and b is not None and not _same_landmarks(a, b)):
@@ -955,7 +962,10 @@ class Session:
             if films_changed or (
                 a is not None and b is not None and a.manual_calibration != b.manual_calibration
             ):
+                calibration_changed = True
                 self.events.calibration(role=role)
+        if calibration_changed:
+            self.events.messages(value=self.messages)
         self.events.results(value=self._results)
 
     def _set_dirty(self, dirty: bool) -> None:
@@ -1079,7 +1089,7 @@ class Session:
         self._redo.clear()
         self._open_merge = None
         self.path = None if recovered else path
-        self.messages = messages + self._film_warnings()
+        self._load_messages = list(messages)
         self._recompute()
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None

@@ -444,3 +444,15 @@ def test_import_landmarks_is_one_undoable_edit(tmp_path):
     other.undo()
     assert other.levels == ("L3", "L4", "S1")
     assert np.isnan(other.landmarks("flexion")).all()
+
+
+def test_manual_calibration_clears_the_uncalibrated_warning(tmp_path):
+    session, _ = make_session(tmp_path, cal_flex=Calibration.uncalibrated())
+    shown = []
+    session.events.messages.connect(lambda e: shown.append(e.value))
+    assert any("flexion" in m and "no usable pixel spacing" in m for m in session.messages)
+    session.set_manual_calibration("flexion", ManualCalibration((0.0, 0.0), (100.0, 0.0), 20.0))
+    assert not any("no usable pixel spacing" in m for m in session.messages)
+    assert shown and not any("no usable" in m for m in shown[-1])
+    session.undo()
+    assert any("no usable pixel spacing" in m for m in session.messages)
