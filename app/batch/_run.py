@@ -174,11 +174,17 @@ class _Scrubber:
     def file(self, path: str) -> str:
         return self.pseudo(path, "file")
 
-    def text(self, text: str, files: Sequence[str]) -> str:
+    def text(self, text: str, files: Sequence[str], patient_id: str = "",
+             study_instance_uid: str = "") -> str:
         if not self.pseudo.enabled:
             return text
         text = text.replace(self.root, "INPUT_DIR")
         names = {}
+        # identifiers quoted in a reason (long enough not to hit ordinary numbers)
+        if len(study_instance_uid) >= 6:
+            names[study_instance_uid] = self.pseudo(study_instance_uid, "study")
+        if len(patient_id) >= 6:
+            names[patient_id] = self.pseudo(patient_id, "patient")
         for path in files:
             names[path] = self.file(path)
             names[PurePosixPath(path).name] = self.file(path)
@@ -196,7 +202,8 @@ class _Scrubber:
             "kind": failure.kind,
             "path": path,
             "reason_category": failure.category,
-            "reason": self.text(failure.reason, files),
+            "reason": self.text(failure.reason, files, failure.patient_id,
+                                failure.study_instance_uid),
             "patient_id": self.pseudo(failure.patient_id, "patient"),
             "study_instance_uid": self.pseudo(failure.study_instance_uid, "study"),
         }
@@ -477,8 +484,11 @@ def _process(
             outcome = StudyOutcome(key=plan.key, ok=False, reason=error)
         else:
             if not outcome.ok:
-                outcome.reason = scrub.text(outcome.reason, (plan.flexion.path,
-                                                             plan.extension.path))
+                files = [plan.flexion.path, plan.extension.path]
+                if plan.landmarks_path:
+                    files.append(Path(plan.landmarks_path).name)
+                outcome.reason = scrub.text(outcome.reason, files, plan.patient_id,
+                                            plan.study_instance_uid)
             try:
                 journal.save(outcome)
             except OSError as exc:

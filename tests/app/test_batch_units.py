@@ -331,3 +331,25 @@ def test_serial_executor_and_option_checks():
     with pytest.raises(UserError, match="is not 'local' or an address"):
         make_executor(2, "localhost:8786")
     assert Failure("study", "x", "landmarks: detection failed: blur").category == "landmarks"
+
+
+def test_anonymized_failure_rows_carry_no_path_or_identifier(tmp_path: Path):
+    from app.batch._run import _Scrubber
+
+    pseudo = Pseudonymizer(b"0123456789abcdef-salt")
+    scrub = _Scrubber(pseudo, tmp_path)
+    failure = Failure(
+        "study", "DOE^JOHN/study1",
+        f"landmarks: 1.2.840.99.7.json: key flexion.landmarks.L3.PS: missing; {tmp_path}/x",
+        "MRN-123456", "1.2.840.99.7", ("DOE^JOHN/study1/flex.dcm", "DOE^JOHN/study1/ext.dcm"),
+    )
+    row = scrub.failure_row(failure)
+    text = " ".join(str(v) for v in row.values())
+    for secret in ("DOE", "JOHN", "MRN-123456", "1.2.840.99.7", str(tmp_path)):
+        assert secret not in text
+    assert row["path"] == pseudo("DOE^JOHN/study1", "file")
+    assert row["reason"] == (f"landmarks: {pseudo('1.2.840.99.7', 'study')}.json: key "
+                             "flexion.landmarks.L3.PS: missing; INPUT_DIR/x")
+    assert row["reason_category"] == "landmarks"
+    plain = _Scrubber(Pseudonymizer(None), tmp_path).failure_row(failure)
+    assert plain["path"] == "DOE^JOHN/study1" and plain["patient_id"] == "MRN-123456"
