@@ -33,6 +33,7 @@ __all__ = [
     "annotated_films",
     "display_image",
     "flat_rows",
+    "safe_row",
     "table_json",
     "write_csv",
     "write_json",
@@ -56,14 +57,42 @@ _INFERIOR_COLOUR = (90, 140, 255)
 
 
 def _flat(key: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, list) and len(value) == 2 and key.endswith("_ci95"):
-        return [(f"{key}_low", value[0]), (f"{key}_high", value[1])]
+    if key.endswith("_ci95") and (value is None or (isinstance(value, list) and len(value) == 2)):
+        low, high = (None, None) if value is None else value
+        return [(f"{key}_low", low), (f"{key}_high", high)]
     if isinstance(value, dict):
         prefix = "threshold" if key == "thresholds" else key
         return [(f"{prefix}_{k}", v) for k, v in value.items()]
     if isinstance(value, list):
         return [(f"{key}_{i}", v) for i, v in enumerate(value)]
     return [(key, value)]
+
+
+def _is_numeric(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, list) and all(_is_numeric(v) or v is None for v in value)
+
+
+def safe_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row with every millimetre value of an uncalibrated film set to None.
+
+    The session's rows never hold such values; this guards the exports against a
+    stale or edited session file (measurement.md §5: no mm without calibration).
+    """
+    uncalibrated = {v for v, f in report.films.items() if not f.calibration.is_calibrated}
+    out = dict(row)
+    if not uncalibrated:
+        return out
+    for key, value in row.items():
+        if "_mm" not in key or key == "thresholds" or not _is_numeric(value):
+            continue
+        view = next((v for v in VIEWS if key.startswith(f"{v}_")), None)
+        if view is None or view in uncalibrated:
+            out[key] = None
+    return out
 
 
 def flat_rows(report: ReportData) -> list[dict[str, Any]]:
@@ -82,7 +111,7 @@ def flat_rows(report: ReportData) -> list[dict[str, Any]]:
     out = []
     for row in report.rows:
         flat: dict[str, Any] = {}
-        for key, value in row.items():
+        for key, value in safe_row(report, row).items():
             flat.update(_flat(key, value))
         flat.update({k: v for k, v in extra.items() if k not in flat})
         out.append(flat)
@@ -134,7 +163,7 @@ def table_json(report: ReportData) -> dict[str, Any]:
         "levels": report.levels,
         "films": films,
         "warnings": list(report.warnings),
-        "segments": [dict(r) for r in report.rows],
+        "segments": [safe_row(report, r) for r in report.rows],
     }
 
 

@@ -131,3 +131,26 @@ def test_png_without_images_keeps_last_good_file(tmp_path):
     with pytest.raises(ValueError, match="no film image"):
         write_png(load_report(session_path), good)
     assert good.read_bytes() == before
+
+
+def test_stale_mm_of_an_uncalibrated_film_never_exported(tmp_path):
+    session_path = fx.make_study(tmp_path / "s", uncalibrated_view="extension")
+    session = json.loads(session_path.read_text())
+    for row in session["results"]["segments"]:  # an edited or stale file
+        row["translation_mm"] = 4.75
+        row["translation_mm_ci95"] = [3.0, 6.0]
+        row["extension_translation_mm"] = 2.5
+        row["flexion_translation_mm"] = 1.25
+        row["translation_mm_note"] = "uncalibrated film: no mm value"
+    session_path.write_text(json.dumps(session))
+    report = load_report(session_path)
+    with open(write_csv(report, tmp_path / "t.csv"), newline="") as handle:
+        row = list(csv.DictReader(handle))[2]
+    assert row["translation_mm"] == row["extension_translation_mm"] == ""
+    assert row["translation_mm_ci95_low"] == ""
+    assert float(row["flexion_translation_mm"]) == 1.25  # the flexion film is calibrated
+    assert row["translation_mm_note"] == "uncalibrated film: no mm value"
+    assert float(row["threshold_translation_mm"]) == 4.0  # a criterion, not a measurement
+    doc = json.loads(write_json(report, tmp_path / "t.json").read_text())
+    assert doc["segments"][2]["translation_mm"] is None
+    assert doc["segments"][2]["translation_mm_ci95"] is None
