@@ -58,7 +58,7 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     warnings = []
     for name in ("flexion", "extension"):
         cal = study.film(name).calibration
-        if cal.warning:
+        if cal.warning and cal.is_calibrated:  # uncalibrated films: see result.warnings()
             warnings.append(f"{name}: {cal.warning}")
     sf, se = flex.spacing_mm, ext.spacing_mm
     if sf is not None and se is not None and not all(
@@ -138,6 +138,7 @@ def format_table(doc: dict[str, Any]) -> str:
         f"Translation{source_mm}", "Transl %", "Angulation", "Fired", "Result",
     ]  # fmt: skip
     rows = [header]
+    both_mm = all(cal[name]["pixel_spacing_mm"] is not None for name in ("flexion", "extension"))
     for s in doc["segments"]:
         if not s["measured"]:
             rows.append([s["segment"], *["-"] * 7, "-", "not measured"])
@@ -147,16 +148,12 @@ def format_table(doc: dict[str, Any]) -> str:
             result += " (borderline)"
         if not s["translation_assessed"]:
             result += " *"
-        flex_t = (
-            _f(s["flexion_translation_mm"], 1, " mm")
-            if s["flexion_translation_mm"] is not None
-            else _f(s["flexion_translation_pct"], 1, " %")
-        )
-        ext_t = (
-            _f(s["extension_translation_mm"], 1, " mm")
-            if s["extension_translation_mm"] is not None
-            else _f(s["extension_translation_pct"], 1, " %")
-        )
+        if both_mm:
+            flex_t = _f(s["flexion_translation_mm"], 1, " mm")
+            ext_t = _f(s["extension_translation_mm"], 1, " mm")
+        else:  # the same unit on both films: % of that film's endplate depth
+            flex_t = _f(s["flexion_translation_pct"], 1, " %")
+            ext_t = _f(s["extension_translation_pct"], 1, " %")
         rows.append(
             [
                 s["segment"],
@@ -177,8 +174,12 @@ def format_table(doc: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Angles: positive = lordotic; angulation = extension - flexion. Translation: positive =")
     lines.append("upper body anterior; motion = flexion - extension. ± = half-width of the 95 % interval.")
+    if not both_mm:
+        lines.append("Per-film translation in % of that film's endplate depth (no mm without calibration).")
     if any(not s["translation_assessed"] for s in doc["segments"] if s["measured"]):
         lines.append("* translation criterion not applied (needs millimetres).")
+    if any(not s["measured"] for s in doc["segments"]):
+        lines.append("not measured: one of its two levels has no landmarks on one of the films.")
     if doc["warnings"]:
         lines.append("")
         lines.append("Warnings:")

@@ -142,3 +142,21 @@ def test_subprocess_no_traceback(tmp_path):
         timeout=60,
     )
     assert unknown.returncode == 2 and "neither a criteria preset" in unknown.stderr
+
+
+def test_missing_level_and_one_uncalibrated_film(tmp_path, capsys):
+    doc = _study(25.0)
+    del doc["extension"]["landmarks"]["L2"]  # L2 not visible on extension
+    doc["flexion"]["pixel_spacing_mm"] = None
+    status, out, _, _ = _run(tmp_path, doc, "--json", capsys=capsys)
+    seg = {s["segment"]: s for s in json.loads(out)["segments"]}
+    assert status == 0
+    assert seg["L1-L2"]["measured"] is False and seg["L1-L2"]["criterion"] is None
+    assert seg["L2-L3"]["translation_pct"] is None
+    # the flexion film alone still has its own values
+    assert seg["L1-L2"]["flexion_angle_deg"] == pytest.approx(0.0, abs=1e-12)
+    assert seg["L4-L5"]["translation_mm"] is None and seg["L4-L5"]["translation_pct"] == pytest.approx(62.5)
+    _, table, _, _ = _run(tmp_path, doc, capsys=capsys)
+    line = next(row for row in table.splitlines() if row.startswith("L4-L5"))
+    assert "+62.5 %" in line and "+0.0 %" in line and "mm" not in line  # per-film values in %
+    assert "not measured" in table and "no landmarks on one of the films" in table
