@@ -776,6 +776,8 @@ def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
     n = calibrated.shape[0]
     if sd_mm is None and sd_px is None:
         return None
+    if not pixels and sd_mm is not None and calibrated.all():  # the common case: mm as given
+        return np.ascontiguousarray(sd_mm.transpose(2, 1, 0))
     with np.errstate(invalid="ignore"):
         mean_spacing = (
             np.sqrt(spacing[:, 0] * spacing[:, 1])[:, None, None]
@@ -827,6 +829,8 @@ def _pct_sd(dt, dbar, sq_f, sq_e):
 
 def _decision(value, sd, threshold):
     """(certainly exceeded, certainly within) for ``|value| > threshold``; unused → (False, True)."""
+    if not np.isfinite(threshold).any():
+        return False, True
     half = Z95 * np.nan_to_num(sd)
     lo = value - half
     hi = value + half
@@ -957,9 +961,10 @@ def _chunk_body(ctx: _Context, lo: int, hi: int) -> None:
         ex_mm, in_mm = _decision(t_mm, out["translation_sd_mm"], th["translation_mm"])
         ex_pct, in_pct = _decision(pct, out["translation_sd_pct"], th["translation_pct"])
         ex_a, in_a = _decision(ang, out["angulation_sd_deg"], th["angulation_deg"])
-        np.logical_not((ex_mm | ex_pct) | (in_mm & in_pct), out=out["translation_borderline"])
-        np.logical_not(ex_a | in_a, out=out["angulation_borderline"])
-        np.logical_not((ex_mm | ex_pct | ex_a) | (in_mm & in_pct & in_a), out=out["borderline"])
+        ex_t, in_t = ex_mm | ex_pct, in_mm & in_pct
+        np.logical_not(np.logical_or(ex_t, in_t), out=out["translation_borderline"])
+        np.logical_not(np.logical_or(ex_a, in_a), out=out["angulation_borderline"])
+        np.logical_not(np.logical_or(ex_t | ex_a, in_t & in_a), out=out["borderline"])
 
 
 def _recompute_mixed(ctx, lo, rows, sp_f, sp_e, cal_f, cal_e) -> None:
