@@ -72,8 +72,9 @@ class PoolExecutor(Executor):
 
     Processes start with ``forkserver`` so a pool created next to threads
     (pyarrow, Dask) is safe.  If a worker process dies (out of memory, a
-    crashing decoder), its in-flight tasks are reported with an error and a
-    fresh pool takes the remaining ones.
+    crashing decoder), the tasks in flight are redone one at a time in a fresh
+    pool: the task that kills its worker again is reported with an error, the
+    others complete, and the run goes on.
     """
 
     name = "process pool"
@@ -97,7 +98,7 @@ class PoolExecutor(Executor):
 
     def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Result]:
         window = 4 * self.workers
-        pending: dict[concurrent.futures.Future, int] = {}
+        pending: dict[concurrent.futures.Future, tuple[int, Any]] = {}
         iterator = enumerate(items)
         exhausted = False
         while True:
@@ -107,25 +108,37 @@ class PoolExecutor(Executor):
                 except StopIteration:
                     exhausted = True
                     break
-                pending[self._ensure_pool().submit(fn, item)] = index
+                pending[self._ensure_pool().submit(fn, item)] = (index, item)
             if not pending:
                 return
             done, _ = concurrent.futures.wait(
                 pending, return_when=concurrent.futures.FIRST_COMPLETED
             )
-            broken = False
+            lost: list[tuple[int, Any]] = []
             for future in done:
-                index = pending.pop(future)
+                index, item = pending.pop(future)
                 try:
-                    yield index, future.result(), None
+                    result = future.result()
                 except concurrent.futures.process.BrokenProcessPool:
-                    broken = True
-                    yield index, None, "worker: the worker process ended unexpectedly"
-            if broken:
-                for index in list(pending.values()):
-                    yield index, None, "worker: the worker process ended unexpectedly"
+                    lost.append((index, item))
+                else:
+                    yield index, result, None
+            if lost:
+                # A worker died and took every task in flight with it.  Redo them
+                # one at a time in a fresh pool, so only the task that kills its
+                # worker again is reported; the others complete normally.
+                lost += list(pending.values())
                 pending.clear()
                 self.close()
+                for index, item in sorted(lost, key=lambda pair: pair[0]):
+                    yield self._isolated(fn, index, item)
+
+    def _isolated(self, fn: Callable[[Any], Any], index: int, item: Any) -> Result:
+        try:
+            return index, self._ensure_pool().submit(fn, item).result(), None
+        except concurrent.futures.process.BrokenProcessPool:
+            self.close()
+            return index, None, "worker: the worker process ended unexpectedly"
 
     def close(self) -> None:
         if self._pool is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -353,3 +354,21 @@ def test_anonymized_failure_rows_carry_no_path_or_identifier(tmp_path: Path):
     assert row["reason_category"] == "landmarks"
     plain = _Scrubber(Pseudonymizer(None), tmp_path).failure_row(failure)
     assert plain["path"] == "DOE^JOHN/study1" and plain["patient_id"] == "MRN-123456"
+
+
+def _square_or_die(value: int) -> int:
+    if value == 3:
+        os._exit(1)  # a decoder that takes its process down
+    return value * value
+
+
+def test_process_pool_survives_a_dying_worker():
+    from app.batch import PoolExecutor
+
+    with PoolExecutor(2) as pool:
+        results = sorted(pool.imap_unordered(_square_or_die, range(7)))
+    assert results == [
+        (0, 0, None), (1, 1, None), (2, 4, None),
+        (3, None, "worker: the worker process ended unexpectedly"),
+        (4, 16, None), (5, 25, None), (6, 36, None),
+    ]
