@@ -74,6 +74,21 @@ def _filtered_noise(
     return out / max(float(out.std()), 1e-6)
 
 
+def _wobble(rng: np.random.Generator, coord: np.ndarray, amplitude: float, scale: float) -> np.ndarray:
+    """A smooth random function of ``coord`` (mm): sum of 3 sines, about ``amplitude`` mm."""
+    k = 2 * np.pi / (scale * rng.uniform(0.7, 1.6, 3))
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    waves = np.sin(coord[..., None] * k.astype(np.float32) + phase.astype(np.float32))
+    return (amplitude / np.sqrt(1.5)) * waves.sum(-1) / np.sqrt(2.0)
+
+
+def _translate(image: np.ndarray, shift_px: np.ndarray) -> np.ndarray:
+    """``image`` moved by ``shift_px`` (dx, dy) pixels, bilinear, zero outside."""
+    m = np.array([[1.0, 0.0, shift_px[0]], [0.0, 1.0, shift_px[1]]])
+    rows, cols = image.shape
+    return cv2.warpAffine(image.astype(np.float32), m, (cols, rows), flags=cv2.INTER_LINEAR)
+
+
 def _solid(
     polygons: list[np.ndarray],
     shape: tuple[int, int],
@@ -140,11 +155,14 @@ def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -
     # -- vertebral body: walls, dished endplates, cortical shell, trabeculae
     v = np.clip(y / np.float32(max(as_[1], ps[1])), 0.0, 1.0)
     waist = np.sin(np.pi * v)
-    x_ant = ai[0] + y * (as_[0] - ai[0]) / as_[1] - anatomy.waist_mm[k, 0] * waist
-    x_post = y * ps[0] / ps[1] + anatomy.waist_mm[k, 1] * waist
+    # irregular cortical surfaces: a smooth random wobble (+-0.35 mm), zero at the corners
+    wobble = _wobble(rng, y, 0.3, 10.0) * waist
+    x_ant = ai[0] + y * (as_[0] - ai[0]) / as_[1] - anatomy.waist_mm[k, 0] * waist + wobble
+    x_post = y * ps[0] / ps[1] + anatomy.waist_mm[k, 1] * waist - 0.6 * wobble
     y_sup_chord = ps[1] + (x - ps[0]) * (as_[1] - ps[1]) / (as_[0] - ps[0])
     u_ap = np.clip(x / np.float32(ai[0]), 0.0, 1.0)
     bump = np.clip(4.0 * u_ap**0.9 * (1.0 - u_ap**0.9), 0.0, 1.0) ** 0.6
+    bump = np.clip(bump * (1.0 + _wobble(rng, x, 0.08, 14.0)), 0.0, None)
     c_sup, c_inf = anatomy.endplate_concavity_mm[k]
     width = float(anatomy.width_mm[k])
     half = np.maximum(0.5 * (x_ant - x_post), 1e-3)
@@ -171,6 +189,11 @@ def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -
     # basivertebral vein: a lucent notch in the middle of the posterior wall
     vein = np.exp(-(((x - x_post - 2.5) / 3.0) ** 2) - ((y - 0.5 * h) / 1.4) ** 2)
     body = MU_TRAB * inner * np.clip(density - 0.6 * vein, 0.2, None) + MU_CORT * (outer - inner)
+    # The two sides of a body project a little apart (divergent beam, slight obliquity):
+    # half the body shifted up, half down -> double endplate and wall contours.  The
+    # mid-sagittal outline, and so every corner, stays where it was.
+    shift = np.array([rng.uniform(-0.4, 0.4), rng.uniform(0.2, 1.2)]) / res
+    body = 0.5 * (_translate(body, shift) + _translate(body, -shift))
 
     # -- posterior elements (bilateral ones: path is twice one side)
     sl = 1.0 + 0.08 * var[0]
@@ -208,7 +231,7 @@ def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -
         )
     ]
     sp_len = (44.0 if thoracic else 58.0) * (1.0 + 0.07 * var[4])
-    sp_drop = (0.45 * h if thoracic else 0.1 * h) + 2.0 * var[5]
+    sp_drop = (0.45 * h if thoracic else 0.22 * h) + 2.0 * var[5]
     spinous = [
         np.array(
             [
@@ -234,7 +257,9 @@ def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -
         + _solid(transverse, shape, to_local, thickness_mm=8.0, rise_mm=2.5, cortex_mm=2.0)
     )
     el_tex = 1.0 + 0.15 * _filtered_noise(rng, shape, (0.6 / res, 0.6 / res))
-    values = body + elements * el_tex
+    # processes have rounded, not polygonal, outlines
+    elements = cv2.GaussianBlur(elements * el_tex, (0, 0), 0.9 / res)
+    values = body + elements
     return Patch(values.astype(np.float32), to_local)
 
 

@@ -57,9 +57,9 @@ def header_spacing(calibration: str, film: PhantomFilm) -> dict[str, object]:
     Returns a mapping of DICOM keyword to value (missing keywords are absent).
     See ``docs/measurement.md`` §5 for what each variant should be read as.
     """
-    det = f"{film.detector_spacing_mm:.6g}"
-    true = f"{film.pixel_spacing_mm[0]:.10g}"
-    mag = f"{film.magnification:.10g}"
+    det = f"{film.detector_spacing_mm:.12g}"
+    true = f"{film.pixel_spacing_mm[0]:.12g}"
+    mag = f"{film.magnification:.12g}"
     if calibration == "calibrated":
         return {
             "ImagerPixelSpacing": [det, det],

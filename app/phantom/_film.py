@@ -187,7 +187,7 @@ def _soft_tissue(
     """
     rows, cols = geom.shape
     mm = geom.patient_spacing_mm
-    q = max(1, round(1.0 / mm))  # work at ~1 mm
+    q = max(1, round(0.5 / mm))  # work at ~0.5 mm
     margin = round(250.0 / mm / q)
     cr, cc = rows // q + 2 * margin + 1, cols // q + 2 * margin + 1
     to_canvas = np.array([[1 / q, 0, margin], [0, 1 / q, margin], [0, 0, 1]]) @ geom.sacrum_to_image
@@ -217,8 +217,14 @@ def _soft_tissue(
     post_c, ant_c = _smooth_line(to_c(post_line)), _smooth_line(to_c(ant_line))
     yy, xx = np.mgrid[0:cr, 0:cc].astype(np.float32)
     # distances (mm) to the skin lines, on the coarse grid (smooth: upsampled later)
-    d_back = _distance((cr, cc), post_c) * np.float32(q * mm)
-    d_front = _distance((cr, cc), ant_c) * np.float32(q * mm)
+    # signed distances (mm) to the skin lines, positive inside the trunk: smooth
+    # across the skin, so the upsampled skin edge is smooth too
+    inside = np.zeros((cr, cc), np.uint8)
+    cv2.fillPoly(inside, [np.round(np.vstack([post_c, ant_c[::-1]]) * 16).astype(np.int32)], 1,
+                 shift=4)
+    sign = np.where(inside > 0, np.float32(1.0), np.float32(-1.0))
+    d_back = _distance((cr, cc), post_c) * np.float32(q * mm) * sign
+    d_front = _distance((cr, cc), ant_c) * np.float32(q * mm) * sign
     hetero = cv2.GaussianBlur(rng.standard_normal((cr, cc)).astype(np.float32), (0, 0), 18.0 / (q * mm))
     hetero /= max(float(hetero.std()), 1e-6)
     # lung bases: above a line from the posterior costophrenic recess (L1) to the dome
@@ -243,9 +249,8 @@ def _soft_tissue(
                               borderMode=cv2.BORDER_REPLICATE)
 
     d_b, d_f, het, abv = (full(a) for a in (d_back, d_front, hetero, above.astype(np.float32)))
-    mask = np.zeros((rows, cols), np.uint8)
-    poly = np.vstack([post_c, ant_c[::-1]]) - margin
-    cv2.fillPoly(mask, [np.round(poly * q * 16).astype(np.int32)], 1, shift=4)
+    mask = (d_b > 0) & (d_f > 0)
+    d_b, d_f = np.clip(d_b, 0.0, None), np.clip(d_f, 0.0, None)
     t = d_b / np.maximum(d_b + d_f, 1.0)
     width = 300.0 * habitus[2]
     # broad flat back, rounded belly; the chord rises like a curved skin surface at both edges
@@ -254,6 +259,7 @@ def _soft_tissue(
     soft = MU_WATER * chord * (1.0 + 0.025 * het)
     soft -= 0.004 * chord * np.exp(-d_b / 18.0)  # subcutaneous fat of the back
     lung = np.clip(abv / 70.0, 0.0, 1.0) ** 1.5 * 130.0 * np.clip(1.2 - t, 0.0, 1.0) * mask
+    lung = np.minimum(lung, 0.5 * chord)  # the lungs never take more than half the path
     return (soft - 0.75 * MU_WATER * lung).astype(np.float32)
 
 
@@ -298,12 +304,16 @@ def render_film(
     yy = np.linspace(-1.0, 1.0, rows, dtype=np.float32)[:, None]
     xx = np.linspace(-1.0, 1.0, cols, dtype=np.float32)[None, :]
     heel = 1.0 + 0.08 * yy - 0.05 * (xx**2 + yy**2)
-    n0 = 2.5e5 * (mm / 0.17) ** 2  # quanta per pixel without the patient
+    n0 = 4.0e5 * (mm / 0.17) ** 2  # quanta per pixel without the patient
     primary = n0 * np.exp(-atten) * heel
     coll = _collimator(geom.shape, mm, rng)
     primary *= coll
-    scatter = _smooth(primary, 30.0 / mm)
-    signal = primary + 0.7 * scatter * (0.3 + 0.7 * coll) + 0.002 * n0 * 0.0015
+    # scatter is made in the patient (none from the air around it), spreads widely and
+    # is attenuated on its way out: ~0.6 of the primary behind the spine, after the grid
+    source = primary * np.clip(atten / 6.0, 0.0, 1.0)
+    scatter = _smooth(source, 30.0 / mm)
+    signal = primary + 0.6 * scatter * np.exp(-0.15 * np.clip(atten, 0.0, None)) / 0.35
+    signal += 3.0e-4 * n0 * np.float32(0.0015)  # detector offset/dark signal
     signal = cv2.GaussianBlur(signal, (0, 0), max(0.08 / mm, 0.3))
     noise = rng.standard_normal((rows, cols), dtype=np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), 0.6) * np.float32(1.0 / 0.42)
@@ -312,9 +322,12 @@ def render_film(
     # -- processing "for presentation": log, equalisation, edge enhancement, S-curve
     log_img = np.log(np.float32(n0) / signal)
     field = (coll > 0.5) & (atten > 4.0)  # inside the collimated field and the trunk
-    low = _smooth(log_img, 16.0 / mm)
+    # equalisation: a low-pass of the body only (normalised convolution), so the air
+    # around the patient does not brighten the skin edge
+    body = (atten > 1.0).astype(np.float32)
+    low = _smooth(log_img * body, 16.0 / mm) / np.maximum(_smooth(body, 16.0 / mm), 0.05)
     level = float(np.median(low[field])) if field.any() else float(low.mean())
-    eq = log_img - 0.9 * (low - level)
+    eq = log_img - 0.9 * (low - level) * cv2.GaussianBlur(body, (0, 0), max(1.0 / mm, 0.5))
     detail = eq - _smooth(eq, 1.2 / mm)
     proc = eq + 0.6 * detail
     lo, hi = np.percentile(proc[field] if field.any() else proc, [1.0, 99.9])
