@@ -52,8 +52,7 @@ def synthetic_films(out: Path) -> tuple[list[str], dict]:
     return paths, {"levels": levels, **marks}
 
 
-def sample_films() -> tuple[list[str], dict] | None:
-    sample = ROOT / "sample_dicoms"
+def sample_films(sample: Path) -> tuple[list[str], dict] | None:
     if not (sample / "flexion.dcm").exists():
         return None
     from app.landmarks_io import read_landmarks
@@ -70,6 +69,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--moves", type=int, default=200)
+    parser.add_argument("--films", type=Path, default=ROOT / "sample_dicoms",
+                        help="folder with flexion.dcm, extension.dcm, truth.json (default: sample_dicoms/)")
     args = parser.parse_args()
 
     from PySide6.QtCore import QEvent, QPointF, Qt
@@ -81,8 +82,8 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory()
-    found = sample_films()
-    label = "sample_dicoms/"
+    found = sample_films(args.films)
+    label = str(args.films.resolve().relative_to(ROOT) if args.films.resolve().is_relative_to(ROOT) else args.films)
     if found is None:
         found = synthetic_films(Path(tmp.name))
         label = "synthetic 2500x2000 pair (sample_dicoms/ absent)"

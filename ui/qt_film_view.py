@@ -148,6 +148,7 @@ class QtFilmView(QWidget):
         self._invert: bool | None = None
         self._preset = WINDOW_PRESETS[0]
         self._stats: tuple[float, ...] | None = None
+        self._scaled_cache: tuple | None = None
         self._pointer: QPointF | None = None
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
@@ -439,8 +440,36 @@ class QtFilmView(QWidget):
             self._draw_loupe(painter)
         painter.end()
 
+    def _scaled_image(self, scale: float) -> QImage:
+        """The picture resampled (smoothly) to ``scale`` < 1, cached until zoom or window change."""
+        key = (scale, self._image.cacheKey())
+        if self._scaled_cache is None or self._scaled_cache[0] != key:
+            w = max(math.ceil(self._image.width() * scale), 1)
+            h = max(math.ceil(self._image.height() * scale), 1)
+            scaled = self._image.scaled(
+                w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+            self._scaled_cache = (key, scaled)
+        return self._scaled_cache[1]
+
     def _draw_image(self, painter: QPainter, t: ViewTransform, clip: QRectF) -> None:
         rows, columns = self._grey.shape
+        if t.scale < 1.0:
+            # zoomed out: blit a smoothly downscaled copy (a smooth transform of the full
+            # film on every paint costs ~8 ms; a drag repaints at every mouse move)
+            scaled = self._scaled_image(t.scale)
+            x0, y0 = t.to_widget(-0.5, -0.5)
+            sx = scaled.width() / columns
+            sy = scaled.height() / rows
+            painter.save()
+            painter.setClipRect(clip)
+            painter.drawImage(
+                QRectF(x0, y0, columns * t.scale, rows * t.scale),
+                scaled,
+                QRectF(0, 0, columns * sx, rows * sy),
+            )
+            painter.restore()
+            return
         i0, j0, i1, j1 = t.visible_image_rect(clip.right() + 1, clip.bottom() + 1, rows, columns)
         if i1 <= i0 or j1 <= j0:
             return
