@@ -21,3 +21,14 @@ def test_failed_write_keeps_last_good_file(tmp_path: Path) -> None:
         raise RuntimeError("disk full")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["session.json"]
+
+
+def test_written_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.csv", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.csv").stat().st_mode & 0o777 == 0o644
