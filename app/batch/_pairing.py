@@ -109,7 +109,8 @@ def group_studies(films: Iterable[FilmRecord]) -> dict[str, list[FilmRecord]]:
     -------
     dict of str to list of FilmRecord
         Study identifier (``StudyInstanceUID``, or ``"<patient>|<folder>"``
-        when a film has none) to its films, each list sorted by acquisition order.
+        when a film has none) to its films, each list sorted by acquisition order;
+        studies ordered by patient ID, first acquisition time, then identifier.
     """
     groups: dict[str, list[FilmRecord]] = defaultdict(list)
     for film in films:
@@ -117,7 +118,12 @@ def group_studies(films: Iterable[FilmRecord]) -> dict[str, list[FilmRecord]]:
             f"{film.patient_id}|{PurePosixPath(film.path).parent.as_posix()}"
         )
         groups[key].append(film)
-    return {key: sorted(group, key=_acquisition_order) for key, group in sorted(groups.items())}
+    ordered = {key: sorted(group, key=_acquisition_order) for key, group in groups.items()}
+    # Studies in a reader's order: by patient, then by date, then by UID.
+    return dict(sorted(
+        ordered.items(),
+        key=lambda kv: (kv[1][0].patient_id, kv[1][0].acquisition_datetime or "~", kv[0]),
+    ))
 
 
 def _acquisition_order(film: FilmRecord) -> tuple:
