@@ -641,9 +641,12 @@ class QtFilmView(QWidget):
         big.setBold(True)
         painter.setFont(big)
         role = self.role.upper()
-        rect = QRectF(0, margin, self.width(), painter.fontMetrics().height())
+        m = painter.fontMetrics()
+        width = m.horizontalAdvance(role) + 16
+        rect = QRectF((self.width() - width) / 2, margin, width, m.height())
+        painter.fillRect(rect, QColor(0, 0, 0, 170))
         painter.setPen(QColor(255, 210, 80))
-        painter.drawText(rect, Qt.AlignmentFlag.AlignHCenter, role)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, role)
         prompt = self.prompt_text()
         if prompt:
             painter.setFont(QFont(self.font().family(), 12))

@@ -57,6 +57,7 @@ _HEADER_TIPS = {
 }
 _UNSTABLE = QColor(150, 30, 30)
 _BORDERLINE = QColor(140, 100, 0)
+_BORDERLINE_ABOVE = QColor(176, 70, 0)
 
 
 def _fmt(value: Any, digits: int = 1, signed: bool = True) -> str:
@@ -238,14 +239,16 @@ class QtResultsPanel(QWidget):
                     item.setText(text)
                 if item.toolTip() != tips[c]:
                     item.setToolTip(tips[c])
-                if item.data(Qt.ItemDataRole.UserRole) == status:
+                shade = status + ("-above" if status == "borderline" and row.get("unstable") else "")
+                if item.data(Qt.ItemDataRole.UserRole) == shade:
                     continue  # colours unchanged: a drag only changes numbers
-                item.setData(Qt.ItemDataRole.UserRole, status)
+                item.setData(Qt.ItemDataRole.UserRole, shade)
                 if status == "unstable":
                     item.setBackground(QBrush(_UNSTABLE))
                     item.setForeground(QBrush(QColor(255, 255, 255)))
                 elif status == "borderline":
-                    item.setBackground(QBrush(_BORDERLINE))
+                    # above a threshold but not confidently: darker than below-threshold borderline
+                    item.setBackground(QBrush(_BORDERLINE_ABOVE if shade.endswith("above") else _BORDERLINE))
                     item.setForeground(QBrush(QColor(255, 255, 255)))
                 else:
                     item.setBackground(QBrush())
