@@ -294,9 +294,19 @@ def test_process_pool_and_dask_local_cluster_give_identical_tables(
         run_batch(BatchOptions(archive.input_dir, tmp_path / "pool", **options), executor=pool)
     with DaskExecutor("local", 2) as dask:  # worker processes on the loopback interface
         run_batch(BatchOptions(archive.input_dir, tmp_path / "dask", **options), executor=dask)
+    # a running scheduler reached by address, through the command line
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        status = main(["batch", str(archive.input_dir), "--out", str(tmp_path / "remote"),
+                       "--landmarks", str(archive.landmarks_dir), "--quiet",
+                       "--scheduler", cluster.scheduler_address])
+    assert status == 1
     for name in ("results.csv", "failures.csv", "pairs.csv"):
         pool_bytes = (tmp_path / "pool" / name).read_bytes()
         assert pool_bytes == (tmp_path / "dask" / name).read_bytes(), name
+        assert pool_bytes == (tmp_path / "remote" / name).read_bytes(), name
         assert pool_bytes == (out_ref / name).read_bytes(), name
     assert read_parquet_rows(tmp_path / "pool" / "results.parquet") == read_parquet_rows(
         tmp_path / "dask" / "results.parquet")
