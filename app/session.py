@@ -547,6 +547,7 @@ class Session:
         self.path = None
         self._selected_segment = None
         self._load_messages = list(messages)
+        self.discard_recovery()  # the previous work was saved or discarded before this
         self._recompute()
         self.events.films()
         for role in ROLES:
@@ -1090,6 +1091,7 @@ class Session:
         self._open_merge = None
         self.path = None if recovered else path
         self._load_messages = list(messages)
+        self.discard_recovery()  # read already; recover() writes it again
         self._recompute()
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None

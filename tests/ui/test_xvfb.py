@@ -29,6 +29,11 @@ def run_view(args, tmp_path, shot):
 def check_picture(shot):
     from PySide6.QtGui import QImage
 
+    keep = os.environ.get("LUMBAR_INSTABILITY_SCREENSHOTS")  # a folder to keep the pictures in
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+
     image = QImage(str(shot))
     assert not image.isNull()
     assert image.width() >= 1200 and image.height() >= 800
