@@ -266,6 +266,10 @@ class QtResultsPanel(QWidget):
         motion = self.session.results
         if motion is not None and len(roles) == 2:
             warnings = motion.warnings()
+        for role in roles:
+            cal = self.session.calibration(role)
+            if cal.is_calibrated and cal.warning:
+                warnings.append(f"{role.capitalize()} film: {cal.warning}.")
         if self.session.motion_error:
             warnings.append(f"Cannot compute: {self.session.motion_error}")
         self.warnings_label.setText("\n".join(warnings))
