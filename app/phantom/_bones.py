@@ -322,7 +322,7 @@ def rib_patch(
     total = np.zeros(shape, np.float32)
     for rib in ribs:
         up = {12: 0.0, 11: 0.0, 10: 27.0}[rib]
-        reach = {12: (20.0, -50.0), 11: (55.0, -80.0), 10: (85.0, -95.0)}[rib]
+        reach = {12: (15.0, -62.0), 11: (45.0, -105.0), 10: (80.0, -120.0)}[rib]
         for side in (-1.0, 1.0):
             jitter = rng.uniform(-1.0, 1.0, size=4)
             off = np.array([2.5 * side + jitter[0], 3.5 * side + 1.5 * jitter[1]])
@@ -331,7 +331,7 @@ def rib_patch(
             p2 = np.array(reach) + off + np.array([10 * jitter[3], up * 0.5])
             centre = _bezier(p0, p1, p2)
             radius = np.linspace(5.0, 2.8, len(centre)) * (1.0 + 0.04 * side)
-            total += _tube(centre, radius, shape, to_local, thickness_mm=4.0, cortex_mm=1.4)
+            total += _tube(centre, radius, shape, to_local, thickness_mm=3.0, cortex_mm=1.1)
     tex = 1.0 + 0.12 * _filtered_noise(rng, shape, (0.8 / res, 0.8 / res))
     return Patch((total * tex).astype(np.float32), to_local)
 
@@ -369,15 +369,15 @@ def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patc
     back_out = centre - (half + canal + dorsal)[:, None] * normal
     dorsal_poly = np.vstack([back_in, back_out[::-1]]) @ to_pelvis.T
     # transverse extent shrinks down the sacrum: ala at the top, coccyx at the tip
-    top_w = 50.0
-    rows_s = np.interp(-y, [0.0, 30.0, 0.8 * length], [top_w, 40.0, 14.0]).astype(np.float32)
+    top_w = 40.0
+    rows_s = np.interp(-y, [0.0, 30.0, 0.8 * length], [top_w, 30.0, 10.0]).astype(np.float32)
     sac = _solid(
         [body_poly], shape, to_local, thickness_mm=1.0, rise_mm=4.0, cortex_mm=0.0, mu=MU_TRAB
     )
     sac = sac * rows_s + _solid(
         [body_poly], shape, to_local, thickness_mm=0.0, rise_mm=1.0, cortex_mm=12.0
     )
-    sac += _solid([dorsal_poly], shape, to_local, thickness_mm=7.0, rise_mm=3.0, cortex_mm=2.0)
+    sac += _solid([dorsal_poly], shape, to_local, thickness_mm=4.0, rise_mm=4.0, cortex_mm=1.5)
     # S1 superior endplate: bright edge-on plate; fused disc remnants: faint lucent bands
     plate = np.column_stack([np.linspace(0.0, d, 30), -1.0 * np.sin(np.linspace(0, np.pi, 30))])
     total += _tube(
@@ -405,7 +405,7 @@ def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patc
             )
         )
         wing = np.vstack([crest, lower])
-        total += _solid([wing], shape, to_local, thickness_mm=3.5, rise_mm=15.0, cortex_mm=0.0)
+        total += _solid([wing], shape, to_local, thickness_mm=2.2, rise_mm=25.0, cortex_mm=0.0)
         total += _tube(
             crest, np.full(len(crest), 2.5), shape, to_local, thickness_mm=3.0, cortex_mm=1.5
         )
@@ -413,9 +413,9 @@ def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patc
         notch = _bezier(lower[4], c + scale * np.array([0.0, -60.0]), lower[2], 30)
         total += _tube(notch, np.full(30, 1.5), shape, to_local, thickness_mm=3.0, cortex_mm=3.0)
         brim = _bezier(
-            (22.0 + dx, -42.0 + dy), (45.0 + dx, -80.0 + dy), (92.0 + dx, -140.0 + dy), 40
+            (22.0 + dx, -42.0 + dy), (30.0 + dx, -100.0 + dy), (92.0 + dx, -140.0 + dy), 40
         )
-        total += _tube(brim, np.full(40, 1.5), shape, to_local, thickness_mm=3.0, cortex_mm=3.0)
+        total += _tube(brim, np.full(40, 1.2), shape, to_local, thickness_mm=1.5, cortex_mm=1.8)
         # femoral head and acetabular roof
         head_c = c + np.array([48.0, -122.0]) * scale + np.array([0.0, 3 * jit[3]])
         r_head = 23.0 * scale
@@ -448,7 +448,7 @@ def gas_patch(res: float, rng: np.random.Generator, *, depth_mm: float) -> Patch
         yr = -(x - cx) * np.sin(ang) + (y - cy) * np.cos(ang)
         haustra = 1.0 + 0.18 * np.cos(2 * np.pi * xr / rng.uniform(9, 16))
         r2 = (xr / ax) ** 2 + (yr / (ay * haustra)) ** 2
-        gas += rng.uniform(12, 35) * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
+        gas += rng.uniform(10, 28) * np.clip(1.0 - r2, 0.0, 1.0) ** 0.7
     n_bubbles = int(rng.integers(6, 16))
     cx = rng.uniform(depth_mm + 10, depth_mm + 180, n_bubbles)
     cy = rng.uniform(-145, 105, n_bubbles)
@@ -461,5 +461,5 @@ def gas_patch(res: float, rng: np.random.Generator, *, depth_mm: float) -> Patch
     gas += 6.0 * np.clip(mottle - 0.8, 0.0, None) * (stool > 0.6)
     # fade out towards the spine so gas never sits inside the bones' plane
     fade = np.clip((x - depth_mm - 4.0) / 12.0, 0.0, 1.0)
-    gas = cv2.GaussianBlur((gas * fade).astype(np.float32), (0, 0), 1.5 / res)
+    gas = cv2.GaussianBlur((gas * fade).astype(np.float32), (0, 0), 2.5 / res)
     return Patch((-MU_WATER * gas).astype(np.float32), to_local)
