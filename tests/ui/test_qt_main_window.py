@@ -418,3 +418,14 @@ def test_status_bar_shows_position_and_value(qtbot, opened):
     assert opened.position_label.text() == f"flexion: x {x:.2f}  y {y:.2f} px  value 900"
     opened.window_combo.textActivated.emit("Full range")
     assert view.window_preset == "Full range" and opened.views["extension"].window_preset == "Full range"
+
+
+def test_ctrl_z_and_ctrl_shift_z_keys(qtbot, opened):
+    opened.activateWindow()
+    view = opened.views["flexion"]
+    view.setFocus()
+    opened.session.set_corner("flexion", 0, 0, (50.0, 60.0))
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.isnan(opened.session.landmarks("flexion")[0, 0]).all()
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert opened.session.landmarks("flexion")[0, 0].tolist() == [50.0, 60.0]
