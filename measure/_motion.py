@@ -224,6 +224,14 @@ class SegmentalMotion:
                 f"translation criterion not applied at {segs}: the criteria "
                 f"{one.criteria.name!r} need millimetres"
             )
+        no_angle = [
+            s for s, a in zip(one.segments, np.isnan(one.thresholds["angulation_deg"]), strict=True) if a
+        ]
+        if no_angle:
+            out.append(
+                f"the criteria {one.criteria.name!r} set no angulation threshold at "
+                f"{', '.join(no_angle)}: angulation is not classified there"
+            )
         if one.depth_mismatch.any():
             details = ", ".join(
                 f"{level} {100 * (ratio - 1):+.1f} %"

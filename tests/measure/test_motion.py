@@ -263,6 +263,8 @@ def test_transitional_anatomy_labels():
     np.testing.assert_allclose(r.translation_mm, [0, 0, 0, 0, 0, 5.0], atol=1e-12)
     wp = segmental_motion(flex, ext, [0.5, 0.5], levels=levels, criteria="white-panjabi")
     assert np.isnan(wp.thresholds["angulation_deg"][0])  # no white-panjabi angle for T12-L1
+    assert any("no angulation threshold at T12-L1" in w for w in wp.warnings())
+    assert not any("angulation threshold" in w for w in r.warnings())
 
 
 def test_missing_level_gives_nan_segments_not_error():
