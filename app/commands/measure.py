@@ -140,8 +140,17 @@ def format_table(doc: dict[str, Any]) -> str:
     rows = [header]
     both_mm = all(cal[name]["pixel_spacing_mm"] is not None for name in ("flexion", "extension"))
     for s in doc["segments"]:
-        if not s["measured"]:
-            rows.append([s["segment"], *["-"] * 7, "-", "not measured"])
+        if not s["measured"]:  # the film that has both levels still shows its own values
+            rows.append(
+                [
+                    s["segment"],
+                    _f(s["flexion_angle_deg"], 1, "°"),
+                    _f(s["extension_angle_deg"], 1, "°"),
+                    *["-"] * 5,
+                    "-",
+                    "not measured",
+                ]
+            )
             continue
         result = "UNSTABLE" if s["unstable"] else "within"
         if s["borderline"]:
