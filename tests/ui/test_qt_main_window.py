@@ -429,3 +429,18 @@ def test_ctrl_z_and_ctrl_shift_z_keys(qtbot, opened):
     assert np.isnan(opened.session.landmarks("flexion")[0, 0]).all()
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert opened.session.landmarks("flexion")[0, 0].tolist() == [50.0, 60.0]
+
+
+def test_one_film_mode_shows_per_film_values_only(make_window, synthetic_pair):
+    path, film = next((p, f) for p, f in synthetic_pair.items() if f.view == "flexion")
+    window = make_window(loader=synthetic_pair.__getitem__)
+    window.open_paths([path])
+    assert window.views["flexion"].isVisible() and not window.views["extension"].isVisible()
+    assert any("Only one film" in m for m in window.banner.messages())
+    window.session.set_landmarks("flexion", film.truth)
+    # flexion L4-L5: PI of L4 at x 104, PS of L5 at x 102 -> +2 px = +0.4 mm; flat endplates -> 0 degrees
+    assert window.results.cell("L4-L5", "Flexion transl. (mm)") == "+0.4"
+    assert window.results.cell("L4-L5", "Flexion angle (°)") == "+0.0"
+    assert window.results.cell("L4-L5", "Translation (mm)") == "—"
+    assert window.results.cell("L4-L5", "Angulation (°)") == "—"
+    assert window.results.cell("L4-L5", "Result") == "one film only"
