@@ -403,6 +403,7 @@ class Session:
         self.path: Path | None = None
         self.recovery_path = Path(recovery_path) if recovery_path is not None else None
         self._load_messages: list[str] = []
+        self._load_errors: list[str] = []
         self._results: Any = None
         self.motion_error: str | None = None
         self._recompute()
@@ -524,6 +525,7 @@ class Session:
         films: dict[str, Any],
         paths: dict[str, str] | None = None,
         messages: Sequence[str] = (),
+        errors: Sequence[str] = (),
     ) -> None:
         """Replace the films (a new study): clears landmarks and history.
 
@@ -547,6 +549,7 @@ class Session:
         self.path = None
         self._selected_segment = None
         self._load_messages = list(messages)
+        self._load_errors = list(errors)
         self.discard_recovery()  # the previous work was saved or discarded before this
         self._recompute()
         self.events.films()
@@ -614,7 +617,8 @@ class Session:
         self.set_films(
             {role: films[i] for role, i in roles.items()},
             {role: loaded[i] for role, i in roles.items()},
-            messages=[*errors, *warnings],
+            messages=warnings,
+            errors=errors,
         )
         return list(self.messages)
 
@@ -657,7 +661,12 @@ class Session:
     def messages(self) -> list[str]:
         """What the viewer shows about the films: load problems, then the current
         warnings (patient/study mismatch, uncalibrated film)."""
-        return [*self._load_messages, *self._film_warnings()]
+        return [*self._load_errors, *self._load_messages, *self._film_warnings()]
+
+    @property
+    def errors(self) -> list[str]:
+        """The files of the last open that could not be read (``PATH: reason``); also in :attr:`messages`."""
+        return list(self._load_errors)
 
     @property
     def mismatch(self) -> str | None:
@@ -1091,6 +1100,7 @@ class Session:
         self._open_merge = None
         self.path = None if recovered else path
         self._load_messages = list(messages)
+        self._load_errors = []
         self.discard_recovery()  # read already; recover() writes it again
         self._recompute()
         selected = doc.get("selected_segment")

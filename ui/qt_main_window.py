@@ -242,11 +242,10 @@ class QtMainWindow(QMainWindow):
                 key="mismatch",
                 closable=False,
             )
+        errors = self.session.errors
         for text in self.session.messages:
-            if text == mismatch:
-                continue
-            level = "error" if (": " in text and ("cannot" in text or "not a" in text or "missing" in text)) else "warning"
-            self.banner.show_message(text, level)
+            if text != mismatch:
+                self.banner.show_message(text, "error" if text in errors else "warning")
 
     def _on_messages_change(self, event=None) -> None:
         self._show_session_messages()

@@ -239,6 +239,9 @@ def test_bad_input_messages_in_window(make_window, tmp_path, views, bad, expecte
     window = make_window(loader=loader)
     window.open_paths([tmp_path])
     assert any(expected in m for m in window.banner.messages()), window.banner.messages()
+    # unreadable files and refused sets are errors (red), the rest warnings
+    level = "error" if bad or len(views) > 2 else "warning"
+    assert any(expected in m for m in window.banner.messages(level))
     # the viewer stays usable: menus enabled, another open works
     assert window.actions_by_name["open"].isEnabled()
 
