@@ -91,6 +91,7 @@ class QtMainWindow(QMainWindow):
             self.views[role].cursorMoved.connect(self._on_cursor_moved)
             self.views[role].calibrationLineDrawn.connect(self._on_calibration_line)
         self.results = QtResultsPanel(self.session, list(measure.CRITERIA_PRESETS))
+        self.results.compareRequested.connect(self._on_compare_requested)
         self.main_splitter = QSplitter(Qt.Orientation.Vertical)
         self.main_splitter.addWidget(self.film_splitter)
         self.main_splitter.addWidget(self.results)
@@ -440,6 +441,10 @@ class QtMainWindow(QMainWindow):
                 self.session.set_manual_calibration(role, None)
 
     # ----------------------------------------------------------------- comparison
+
+    def _on_compare_requested(self, segment: int) -> None:
+        self.session.selected_segment = segment
+        self.show_comparison()
 
     def show_comparison(self) -> None:
         from ui.qt_compare import QtStabilisedComparison

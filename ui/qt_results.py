@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -145,6 +145,9 @@ class QtResultsPanel(QWidget):
         Criteria preset names offered.
     """
 
+    compareRequested = Signal(int)
+    """A row was double-clicked: show the stabilised comparison of that segment."""
+
     def __init__(self, session, presets, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -192,6 +195,7 @@ class QtResultsPanel(QWidget):
         self.statuses: list[str] = []
         self.criteria_combo.currentTextChanged.connect(self._on_combo_change)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.table.cellDoubleClicked.connect(lambda row, _column: self.compareRequested.emit(row))
         session.events.results.connect(self._on_results_change)
         session.events.criteria.connect(self._on_criteria_change)
         session.events.selected_segment.connect(self._on_selected_segment_change)

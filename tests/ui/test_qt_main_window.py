@@ -345,6 +345,17 @@ def test_stabilised_comparison_holds_lower_body(qtbot, opened, synthetic_pair):
     dialog.close()
 
 
+def test_double_click_row_opens_comparison(qtbot, opened, synthetic_pair):
+    _place_truth(opened, synthetic_pair)
+    table = opened.results.table
+    rect = table.visualRect(table.model().index(1, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert opened.session.selected_segment == 1
+    assert opened.comparison.isVisible() and "L3 held still" in opened.comparison.caption.text()
+    opened.comparison.close()
+
+
 def test_comparison_needs_corners(opened):
     opened.show_comparison()
     assert any("place at least two corners" in m for m in opened.banner.messages("error"))
