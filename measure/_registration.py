@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "PatchFit",
     "apply_matrix",
+    "coarse_candidates",
     "coarse_similarity",
     "compose",
     "invert",
@@ -130,6 +131,20 @@ def coarse_similarity(
     scales: np.ndarray,
     window: tuple[float, float, float, float] | None = None,
 ) -> SimilarityMatch | None:
+    """The best pose of :func:`coarse_candidates` (same parameters), or None."""
+    found = coarse_candidates(source, source_mask, centre, search, angles_rad, scales, window)
+    return found[0] if found else None
+
+
+def coarse_candidates(
+    source: np.ndarray,
+    source_mask: np.ndarray,
+    centre: np.ndarray,
+    search: np.ndarray,
+    angles_rad: np.ndarray,
+    scales: np.ndarray,
+    window: tuple[float, float, float, float] | None = None,
+) -> list[SimilarityMatch]:
     """Exhaustive search of the pose of a masked template in a search image.
 
     Parameters
@@ -151,8 +166,9 @@ def coarse_similarity(
 
     Returns
     -------
-    SimilarityMatch or None
-        None when the mask is empty or the window is empty.
+    list of SimilarityMatch
+        The peak of every pose tried, best first (empty when the mask or the
+        window is empty).
 
     Notes
     -----
@@ -169,7 +185,7 @@ def coarse_similarity(
     )
     h2, w2 = search.shape
     x0, y0, x1, y1 = window if window is not None else (0.0, 0.0, w2 - 1.0, h2 - 1.0)
-    best: SimilarityMatch | None = None
+    found: list[SimilarityMatch] = []
     padded_cache: dict[tuple[int, int], np.ndarray] = {}
     for scale in np.atleast_1d(scales):
         for angle in np.atleast_1d(angles_rad):
@@ -198,15 +214,17 @@ def coarse_similarity(
             response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
             iy, ix = np.unravel_index(int(np.argmax(response)), response.shape)
             score = float(response[iy, ix])
-            if best is not None and score <= best.score:
-                continue
             dx = _parabola_peak(response[iy, max(ix - 1, 0) : ix + 2], ix)
             dy = _parabola_peak(response[max(iy - 1, 0) : iy + 2, ix], iy)
             top_left = np.array([lx0 + ix + dx - tw, ly0 + iy + dy - th], dtype=np.float64)
             matrix = forward.copy()
             matrix[:, 2] += top_left
-            best = SimilarityMatch(matrix, score, float(angle), float(scale))
-    return best
+            found.append(SimilarityMatch(matrix, score, float(angle), float(scale)))
+    found.sort(key=lambda m: -m.score)
+    return found
+
+
+_HUBER_K = 1.345
 
 
 def _parabola_peak(values: np.ndarray, index: int) -> float:
@@ -248,6 +266,7 @@ def register_similarity(
     max_iterations: int = 60,
     tolerance: float = 1e-4,
     smoothing: float = 1.0,
+    robust: bool = True,
 ) -> PatchFit:
     """Rigid (+ optional isotropic scale) registration of a masked patch, sub-pixel.
 
@@ -267,6 +286,9 @@ def register_similarity(
         Stop when the update moves every mask pixel less than ``tolerance`` pixels.
     smoothing : float
         Gaussian sigma (pixels) applied to both images before matching.
+    robust : bool
+        Down-weight pixels with large residuals (Huber, k = 1.345 robust SDs),
+        so that structures overlying the body that move differently pull less.
 
     Returns
     -------
@@ -329,10 +351,17 @@ def register_similarity(
         # least-squares optimal gain, as in ECC: compare t_hat with i_hat scaled
         error = (i_hat - t_hat)[valid]
         sd = steepest[valid]
-        hessian = sd.T @ sd
-        residual_var = float(np.mean(error**2))
+        if robust:
+            # Huber weights: pixels that do not move with the body (overlying
+            # pelvis, bowel gas, a neighbour's osteophyte) count less
+            spread = 1.4826 * float(np.median(np.abs(error))) + 1e-6
+            weight = np.minimum(1.0, _HUBER_K * spread / (np.abs(error) + 1e-12))
+        else:
+            weight = np.ones_like(error)
+        hessian = (sd * weight[:, None]).T @ sd
+        residual_var = float(np.sum(weight * error**2) / np.sum(weight))
         try:
-            delta = np.linalg.solve(hessian, sd.T @ error)
+            delta = np.linalg.solve(hessian, (sd * weight[:, None]).T @ error)
         except np.linalg.LinAlgError:
             break
         # incremental warp in the centred template frame, then W <- W o dW^-1

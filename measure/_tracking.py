@@ -39,7 +39,7 @@ from measure._auto_common import (
 )
 from measure._registration import (
     apply_matrix,
-    coarse_similarity,
+    coarse_candidates,
     compose,
     invert,
     level_matrix,
@@ -57,7 +57,17 @@ _FINE_DEPTH = 110.0
 # reproducibility of the corner on the fixed film is accounted for separately.
 _SD_FLOOR_PX = 0.15
 # Margin of the registration mask around the outline, fraction of the endplate depth.
-_FINE_GROW = 0.1
+_FINE_GROW = 0.04
+# Height of the block registered for S1, fraction of its endplate depth.
+_SACRUM_HEIGHT = 1.2
+_SACRUM_FINAL = 0.5
+# Distinct coarse poses of the column checked by registering its base bodies.
+_HYPOTHESES = 4
+# Distinct peaks of the search of one body refined by registration.
+_PEAKS = 2
+# Gaussian neighbourhood of the local intensity normalisation, fraction of the depth.
+_NORM_SIGMA_COARSE = 0.3
+_NORM_SIGMA = 0.2
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,10 @@ def track_bodies(
         if np.any(pts < -0.5) or np.any(pts[:, 0] > w - 0.5) or np.any(pts[:, 1] > h - 0.5):
             return LandmarkFailure(f"{_label(levels, i)}: a corner lies outside the fixed film")
     outlines = body_outlines(corners)
+    # S1 is registered with a taller block: the sacrum (and the pelvis joined to
+    # it) is the one part of the column that no other level resembles.
+    reg_outlines = body_outlines(corners, sacrum_height=_SACRUM_HEIGHT)
+    sacral = present & ~np.all(np.isfinite(corners[:, 2:]), axis=(1, 2))
     depth_each = endplate_depth_px(corners)
     depth = float(np.nanmedian(depth_each[present]))
     if not depth >= 8:
@@ -218,11 +232,20 @@ def track_bodies(
 
     # ---------------- coarse alignment of the column -------------------------
     fc = min(1.0, _COARSE_DEPTH / depth)
-    sigma_c = 0.5 * depth * fc
+    sigma_c = _NORM_SIGMA_COARSE * depth * fc
     fixed_c = local_normalise(resample(fixed, fc), sigma_c)
     moving_c = local_normalise(resample(moving, fc), sigma_c)
     lc = level_matrix(fc)
-    out_c = apply_matrix(lc, outlines[present])
+    # the base of the column (S1 and the two bodies above) anchors the search;
+    # the whole column when S1 is not given
+    base = np.zeros(n_bodies, bool)
+    if np.any(sacral):
+        s1 = int(np.flatnonzero(sacral)[-1])
+        base[max(s1 - 2, 0) : s1 + 1] = True
+        base &= present
+    else:
+        base = present.copy()
+    out_c = apply_matrix(lc, reg_outlines[base])
     band = np.zeros(fixed_c.shape, np.uint8)
     for o in out_c:
         band |= _outline_mask(fixed_c.shape, o, 0.3 * depth * fc)
@@ -234,48 +257,69 @@ def track_bodies(
         if estimate_scale
         else np.array([1.0])
     )
-    coarse = coarse_similarity(fixed_c, band, centre_c, moving_c, angles, scales)
-    if coarse is None:
+    poses = coarse_candidates(fixed_c, band, centre_c, moving_c, angles, scales)
+    if not poses:
         return LandmarkFailure("not found: the column outlined on the fixed film does not fit in the other film")
-    if coarse.score < 0.15:
+    if poses[0].score < 0.15:
         return LandmarkFailure(
-            f"not found: no match for the column in the other film (correlation {coarse.score:.2f})"
+            f"not found: no match for the column in the other film (correlation {poses[0].score:.2f})"
         )
-    # coarse transform at full resolution: fixed -> moving
-    coarse_full = compose(invert(lc), compose(coarse.matrix, lc))
+    # a few distinct hypotheses (vertebrae look alike: the best coarse peak may
+    # sit one level off); each is judged by registering the base bodies
+    hypotheses: list = []
+    for pose in poses:
+        if pose.score < 0.5 * poses[0].score or len(hypotheses) == _HYPOTHESES:
+            break
+        target = apply_matrix(pose.matrix, centre_c)
+        if all(
+            np.linalg.norm(target - apply_matrix(h.matrix, centre_c)) > 0.4 * depth * fc
+            or abs(pose.angle_rad - h.angle_rad) > np.deg2rad(8)
+            for h in hypotheses
+        ):
+            hypotheses.append(pose)
 
     # ---------------- per-body search and registration ------------------------
     fs = min(1.0, _SEARCH_DEPTH / depth)
     ff = min(1.0, _FINE_DEPTH / depth)
     ls, lf = level_matrix(fs), level_matrix(ff)
-    sigma_s, sigma_f = 0.5 * depth * fs, 0.5 * depth * ff
+    sigma_s, sigma_f = _NORM_SIGMA * depth * fs, _NORM_SIGMA * depth * ff
     fixed_s = local_normalise(resample(fixed, fs), sigma_s)
     moving_s = local_normalise(resample(moving, fs), sigma_s)
     fixed_f = local_normalise(resample(fixed, ff), sigma_f)
     moving_f = local_normalise(resample(moving, ff), sigma_f)
 
-    def search(i: int, prior: np.ndarray, radius: float, angle_span: float) -> np.ndarray | None:
-        """Best pose (full-res fixed -> moving) of body i near ``prior``."""
-        o = apply_matrix(ls, outlines[i])
-        mask = _outline_mask(fixed_s.shape, o, 0.12 * depth * fs)
+    def search(i: int, prior: np.ndarray, radius: float, angle_span: float) -> list[np.ndarray]:
+        """Up to ``_PEAKS`` distinct poses (full-res fixed -> moving) of body i near ``prior``."""
+        o = apply_matrix(ls, reg_outlines[i])
+        mask = _outline_mask(fixed_s.shape, o, max(_FINE_GROW * depth * fs, 0.5))
         centre = o.mean(axis=0)
         prior_s = compose(ls, compose(prior, invert(ls)))
         target = apply_matrix(prior_s, centre)
         r = radius * depth * fs
         window = (target[0] - r, target[1] - r, target[0] + r, target[1] + r)
         a0 = _angle_of(prior_s)
-        found = coarse_similarity(
+        found = coarse_candidates(
             fixed_s, mask, centre, moving_s,
             a0 + np.arange(-angle_span, angle_span + 1e-9, np.deg2rad(2.5)),
             np.array([_scale_of(prior_s)]), window,
         )
-        if found is None:
-            return None
-        return compose(invert(ls), compose(found.matrix, ls))
+        peaks: list = []
+        for match in found:
+            spot = apply_matrix(match.matrix, centre)
+            if all(np.linalg.norm(spot - apply_matrix(p.matrix, centre)) > 0.15 * depth * fs for p in peaks):
+                peaks.append(match)
+            if len(peaks) == _PEAKS:
+                break
+        return [compose(invert(ls), compose(m.matrix, ls)) for m in peaks]
 
-    def fine(i: int, start: np.ndarray, scale_free: bool):
+    def best_fine(i: int, poses: list[np.ndarray]):
+        """The fine registration of body i with the highest correlation, or None."""
+        results = [fine(i, pose, False) for pose in poses]
+        return max(results, key=lambda r: r[1].correlation) if results else None
+
+    def fine(i: int, start: np.ndarray, scale_free: bool, shapes: np.ndarray = reg_outlines):
         """Sub-pixel registration of body i; returns (full-res matrix, PatchFit, offset)."""
-        o = apply_matrix(lf, outlines[i])
+        o = apply_matrix(lf, shapes[i])
         pad = 0.35 * depth * ff
         x0 = int(max(np.floor(o[:, 0].min() - pad), 0))
         y0 = int(max(np.floor(o[:, 1].min() - pad), 0))
@@ -295,18 +339,30 @@ def track_bodies(
     quality = np.full(n_bodies, np.nan)
     matrices = np.full((n_bodies, 2, 3), np.nan)
     fits: dict[int, tuple] = {}
-    idx_present = np.flatnonzero(present)
 
-    # initial candidates from the coarse alignment
-    candidates: dict[int, tuple] = {}
-    for i in idx_present:
-        pose = search(i, coarse_full, 0.75, np.deg2rad(16))
-        if pose is None:
+    # initial candidates for the base bodies under each coarse hypothesis
+    best_score, candidates, coarse, coarse_full = -np.inf, {}, hypotheses[0], None
+    for hyp in hypotheses:
+        hyp_full = compose(invert(lc), compose(hyp.matrix, lc))  # full res fixed -> moving
+        found: dict[int, tuple] = {}
+        for i in np.flatnonzero(base):
+            result = best_fine(i, search(i, hyp_full, 0.75, np.deg2rad(16)))
+            if result is not None:
+                found[i] = result
+        if not found:
             continue
-        candidates[i] = fine(i, pose, False)
+        weights = np.array([2.0 if sacral[i] else 1.0 for i in found])
+        corr = np.array([found[i][1].correlation for i in found])
+        score = float(np.sum(weights * corr) / (weights.sum() + np.sum(base) - len(found)))
+        if score > best_score:
+            best_score, candidates, coarse, coarse_full = score, found, hyp, hyp_full
     if not candidates:
         return LandmarkFailure("not found: no body of the fixed film fits in the other film")
     anchor = max(candidates, key=lambda k: candidates[k][1].correlation)
+    if np.any(sacral):
+        s1 = int(np.flatnonzero(sacral)[-1])
+        if s1 in candidates and candidates[s1][1].correlation >= min_quality:
+            anchor = s1
     fits[anchor] = candidates[anchor]
     # outwards from the anchor, each body starting from its neighbour's pose
     order = [*range(anchor - 1, -1, -1), *range(anchor + 1, n_bodies)]
@@ -317,8 +373,7 @@ def track_bodies(
         while neighbour not in fits and 0 <= neighbour < n_bodies and neighbour != anchor:
             neighbour = neighbour + 1 if i < anchor else neighbour - 1
         prior = fits[neighbour][0] if neighbour in fits else coarse_full
-        pose = search(i, prior, 0.5, np.deg2rad(20))
-        best = fine(i, pose, False) if pose is not None else None
+        best = best_fine(i, search(i, prior, 0.5, np.deg2rad(20)))
         alt = candidates.get(i)
         if best is None or (
             alt is not None and alt[1].correlation > best[1].correlation + 0.1
@@ -344,6 +399,11 @@ def track_bodies(
                 target = apply_matrix(mat, centre)
                 start = np.hstack([lin, (target - lin @ centre)[:, None]])
                 fits[i] = fine(i, start, False)
+    # S1 located by the whole sacral block; its corners from the block under its endplate
+    final_outlines = body_outlines(corners, sacrum_height=_SACRUM_FINAL)
+    for i in np.flatnonzero(sacral):
+        if i in fits:
+            fits[i] = fine(i, fits[i][0], False, final_outlines)
 
     # ---------------- corners, SDs and checks ----------------------------------
     proposed = np.full_like(corners, np.nan)
