@@ -225,7 +225,7 @@ def _soft_tissue(
     sign = np.where(inside > 0, np.float32(1.0), np.float32(-1.0))
     d_back = _distance((cr, cc), post_c) * np.float32(q * mm) * sign
     d_front = _distance((cr, cc), ant_c) * np.float32(q * mm) * sign
-    hetero = cv2.GaussianBlur(rng.standard_normal((cr, cc)).astype(np.float32), (0, 0), 18.0 / (q * mm))
+    hetero = _smooth(rng.standard_normal((cr, cc)).astype(np.float32), 18.0 / (q * mm))
     hetero /= max(float(hetero.std()), 1e-6)
     # lung bases: above a line from the posterior costophrenic recess (L1) to the dome
     l1 = BODY_LEVELS.index("L1")
@@ -299,6 +299,7 @@ def render_film(
          [np.sin(gas_offset[2]), np.cos(gas_offset[2]), gas_offset[1]], [0, 0, 1]]
     )
     _add_patch(atten, parts["gas"], s2i @ gas_pose)
+    _lead_marker(atten, geom, rng)
 
     # -- physics: primary with heel effect, scatter, collimation, blur, noise
     yy = np.linspace(-1.0, 1.0, rows, dtype=np.float32)[:, None]
@@ -335,6 +336,26 @@ def render_film(
     curve = 0.5 + 0.5 * np.tanh(1.8 * (v - 0.55)) / np.tanh(0.9)
     top = 2**bits_stored - 1
     return np.clip(np.round(curve * top), 0, top).astype(np.uint16)
+
+
+def _lead_marker(atten: np.ndarray, geom: FilmGeometry, rng: np.random.Generator) -> None:
+    """The radiographer's lead side marker ("L" for a left lateral, "R" for a right one),
+    ~12 mm tall, in a front corner of the film, away from the spine."""
+    rows, cols = atten.shape
+    lin = geom.sacrum_to_image[:2, :2]
+    letter = "L" if np.linalg.det(lin) > 0 else "R"  # facing left = left lateral
+    anterior_right = (lin @ geom.poses[BODY_LEVELS.index("L3"), :, 0])[0] > 0
+    height_px = 12.0 / geom.patient_spacing_mm
+    scale = height_px / 22.0  # FONT_HERSHEY_SIMPLEX capitals are ~22 px tall at scale 1
+    thickness = max(1, round(2.5 * scale))
+    (w, h), _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    fx = rng.uniform(0.04, 0.12)
+    x = cols * (1 - fx) - w if anterior_right else cols * fx
+    y = rows * (rng.uniform(0.06, 0.12) if rng.uniform() < 0.5 else rng.uniform(0.85, 0.92)) + h
+    mask = np.zeros((rows, cols), np.uint8)
+    cv2.putText(mask, letter, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness,
+                cv2.LINE_AA)
+    atten += np.float32(3.0 / 255.0) * mask
 
 
 def _collimator(shape: tuple[int, int], mm: float, rng: np.random.Generator) -> np.ndarray:
