@@ -1,0 +1,414 @@
+"""Automatic landmarks on films and studies: tracking, refinement, detection.
+
+The algorithms are in :mod:`measure` (``track_bodies``, ``refine_corners``,
+``detect_vertebrae``); this module wires them to films (:class:`app.dicom_io.Film`
+or plain arrays), level labels, calibration and the landmarks format: pixel SDs
+become millimetres with the film's calibration, every corner gets its
+:class:`measure.PlacementMethod`, and a body that could not be placed carries
+its reason.  The viewer (``app.session``/``ui``), the CLI (``track``,
+``detect``) and batch call the three functions below; see
+``docs/auto-landmarks.md``.
+
+Public API
+----------
+track_film(source, source_corners, target, *, levels) -> AutoLandmarks | LandmarkFailure
+refine_film(film, corners, *, levels) -> AutoLandmarks | LandmarkFailure
+detect_film(film, *, levels) -> AutoLandmarks | LandmarkFailure
+track_study(study, flexion, extension, *, source=None, replace=False) -> (StudyLandmarks, dict)
+film_image(film) -> ndarray (bone bright, float32)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from measure import (
+    DEFAULT_LEVELS,
+    Calibration,
+    LandmarkFailure,
+    PlacementMethod,
+    refine_corners,
+    track_bodies,
+)
+
+__all__ = [
+    "AutoLandmarks",
+    "detect_film",
+    "film_image",
+    "refine_film",
+    "track_film",
+    "track_study",
+]
+
+# Smallest SD reported per method, mm: what the benchmark cannot resolve below
+# (benchmarks/bench_accuracy.py; docs/auto-landmarks.md).
+_SD_FLOOR_MM = {
+    PlacementMethod.TRACKED: 0.05,
+    PlacementMethod.REFINED: 0.15,
+    PlacementMethod.DETECTED: 0.5,
+}
+
+
+def film_image(film: Any) -> np.ndarray:
+    """The pixels of a film as float32 with bone bright.
+
+    Parameters
+    ----------
+    film : app.dicom_io.Film or ndarray of shape (H, W)
+        A loaded film (pixels after the Modality LUT; MONOCHROME1 is negated so
+        bone is bright) or an image array used as is.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+    """
+    if hasattr(film, "pixels"):
+        pixels = np.asarray(film.pixels, dtype=np.float32)
+        return -pixels if getattr(film, "invert", False) else pixels
+    return np.asarray(film, dtype=np.float32)
+
+
+def _calibration_of(film: Any, calibration: Calibration | None) -> Calibration:
+    if calibration is not None:
+        return calibration
+    return getattr(film, "calibration", None) or Calibration.uncalibrated()
+
+
+def _mm_per_px(calibration: Calibration) -> float | None:
+    spacing = calibration.spacing_mm
+    return None if spacing is None else float(max(spacing))
+
+
+@dataclass(frozen=True, eq=False)
+class AutoLandmarks:
+    """Corners placed automatically on one film.
+
+    Attributes
+    ----------
+    levels : tuple of str
+        Body labels, top to bottom (length V).
+    corners : ndarray of shape (V, 4, 2)
+        Pixels; NaN for bodies not placed (see ``failures``) and S1's ``PI``, ``AI``.
+    placement : ndarray of str, shape (V, 4)
+        ``PlacementMethod`` value per corner placed, ``""`` elsewhere.
+    sd_px : ndarray of shape (V, 4)
+        Positional SD per corner (per axis), pixels.
+    sd_mm : ndarray of shape (V, 4)
+        The same in mm (the larger of the two spacings); NaN when uncalibrated.
+    quality : ndarray of shape (V,)
+        Per body: tracking correlation, refinement edge contrast (in noise
+        SDs) or detection confidence; NaN when not placed.
+    failures : dict of str to str
+        Level -> reason for each body that was not placed.
+    method : PlacementMethod
+        How these corners were placed.
+    calibration : Calibration
+        Calibration of the film the corners are on.
+    details : dict
+        Method-specific extras (``scale`` of tracking, ``displacement_px`` of
+        refinement, ``facing`` of detection, ...), JSON-ready.
+    """
+
+    levels: tuple[str, ...]
+    corners: np.ndarray
+    placement: np.ndarray
+    sd_px: np.ndarray
+    sd_mm: np.ndarray
+    quality: np.ndarray
+    failures: dict[str, str]
+    method: PlacementMethod
+    calibration: Calibration
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def placed(self) -> tuple[str, ...]:
+        """Levels whose corners were placed."""
+        ok = np.any(np.isfinite(self.corners[..., 0]), axis=1)
+        return tuple(level for level, good in zip(self.levels, ok, strict=True) if good)
+
+    def summary(self) -> list[str]:
+        """One line per body: quality, or the reason it was not placed."""
+        lines = []
+        for v, level in enumerate(self.levels):
+            if level in self.failures:
+                lines.append(f"{level}: not placed: {self.failures[level]}")
+            elif np.isfinite(self.quality[v]):
+                sd = self.sd_mm[v] if np.any(np.isfinite(self.sd_mm[v])) else self.sd_px[v]
+                unit = "mm" if np.any(np.isfinite(self.sd_mm[v])) else "px"
+                lines.append(
+                    f"{level}: {self.method.value}, quality {self.quality[v]:.2f}, "
+                    f"corner SD up to {np.nanmax(sd):.2f} {unit}"
+                )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """Per-level quality, failures and details (for the ``track``/``detect`` outputs)."""
+        return {
+            "method": self.method.value,
+            "quality": {
+                level: round(float(q), 4)
+                for level, q in zip(self.levels, self.quality, strict=True)
+                if np.isfinite(q)
+            },
+            "failures": dict(self.failures),
+            **self.details,
+        }
+
+
+def _result(
+    levels: tuple[str, ...],
+    corners: np.ndarray,
+    sd_px: np.ndarray,
+    quality: np.ndarray,
+    reasons: tuple[str | None, ...],
+    method: PlacementMethod,
+    calibration: Calibration,
+    details: dict[str, Any],
+    wanted: np.ndarray,
+) -> AutoLandmarks:
+    placed = np.isfinite(corners[..., 0])
+    placement = np.where(placed, method.value, "").astype(object)
+    scale = _mm_per_px(calibration)
+    if scale is None:
+        sd_mm = np.full(sd_px.shape, np.nan)
+    else:
+        sd_mm = np.where(placed, np.maximum(sd_px * scale, _SD_FLOOR_MM[method]), np.nan)
+    failures = {
+        level: reason.split(": ", 1)[1] if reason.startswith(f"{level}: ") else reason
+        for level, reason, want in zip(levels, reasons, wanted, strict=True)
+        if reason is not None and want
+    }
+    return AutoLandmarks(
+        tuple(levels), corners, placement, np.where(placed, sd_px, np.nan), sd_mm,
+        np.where(np.any(placed, axis=1), quality, np.nan), failures, method, calibration, details,
+    )  # fmt: skip
+
+
+def _check_levels(levels, corners: np.ndarray) -> tuple[str, ...]:
+    levels = tuple(levels)
+    if len(levels) != corners.shape[0]:
+        raise ValueError(f"levels: {len(levels)} labels for {corners.shape[0]} bodies")
+    return levels
+
+
+def track_film(
+    source: Any,
+    source_corners: np.ndarray,
+    target: Any,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    target_calibration: Calibration | None = None,
+    estimate_scale: bool = True,
+) -> AutoLandmarks | LandmarkFailure:
+    """Carry the bodies outlined on one film to the other film.
+
+    Parameters
+    ----------
+    source, target : app.dicom_io.Film or ndarray of shape (H, W)
+        The film with corners and the film to place them on.
+    source_corners : ndarray of shape (V, 4, 2)
+        Corners on ``source``, pixels (NaN = absent).
+    levels : sequence of str
+        Labels of the V bodies.
+    target_calibration : Calibration, optional
+        Default: ``target.calibration`` (uncalibrated for an array).
+    estimate_scale : bool
+        Allow a magnification change between the films.
+
+    Returns
+    -------
+    AutoLandmarks or LandmarkFailure
+        Corners on ``target`` with method ``tracked``; ``quality`` is the
+        correlation of each body after registration.
+    """
+    corners = np.asarray(source_corners, dtype=np.float64)
+    levels = _check_levels(levels, corners)
+    result = track_bodies(
+        film_image(source), corners, film_image(target),
+        estimate_scale=estimate_scale, levels=levels,
+    )  # fmt: skip
+    if not result:
+        return result
+    wanted = np.any(np.isfinite(corners[..., 0]), axis=1)
+    return _result(
+        levels, result.landmarks, result.corner_sd_px, result.quality, result.body_failures,
+        PlacementMethod.TRACKED, _calibration_of(target, target_calibration),
+        {"scale": round(float(result.scale), 5)}, wanted,
+    )  # fmt: skip
+
+
+def refine_film(
+    film: Any,
+    corners: np.ndarray,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    calibration: Calibration | None = None,
+) -> AutoLandmarks | LandmarkFailure:
+    """Snap rough corners (quick clicks) to the cortical corners, sub-pixel.
+
+    Bodies that cannot be refined keep NaN corners here and a reason in
+    ``failures``: the caller keeps the reader's clicks for them.  ``details``
+    has ``displacement_px`` (how far each refined corner moved, per level) and
+    ``displacement_mm`` when calibrated.
+    """
+    corners = np.asarray(corners, dtype=np.float64)
+    levels = _check_levels(levels, corners)
+    result = refine_corners(film_image(film), corners, levels=levels)
+    if not result:
+        return result
+    ok = result.refined
+    refined = np.where(ok[:, None, None], result.landmarks, np.nan)
+    cal = _calibration_of(film, calibration)
+    moved = {
+        level: [round(float(d), 3) for d in result.displacement_px[v][np.isfinite(corners[v, :, 0])]]
+        for v, level in enumerate(levels)
+        if ok[v]
+    }
+    details: dict[str, Any] = {"displacement_px": moved}
+    scale = _mm_per_px(cal)
+    if scale is not None:
+        details["displacement_mm"] = {k: [round(d * scale, 3) for d in v] for k, v in moved.items()}
+    wanted = np.any(np.isfinite(corners[..., 0]), axis=1)
+    return _result(
+        levels, refined, result.corner_sd_px, result.edge_strength, result.body_failures,
+        PlacementMethod.REFINED, cal, details, wanted,
+    )  # fmt: skip
+
+
+def detect_film(
+    film: Any,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    calibration: Calibration | None = None,
+) -> AutoLandmarks | LandmarkFailure:
+    """Find the bodies ``levels`` (counted from the sacrum upwards) on one film.
+
+    Returns
+    -------
+    AutoLandmarks or LandmarkFailure
+        Method ``detected``; ``quality`` is the confidence per body in [0, 1];
+        ``details["facing"]`` is ``"left"`` or ``"right"``.  A failure reason
+        starts with ``"not found: "``.
+    """
+    from measure import detect_vertebrae
+
+    levels = tuple(levels)
+    cal = _calibration_of(film, calibration)
+    spacing = cal.spacing_mm
+    result = detect_vertebrae(
+        film_image(film), levels=levels,
+        pixel_spacing_mm=None if spacing is None else float(np.sqrt(spacing[0] * spacing[1])),
+    )  # fmt: skip
+    if not result:
+        return result
+    wanted = np.ones(len(levels), bool)
+    return _result(
+        levels, result.landmarks, result.corner_sd_px, result.confidence, result.body_failures,
+        PlacementMethod.DETECTED, cal, {"facing": result.facing}, wanted,
+    )  # fmt: skip
+
+
+def track_study(
+    study: Any,
+    flexion: Any,
+    extension: Any,
+    *,
+    source: str | None = None,
+    replace_existing: bool = False,
+    estimate_scale: bool = True,
+) -> tuple[Any, AutoLandmarks | LandmarkFailure]:
+    """Track the bodies of a landmarks study from one film to the other.
+
+    Parameters
+    ----------
+    study : app.landmarks_io.StudyLandmarks
+        Landmarks of at least one film.
+    flexion, extension : app.dicom_io.Film or ndarray
+        The two films.
+    source : {'flexion', 'extension'}, optional
+        The film whose corners are carried; default the film with more corners
+        (flexion on a tie).
+    replace_existing : bool
+        Replace the target film's corners of levels it already has; by default
+        only levels missing on the target are filled.
+    estimate_scale : bool
+        Allow a magnification change between the films.
+
+    Returns
+    -------
+    (StudyLandmarks, AutoLandmarks or LandmarkFailure)
+        The updated study (unchanged on failure) and the tracking outcome.
+        Filled corners get ``placement`` ``tracked`` and ``landmark_sd_mm``
+        from the fit; source corners without a stated placement become
+        ``manual``.  Each film's calibration comes from its DICOM header
+        unless the study's is a manual calibration.  The target film's
+        ``tracking`` key records the source, the per-level quality and
+        failures and the common scale.
+    """
+    films = {"flexion": flexion, "extension": extension}
+    counts = {name: int(np.isfinite(study.film(name).corners[..., 0]).sum()) for name in films}
+    if source is None:
+        source = "flexion" if counts["flexion"] >= counts["extension"] else "extension"
+    if source not in films:
+        raise ValueError(f"source: expected 'flexion' or 'extension', got {source!r}")
+    target = "extension" if source == "flexion" else "flexion"
+    if counts[source] == 0:
+        return study, LandmarkFailure(f"no landmarks on the {source} film to track from")
+    src = study.film(source)
+    outcome = track_film(
+        films[source], src.corners, films[target], levels=study.levels,
+        target_calibration=_study_calibration(study.film(target), films[target]),
+        estimate_scale=estimate_scale,
+    )  # fmt: skip
+    if not outcome:
+        return study, outcome
+    updated = {
+        source: _with_calibration(_with_default_placement(src), films[source]),
+        target: _merge(study.film(target), outcome, films[target], replace_existing, source),
+    }
+    return replace(study, flexion=updated["flexion"], extension=updated["extension"]), outcome
+
+
+def _study_calibration(film_landmarks: Any, film: Any) -> Calibration:
+    cal = film_landmarks.calibration
+    if cal.source.value == "manual" or not hasattr(film, "calibration"):
+        return cal
+    return film.calibration
+
+
+def _with_calibration(film_landmarks: Any, film: Any) -> Any:
+    return replace(film_landmarks, calibration=_study_calibration(film_landmarks, film))
+
+
+def _with_default_placement(film_landmarks: Any) -> Any:
+    corners = film_landmarks.corners
+    placement = film_landmarks.placement
+    present = np.isfinite(corners[..., 0])
+    if placement is None:
+        placement = np.full(present.shape, "", dtype=object)
+    placement = np.where(present & (placement == ""), PlacementMethod.MANUAL.value, placement)
+    return replace(film_landmarks, placement=placement.astype(object))
+
+
+def _merge(old: Any, outcome: AutoLandmarks, film: Any, replace_existing: bool, source: str) -> Any:
+    old = _with_default_placement(old)
+    have = np.any(np.isfinite(old.corners[..., 0]), axis=1)
+    got = np.any(np.isfinite(outcome.corners[..., 0]), axis=1)
+    take = got & (replace_existing | ~have)
+    corners = np.where(take[:, None, None], outcome.corners, old.corners)
+    placement = np.where(take[:, None], outcome.placement, old.placement).astype(object)
+    old_sd = old.landmark_sd_mm if old.landmark_sd_mm is not None else np.full((*take.shape, 4), np.nan)
+    sd = np.where(take[:, None], outcome.sd_mm, old_sd)
+    extra = dict(old.extra)
+    extra["tracking"] = {"source": source, **outcome.to_json()}
+    return replace(
+        old, corners=corners, placement=placement,
+        landmark_sd_mm=sd if np.any(np.isfinite(sd)) else old.landmark_sd_mm,
+        calibration=outcome.calibration, extra=extra,
+    )  # fmt: skip
