@@ -778,6 +778,49 @@ class Session:
 
         self._edit(f"{description} ({role})", apply, roles=(role,))
 
+    def merge_landmarks(
+        self,
+        role: str,
+        corners: np.ndarray,
+        placement: np.ndarray,
+        landmark_sd_mm: np.ndarray | None = None,
+        description: str = "Automatic landmarks",
+    ) -> int:
+        """Put automatically placed corners on ``role``, keeping the others: one undoable edit.
+
+        Parameters
+        ----------
+        corners : ndarray of shape (V, 4, 2)
+            Pixels; NaN where the tool placed nothing (the existing corner stays).
+        placement : ndarray of shape (V, 4)
+            ``measure.PlacementMethod`` value of each corner placed.
+        landmark_sd_mm : ndarray of shape (V, 4), optional
+            The tool's positional SD per corner, mm (NaN: the method's default).
+
+        Returns
+        -------
+        int
+            How many corners were placed.
+        """
+        self._require(role)
+        new = np.asarray(corners, dtype=float)
+        if new.shape != (len(self._levels), 4, 2):
+            raise ValueError(f"corners: expected shape {(len(self._levels), 4, 2)}, got {new.shape}")
+        placed = np.isfinite(new).all(axis=-1)
+        if not placed.any():
+            return 0
+        methods = np.asarray(placement, dtype=object)
+        sd = np.full(placed.shape, np.nan) if landmark_sd_mm is None else np.asarray(landmark_sd_mm, float)
+
+        def apply(films: dict[str, FilmState | None]) -> None:
+            state = films[role]
+            state.landmarks[placed] = new[placed]
+            state.placement[placed] = [str(m) for m in methods[placed]]
+            state.landmark_sd_mm[placed] = sd[placed]
+
+        self._edit(f"{description} ({role})", apply, roles=(role,))
+        return int(placed.sum())
+
     def import_landmarks(self, path: str | os.PathLike[str]) -> None:
         """Put the corners of a landmarks (or session) file on the open films, as one undoable edit.
 

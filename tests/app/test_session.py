@@ -456,3 +456,27 @@ def test_manual_calibration_clears_the_uncalibrated_warning(tmp_path):
     assert shown and not any("no usable" in m for m in shown[-1])
     session.undo()
     assert any("no usable pixel spacing" in m for m in session.messages)
+
+
+def test_merge_landmarks_keeps_what_the_tool_did_not_place(tmp_path):
+    session, _ = make_session(tmp_path)
+    flex, _ = hand_case()
+    place_all(session, flex, flex)
+    tool = np.full((3, 4, 2), np.nan)
+    tool[1] = flex[1] + 0.5  # the tool moved L5 only
+    methods = np.where(np.isfinite(tool[..., 0]), "refined", "")
+    sd = np.where(np.isfinite(tool[..., 0]), 0.2, np.nan)
+    assert session.merge_landmarks("extension", tool, methods, sd, "Refine") == 4
+    lm = session.landmarks("extension")
+    np.testing.assert_array_equal(lm[1], flex[1] + 0.5)
+    np.testing.assert_array_equal(lm[0], flex[0])
+    doc = session.to_json()["extension"]
+    assert doc["placement"]["L5"] == dict.fromkeys(("AS", "PS", "PI", "AI"), "refined")
+    assert doc["placement"]["L4"]["AS"] == "manual"
+    assert doc["landmark_sd_mm"]["L5"]["AS"] == 0.2
+    assert doc["landmark_sd_mm"]["L4"]["AS"] == 0.6  # manual default (measure.PlacementMethod)
+    assert session.undo_text == "Refine (extension)"
+    session.undo()
+    np.testing.assert_array_equal(session.landmarks("extension"), flex)
+    assert session.merge_landmarks("extension", np.full((3, 4, 2), np.nan), methods) == 0
+    assert not session.can_redo or session.redo_text == "Refine (extension)"
