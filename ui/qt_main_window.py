@@ -35,6 +35,7 @@ import measure
 from app.atomic import atomic_write_text
 from app.errors import UserError
 from app.session import ROLES, ManualCalibration, Session, default_recovery_path
+from ui.qt_auto import install_auto_landmarks
 from ui.qt_banner import QtMessageBanner
 from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
 from ui.qt_results import QtResultsPanel
@@ -112,6 +113,8 @@ class QtMainWindow(QMainWindow):
         self._recovery_file: Path | None = None
         # review mode (issue #6): a saved session or SR opens read-only; Edit makes a new version
         self.review = install_review(self)
+        # Track and Refine (issue #5): app.autolandmarks on the session's films
+        self.auto = install_auto_landmarks(self)
         self._on_films_change()
         self._on_history_change()
         self._on_title_change()
@@ -183,7 +186,7 @@ class QtMainWindow(QMainWindow):
         a["compare"] = self._action("&Stabilised comparison…", self.show_comparison, "Ctrl+K")
         view.addAction(a["compare"])
 
-        marks = menu.addMenu("&Landmarks")
+        marks = self.landmarks_menu = menu.addMenu("&Landmarks")
         a["guided"] = self._action(
             "&Guided placement", self._on_guided_toggled, "G", checkable=True,
             tip="Click each corner in turn: L1 AS, PS, PI, AI … S1 AS, PS",
