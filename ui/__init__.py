@@ -3,6 +3,7 @@
 The model is :class:`app.session.Session`; these widgets subscribe to its events.
 """
 
+from ui.qt_auto import QtAutoLandmarks
 from ui.qt_banner import QtMessageBanner
 from ui.qt_compare import QtStabilisedComparison
 from ui.qt_film_view import QtFilmView
@@ -10,6 +11,7 @@ from ui.qt_main_window import QtMainWindow, run_viewer
 from ui.qt_results import QtResultsPanel, QtThresholdsDialog
 
 __all__ = [
+    "QtAutoLandmarks",
     "QtFilmView",
     "QtMainWindow",
     "QtMessageBanner",
