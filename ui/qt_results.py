@@ -262,6 +262,10 @@ class QtResultsPanel(QWidget):
         key = (len(rows), tuple(self.statuses), roles)
         if key != self._layout_key:
             self._layout_key = key
+            # every segment visible without scrolling
+            height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
+            height += sum(self.table.rowHeight(r) for r in range(len(rows)))
+            self.table.setMinimumHeight(height + 2)
             self.table.resizeColumnsToContents()
             for c in range(len(COLUMNS) - 1):  # room for wider values while dragging
                 self.table.setColumnWidth(c, self.table.columnWidth(c) + 14)
@@ -270,10 +274,14 @@ class QtResultsPanel(QWidget):
         motion = self.session.results
         if motion is not None and len(roles) == 2:
             warnings = motion.warnings()
+        cautions: dict[str, list[str]] = {}
         for role in roles:
             cal = self.session.calibration(role)
             if cal.is_calibrated and cal.warning:
-                warnings.append(f"{role.capitalize()} film: {cal.warning}.")
+                cautions.setdefault(cal.warning, []).append(role)
+        for text, which in cautions.items():
+            films = " and ".join(which).capitalize() + (" films" if len(which) > 1 else " film")
+            warnings.append(f"{films}: {text}.")
         if self.session.motion_error:
             warnings.append(f"Cannot compute: {self.session.motion_error}")
         self.warnings_label.setText("\n".join(warnings))

@@ -73,7 +73,7 @@ def test_guided_clicks_read_back_the_motion(qtbot, opened, synthetic_pair):
     for column, value in expected_synthetic_l4_l5().items():
         assert leading_number(opened.results.cell("L4-L5", column)) == pytest.approx(value, abs=0.06)
     assert opened.results.cell("L4-L5", "Calibration") == "detector"
-    assert "Flexion film: spacing measured at the detector" in opened.results.warnings_label.text()
+    assert "Flexion and extension films: spacing measured at the detector" in opened.results.warnings_label.text()
 
 
 def _place_truth(window, synthetic_pair):
