@@ -79,7 +79,8 @@ class EditorState:
     role : str
         The film this view shows (``"flexion"`` or ``"extension"``).
     mode : {"edit", "guided", "calibrate"}
-        ``guided``: a click on empty image places the next missing corner.
+        ``guided``: a press on empty image places the next missing corner, which
+        follows the pointer until the button is released.
         ``calibrate``: a drag draws the calibration line.
     selected : tuple of int or None
         ``(level, corner)`` of the selected corner.
@@ -143,8 +144,12 @@ def pointer_press(session, state: EditorState, event: PointerEvent) -> bool:
         target = session.next_missing_corner(state.role)
         if target is None:
             return False
-        session.set_corner(state.role, *target, event.position)
+        # placed at the press and dragged until the release (adjust with the loupe):
+        # placing and adjusting are one undo step
+        state.drag_id = ("drag", next(_drag_ids))
+        session.set_corner(state.role, *target, event.position, merge_id=state.drag_id)
         state.selected = target
+        state.dragging = target
         return True
     state.selected = None
     return False

@@ -45,6 +45,19 @@ def test_guided_clicks_place_corners_in_order(session):
     assert session.next_missing_corner("flexion") == (1, 2)
 
 
+def test_guided_press_places_then_drag_adjusts_in_one_step(session):
+    state = EditorState("flexion", mode="guided")
+    assert pointer_press(session, state, PointerEvent((50.0, 40.0), scale=4.0))
+    pointer_move(session, state, PointerEvent((50.5, 40.25), scale=4.0))
+    pointer_release(session, state, PointerEvent((50.75, 40.25), scale=4.0))
+    assert session.landmarks("flexion")[0, 0].tolist() == [50.5, 40.25]  # the last move
+    assert session.film("flexion").placement[0, 0] == "manual"
+    assert session.undo_text == "Place L1 AS (flexion)"
+    session.undo()
+    assert np.isnan(session.landmarks("flexion")).all()
+    assert not session.can_undo
+
+
 def test_press_near_corner_drags_it_as_one_undo_step(session):
     session.set_corner("flexion", 2, 1, (100.0, 100.0))
     state = EditorState("flexion", mode="guided")
