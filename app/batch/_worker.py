@@ -162,28 +162,52 @@ def _given_landmarks(
 def _detected_landmarks(
     task: StudyTask, films: dict[str, Any], outcome: StudyOutcome, warnings: list[str]
 ) -> bool:
+    """Detect the bodies on one film and track them onto the other (app.autolandmarks).
+
+    The flexion film is searched first; if detection fails there, the extension
+    film is, and the bodies are tracked the other way.  Bodies that could not be
+    placed stay NaN (their segments are "not measured") with the reason in the
+    warnings.
+    """
     try:
-        from app import autolandmarks
-    except ImportError:
+        import measure
+        from app.autolandmarks import detect_film, track_film
+
+        measure.detect_vertebrae  # noqa: B018 - the detector itself may be missing
+    except (ImportError, AttributeError):
         outcome.reason = NO_DETECTION
         return False
-    detect = getattr(autolandmarks, "detect_study", None)
-    if detect is None:
-        outcome.reason = NO_DETECTION
+    levels = tuple(task.levels)
+    reasons = []
+    for source, target in (("flexion", "extension"), ("extension", "flexion")):
+        try:
+            detected = detect_film(films[source], levels=levels)
+        except ImportError:
+            outcome.reason = NO_DETECTION
+            return False
+        if not detected:
+            reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
+            continue
+        tracked = track_film(films[source], detected.corners, films[target], levels=levels)
+        if not tracked:
+            reasons.append(f"tracking from the {source} film: "
+                           f"{getattr(tracked, 'reason', 'failed')}")
+            continue
+        break
+    else:
+        outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
         return False
-    result = detect(films["flexion"], films["extension"], levels=task.levels)
-    if not result:
-        outcome.reason = f"landmarks: detection failed: {getattr(result, 'reason', 'no reason')}"
-        return False
-    outcome.levels = list(getattr(result, "levels", task.levels))
-    for role in ROLES:
-        film = getattr(result, role)
-        marks = np.asarray(film.landmarks, dtype=float)
-        setattr(outcome, f"{role}_landmarks", marks.tolist())
-        sd = np.asarray(getattr(film, "sd_mm", np.full(marks.shape[:-1], np.nan)), dtype=float)
-        setattr(outcome, f"{role}_sd_mm", sd.tolist())
-        quality = np.asarray(getattr(film, "fit_quality", np.full(marks.shape[0], np.nan)))
-        setattr(outcome, f"{role}_fit_quality", quality.astype(float).tolist())
-        warnings.extend(f"{role}: {w}" for w in getattr(film, "warnings", ()))
-    outcome.landmark_method = str(getattr(result, "method", "detected"))
+    outcome.levels = list(levels)
+    for role, result in ((source, detected), (target, tracked)):
+        setattr(outcome, f"{role}_landmarks", np.asarray(result.corners, dtype=float).tolist())
+        setattr(outcome, f"{role}_sd_mm", np.asarray(result.sd_mm, dtype=float).tolist())
+        setattr(outcome, f"{role}_placement",
+                [[str(m) for m in body] for body in np.asarray(result.placement).tolist()])
+        setattr(outcome, f"{role}_fit_quality",
+                np.asarray(result.quality, dtype=float).tolist())
+        warnings.extend(f"{role} film: {level} not placed: {why}"
+                        for level, why in result.failures.items())
+    if reasons:
+        warnings.append("detection on the flexion film failed; detected on the extension film")
+    outcome.landmark_method = f"detected:{source}+tracked:{target}"
     return True

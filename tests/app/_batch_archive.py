@@ -94,7 +94,8 @@ def _landmarks_file(path: Path, truth: dict, study_uid: str, sop: dict[str, str]
 
 
 def _render(seed: int, folder: Path, **options) -> tuple[dict, dict[str, Path]]:
-    study = make_study(seed, scale=0.1, **options)
+    options.setdefault("scale", 0.1)
+    study = make_study(seed, **options)
     paths = write_study(study, folder)
     Path(paths["truth"]).unlink()  # the truth stays with the test, not in the archive
     return study.truth(), {"flexion": Path(paths["flexion"]),
@@ -125,6 +126,8 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
         }
         if i % 4 == 0:
             options["unstable"] = ("L4-L5",)
+        if landmarks == "detect":  # detection needs a film of realistic resolution
+            options["scale"] = 0.25
         truth, paths = _render(seed, folder / f".tmp{i}", **options)
         patient = patient or f"PAT{i:03d}"
         study_uid = generate_uid()

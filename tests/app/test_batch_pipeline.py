@@ -35,10 +35,11 @@ EXACT = 1e-6  # truth landmarks: the measurement must reproduce the construction
 
 def _detection_available() -> bool:
     try:
-        from app import autolandmarks
+        import app.autolandmarks  # noqa: F401
+        import measure
     except ImportError:
         return False
-    return hasattr(autolandmarks, "detect_study")
+    return hasattr(measure, "detect_vertebrae")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,8 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
     detected = {uid for uid, s in archive.studies.items() if s.landmarks == "detect"}
     expected_studies = set(given) | (detected if _detection_available() else set())
     assert set(by_study) == expected_studies
-    for uid, study in given.items():
+    measured = {uid: s for uid, s in archive.studies.items() if uid in expected_studies}
+    for uid, study in measured.items():
         study_rows = by_study[uid]
         assert [r["segment"] for r in study_rows] == SEGMENTS
         for row in study_rows:
@@ -89,6 +91,19 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
             assert row["pairing"] == study.pairing
             assert row["upper"] + "-" + row["lower"] == row["segment"]
             assert row["measured"] == "true"
+            if study.landmarks == "detect":
+                # detected on flexion, tracked onto extension: the truth lies inside
+                # the 95 % interval the row reports
+                assert row["landmark_method"] == "detected:flexion+tracked:extension"
+                assert 0 < float(row["flexion_fit_quality"]) <= 1
+                assert 0 < float(row["extension_fit_quality"]) <= 1
+                for value, sd, true in (
+                    ("angulation_deg", "angulation_sd_deg", truth["dtheta_deg"]),
+                    ("translation_pct", "translation_sd_pct", truth["dt_pct"]),
+                ):
+                    assert abs(float(row[value]) - true) <= 1.96 * float(row[sd])
+                    assert 0 < float(row[sd]) < 3
+                continue
             assert float(row["angulation_deg"]) == pytest.approx(truth["dtheta_deg"], abs=EXACT)
             assert float(row["flexion_angle_deg"]) == pytest.approx(
                 truth["theta_flexion_deg"], abs=EXACT)
@@ -329,8 +344,9 @@ def test_cli_anonymize_leaves_no_identity_in_any_output(
             for secret in secrets:
                 assert secret.encode() not in data, (path.name, secret)
     rows = _csv(out / "results.csv")
-    given = [s for s in archive.studies.values() if s.landmarks != "detect"]
-    assert len({r["patient_id"] for r in rows}) == len({s.patient_id for s in given})
+    measured = [s for s in archive.studies.values()
+                if s.landmarks != "detect" or _detection_available()]
+    assert len({r["patient_id"] for r in rows}) == len({s.patient_id for s in measured})
     assert all(r["patient_id"].startswith("patient-") for r in rows)
     # same salt on a rerun: same pseudonyms (results of reruns can be joined)
     main(["batch", str(archive.input_dir), "--out", str(out), "--landmarks",
