@@ -40,6 +40,16 @@ def sample_files() -> list[str]:
     return [str(f) for f in files]
 
 
+def _has_display() -> bool:
+    """False on Linux without X11/Wayland and no Qt platform chosen (Qt would abort)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the viewer; returns Qt's exit status."""
     from app.errors import UserError
@@ -58,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.landmarks}: no such landmarks file")
     if args.landmarks and not paths:
         raise UserError("--landmarks: give the films too (FILES or --sample)")
+    if not _has_display():
+        raise UserError(
+            "no display to open the viewer on (DISPLAY and WAYLAND_DISPLAY are not set): "
+            "run it on a desktop, over ssh -X, or under xvfb-run"
+        )
     from ui.qt_main_window import run_viewer
 
     return run_viewer(paths, args.session, landmarks=args.landmarks, screenshot=args.screenshot)

@@ -27,3 +27,13 @@ def test_landmarks_need_films(tmp_path, capsys, monkeypatch):
     (tmp_path / "m.json").write_text("{}")
     assert main(["view", "--landmarks", "m.json"]) == 2
     assert "--landmarks: give the films too" in capsys.readouterr().err
+
+
+def test_no_display_is_a_clear_message(tmp_path, capsys, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    film = tmp_path / "a.dcm"
+    film.write_bytes(b"x")
+    assert main(["view", str(film)]) == 2
+    assert "no display to open the viewer on" in capsys.readouterr().err
