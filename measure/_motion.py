@@ -32,6 +32,7 @@ _AS, _PS, _PI, _AI = range(4)
 _X, _Y = 0, 1
 _MIN_LENGTH = 1e-9  # endplates shorter than this (px or mm) count as coincident corners
 _CHUNK = 4096  # studies per chunk: keeps the per-segment temporaries in cache
+_MAX_COORDINATE = 1e9  # px or mm: far beyond any film, far below where squares overflow
 
 
 # --------------------------------------------------------------------------- result
@@ -387,6 +388,16 @@ def _check_corners(c: np.ndarray, name: str, levels: Sequence[str], batch, offse
     A segment needs its upper body's PI/AI and its lower body's AS/PS.  A body
     whose corners are all NaN is a missing level (its segments become NaN).
     """
+    # a coordinate this large is not a position on a film; the products below would
+    # overflow to inf/NaN and turn a segment silently into "not measured" or flip e2
+    extent = max(np.fmax.reduce(c, axis=None), -np.fmin.reduce(c, axis=None))
+    if _MAX_COORDINATE < extent < np.inf:  # infinite corners are reported below
+        with np.errstate(invalid="ignore"):
+            corner, _axis, body, study = (int(i[0]) for i in np.nonzero(np.abs(c) > _MAX_COORDINATE))
+        raise ValueError(
+            f"{name}: {levels[body]} {CORNERS[corner]} lies beyond {_MAX_COORDINATE:.0e} "
+            f"(pixels, or mm after spacing): not a position on a film{_where(batch, offset + study)}"
+        )
     # fast path: every required coordinate finite (sums are finite iff all terms are)
     if np.isfinite(c[_AS:_PI, :, 1:].sum()) and np.isfinite(c[_PI:, :, :-1].sum()):
         return

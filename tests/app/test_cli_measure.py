@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -160,3 +161,58 @@ def test_missing_level_and_one_uncalibrated_film(tmp_path, capsys):
     line = next(row for row in table.splitlines() if row.startswith("L4-L5"))
     assert "+62.5 %" in line and "+0.0 %" in line and "mm" not in line  # per-film values in %
     assert "not measured" in table and "no landmarks on one of the films" in table
+
+
+def _text(doc) -> str:
+    return json.dumps(doc)
+
+
+def _with_ps(value):
+    doc = _study()
+    doc["flexion"]["landmarks"]["L3"]["PS"] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "not valid JSON: Expecting value at line 1 column 1"),
+        (_text(_study()).replace("[0.2, 0.2]", "[NaN, 0.2]", 1), "not valid JSON: NaN is not allowed"),
+        ("[1, 2]", "key (top level): expected an object with flexion and extension"),
+        (_text({"flexion": _study()["flexion"]}), "key extension: missing"),
+        (_text(_study(spacing=(0, 0))), "key flexion.pixel_spacing_mm: expected [row, column] positive numbers"),
+        (_text(_study(spacing=(-0.2, 0.2))), "key flexion.pixel_spacing_mm: expected [row, column] positive numbers"),
+        (_text(_study(spacing=("0.000", "0.000"))), 'key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got ["0.000", "0.000"]'),
+        (_text(_with_ps(["20", "100"])), 'key flexion.landmarks.L3.PS: expected [x, y] numbers, got ["20", "100"]'),
+        (_text(_with_ps([1e200, 1e200])), "cannot measure: flexion: L3 PS lies beyond 1e+09"),
+    ],
+)
+def test_broken_files_one_line_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "study.json"
+    path.write_text(content)
+    status = main(["measure", str(path)])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err.startswith(f"lumbar-instability: {path}: {message}"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_directory_and_missing_path_exit_2(tmp_path, capsys):
+    assert main(["measure", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"lumbar-instability: {tmp_path}: is a directory, expected a JSON file\n"
+    assert main(["measure", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err == f"lumbar-instability: {tmp_path / 'absent.json'}: no such file\n"
+
+
+def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
+    """Tracked corners (0.2 mm) on extension, manual (0.6 mm) on flexion: the interval of
+    the flat segment is 1.96 sqrt(var_t(0.6) + var_t(0.2)), var_t(s) = s² (2 + 2 (h/d)²)."""
+    doc = _study(25.0, calibration_source="calibrated")
+    doc["extension"]["placement"] = {
+        level: {c: "tracked" for c in corners} for level, corners in doc["extension"]["landmarks"].items()
+    }
+    _, out, _, _ = _run(tmp_path, doc, "--json", capsys=capsys)
+    lo, hi = json.loads(out)["segments"][3]["translation_mm_ci95"]
+    r = 15 / 40  # PI_U 15 px above L's 40 px endplate
+    expected = 1.959963984540054 * math.sqrt((0.6**2 + 0.2**2) * (2 + 2 * r * r))
+    assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)

@@ -238,6 +238,22 @@ def test_angulation_threshold_edge_and_sign():
     assert case(-10.5).angulation_unstable[3]  # magnitude, sign kept
 
 
+def test_angulation_threshold_is_strict_exactly_at_the_threshold():
+    """Flat L5 endplate; on extension U's inferior endplate rises 45 degrees anteriorly
+    (AI 20 px anterior of and 20 px above PI): atan2(1, 1) is exactly 45.0 degrees."""
+    body = np.array([[40.0, 0], [0, 0], [0, 30], [40, 30]])
+    flex = np.stack([body, body + [0, 40]])
+    ext = flex.copy()
+    ext[0, 3] = ext[0, 2] + [20, -20]
+    ext[0, 0] = ext[0, 3] + [0, -30]
+    at = Criteria("at 45", angulation_deg=45.0)
+    r = segmental_motion(flex, ext, [0.5, 0.5], levels=["L4", "L5"], criteria=at)
+    assert r.angulation_deg[0] == 45.0
+    assert not r.angulation_unstable[0] and r.criterion[0] == "none"
+    below = Criteria("just below 45", angulation_deg=float(np.nextafter(45.0, 0.0)))
+    assert segmental_motion(flex, ext, [0.5, 0.5], levels=["L4", "L5"], criteria=below).angulation_unstable[0]
+
+
 def test_both_criteria_and_custom_levels():
     flex, ext = _translated(10.0)  # 5 mm at L4-L5
     a = math.radians(12)
@@ -278,6 +294,40 @@ def test_missing_level_gives_nan_segments_not_error():
     recs = r.to_records()
     assert recs[1]["translation_mm"] is None and recs[1]["criterion"] is None
     assert recs[3]["translation_mm"] == 5.0 and recs[3]["unstable"] is True
+
+
+def test_top_body_without_superior_corners_still_finds_the_side_of_u():
+    """The top body may omit AS/PS; e2 is then oriented by U's inferior endplate.
+
+    Same numbers as with the corners present, on a rotated, mirrored film too.
+    """
+    flex, ext = _translated(10.0)
+    a = math.radians(8)
+    rot = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    ext[0] = (ext[0] - ext[0, 2]) @ rot.T + ext[0, 2]  # L1 tilts 8 degrees lordotic on extension
+    b = math.radians(140)
+    film = np.array([[-math.cos(b), math.sin(b)], [math.sin(b), math.cos(b)]])  # mirror and rotate
+    for f, e in ((flex, ext), (flex @ film.T + 900, ext @ film.T + 900)):
+        full = segmental_motion(f, e, [0.5, 0.5])
+        f, e = f.copy(), e.copy()
+        f[0, :2] = np.nan
+        e[0, :2] = np.nan
+        top = segmental_motion(f, e, [0.5, 0.5])
+        assert top.angulation_deg[0] == pytest.approx(8.0, abs=1e-9)
+        assert top.extension_angle_deg[0] == pytest.approx(8.0, abs=1e-9)  # lordotic: positive
+        assert top.translation_mm[0] == pytest.approx(0.0, abs=1e-9)
+        assert top.translation_mm[3] == pytest.approx(5.0, abs=1e-9)
+        for name in ("flexion_angle_deg", "extension_angle_deg", "translation_mm", "rotation_centre"):
+            np.testing.assert_allclose(getattr(top, name), getattr(full, name), atol=1e-9, err_msg=name)
+        assert np.isnan(top.depth_ratio[0]) and np.isfinite(top.depth_ratio[1:]).all()
+    # and on random films of either facing and any rotation
+    flex, ext = random_spines(np.random.default_rng(11), 200)
+    full = segmental_motion(flex, ext, [0.15, 0.15])
+    flex[:, 0, :2] = np.nan
+    ext[:, 0, :2] = np.nan
+    top = segmental_motion(flex, ext, [0.15, 0.15])
+    for name in ("flexion_angle_deg", "extension_angle_deg", "translation_mm", "rotation_centre"):
+        np.testing.assert_allclose(getattr(top, name), getattr(full, name), atol=1e-9, err_msg=name)
 
 
 def test_rotation_centre_of_constructed_rigid_motion():
@@ -363,6 +413,23 @@ def test_non_finite_required_corner_is_an_error():
     batch_f[2, 4, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"flexion: L5 PS .* in study \(2,\)"):
         segmental_motion(batch_f, e)
+
+
+def test_coordinates_beyond_any_film_are_errors():
+    """Huge but finite coordinates overflowed silently (a segment became 'not measured',
+    a neighbour flipped sign); they are rejected, naming film, level and corner."""
+    f, e = _good()
+    f[2, 1] = [1e200, 1e200]  # L3 PS
+    with pytest.raises(ValueError, match=r"flexion: L3 PS lies beyond 1e\+09"):
+        segmental_motion(f, e, [0.5, 0.5])
+    f, e = _good()
+    batch_e = np.stack([e, e])
+    batch_e[1, 4, 3, 0] = -2e9  # L5 AI x, second study
+    with pytest.raises(ValueError, match=r"extension: L5 AI lies beyond .* in study \(1,\)"):
+        segmental_motion(f, batch_e)
+    f, e = _good()
+    with pytest.raises(ValueError, match=r"flexion: L1 AS lies beyond"):  # limit applies in mm too
+        segmental_motion(f, e, [1e9, 1e9])
 
 
 def test_degenerate_endplates_are_errors():
