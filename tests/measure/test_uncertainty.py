@@ -86,6 +86,22 @@ def test_borderline_when_interval_straddles_threshold():
     assert not r.borderline.any() and np.isnan(r.translation_ci95_mm).all()
 
 
+def test_borderline_uses_the_95_percent_half_width_on_both_sides():
+    """Half-width 1.96 x 0.618 = 1.21 mm: 5.0 mm straddles 4 mm at 95 % (it would not at
+    one SD, 0.62 mm); a posterior translation of -4.5 mm straddles -4 mm the same way."""
+    kwargs = {"levels": ["L4", "L5"], "landmark_sd_mm": 0.3}
+    r = segmental_motion(*_shifted(5.0), (0.5, 0.5), **kwargs)
+    assert r.translation_sd_mm[0] == pytest.approx(0.3 * math.sqrt(4.25), rel=1e-12)
+    assert r.unstable[0] and r.translation_borderline[0] and r.borderline[0]
+    r = segmental_motion(*_shifted(-4.5), (0.5, 0.5), **kwargs)
+    assert r.translation_mm[0] == pytest.approx(-4.5, abs=1e-12)
+    assert r.unstable[0] and r.translation_borderline[0] and r.borderline[0]
+    r = segmental_motion(*_shifted(-3.0), (0.5, 0.5), **kwargs)  # [-4.21, -1.79] straddles -4
+    assert not r.unstable[0] and r.borderline[0]
+    r = segmental_motion(*_shifted(-6.0), (0.5, 0.5), **kwargs)  # wholly below -4
+    assert r.unstable[0] and not r.borderline[0]
+
+
 def test_borderline_is_about_the_overall_decision():
     """Translation borderline but angulation certainly exceeded: certainly unstable overall."""
     flex, ext = _shifted(4.5)
@@ -106,6 +122,10 @@ def test_uncalibrated_films_use_pixel_sds():
     np.testing.assert_allclose(px.angulation_sd_deg, mm.angulation_sd_deg, rtol=1e-12)
     np.testing.assert_allclose(px.translation_sd_pct, mm.translation_sd_pct, rtol=1e-12)
     assert np.isnan(px.translation_sd_mm).all()
+    # on a calibrated film without mm SDs, pixel SDs are converted with the spacing
+    conv = segmental_motion(flex, ext, (0.5, 0.5), levels=["L4", "L5"], landmark_sd_px=0.6)
+    for name in ("translation_sd_mm", "translation_sd_pct", "angulation_sd_deg"):
+        np.testing.assert_allclose(getattr(conv, name), getattr(mm, name), rtol=1e-12, err_msg=name)
     # one film calibrated: % computed in pixels with the mm SD converted on that film
     mixed = segmental_motion(
         flex, ext, flexion_spacing_mm=(0.5, 0.5), levels=["L4", "L5"], landmark_sd_mm=0.3, landmark_sd_px=0.6
