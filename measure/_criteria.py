@@ -99,7 +99,7 @@ class Criteria:
             raise ValueError(
                 f"{unknown[0]}: unknown key (expected {', '.join(_KINDS)}, name, source)"
             )
-        if not any(mapping.get(kind) for kind in _KINDS):
+        if all(mapping.get(kind) in (None, {}) for kind in _KINDS):  # 0 is a bad threshold, not none
             raise ValueError(f"criteria: at least one of {', '.join(_KINDS)} is needed")
         source = mapping.get("source", "user settings")
         label = mapping.get("name", name)

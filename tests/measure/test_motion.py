@@ -486,6 +486,11 @@ def test_criteria_from_dict_validation():
         Criteria.from_dict({"translation": 4})
     with pytest.raises(ValueError, match=r"criteria: at least one"):
         Criteria.from_dict({"name": "empty"})
+    with pytest.raises(ValueError, match=r"criteria: at least one"):
+        Criteria.from_dict({"translation_mm": None, "angulation_deg": {}})
+    # a zero threshold is a bad value of that key, not a missing table
+    with pytest.raises(ValueError, match=r"translation_mm\.\*: expected a positive number or null, got 0"):
+        Criteria.from_dict({"translation_mm": 0})
 
 
 def test_scalar_reference_itself_on_hand_case():
