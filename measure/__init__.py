@@ -7,6 +7,7 @@ Imports numpy, scipy, opencv and scikit-image only: no Qt, no DICOM, no file I/O
 from measure._auto_common import LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
+from measure._detect import DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._refine import RefinementResult, refine_corners
@@ -22,11 +23,13 @@ __all__ = [
     "Calibration",
     "CalibrationSource",
     "Criteria",
+    "DetectionResult",
     "LandmarkFailure",
     "PlacementMethod",
     "RefinementResult",
     "SegmentalMotion",
     "TrackingResult",
+    "detect_vertebrae",
     "get_criteria",
     "level_sort_key",
     "refine_corners",

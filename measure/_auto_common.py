@@ -6,7 +6,11 @@ outlines built from the corners, input checks and the falsy failure value.
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -18,7 +22,28 @@ __all__ = [
     "body_outlines",
     "endplate_depth_px",
     "local_normalise",
+    "nan_tolerant",
 ]
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def nan_tolerant(func: _F) -> _F:
+    """Silence numpy's all-NaN-slice warnings inside ``func``.
+
+    Absent bodies and S1's missing corners are NaN by design; reductions over
+    them are expected to give NaN, which the code then handles explicitly.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"(Mean of empty slice|All-NaN slice encountered)", RuntimeWarning)
+            warnings.filterwarnings("ignore", r"(invalid value|divide by zero)", RuntimeWarning)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from measure._auto_common import (
     as_landmarks,
     body_outlines,
     endplate_depth_px,
+    nan_tolerant,
 )
 
 __all__ = ["RefinementResult", "refine_corners"]
@@ -77,6 +78,7 @@ class RefinementResult:
         return np.array([r is None for r in self.body_failures])
 
 
+@nan_tolerant
 def refine_corners(
     image: np.ndarray,
     landmarks: np.ndarray,

@@ -36,6 +36,7 @@ from measure._auto_common import (
     body_outlines,
     endplate_depth_px,
     local_normalise,
+    nan_tolerant,
 )
 from measure._registration import (
     apply_matrix,
@@ -138,6 +139,7 @@ def _scale_of(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
+@nan_tolerant
 def track_bodies(
     fixed_image: np.ndarray,
     fixed_landmarks: np.ndarray,

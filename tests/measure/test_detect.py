@@ -1,0 +1,80 @@
+"""Detection of L1-S1 on single phantom films: right levels, corner accuracy, refusals."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from measure import LandmarkFailure, detect_vertebrae
+from tests.measure._synthetic_spine import make_pair
+
+LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
+
+
+@pytest.fixture(scope="module")
+def phantom_films():
+    from app.phantom import make_study
+
+    films = []
+    for seed, options in ((9101, {"facing": "left"}), (9102, {"facing": "right", "rotation_deg": 15})):
+        study = make_study(seed, scale=0.25, **options)
+        films += [(film, options["facing"]) for film in study.films]
+    return films
+
+
+def test_detection_finds_the_levels_and_the_facing(phantom_films):
+    for film, facing in phantom_films:
+        result = detect_vertebrae(film.pixels, pixel_spacing_mm=film.pixel_spacing_mm[0])
+        assert result, result.reason
+        truth = film.landmark_array()
+        err_mm = np.linalg.norm(result.landmarks - truth, axis=-1) * film.pixel_spacing_mm[0]
+        per_level = np.nanmedian(err_mm, axis=1)
+        assert np.all(per_level < 5.0), per_level  # a wrong level is ~35 mm off
+        assert np.nanmedian(err_mm) < 2.0
+        assert result.facing == facing
+        assert np.all(np.isnan(result.landmarks[5, 2:]))
+        assert np.all((result.confidence >= 0) & (result.confidence <= 1))
+
+
+def test_detection_without_spacing_still_finds_the_levels(phantom_films):
+    film, _ = phantom_films[0]
+    result = detect_vertebrae(film.pixels)
+    err_mm = np.linalg.norm(result.landmarks - film.landmark_array(), axis=-1) * film.pixel_spacing_mm[0]
+    assert np.all(np.nanmedian(err_mm, axis=1) < 5.0)
+
+
+def test_cropped_film_reports_the_missing_top_levels(phantom_films):
+    film, _ = phantom_films[0]
+    truth = film.landmark_array()
+    top = int(np.nanmax(truth[1, :, 1]))  # cut through L2's lower part: L1 and L2 gone
+    result = detect_vertebrae(film.pixels[top:], pixel_spacing_mm=film.pixel_spacing_mm[0])
+    assert result
+    assert result.body_failures[0] is not None and "not found" in result.body_failures[0]
+    assert result.body_failures[1] is not None
+    assert np.all(np.isnan(result.landmarks[:2]))
+    shifted = truth - np.array([0, top])
+    placed = np.isfinite(result.landmarks[:, 0, 0])
+    assert placed[3:].all()  # L4, L5, S1 well inside the film
+    err_mm = np.linalg.norm(result.landmarks - shifted, axis=-1) * film.pixel_spacing_mm[0]
+    assert np.all(np.nanmedian(err_mm[placed], axis=1) < 5.0)  # the top body: found or refused
+
+
+def test_blank_film_is_not_found():
+    result = detect_vertebrae(np.full((400, 300), 1000, np.uint16))
+    assert isinstance(result, LandmarkFailure)
+    assert result.reason == "not found: the film is blank or uniform"
+
+
+def test_another_body_part_is_not_found():
+    rng = np.random.default_rng(4)
+    other = cv2.GaussianBlur(rng.normal(0, 1, (480, 384)).astype(np.float32), (0, 0), 8)
+    result = detect_vertebrae(other, pixel_spacing_mm=0.67)
+    assert not result and result.reason.startswith("not found")
+
+
+def test_column_without_sacrum_is_not_found():
+    _, film = make_pair(41, noise=0.02)  # five blocks and a sixth, no sacrum or disc below
+    cut = film.image[: int(np.nanmax(film.corners[3, :, 1])) + 3]  # ends at L4's lower endplate
+    result = detect_vertebrae(cut)
+    assert not result and result.reason.startswith("not found")
