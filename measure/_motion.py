@@ -606,7 +606,8 @@ def segmental_motion(
     ``dt_pct = 100 dt / mean(d_L_flex, d_L_ext)``.  Geometry is done in mm
     (``x_mm = x * column_spacing``, ``y_mm = y * row_spacing``); on
     uncalibrated films in pixels (square pixels assumed), and when only one
-    film is calibrated the percentage is computed in pixels on both.
+    film is calibrated the percentage is computed in pixels on both (the
+    calibrated film's non-square pixels made square first).
     Uncertainty is propagated to first order (analytic Jacobian, independent
     isotropic corner errors); see ``docs/measurement-methods.md``.
 
@@ -987,12 +988,26 @@ def _chunk_body(ctx: _Context, lo: int, hi: int) -> None:
 
 
 def _recompute_mixed(ctx, lo, rows, sp_f, sp_e, cal_f, cal_e) -> None:
-    """Studies with one calibrated film: % and depth ratio in pixels on both films."""
+    """Studies with one calibrated film: % and depth ratio in pixels on both films.
+
+    The calibrated film keeps its true shape: x and y are scaled by its spacing over
+    the geometric mean spacing (unit: a square pixel of the same area), so that
+    non-square pixels do not distort its angles and depths; the uncalibrated film
+    can only be taken as square pixels.
+    """
     out = ctx.out
     dtype = ctx.dtype
-    none = np.zeros(len(rows), bool)
-    gf = _film(_corners(ctx.flex[lo + rows], None, none, dtype), "flexion", ctx.levels, ctx.batch, lo)
-    ge = _film(_corners(ctx.ext[lo + rows], None, none, dtype), "extension", ctx.levels, ctx.batch, lo)
+
+    def shape_only(spacing):  # (k, 2) spacing of unit geometric mean
+        if spacing is None:
+            return None
+        spacing = spacing[rows]
+        return spacing / np.sqrt(spacing[:, :1] * spacing[:, 1:])
+
+    cf = _corners(ctx.flex[lo + rows], shape_only(sp_f), cal_f[rows], dtype)
+    ce = _corners(ctx.ext[lo + rows], shape_only(sp_e), cal_e[rows], dtype)
+    gf = _film(cf, "flexion", ctx.levels, ctx.batch, lo)
+    ge = _film(ce, "extension", ctx.levels, ctx.batch, lo)
     dt = gf["t"] - ge["t"]
     dbar = 0.5 * (gf["d"] + ge["d"])
     idx = lo + rows

@@ -108,6 +108,28 @@ def test_one_film_calibrated():
     assert r.flexion_calibrated and not r.extension_calibrated
 
 
+def test_one_film_calibrated_with_non_square_pixels():
+    """The calibrated film's shape comes from its (row, column) spacing even when the
+    other film has none: if the uncalibrated film's pixels are square with the same
+    area, the % and the depth ratio equal those of both films calibrated."""
+    rng = np.random.default_rng(17)
+    row, col = 0.1, 0.2
+    square = math.sqrt(row * col)
+    flex, _ = random_spines(rng, 40, spacing=(row, col))
+    _, ext = random_spines(rng, 40, spacing=(square, square))
+    both = segmental_motion(flex, ext, flexion_spacing_mm=(row, col), extension_spacing_mm=(square, square))
+    for sd in (None, 0.4):
+        mixed = segmental_motion(flex, ext, flexion_spacing_mm=(row, col), landmark_sd_mm=sd)
+        np.testing.assert_allclose(mixed.translation_pct, both.translation_pct, atol=1e-9)
+        np.testing.assert_allclose(mixed.depth_ratio, both.depth_ratio, rtol=1e-12)
+        assert np.isnan(mixed.translation_mm).all()
+    sds = segmental_motion(flex, ext, flexion_spacing_mm=(row, col), extension_spacing_mm=(square, square), landmark_sd_mm=0.4)
+    mixed = segmental_motion(
+        flex, ext, flexion_spacing_mm=(row, col), flexion_landmark_sd_mm=0.4, landmark_sd_px=0.4 / square
+    )
+    np.testing.assert_allclose(mixed.translation_sd_pct, sds.translation_sd_pct, rtol=1e-9)
+
+
 def test_anisotropic_spacing_uses_row_and_column():
     # flat endplates; PI_U 10 px anterior of PS_L along x, column spacing 0.3 -> 3 mm
     body = np.array([[40.0, 0], [0, 0], [0, 30], [40, 30]])
