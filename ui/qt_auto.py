@@ -1,4 +1,4 @@
-"""Automatic landmarks in the viewer: Landmarks › Track and Refine menu actions.
+"""Automatic landmarks in the viewer: Landmarks › Track, Refine and Detect actions.
 
 The algorithms and their wiring to films are :mod:`app.autolandmarks` (issue
 #5); this module only calls them on the session's films and puts the result in
@@ -56,6 +56,11 @@ class QtAutoLandmarks:
             act.triggered.connect(lambda _=False, r=role: self.refine(r))
             menu.addAction(act)
             actions[f"refine_{role}"] = act
+        for role in ROLES:
+            act = QAction(f"&Detect vertebrae on the {role} film (no clicks; review them)", window)
+            act.triggered.connect(lambda _=False, r=role: self.detect(r))
+            menu.addAction(act)
+            actions[f"detect_{role}"] = act
         self.session.events.films.connect(self._on_films_change)
         self._on_films_change()
 
@@ -65,6 +70,7 @@ class QtAutoLandmarks:
         for role in ROLES:
             actions[f"track_{role}"].setEnabled(len(roles) == 2)
             actions[f"refine_{role}"].setEnabled(role in roles)
+            actions[f"detect_{role}"].setEnabled(role in roles)
 
     def _film(self, role: str) -> Any:
         state = self.session.film(role)
@@ -126,6 +132,25 @@ class QtAutoLandmarks:
         finally:
             QGuiApplication.restoreOverrideCursor()
         return self._apply(role, outcome, "Refine")
+
+
+    def detect(self, role: str) -> int:
+        """Find the bodies on ``role`` without any click; returns corners placed.
+
+        Detected corners replace the film's corners of the bodies found (one undo
+        step); they are ``detected`` (unreviewed, larger SD) until moved.
+        """
+        film = self._film(role)
+        if film is None:
+            return 0
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            outcome = autolandmarks.detect_film(
+                film, levels=self.session.levels, calibration=self.session.calibration(role)
+            )
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        return self._apply(role, outcome, "Detect")
 
 
 def install_auto_landmarks(window) -> QtAutoLandmarks:

@@ -74,3 +74,20 @@ def test_refine_snaps_rough_clicks(window, sample):
 def test_track_needs_an_outline(window):
     window.actions_by_name["track_extension"].trigger()
     assert any("outline the bodies on the extension film first" in m for m in window.banner.messages("error"))
+
+
+def test_detect_places_bodies_without_clicks(window, sample):
+    truth = json.loads((sample / "truth.json").read_text())
+    n = window.auto.detect("extension")
+    placed = window.session.landmarks("extension")
+    found = np.isfinite(placed).all(-1)
+    assert n == found.sum() > 0
+    assert {m for m in window.session.film("extension").placement[found]} == {"detected"}
+    ext = truth_arrays(truth, "extension")
+    # a detected body sits on its true body (not one level off: bodies are ~30 mm apart)
+    centre = np.nanmean(np.where(found[..., None], placed, np.nan), axis=1)
+    true_centre = np.nanmean(ext, axis=1)
+    rows = np.isfinite(centre).all(-1)
+    assert (np.linalg.norm(centre[rows] - true_centre[rows], axis=-1) < 40).all()
+    window.actions_by_name["undo"].trigger()
+    assert np.isnan(window.session.landmarks("extension")).all()
