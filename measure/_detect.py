@@ -455,7 +455,7 @@ def detect_vertebrae(
     corners[-1, :2] = s1_as_ps
     confidence[-1] = float(np.nanmin(confidence[: n_lumbar])) if np.any(np.isfinite(confidence[:n_lumbar])) else 0.5
 
-    refined = refine_corners(img, corners, search_fraction=0.2, max_move_fraction=0.25, levels=levels)
+    refined = refine_corners(img, corners, search_fraction=0.25, max_move_fraction=0.4, levels=levels)
     sd = np.full(corners.shape[:2], np.nan)
     if refined:
         ok = refined.refined

@@ -94,3 +94,55 @@ def test_track_refuses_a_film_of_something_else(phantom_files, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "tracking failed: not found" in err or "no body could be tracked" in err
     assert not out.exists()
+
+
+def test_detect_writes_a_landmarks_file_for_a_flexion_extension_pair(phantom_files, tmp_path, capsys):
+    study, paths, _ = phantom_files
+    out = tmp_path / "det.json"
+    status = main(["detect", str(paths["flexion"]), str(paths["extension"]), "--out", str(out)])
+    assert status == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "lumbar-instability-detections" and len(doc["films"]) == 2
+    for film in study.films:
+        got = doc[film.view]
+        spacing = film.pixel_spacing_mm[0]
+        for level, corners in film.landmarks().items():
+            err = [np.hypot(*(np.array(got["landmarks"][level][c]) - xy)) * spacing for c, xy in corners.items()]
+            assert np.median(err) < 3.0, (film.view, level, err)  # right level, ~1 mm corners
+            assert set(got["placement"][level].values()) == {"detected"}
+            assert min(got["landmark_sd_mm"][level].values()) >= 0.5
+    entry = doc["films"][0]
+    assert entry["failure"] is None and entry["detection"]["facing"] == study.options.facing
+    assert set(entry["detection"]["confidence"]) == set(MEASURED_LEVELS)
+    # the output is a landmarks file: measure reads it
+    from app.landmarks_io import read_landmarks
+
+    assert read_landmarks(out).levels == MEASURED_LEVELS
+
+
+def test_detect_reports_a_blank_film_and_an_unreadable_file(phantom_files, tmp_path, capsys):
+    import cv2
+
+    _study, paths, _ = phantom_files
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 240), 90, np.uint8))
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"not an image")
+    out = tmp_path / "det.json"
+    status = main(["detect", str(blank), str(junk), str(paths["flexion"]), "--out", str(out)])
+    assert status == 1
+    doc = json.loads(out.read_text())
+    assert doc["films"][0]["failure"] == "not found: the film is blank or uniform"
+    assert doc["films"][1]["failure"]  # the reader's reason
+    assert doc["films"][2]["failure"] is None
+    assert "flexion" not in doc  # no pair of views
+    captured = capsys.readouterr()
+    assert "junk.dcm" in captured.err and "Traceback" not in captured.err
+
+
+def test_detect_with_no_readable_film_writes_nothing(tmp_path, capsys):
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"not an image")
+    out = tmp_path / "det.json"
+    assert main(["detect", str(junk), "--out", str(out)]) == 2
+    assert not out.exists()
