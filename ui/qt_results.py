@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -135,6 +138,24 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     return texts, tips, status
 
 
+class _KeepColoursDelegate(QStyledItemDelegate):
+    """Shows the selected row with a yellow frame instead of the selection colour,
+    so an unstable or borderline row keeps its colour when selected."""
+
+    def paint(self, painter, option, index) -> None:
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        opt = QStyleOptionViewItem(option)
+        opt.state &= ~QStyle.StateFlag.State_Selected
+        super().paint(painter, opt, index)
+        if selected:
+            painter.save()
+            painter.setPen(QPen(QColor(255, 210, 0), 3))
+            rect = option.rect.adjusted(0, 1, 0, -2)
+            painter.drawLine(rect.topLeft(), rect.topRight())
+            painter.drawLine(rect.bottomLeft(), rect.bottomRight())
+            painter.restore()
+
+
 class QtResultsPanel(QWidget):
     """Live table of the session's results with the criteria chooser.
 
@@ -174,6 +195,7 @@ class QtResultsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setItemDelegate(_KeepColoursDelegate(self.table))
         header = self.table.horizontalHeader()
         # sized to the contents when the layout changes, not on every value of a drag
         # (ResizeToContents re-measures the column on each cell change: ~0.5 ms per cell)
