@@ -104,7 +104,7 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
         setattr(outcome, f"{role}_calibration_detail", detail)
 
     if plan.landmarks_path:
-        ok = _given_landmarks(plan, records, outcome, warnings)
+        ok = _given_landmarks(plan, records, films, outcome, warnings)
     else:
         ok = _detected_landmarks(task, films, outcome, warnings)
     if not ok:
@@ -114,7 +114,11 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
 
 
 def _given_landmarks(
-    plan: StudyPlan, records: dict[str, FilmRecord], outcome: StudyOutcome, warnings: list[str]
+    plan: StudyPlan,
+    records: dict[str, FilmRecord],
+    films: dict[str, Any],
+    outcome: StudyOutcome,
+    warnings: list[str],
 ) -> bool:
     from app.batch._landmark_files import read_given_landmarks
 
@@ -156,6 +160,38 @@ def _given_landmarks(
     origin = plan.landmarks_origin or "file"
     outcome.landmark_method = f"given:{origin}" + (f" ({'+'.join(sorted(methods))})"
                                                    if methods else "")
+    empty = [r for r in ROLES if not np.isfinite(given.landmarks[r]).any()]
+    if len(empty) == 2:
+        outcome.reason = f"landmarks: {Path(plan.landmarks_path).name} has no corners"
+        return False
+    if empty:  # outlined on one film only: carry the bodies to the other (measurement.md §7)
+        return _track_other_film(given, empty[0], films, outcome, warnings)
+    return True
+
+
+def _track_other_film(
+    given: Any, target: str, films: dict[str, Any], outcome: StudyOutcome, warnings: list[str]
+) -> bool:
+    source = "extension" if target == "flexion" else "flexion"
+    try:
+        from app.autolandmarks import track_film
+    except ImportError:
+        outcome.reason = f"landmarks: no landmarks on the {target} film and tracking unavailable"
+        return False
+    tracked = track_film(films[source], given.landmarks[source], films[target],
+                         levels=given.levels)
+    if not tracked:
+        outcome.reason = (f"landmarks: no landmarks on the {target} film and tracking from the "
+                          f"{source} film failed: {getattr(tracked, 'reason', 'no reason')}")
+        return False
+    setattr(outcome, f"{target}_landmarks", np.asarray(tracked.corners, dtype=float).tolist())
+    setattr(outcome, f"{target}_sd_mm", np.asarray(tracked.sd_mm, dtype=float).tolist())
+    setattr(outcome, f"{target}_placement",
+            [[str(m) for m in body] for body in np.asarray(tracked.placement).tolist()])
+    setattr(outcome, f"{target}_fit_quality", np.asarray(tracked.quality, dtype=float).tolist())
+    warnings.extend(f"{target} film: {level} not placed: {why}"
+                    for level, why in tracked.failures.items())
+    outcome.landmark_method += f"+tracked:{target}"
     return True
 
 

@@ -44,7 +44,7 @@ class StudyTruth:
     files: dict[str, str]
     truth: dict
     pairing: str = "views"
-    landmarks: str = "landmarks-dir"  # or session, detect
+    landmarks: str = "landmarks-dir"  # or session, detect, flexion-only
 
 
 @dataclass
@@ -126,7 +126,7 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
         }
         if i % 4 == 0:
             options["unstable"] = ("L4-L5",)
-        if landmarks == "detect":  # detection needs a film of realistic resolution
+        if landmarks in ("detect", "flexion-only"):  # realistic resolution for the images
             options["scale"] = 0.25
         truth, paths = _render(seed, folder / f".tmp{i}", **options)
         patient = patient or f"PAT{i:03d}"
@@ -147,6 +147,13 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
         shutil.rmtree(folder / f".tmp{i}")
         if landmarks == "landmarks-dir":
             _landmarks_file(archive.landmarks_dir / f"{study_uid}.json", truth, study_uid, sop)
+        elif landmarks == "flexion-only":  # outlined on flexion: tracked onto extension
+            _landmarks_file(archive.landmarks_dir / f"{study_uid}.json", truth, study_uid, sop)
+            path = archive.landmarks_dir / f"{study_uid}.json"
+            data = json.loads(path.read_text())
+            data["extension"]["landmarks"] = {}
+            data["extension"]["placement"] = {}
+            path.write_text(json.dumps(data))
         elif landmarks == "session":
             _landmarks_file(folder / "session.json", truth, study_uid, sop)
             data = json.loads((folder / "session.json").read_text())
@@ -174,8 +181,10 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
             )
         elif i == 6:  # landmarks from a session file next to the films
             good_study(i, inp / f"PAT{i:03d}" / "s1", landmarks="session")
-        elif i in (7, 8):  # no landmarks anywhere: detection
+        elif i == 7:  # no landmarks anywhere: detection
             good_study(i, inp / f"PAT{i:03d}" / "s1", landmarks="detect")
+        elif i == 10:  # landmarks on the flexion film only (calibrated: SDs in mm)
+            good_study(i, inp / f"PAT{i:03d}" / "s1", landmarks="flexion-only")
         else:
             good_study(i, inp / f"PAT{i:03d}" / f"study{i}")
 
@@ -230,3 +239,17 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
     archive.failures.add(("file", "cut/extension.dcm", "read"))
     archive.failures.add(("study", "cut", "pairing"))
     return archive
+
+
+def light_subset(archive: Archive, target: Path, n: int) -> list[str]:
+    """Copy the folders of ``n`` studies with exact landmark files into ``target``.
+
+    For tests of resuming and write errors, which need real studies but not
+    the slow detection and tracking.  Returns the StudyInstanceUIDs copied.
+    """
+    chosen = [uid for uid, s in archive.studies.items()
+              if s.landmarks == "landmarks-dir" and "mixed" not in s.files["flexion"]][:n]
+    for uid in chosen:
+        folder = Path(archive.studies[uid].files["flexion"]).parent
+        shutil.copytree(archive.input_dir / folder, target / folder)
+    return chosen

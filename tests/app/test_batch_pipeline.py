@@ -27,6 +27,7 @@ from tests.app._batch_archive import (
     NAME_MARKER,
     Archive,
     build_archive,
+    light_subset,
 )
 
 SEGMENTS = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
@@ -74,6 +75,8 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
         by_study.setdefault(row["study_instance_uid"], []).append(row)
     given = {uid: s for uid, s in archive.studies.items() if s.landmarks != "detect"}
     assert len(given) >= 20
+    exact = {uid for uid, s in given.items() if s.landmarks in ("landmarks-dir", "session")}
+    assert len(exact) >= 18
     detected = {uid for uid, s in archive.studies.items() if s.landmarks == "detect"}
     expected_studies = set(given) | (detected if _detection_available() else set())
     assert set(by_study) == expected_studies
@@ -91,11 +94,16 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
             assert row["pairing"] == study.pairing
             assert row["upper"] + "-" + row["lower"] == row["segment"]
             assert row["measured"] == "true"
-            if study.landmarks == "detect":
-                # detected on flexion, tracked onto extension: the truth lies inside
-                # the 95 % interval the row reports
-                assert row["landmark_method"] == "detected:flexion+tracked:extension"
-                assert 0 < float(row["flexion_fit_quality"]) <= 1
+            if study.landmarks in ("detect", "flexion-only"):
+                # detected on flexion (or given there), tracked onto extension: the
+                # truth lies inside the 95 % interval the row reports
+                if study.landmarks == "detect":
+                    assert row["landmark_method"] == "detected:flexion+tracked:extension"
+                    assert 0 < float(row["flexion_fit_quality"]) <= 1
+                else:
+                    assert row["landmark_method"] == (
+                        "given:landmarks-dir (manual)+tracked:extension")
+                    assert row["flexion_fit_quality"] == ""
                 assert 0 < float(row["extension_fit_quality"]) <= 1
                 for value, sd, true in (
                     ("angulation_deg", "angulation_sd_deg", truth["dtheta_deg"]),
@@ -233,11 +241,17 @@ def test_pairs_csv_is_a_reusable_manifest(archive: Archive, serial_run, tmp_path
         assert summary.measured == 0
 
 
+def _rows_of(path: Path, uids) -> list[dict[str, str]]:
+    return [r for r in _csv(path) if r["study_instance_uid"] in set(uids)]
+
+
 def test_rerun_skips_finished_studies_and_interrupted_runs_resume(
     archive: Archive, serial_run, tmp_path: Path
 ):
     out_ref, _ = serial_run
-    reference = (out_ref / "results.csv").read_bytes()
+    uids = light_subset(archive, tmp_path / "input", 8)
+    reference = _rows_of(out_ref / "results.csv", uids)
+    assert len(reference) == 40
 
     class Interrupting(SerialExecutor):
         def __init__(self, after: int) -> None:
@@ -252,22 +266,33 @@ def test_rerun_skips_finished_studies_and_interrupted_runs_resume(
                 yield result
 
     out = tmp_path / "results"
-    options = BatchOptions(archive.input_dir, out, landmarks_dir=archive.landmarks_dir,
+    options = BatchOptions(tmp_path / "input", out, landmarks_dir=archive.landmarks_dir,
                            quiet=True)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(options, executor=Interrupting(after=7))
+        run_batch(options, executor=Interrupting(after=3))
     journal = sorted((out / ".work" / "studies").glob("*.json"))
-    assert len(journal) == 7
+    assert len(journal) == 3
     assert not (out / "results.csv").exists()
     resumed = Interrupting(after=10_000)
     summary = run_batch(options, executor=resumed)
-    assert summary.resumed == 7
-    assert resumed.calls == len(archive.studies) - 7
-    assert (out / "results.csv").read_bytes() == reference
+    assert summary.resumed == 3
+    assert resumed.calls == 8 - 3
+    assert _csv(out / "results.csv") == reference
     again = Interrupting(after=10_000)
     run_batch(options, executor=again)
     assert again.calls == 0
-    assert (out / "results.csv").read_bytes() == reference
+    assert _csv(out / "results.csv") == reference
+    # a changed landmark file redoes only that study
+    path = archive.landmarks_dir / f"{uids[0]}.json"
+    changed = tmp_path / "landmarks"
+    shutil.copytree(archive.landmarks_dir, changed)
+    data = json.loads(path.read_text())
+    data["flexion"]["landmarks"]["L1"]["AS"][0] += 1.0
+    (changed / path.name).write_text(json.dumps(data))
+    once_more = Interrupting(after=10_000)
+    run_batch(BatchOptions(tmp_path / "input", out, landmarks_dir=changed, quiet=True),
+              executor=once_more)
+    assert once_more.calls == 1
 
 
 def test_disk_full_is_reported_and_nothing_written_is_corrupted(
@@ -276,6 +301,7 @@ def test_disk_full_is_reported_and_nothing_written_is_corrupted(
     import app.batch._journal as journal_module
 
     out_ref, _ = serial_run
+    uids = light_subset(archive, tmp_path / "input", 6)
     real = journal_module.atomic_write_text
     calls = []
 
@@ -287,15 +313,16 @@ def test_disk_full_is_reported_and_nothing_written_is_corrupted(
 
     monkeypatch.setattr(journal_module, "atomic_write_text", filling_disk)
     out = tmp_path / "results"
-    options = BatchOptions(archive.input_dir, out, landmarks_dir=archive.landmarks_dir,
+    options = BatchOptions(tmp_path / "input", out, landmarks_dir=archive.landmarks_dir,
                            quiet=True)
     with pytest.raises(UserError, match=r"No space left on device.*intact.*rerun"):
         run_batch(options, executor=SerialExecutor())
     written = sorted((out / ".work" / "studies").iterdir())
     assert len(written) == 4 and all(json.loads(p.read_text())["key"] for p in written)
     monkeypatch.setattr(journal_module, "atomic_write_text", real)
-    run_batch(options, executor=SerialExecutor())
-    assert (out / "results.csv").read_bytes() == (out_ref / "results.csv").read_bytes()
+    summary = run_batch(options, executor=SerialExecutor())
+    assert summary.resumed == 4 and summary.exit_status == 0
+    assert _csv(out / "results.csv") == _rows_of(out_ref / "results.csv", uids)
 
 
 def test_process_pool_and_dask_local_cluster_give_identical_tables(
@@ -309,20 +336,21 @@ def test_process_pool_and_dask_local_cluster_give_identical_tables(
         run_batch(BatchOptions(archive.input_dir, tmp_path / "pool", **options), executor=pool)
     with DaskExecutor("local", 2) as dask:  # worker processes on the loopback interface
         run_batch(BatchOptions(archive.input_dir, tmp_path / "dask", **options), executor=dask)
-    # a running scheduler reached by address, through the command line
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
-        status = main(["batch", str(archive.input_dir), "--out", str(tmp_path / "remote"),
-                       "--landmarks", str(archive.landmarks_dir), "--quiet",
-                       "--scheduler", cluster.scheduler_address])
-    assert status == 1
     for name in ("results.csv", "failures.csv", "pairs.csv"):
         pool_bytes = (tmp_path / "pool" / name).read_bytes()
         assert pool_bytes == (tmp_path / "dask" / name).read_bytes(), name
-        assert pool_bytes == (tmp_path / "remote" / name).read_bytes(), name
         assert pool_bytes == (out_ref / name).read_bytes(), name
+    # a running scheduler reached by address, through the command line
+    from distributed import LocalCluster
+
+    uids = light_subset(archive, tmp_path / "small", 4)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        status = main(["batch", str(tmp_path / "small"), "--out", str(tmp_path / "remote"),
+                       "--landmarks", str(archive.landmarks_dir), "--quiet",
+                       "--scheduler", cluster.scheduler_address])
+    assert status == 0
+    assert _csv(tmp_path / "remote" / "results.csv") == _rows_of(out_ref / "results.csv", uids)
     assert read_parquet_rows(tmp_path / "pool" / "results.parquet") == read_parquet_rows(
         tmp_path / "dask" / "results.parquet")
 
