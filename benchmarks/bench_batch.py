@@ -79,7 +79,7 @@ def main() -> None:
             for workers in (1, 2):
                 r = timed(inp, root / f"out-{mode}-{workers}", landmarks, workers)
                 print(f"{mode:<10} {workers:>7} {r['studies_per_s']:>10.2f} "
-                      f"{100 * r['decode_share']:>8.0f}% {r['seconds']:>8.2f}  "
+                      f"{100 * r['decode_share']:>8.1f}% {r['seconds']:>8.2f}  "
                       f"{r['failures'] or '-'}")
 
 
