@@ -14,10 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from measure._levels import level_sort_key
+
 __all__ = ["CRITERIA_PRESETS", "Criteria", "get_criteria"]
 
 ANY_LEVEL = "*"
 _KINDS = ("translation_mm", "translation_pct", "angulation_deg")
+
+
+def _is_segment(label: str) -> bool:
+    """``"U-L"``: two labels joined by one hyphen, no spaces; U above L when both are
+    vertebral levels (other labels are data the caller chose)."""
+    parts = label.split("-")
+    if len(parts) != 2 or any(not part or part != part.strip() for part in parts):
+        return False
+    try:
+        return level_sort_key(parts[0]) < level_sort_key(parts[1])
+    except ValueError:
+        return True
 
 
 def _thresholds(value: Any, key: str) -> Mapping[str, float | None]:
@@ -32,6 +46,11 @@ def _thresholds(value: Any, key: str) -> Mapping[str, float | None]:
     for segment, threshold in value.items():
         if not isinstance(segment, str) or not segment:
             raise ValueError(f"{key}: segment labels must be non-empty strings, got {segment!r}")
+        if segment != ANY_LEVEL and not _is_segment(segment):
+            # a typo ("L4L5") would otherwise leave that segment silently without a threshold
+            raise ValueError(
+                f"{key}.{segment}: not a segment label such as 'L4-L5' (upper level first) or '*'"
+            )
         if threshold is None:
             table[segment] = None
             continue

@@ -219,11 +219,19 @@ class SegmentalMotion:
                 "translation in mm is not available, only in % of endplate depth"
             )
         not_assessed = one.measured & ~one.translation_assessed
-        if not_assessed.any():
-            segs = ", ".join(np.asarray(one.segments)[not_assessed])
+        no_threshold = np.isnan(one.thresholds["translation_mm"]) & np.isnan(one.thresholds["translation_pct"])
+        needs_mm = not_assessed & ~no_threshold
+        if needs_mm.any():
+            segs = ", ".join(np.asarray(one.segments)[needs_mm])
             out.append(
                 f"translation criterion not applied at {segs}: the criteria "
                 f"{one.criteria.name!r} need millimetres"
+            )
+        if (not_assessed & no_threshold).any():
+            segs = ", ".join(np.asarray(one.segments)[not_assessed & no_threshold])
+            out.append(
+                f"the criteria {one.criteria.name!r} set no translation threshold at "
+                f"{segs}: translation is not classified there"
             )
         no_angle = [
             s for s, a in zip(one.segments, np.isnan(one.thresholds["angulation_deg"]), strict=True) if a

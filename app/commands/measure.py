@@ -186,7 +186,7 @@ def format_table(doc: dict[str, Any]) -> str:
     if not both_mm:
         lines.append("Per-film translation in % of that film's endplate depth (no mm without calibration).")
     if any(not s["translation_assessed"] for s in doc["segments"] if s["measured"]):
-        lines.append("* translation criterion not applied (needs millimetres).")
+        lines.append("* translation criterion not applied (see the warnings).")
     if any(not s["measured"] for s in doc["segments"]):
         lines.append("not measured: one of its two levels has no landmarks on one of the films.")
     if doc["warnings"]:

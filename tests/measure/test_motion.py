@@ -288,6 +288,11 @@ def test_both_criteria_and_custom_levels():
     assert not c.unstable[3] and c.criterion[3] == "none"
     np.testing.assert_array_equal(c.thresholds["angulation_deg"], [10, 10, 10, np.nan, 10])
     np.testing.assert_array_equal(c.thresholds["translation_mm"], [np.nan] * 3 + [6.0, np.nan])
+    # calibrated films, no translation threshold at a segment: said so, not "needs millimetres"
+    assert c.translation_assessed.tolist() == [False, False, False, True, False]
+    warnings = " | ".join(c.warnings())
+    assert "set no translation threshold at L1-L2, L2-L3, L3-L4, L5-S1" in warnings
+    assert "need millimetres" not in warnings
 
 
 def test_transitional_anatomy_labels():
@@ -510,6 +515,11 @@ def test_criteria_from_dict_validation():
         Criteria.from_dict({"name": "empty"})
     with pytest.raises(ValueError, match=r"criteria: at least one"):
         Criteria.from_dict({"translation_mm": None, "angulation_deg": {}})
+    # a mistyped segment label would leave that segment silently without a threshold
+    for label in ("L4L5", "L5-L4", "L4 - L5"):
+        with pytest.raises(ValueError, match=rf"translation_mm\.{label}: not a segment label"):
+            Criteria.from_dict({"translation_mm": {label: 4.0}})
+    assert Criteria("data labels", translation_mm={"A-B": 1.0}).threshold("translation_mm", "A-B") == 1.0
     # a zero threshold is a bad value of that key, not a missing table
     with pytest.raises(ValueError, match=r"translation_mm\.\*: expected a positive number or null, got 0"):
         Criteria.from_dict({"translation_mm": 0})
