@@ -89,7 +89,7 @@ def _stack(outcomes: Sequence[StudyOutcome], role: str, what: str, shape: tuple)
     )
 
 
-def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: str):
+def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: Any):
     from measure import segmental_motion
 
     n_bodies = len(levels)
@@ -107,7 +107,7 @@ def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: s
 
 
 def measure_studies(
-    outcomes: Sequence[StudyOutcome], criteria: str = "default", *, with_records: bool = False
+    outcomes: Sequence[StudyOutcome], criteria: Any = "default", *, with_records: bool = False
 ) -> list[list[dict[str, Any]]]:
     """Measure the studies; per study, one dict per segment.
 
@@ -115,8 +115,8 @@ def measure_studies(
     ----------
     outcomes : sequence of StudyOutcome
         Successful worker outcomes (landmarks, spacing, SDs).
-    criteria : str
-        Criteria preset.
+    criteria : str or measure.Criteria
+        Criteria preset name or custom thresholds.
     with_records : bool
         Also put under ``"_record"`` the row of ``SegmentalMotion.to_records``
         (the ``measure --json`` row that reports and sessions store).
@@ -149,7 +149,7 @@ def measure_studies(
 
 
 def _find_rejected(
-    members: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: str
+    members: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: Any
 ) -> dict[int, str]:
     """Studies the vectorised call rejects (empty in the normal case: one trial call)."""
     try:
@@ -167,7 +167,7 @@ def _find_rejected(
 
 
 def _rows(
-    motion, outcomes: Sequence[StudyOutcome], criteria: str, with_records: bool = False
+    motion, outcomes: Sequence[StudyOutcome], criteria: Any, with_records: bool = False
 ) -> list[list[dict[str, Any]]]:
     n_studies, n_segments = motion.angulation_deg.shape
     columns: dict[str, list] = {}
@@ -200,7 +200,7 @@ def _rows(
             row["upper"] = motion.levels[k]
             row["lower"] = motion.levels[k + 1]
             row["criterion"] = row["criterion"] if row["measured"] else "not measured"
-            row["criteria"] = criteria
+            row["criteria"] = motion.criteria.name
             row["flexion_fit_quality"] = quality["flexion"][i][k]
             row["extension_fit_quality"] = quality["extension"][i][k]
             row["warnings"] = warnings[i]

@@ -30,7 +30,7 @@ from app.batch._progress import Progress, format_duration
 from app.batch._records import Failure, FilmRecord, StudyOutcome, StudyPlan
 from app.batch._scan import HeaderChunk, list_files, read_header_chunk
 from app.batch._tables import write_csv, write_parquet
-from app.batch._worker import StudyTask, process_study
+from app.batch._worker import NO_DETECTION, StudyTask, process_study
 from app.errors import UserError
 from measure import CalibrationSource
 
@@ -71,8 +71,8 @@ class BatchOptions:
         Replace identifiers by salted hashes in every output.
     salt_file : str, optional
         The salt for ``anonymize`` (default: ``RESULTS_DIR/.work/salt``).
-    criteria : str
-        Criteria preset (``default``, ``white-panjabi``).
+    criteria : str or measure.Criteria
+        Criteria preset (``default``, ``white-panjabi``) or custom thresholds.
     pdf, sr : bool
         Also write a PDF report / DICOM SR per measured study.
     retry_failed : bool
@@ -89,7 +89,7 @@ class BatchOptions:
     scheduler: str | None = None
     anonymize: bool = False
     salt_file: str | None = None
-    criteria: str = "default"
+    criteria: Any = "default"
     pdf: bool = False
     sr: bool = False
     retry_failed: bool = False
@@ -334,7 +334,7 @@ def run_batch(
     summary.failures = dict(Counter(f.category for f in failures))
 
     failure_rows = [scrub.failure_row(f) for f in failures]
-    metadata = {"software_version": __version__, "criteria": options.criteria,
+    metadata = {"software_version": __version__, "criteria": _criteria_name(options.criteria),
                 "anonymized": str(options.anonymize).lower()}
     outputs = {
         "results_csv": out_dir / "results.csv",
@@ -363,6 +363,10 @@ def run_batch(
     except OSError as exc:
         raise _write_error(current, exc) from None
     return summary
+
+
+def _criteria_name(criteria: Any) -> str:
+    return str(getattr(criteria, "name", criteria))
 
 
 def _folder(plan: StudyPlan) -> str:
@@ -490,7 +494,10 @@ def _process(
                 outcome.reason = scrub.text(outcome.reason, files, plan.patient_id,
                                             plan.study_instance_uid)
             try:
-                journal.save(outcome)
+                # A study that failed only because detection is not installed is
+                # redone on the next run, when it may be.
+                if outcome.ok or outcome.reason != NO_DETECTION:
+                    journal.save(outcome)
             except OSError as exc:
                 progress.close()
                 raise _write_error(journal.path(plan.key), exc) from None
@@ -524,7 +531,8 @@ def _reports(
         todo_sr = str(sr) if sr is not None and not sr.exists() else ""
         if not (todo_pdf or todo_sr):
             continue
-        session = session_dict(plan, outcome, records, options.criteria, input_dir)
+        session = session_dict(plan, outcome, records, _criteria_name(options.criteria),
+                               input_dir)
         tasks.append(ReportTask(session, todo_pdf, todo_sr))
         owners.append(plan)
     if not tasks:

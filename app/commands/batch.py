@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on Dask distributed: tcp://HOST:PORT, or 'local' for a "
                              "LocalCluster on this machine")
-    parser.add_argument("--criteria", default="default", metavar="PRESET",
-                        help="criteria preset: default (4 mm / 10°) or white-panjabi")
+    parser.add_argument("--criteria", default="default", metavar="PRESET|FILE",
+                        help="criteria preset (default: 4 mm / 10°; white-panjabi) or a JSON "
+                             "settings file of custom thresholds")
     parser.add_argument("--anonymize", action="store_true",
                         help="replace identifiers and file names by salted hashes in every output")
     parser.add_argument("--salt-file", metavar="FILE",
@@ -50,15 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UserError(f"--workers: must be at least 1, got {args.workers}")
-    try:
-        from measure import CRITERIA_PRESETS
-    except ImportError:  # pragma: no cover
-        CRITERIA_PRESETS = {"default": None}
-    if args.criteria not in CRITERIA_PRESETS:
-        raise UserError(
-            f"--criteria: unknown preset {args.criteria!r} "
-            f"(choose from {', '.join(sorted(CRITERIA_PRESETS))})"
-        )
+    from app.landmarks_io import read_criteria
+
+    criteria = read_criteria(args.criteria)  # a preset, or a settings file (InputFileError)
     options = BatchOptions(
         input_dir=args.input_dir,
         out_dir=args.out,
@@ -68,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         anonymize=args.anonymize,
         salt_file=args.salt_file,
-        criteria=args.criteria,
+        criteria=criteria,
         pdf=args.pdf,
         sr=args.sr,
         retry_failed=args.retry_failed,

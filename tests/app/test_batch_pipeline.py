@@ -444,3 +444,25 @@ def test_sr_and_pdf_per_study_and_sr_read_back_as_landmarks(archive: Archive, se
                                                              abs=1e-9)
         assert row["translation_pct"] != "" and float(row["translation_pct"]) == pytest.approx(
             float(expected["translation_pct"]), abs=1e-9)
+
+
+def test_custom_criteria_file_applies_its_thresholds(archive: Archive, serial_run,
+                                                     tmp_path: Path):
+    out_ref, _ = serial_run
+    uids = light_subset(archive, tmp_path / "input", 3)
+    settings = tmp_path / "strict.json"
+    settings.write_text(json.dumps({"name": "strict", "translation_mm": {"*": 0.5},
+                                    "translation_pct": None, "angulation_deg": {"*": 2.0}}))
+    status = main(["batch", str(tmp_path / "input"), "--out", str(tmp_path / "out"),
+                   "--landmarks", str(archive.landmarks_dir), "--criteria", str(settings),
+                   "--quiet"])
+    assert status == 0
+    rows = _csv(tmp_path / "out" / "results.csv")
+    reference = _rows_of(out_ref / "results.csv", uids)
+    assert [r["angulation_deg"] for r in rows] == [r["angulation_deg"] for r in reference]
+    for row in rows:
+        assert row["criteria"] == "strict"
+        mm = _float(row["translation_mm"])
+        expected = abs(float(row["angulation_deg"])) > 2.0 or (
+            not math.isnan(mm) and abs(mm) > 0.5)
+        assert row["unstable"] == str(expected).lower()
