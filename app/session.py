@@ -1122,6 +1122,13 @@ class Session:
             raise InputFileError(path, f"not a JSON file ({exc})") from None
         if not isinstance(doc, dict):
             raise InputFileError(path, "not a session file (top level is not an object)")
+        version = doc.get("format_version", FORMAT_VERSION) if doc.get("format") == FORMAT else FORMAT_VERSION
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise InputFileError(
+                path,
+                f"session format version {version!r} is newer than this software reads "
+                f"({FORMAT_VERSION}): update lumbar-instability",
+            )
         try:
             levels = tuple(str(v) for v in doc.get("levels") or measure.DEFAULT_LEVELS)
             criteria = _criteria_from_json(doc.get("criteria"))

@@ -332,7 +332,12 @@ def test_load_reports_missing_and_changed_images(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("{", "not a JSON file"), ("[1]", "top level"), ('{"format": "x"}', "neither a flexion")],
+    [
+        ("{", "not a JSON file"),
+        ("[1]", "top level"),
+        ('{"format": "x"}', "neither a flexion"),
+        ('{"format": "lumbar-instability-session", "format_version": 2}', "newer than this software"),
+    ],
 )
 def test_load_bad_file(tmp_path, text, match):
     bad = tmp_path / "bad.json"
