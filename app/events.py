@@ -9,7 +9,7 @@ Examples
 --------
 >>> events = EmitterGroup(source=None, names=("level",))
 >>> seen = []
->>> events.level.connect(lambda event: seen.append(event.value))
+>>> _ = events.level.connect(lambda event: seen.append(event.value))
 >>> events.level(value=3)
 >>> seen
 [3]
