@@ -10,7 +10,7 @@ Examples
 >>> events = EmitterGroup(source=None, names=("level",))
 >>> seen = []
 >>> _ = events.level.connect(lambda event: seen.append(event.value))
->>> events.level(value=3)
+>>> _ = events.level(value=3)
 >>> seen
 [3]
 >>> with events.level.blocker():
