@@ -9,6 +9,7 @@ of the viewer (which extends this format) survives a read/write round trip.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -315,6 +316,34 @@ def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandma
     return FilmLandmarks(corners, _calibration(film, name), placement, sd, extra)
 
 
+_LAST = {"T": 12, "L": 5}  # the usual last number of a region, where the next one starts
+
+
+def _with_skipped_levels(ordered: list[str]) -> tuple[str, ...]:
+    """Levels top to bottom with any level skipped between two labelled ones added.
+
+    Without this a file with L3 and L5 but no L4 would be measured as one segment
+    "L3-L5" spanning two discs, against single-segment thresholds.  The added levels
+    have no landmarks, so their segments are reported as not measured.  Only gaps
+    inside a region and across T12/L1 and L5/S1 are filled (a sixth lumbar body is
+    kept when it is labelled).
+    """
+    out: list[str] = []
+    for upper, lower in itertools.pairwise(ordered):
+        out.append(upper)
+        (ru, nu), (rl, nl) = level_sort_key(upper), level_sort_key(lower)
+        prefix_u, prefix_l = upper.rstrip("0123456789"), lower.rstrip("0123456789")
+        if ru == rl:
+            out += [f"{prefix_u}{k}" for k in range(nu + 1, nl)]
+            continue
+        prefix_u, prefix_l = prefix_u.upper(), prefix_l.upper()
+        if (prefix_u, prefix_l) in (("T", "L"), ("L", "S")):
+            out += [f"{prefix_u}{k}" for k in range(nu + 1, _LAST[prefix_u] + 1)]
+            out += [f"{prefix_l}{k}" for k in range(1, nl)]
+    out += ordered[-1:]
+    return tuple(out)
+
+
 def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> StudyLandmarks:
     """A :class:`StudyLandmarks` from an already-parsed JSON document.
 
@@ -359,7 +388,7 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
             keys = [level_sort_key(s) for s in labels]
             if len(set(keys)) != len(keys):
                 raise _Bad("landmarks", f"two labels name the same level: {labels}")
-            levels = tuple(sorted(labels, key=level_sort_key))
+            levels = _with_skipped_levels(sorted(labels, key=level_sort_key))
         films = [_film_from_dict(doc[name], name, levels) for name in FILMS]
     except _Bad as exc:
         raise InputFileError(path, str(exc)) from None

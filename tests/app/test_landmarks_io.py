@@ -52,9 +52,31 @@ def test_transitional_levels_and_missing_level(tmp_path):
     doc["flexion"]["landmarks"]["T12"] = {"AS": [40, -80], "PS": [0, -80], "PI": [0, -50], "AI": [40, -50]}
     doc["extension"]["landmarks"]["L6"] = {"AS": [1, 2], "PS": [3, 4]}
     study = read_landmarks(_write(tmp_path, doc))
-    assert study.levels == ("T12", "L4", "L5", "L6", "S1")
+    # L1-L3 have no landmarks: added as missing levels, so that no "T12-L4" segment exists
+    assert study.levels == ("T12", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
     assert np.isnan(study.extension.corners[0]).all()  # T12 not on extension: a missing level
-    assert np.isnan(study.flexion.corners[3]).all()
+    assert np.isnan(study.flexion.corners[1:4]).all() and np.isnan(study.extension.corners[1:4]).all()
+    assert np.isnan(study.flexion.corners[6]).all()  # L6 only on extension
+
+
+def test_a_skipped_level_is_a_missing_level_not_a_two_disc_segment(tmp_path):
+    """L3 and L5 annotated, L4 not: L3-L4 and L4-L5 are not measured (no "L3-L5" span)."""
+    doc = _doc()
+    for film in ("flexion", "extension"):
+        marks = doc[film]["landmarks"]
+        marks["L3"] = {"AS": [40, -80], "PS": [0, -80], "PI": [0, -50], "AI": [40, -50]}
+        del marks["L4"]
+    study = read_landmarks(_write(tmp_path, doc))
+    assert study.levels == ("L3", "L4", "L5", "S1")
+    assert np.isnan(study.flexion.corners[1]).all() and np.isnan(study.extension.corners[1]).all()
+    from app.commands.measure import measure_study
+
+    result, _ = measure_study(study, "default")
+    assert result.segments == ("L3-L4", "L4-L5", "L5-S1")
+    assert result.measured.tolist() == [False, False, True]
+    # a stated levels list is taken as written
+    doc["levels"] = ["L3", "L5", "S1"]
+    assert read_landmarks(_write(tmp_path, doc)).levels == ("L3", "L5", "S1")
 
 
 def test_optional_session_keys_are_understood(tmp_path):
