@@ -110,8 +110,8 @@ class QtStabilisedComparison(QDialog):
             self.caption.setText(self.reason)
             return
         self.ok = True
-        flex_img = self.views["flexion"]._grey
-        ext_img = self.views["extension"]._grey
+        flex_img = self.views["flexion"].display_array
+        ext_img = self.views["extension"].display_array
         warped = warp_to(ext_img, matrix, flex_img.shape)
         # crop around the two bodies of the segment (on the flexion film), with a margin
         pts = flex_state.landmarks[segment : segment + 2].reshape(-1, 2)

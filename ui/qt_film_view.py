@@ -185,6 +185,11 @@ class QtFilmView(QWidget):
     def window_preset(self) -> str:
         return self._preset
 
+    @property
+    def display_array(self) -> np.ndarray | None:
+        """The 8-bit picture shown (window and inversion applied), shape (rows, columns)."""
+        return self._grey
+
     # ----------------------------------------------------------------- session events
 
     def _on_films_change(self, event=None) -> None:

@@ -305,7 +305,7 @@ def test_wheel_zoom_keeps_point_under_cursor(qtbot, opened):
 
 def test_window_level_drag_presets_and_invert(qtbot, opened):
     view = opened.views["flexion"]
-    grey_before = view._grey.copy()
+    grey_before = view.display_array.copy()
     p = QPoint(100, 100)
     qtbot.mousePress(view, Qt.MouseButton.RightButton, pos=p)
     qtbot.mouseMove(view, pos=p + QPoint(-100, 0))
@@ -316,9 +316,9 @@ def test_window_level_drag_presets_and_invert(qtbot, opened):
     view.apply_window_preset("Full range")
     assert view.window == pytest.approx((550.0, 701.0))
     view.reset_window()
-    np.testing.assert_array_equal(view._grey, grey_before)
+    np.testing.assert_array_equal(view.display_array, grey_before)
     view.toggle_invert()
-    np.testing.assert_array_equal(view._grey, 255 - grey_before)
+    np.testing.assert_array_equal(view.display_array, 255 - grey_before)
     assert "Inverted" in view.overlay_texts()["bottom_right"]
 
 
