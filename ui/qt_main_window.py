@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -286,6 +287,18 @@ class QtMainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         """A one-line error in the window (never only on the console)."""
         self.banner.show_message(text, "error")
+
+    def report_internal_error(self, exc_type, exc, tb) -> None:
+        """An unexpected exception in a slot: logged with its traceback, and a banner
+        in the window (the viewer stays usable); installed as ``sys.excepthook``."""
+        _log.error("internal error", exc_info=(exc_type, exc, tb))
+        if isinstance(exc, UserError):
+            self.show_error(str(exc))
+            return
+        self.show_error(
+            f"Internal error: {exc_type.__name__}: {exc}. The action was not completed; "
+            "your work is kept (autosaved)."
+        )
 
     def _try(self, func, *args):
         try:
@@ -571,6 +584,7 @@ def run_viewer(
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("lumbar-instability")
     window = QtMainWindow()
+    sys.excepthook = window.report_internal_error  # never only a console traceback
     window.show()
     if screenshot is None:
         window.offer_recovery()

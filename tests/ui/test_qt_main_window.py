@@ -458,3 +458,13 @@ def test_one_film_mode_shows_per_film_values_only(make_window, synthetic_pair):
     assert window.results.cell("L4-L5", "Translation (mm)") == "—"
     assert window.results.cell("L4-L5", "Angulation (°)") == "—"
     assert window.results.cell("L4-L5", "Result") == "one film only"
+
+
+def test_internal_error_becomes_a_banner(opened, caplog):
+    try:
+        raise RuntimeError("boom in a slot")
+    except RuntimeError as exc:
+        opened.report_internal_error(type(exc), exc, exc.__traceback__)
+    assert any("Internal error: RuntimeError: boom in a slot" in m for m in opened.banner.messages("error"))
+    assert "boom in a slot" in caplog.text
+    assert opened.actions_by_name["open"].isEnabled()
