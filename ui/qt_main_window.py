@@ -194,7 +194,7 @@ class QtMainWindow(QMainWindow):
         )
         a["shift_up"] = self._action("Shift level labels &up (e.g. T12)", lambda: self._try(self.session.shift_levels, -1))
         a["shift_down"] = self._action("Shift level labels &down (e.g. L6)", lambda: self._try(self.session.shift_levels, 1))
-        a["swap"] = self._action("S&wap flexion and extension", lambda: self._try(self.session.swap_films), "Ctrl+W")
+        a["swap"] = self._action("S&wap flexion and extension", lambda: self._try(self.session.swap_films), "Ctrl+Shift+X")
         a["import_landmarks"] = self._action("&Import landmarks…", self._import_landmarks_dialog)
         for key in ("guided", "import_landmarks", "shift_up", "shift_down", "swap"):
             marks.addAction(a[key])
