@@ -92,6 +92,7 @@ class QtMainWindow(QMainWindow):
             self.film_splitter.addWidget(self.views[role])
             self.views[role].cursorMoved.connect(self._on_cursor_moved)
             self.views[role].calibrationLineDrawn.connect(self._on_calibration_line)
+            self.views[role].zoomChanged.connect(self._on_zoom_changed)
         self.results = QtResultsPanel(self.session, list(measure.CRITERIA_PRESETS))
         self.results.compareRequested.connect(self._on_compare_requested)
         self.main_splitter = QSplitter(Qt.Orientation.Vertical)
@@ -174,6 +175,11 @@ class QtMainWindow(QMainWindow):
             act = QAction(name, self)
             act.triggered.connect(lambda _=False, n=name: self._each_view("apply_window_preset", n))
             presets.addAction(act)
+        a["link"] = self._action(
+            "&Link the two films (zoom and pan)", lambda checked: None, "L", checkable=True,
+            tip="Zooming or panning one film shows the same image point at the same zoom in the other",
+        )
+        view.addAction(a["link"])
         view.addSeparator()
         layout_group = QActionGroup(self)
         for key, text in (("both", "&Both films"), ("flexion", "Flexion &only"), ("extension", "E&xtension only")):
@@ -275,6 +281,20 @@ class QtMainWindow(QMainWindow):
             if 0 <= i < columns and 0 <= j < rows:
                 text += f"  value {film.pixels[j, i]:g}"
         self.position_label.setText(text)
+
+    def _on_zoom_changed(self, role: str) -> None:
+        if not self.actions_by_name["link"].isChecked() or getattr(self, "_linking", False):
+            return
+        source = self.views[role]
+        other = self.views["extension" if role == "flexion" else "flexion"]
+        if other.film is None:
+            return
+        x, y = source.transform.to_image(source.width() / 2, source.height() / 2)
+        self._linking = True
+        try:
+            other.centre_on(x, y, source.transform.scale)
+        finally:
+            self._linking = False
 
     def set_layout(self, which: str) -> None:
         """``"both"``, ``"flexion"`` or ``"extension"`` (one-film mode)."""

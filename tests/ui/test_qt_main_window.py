@@ -468,3 +468,16 @@ def test_internal_error_becomes_a_banner(opened, caplog):
     assert any("Internal error: RuntimeError: boom in a slot" in m for m in opened.banner.messages("error"))
     assert "boom in a slot" in caplog.text
     assert opened.actions_by_name["open"].isEnabled()
+
+
+def test_linked_zoom_and_pan(qtbot, opened):
+    flex, ext = opened.views["flexion"], opened.views["extension"]
+    ext_before = ext.transform
+    flex.centre_on(120.0, 200.0, scale=3.0)
+    assert ext.transform == ext_before  # not linked
+    opened.actions_by_name["link"].trigger()
+    flex.centre_on(120.0, 200.0, scale=3.0)
+    assert ext.transform.scale == 3.0
+    assert ext.transform.to_image(ext.width() / 2, ext.height() / 2) == pytest.approx((120.0, 200.0))
+    ext.zoom_to(5.0)
+    assert flex.transform.scale == 5.0
