@@ -54,9 +54,11 @@ def _thresholds(value: Any, key: str) -> Mapping[str, float | None]:
         if threshold is None:
             table[segment] = None
             continue
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or (
+            isinstance(threshold, int) and abs(threshold) > 1e300  # float() would overflow
+        ):
             raise ValueError(f"{key}.{segment}: expected a positive number or null, got {threshold!r}")
-        if not math.isfinite(threshold) or threshold <= 0:
+        if not math.isfinite(float(threshold)) or threshold <= 0:
             raise ValueError(f"{key}.{segment}: expected a positive number or null, got {threshold!r}")
         table[segment] = float(threshold)
     return MappingProxyType(table)

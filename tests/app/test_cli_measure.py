@@ -185,6 +185,8 @@ def _with_ps(value):
         (_text(_study(spacing=("0.000", "0.000"))), 'key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got ["0.000", "0.000"]'),
         (_text(_with_ps(["20", "100"])), 'key flexion.landmarks.L3.PS: expected [x, y] numbers, got ["20", "100"]'),
         (_text(_with_ps([1e200, 1e200])), "cannot measure: flexion: L3 PS lies beyond 1e+09"),
+        (_text(_with_ps([10**400, 0])), "key flexion.landmarks.L3.PS: expected [x, y] numbers"),  # no OverflowError
+        (_text(_study(spacing=(10**400, 0.2))), "key flexion.pixel_spacing_mm: expected [row, column]"),
     ],
 )
 def test_broken_files_one_line_exit_2(tmp_path, capsys, content, message):
@@ -195,6 +197,14 @@ def test_broken_files_one_line_exit_2(tmp_path, capsys, content, message):
     assert status == 2 and out == ""
     assert err.startswith(f"lumbar-instability: {path}: {message}"), err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_criteria_file_with_a_huge_integer_exit_2(tmp_path, capsys):
+    crit = tmp_path / "clinic.json"
+    crit.write_text('{"translation_mm": ' + "1" + "0" * 400 + "}")
+    status, out, err, _ = _run(tmp_path, _study(), "--criteria", str(crit), capsys=capsys)
+    assert status == 2 and out == ""
+    assert err.startswith(f"lumbar-instability: {crit}: key translation_mm.*: expected a positive number")
 
 
 def test_directory_and_missing_path_exit_2(tmp_path, capsys):
