@@ -201,6 +201,8 @@ def _load_json(path: Path) -> Any:
         raise InputFileError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:
         raise InputFileError(path, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputFileError(path, "not a landmarks file: JSON nested too deeply") from None
 
 
 def _number(value: Any) -> bool:

@@ -179,6 +179,7 @@ def _with_ps(value):
         ("", "not valid JSON: Expecting value at line 1 column 1"),
         (_text(_study()).replace("[0.2, 0.2]", "[NaN, 0.2]", 1), "not valid JSON: NaN is not allowed"),
         ("[1, 2]", "key (top level): expected an object with flexion and extension"),
+        ("[" * 100_000 + "]" * 100_000, "not a landmarks file: JSON nested too deeply"),
         (_text({"flexion": _study()["flexion"]}), "key extension: missing"),
         (_text(_study(spacing=(0, 0))), "key flexion.pixel_spacing_mm: expected [row, column] positive numbers"),
         (_text(_study(spacing=(-0.2, 0.2))), "key flexion.pixel_spacing_mm: expected [row, column] positive numbers"),
