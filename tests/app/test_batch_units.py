@@ -372,3 +372,29 @@ def test_process_pool_survives_a_dying_worker():
         (3, None, "worker: the worker process ended unexpectedly"),
         (4, 16, None), (5, 25, None), (6, 36, None),
     ]
+
+
+def test_landmark_index_matches_films_in_role_order_or_by_study_name(tmp_path: Path):
+    import json
+
+    from app.batch._landmark_files import LandmarkIndex
+
+    def write(name, **films):
+        doc = {"format": "lumbar-instability-landmarks"}
+        for role in ("flexion", "extension"):
+            doc[role] = {"landmarks": {}, **({"image": films[role]} if role in films else {})}
+        (tmp_path / name).write_text(json.dumps(doc))
+        return str(tmp_path / name)
+
+    named = write("a.json", flexion={"sop_instance_uid": "1.1"},
+                  extension={"sop_instance_uid": "1.2", "study_instance_uid": "9.9"})
+    by_name = write("7.7.json")
+    (tmp_path / "truth.json").write_text(json.dumps(
+        {"format": "lumbar-instability-phantom-truth", "flexion": {}, "extension": {}}))
+    index = LandmarkIndex.build(tmp_path, [], [(tmp_path / "r.dcm", "8.8")])
+    assert index.lookup("1.1", "1.2", "9.9") == (named, "landmarks-dir")
+    assert index.lookup("1.2", "1.1", "9.9") == ("", "")  # swapped roles: never applied
+    assert index.lookup("3.1", "3.2", "9.9") == ("", "")  # other films of that study
+    assert index.lookup("5.1", "5.2", "7.7") == (by_name, "landmarks-dir")
+    assert index.lookup("5.1", "5.2", "truth") == ("", "")
+    assert index.lookup("5.1", "5.2", "8.8") == (str(tmp_path / "r.dcm"), "sr")
