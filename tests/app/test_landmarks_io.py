@@ -59,6 +59,20 @@ def test_transitional_levels_and_missing_level(tmp_path):
     assert np.isnan(study.flexion.corners[6]).all()  # L6 only on extension
 
 
+def test_top_level_may_omit_its_superior_corners(tmp_path):
+    """L4-L5 needs only L4's PI and AI; L5 (not the top) still needs AS and PS."""
+    doc = _doc()
+    for film in ("flexion", "extension"):
+        for corner in ("AS", "PS"):
+            del doc[film]["landmarks"]["L4"][corner]
+    study = read_landmarks(_write(tmp_path, doc))
+    study.check_measurable()
+    assert np.isnan(study.flexion.corners[0, :2]).all()
+    del doc["extension"]["landmarks"]["L5"]["PS"]
+    with pytest.raises(InputFileError, match=r"key extension.landmarks.L5.PS: missing; the segment L4-L5"):
+        read_landmarks(_write(tmp_path, doc)).check_measurable()
+
+
 def test_a_skipped_level_is_a_missing_level_not_a_two_disc_segment(tmp_path):
     """L3 and L5 annotated, L4 not: L3-L4 and L4-L5 are not measured (no "L3-L5" span)."""
     doc = _doc()
