@@ -103,13 +103,13 @@ def _fmt_spacing(spacing) -> str:
 def _f(value: float | None, digits: int, unit: str = "") -> str:
     if value is None:
         return "-"
-    return f"{value:+.{digits}f}{unit}"
+    return f"{round(value, digits) + 0.0:+.{digits}f}{unit}"  # + 0.0: no "-0.0"
 
 
 def _pm(value: float | None, interval: list[float] | None, digits: int, unit: str) -> str:
     if value is None:
         return "n/a"
-    text = f"{value:+.{digits}f}"
+    text = f"{round(value, digits) + 0.0:+.{digits}f}"
     if interval is not None:
         text += f" ±{(interval[1] - interval[0]) / 2:.{digits}f}"
     return text + unit
