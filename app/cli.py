@@ -10,6 +10,10 @@ Each subcommand lives in its own module under :mod:`app.commands` and provides
 A command reports bad input by raising :class:`app.errors.UserError`; the
 dispatcher prints its one-line message and exits with its status (2 by
 default).  Users never see a traceback unless they ask for one with ``--debug``.
+
+The ``view`` subcommand starts the Qt layer, which ``app`` must not import: the
+installed ``lumbar-instability`` script is :func:`ui.launcher.main`, which adds
+``view`` through ``extra_commands``.  ``python -m app`` has every other command.
 """
 
 from __future__ import annotations
@@ -17,14 +21,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app import __version__
 from app.errors import UserError
 
 # Subcommand name -> module.  Order is the order of ``--help``.
 COMMANDS: dict[str, str] = {
-    "view": "app.commands.view",
     "measure": "app.commands.measure",
     "info": "app.commands.info",
     "track": "app.commands.track",
@@ -37,9 +40,9 @@ COMMANDS: dict[str, str] = {
 PROG = "lumbar-instability"
 
 
-def _available_commands() -> dict[str, object]:
+def _available_commands(extra_commands: Mapping[str, str] | None = None) -> dict[str, object]:
     modules = {}
-    for name, module_name in COMMANDS.items():
+    for name, module_name in {**(extra_commands or {}), **COMMANDS}.items():
         try:
             modules[name] = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -48,8 +51,15 @@ def _available_commands() -> dict[str, object]:
     return modules
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available subcommand."""
+def build_parser(extra_commands: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand.
+
+    Parameters
+    ----------
+    extra_commands : mapping of str to str, optional
+        More subcommands (name -> module), listed first; used by the layer above
+        ``app`` to add the commands that need it.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
@@ -63,16 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module in _available_commands().items():
+    for name, module in _available_commands(extra_commands).items():
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, extra_commands: Mapping[str, str] | None = None
+) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
+    parser = build_parser(extra_commands)
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

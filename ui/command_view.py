@@ -1,4 +1,7 @@
-"""``lumbar-instability view``: the desktop viewer."""
+"""``lumbar-instability view``: the desktop viewer.
+
+The one subcommand that starts the Qt layer, so it lives in ``ui`` and is added to
+the command line by :mod:`ui.launcher` (``app`` never imports ``ui``)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 HELP = "open the desktop viewer on a flexion/extension pair, a folder, or a saved session"
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_dicoms"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_dicoms"
 """The bundled sample study (synthetic films with known truth)."""
 
 
