@@ -51,6 +51,8 @@ _MAX_CANDIDATES = 60
 _MIN_SCORE = 0.2
 _BODY_DEPTH_MM = (31.0, 37.0, 44.0)
 _MIN_MEAN_SCORE = 0.45
+_DISC_CONTRAST = 0.8  # normalised intensity between a body (or the sacrum) and its disc
+_SACRUM_DISC_CONTRAST = 0.5  # lenient: any disc-like band where the sacrum should be
 _EDGE_MARGIN = 0.3  # a body closer than this (x depth) to the film's edge may be cut off
 _MIN_REFINED_SHARE = 0.6
 _MIN_CHAIN = 4  # bodies (sacral segment included) for a column
@@ -226,14 +228,20 @@ def _block_corners(x: float, y: float, angle_deg: float, depth: float) -> np.nda
     return np.array([c - hx * ex - hy * ey, c + hx * ex - hy * ey, c + hx * ex + hy * ey, c - hx * ex + hy * ey])
 
 
-def _profile_below(norm: np.ndarray, corners: np.ndarray, depth: float) -> np.ndarray:
-    """Mean normalised intensity along the down axis below a block, from its bottom."""
+def _profile_below(
+    norm: np.ndarray, corners: np.ndarray, depth: float, steps_depth: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean normalised intensity along the down axis below a block, from its bottom.
+
+    Sampled at ``steps_depth`` (fractions of the depth; default -0.1 to 0.78 by
+    0.02), each the mean across the middle 60 % of the block's width.
+    """
     bottom_mid = (corners[2] + corners[3]) / 2
     ex = (corners[2] - corners[3]) / np.linalg.norm(corners[2] - corners[3])
     ey = np.array([-ex[1], ex[0]])
     if np.dot(ey, corners[3] - corners[0]) < 0:
         ey = -ey
-    steps = np.arange(-0.1, 0.8, 0.02) * depth
+    steps = (np.arange(-0.1, 0.8, 0.02) if steps_depth is None else steps_depth) * depth
     across = np.linspace(-0.3, 0.3, 9) * depth
     pts = bottom_mid + steps[:, None, None] * ey + across[None, :, None] * ex
     flat = pts.reshape(-1, 2).astype(np.float32)
@@ -275,19 +283,60 @@ def _down_axis(corners: np.ndarray) -> np.ndarray:
     return ey if np.dot(ey, corners[3] - corners[0]) >= 0 else -ey
 
 
-def _has_disc_below(norm: np.ndarray, corners: np.ndarray, depth: float) -> tuple[bool, float]:
-    """Whether a dark disc and then bone follow the block; and the disc's far edge offset."""
+_SACRUM_STEPS = np.arange(-0.1, 1.2, 0.02)
+
+
+def _sacrum_evidence(norm: np.ndarray, l5_block: np.ndarray, s1_edge: float, depth: float) -> float:
+    """How surely the bone under the L5-S1 disc is the sacrum: 1, 0.5 or 0.
+
+    The bone is followed from the S1 endplate downwards.  If it is on the film
+    for less than 0.4 depth, it is not seen (0).  If one lumbar-body height
+    further down there is a disc (a dark band at least 14 % of the depth tall,
+    bone on both sides, with the lenient contrast ``_SACRUM_DISC_CONTRAST``),
+    the bone is a lumbar body and the column was mislabelled (0).  Otherwise it
+    is the sacrum: 1 when the film shows the bone past where such a disc would
+    end (1.1 depth), 0.5 when the film's edge comes first.
+    """
+    down = _down_axis(l5_block)
+    top_block = l5_block + down * s1_edge  # its bottom edge lies on the S1 endplate
+    prof = _profile_below(norm, top_block, depth, _SACRUM_STEPS)
+    off_film = np.flatnonzero((_SACRUM_STEPS > 0.05) & ~np.isfinite(prof))
+    seen = _SACRUM_STEPS[off_film[0]] if off_film.size else _SACRUM_STEPS[-1]
+    if seen < 0.4:
+        return 0.0
+    s1_block = top_block + down * (_ASPECT * depth)
+    disc, _ = _has_disc_below(norm, s1_block, depth, _SACRUM_DISC_CONTRAST, need_bone=False)
+    if disc:
+        return 0.0
+    return 1.0 if seen >= 1.1 else 0.5
+
+
+def _has_disc_below(
+    norm: np.ndarray,
+    corners: np.ndarray,
+    depth: float,
+    contrast: float = _DISC_CONTRAST,
+    need_bone: bool = True,
+) -> tuple[bool, float]:
+    """Whether a dark disc and then bone follow the block; and the disc's far edge offset.
+
+    With ``need_bone=False`` a dark band alone counts (the bone after it may be
+    off the film or faint).
+    """
     prof = _profile_below(norm, corners, depth)
-    if not np.all(np.isfinite(prof)):
-        return False, np.nan
     steps = np.arange(-0.1, 0.8, 0.02)
+    needed = np.ones(steps.shape, bool) if need_bone else steps < 0.35
+    if not np.all(np.isfinite(prof[needed])):
+        return False, np.nan
+    if not need_bone:
+        prof = np.where(np.isfinite(prof), prof, -np.inf)
     disc_zone = (steps > 0.0) & (steps < 0.35)
     bone_zone = (steps > 0.2) & (steps < 0.7)
     k_disc = np.flatnonzero(disc_zone)[np.argmin(prof[disc_zone])]
     after = bone_zone & (steps > steps[k_disc] + 0.05)
     if not np.any(after):
         return False, np.nan
-    bone = np.max(prof[after])
+    bone = float(np.max(prof[after]))
     body = np.mean(prof[steps < 0.0])
     dark = prof[k_disc]
     # a disc is a dark band of some height; a sacral remnant line is thin
@@ -299,7 +348,8 @@ def _has_disc_below(norm: np.ndarray, corners: np.ndarray, depth: float) -> tupl
     while hi_k < len(prof) - 1 and band[hi_k + 1]:
         hi_k += 1
     width = (hi_k - lo_k + 1) * 0.02
-    ok = (body - dark > 0.8) and (bone - dark > 0.8) and width >= _MIN_DISC_WIDTH
+    bone_ok = bone - dark > contrast or not need_bone
+    ok = (body - dark > contrast) and bone_ok and width >= _MIN_DISC_WIDTH
     # superior endplate of the next bone: first crossing above the midpoint after the disc
     mid = (dark + bone) / 2
     idx = np.flatnonzero(after & (prof > mid))
@@ -370,21 +420,20 @@ def detect_vertebrae(
     # walk down the chain: the lowest body followed by a disc and bone is L5
     l5 = None
     s1_edge = np.nan
-    for pos in range(len(chain) - 1, -1, -1):
-        ok, edge = _has_disc_below(norm, blocks[pos], d)
-        if ok:
-            l5, s1_edge = pos, edge
+    # L5 has a real disc below it and one above it (sacral segments are
+    # separated by thin remnant lines at most)
+    discs = [_has_disc_below(norm, blocks[pos], d) for pos in range(len(chain))]
+    for pos in range(len(chain) - 1, 0, -1):
+        if discs[pos][0] and discs[pos - 1][0]:
+            l5, s1_edge = pos, discs[pos][1]
             break
     if l5 is None:
         return LandmarkFailure("not found: no sacrum below the column (no L5-S1 disc seen)")
     # the bone below that disc must be the sacrum: on the film, and without a
     # disc of its own one body height further down (else it is a lumbar body
     # and the film is cropped above the sacrum)
-    shift = _down_axis(blocks[l5]) * (s1_edge + _ASPECT * d * 0.0)
-    s1_block = blocks[l5] + shift + _down_axis(blocks[l5]) * (_ASPECT * d)
-    below_ok, _ = _has_disc_below(norm, s1_block, d)
-    profile = _profile_below(norm, s1_block, d)
-    if below_ok or not np.all(np.isfinite(profile)):
+    sacrum = _sacrum_evidence(norm, blocks[l5], s1_edge, d)
+    if sacrum == 0.0:
         return LandmarkFailure(
             "not found: the sacrum is not seen below the column (film cropped above it?)"
         )
@@ -453,7 +502,10 @@ def detect_vertebrae(
         corners[v] = block[order]
         confidence[v] = float(np.clip((cands[chain[pos], 3] - _MIN_SCORE) / 0.4, 0, 1))
     corners[-1, :2] = s1_as_ps
-    confidence[-1] = float(np.nanmin(confidence[: n_lumbar])) if np.any(np.isfinite(confidence[:n_lumbar])) else 0.5
+    lumbar_conf = confidence[:n_lumbar]
+    confidence[-1] = float(np.nanmin(lumbar_conf)) if np.any(np.isfinite(lumbar_conf)) else 0.5
+    # the labels hang on the sacrum: an unsure sacrum makes every level unsure
+    confidence = confidence * sacrum
 
     refined = refine_corners(img, corners, search_fraction=0.25, max_move_fraction=0.4, levels=levels)
     sd = np.full(corners.shape[:2], np.nan)
