@@ -71,7 +71,8 @@ class PoolExecutor(Executor):
     """A local process pool (``--workers N``).
 
     Processes start with ``forkserver`` so a pool created next to threads
-    (pyarrow, Dask) is safe.  If a worker process dies (out of memory, a
+    (pyarrow, Dask) is safe; each worker runs numpy's BLAS, OpenMP and OpenCV
+    on one thread, so N workers use N cores without oversubscribing them.  If a worker process dies (out of memory, a
     crashing decoder), the tasks in flight are redone one at a time in a fresh
     pool: the task that kills its worker again is reported with an error, the
     others complete, and the run goes on.
@@ -91,8 +92,11 @@ class PoolExecutor(Executor):
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
+            from app.batch._worker import SINGLE_THREAD_ENV, limit_threads
+
+            _start_forkserver(SINGLE_THREAD_ENV)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=self._context
+                max_workers=self.workers, mp_context=self._context, initializer=limit_threads
             )
         return self._pool
 
@@ -146,6 +150,26 @@ class PoolExecutor(Executor):
             self._pool = None
 
 
+def _start_forkserver(env: dict[str, str]) -> None:
+    """Start the fork server (if not yet running) with ``env`` added to its environment.
+
+    Worker processes fork from it, so they inherit the single-thread settings
+    of numpy's BLAS, while this process keeps its own.
+    """
+    from multiprocessing import forkserver
+
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class DaskExecutor(Executor):
     """Tasks on a Dask distributed cluster.
 
@@ -190,6 +214,10 @@ class DaskExecutor(Executor):
             )
             self.name = "dask LocalCluster"
             self._client = Client(self._cluster)
+            if processes:  # nanny-started workers already limit BLAS/OpenMP threads
+                from app.batch._worker import limit_threads
+
+                self._client.run(limit_threads)
         else:
             if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
                 raise UserError(

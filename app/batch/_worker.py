@@ -17,7 +17,13 @@ import numpy as np
 
 from app.batch._records import FilmRecord, StudyOutcome, StudyPlan
 
-__all__ = ["StudyTask", "process_study"]
+__all__ = ["StudyTask", "limit_threads", "process_study"]
+
+#: Environment that keeps numpy's BLAS / OpenMP to one thread in a worker process
+#: (read when those libraries load).  Several single-threaded workers use the
+#: cores better than several multi-threaded ones competing for them.
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
 
 ROLES = ("flexion", "extension")
 NO_DETECTION = "landmarks: no landmarks and automatic detection unavailable"
@@ -39,6 +45,15 @@ class StudyTask:
     plan: StudyPlan
     root: str
     levels: tuple[str, ...] = ("L1", "L2", "L3", "L4", "L5", "S1")
+
+
+def limit_threads() -> None:
+    """Make OpenCV run single-threaded in this (worker) process."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv is a dependency
+        return
+    cv2.setNumThreads(1)
 
 
 def _film_calibration(film: Any, record: FilmRecord) -> tuple[list[float] | None, str, str]:
