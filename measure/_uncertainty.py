@@ -40,23 +40,28 @@ class PlacementMethod(enum.StrEnum):
 
     REFINED = "refined"
     """Placed by a reader, then snapped to the cortical edge by sub-pixel
-    refinement.  Default SD 0.35 mm: the intra-observer level (0.29–0.35 mm
-    from 0.6 mm / 1.6°, §6), i.e. the reader's choice of corner remains but
-    the edge localisation no longer varies between readers.  To be replaced by
-    the measured accuracy of the refinement."""
+    refinement (:func:`measure.refine_corners`).  Default SD 0.5 mm: measured
+    on 24 phantom studies no test uses (``benchmarks/bench_accuracy.py``):
+    from clicks off by 1.5 mm per axis, corner error median 0.43 mm, 95th
+    percentile 1.6 mm (2-D), i.e. about 0.5 mm per axis.  The fit's own
+    per-corner SD is written to ``landmark_sd_mm`` when available."""
 
     TRACKED = "tracked"
     """Carried from the other film by rigid registration of the body's own
-    pixels (§7).  Default SD 0.2 mm: template tracking on fluoroscopy reached
-    ≤ 0.4° and ≈ 0.06 mm (Balkovec 2017, §6), i.e. per-corner 0.03–0.09 mm by
-    the relations above; doubled for single radiographs, which are noisier than
-    fluoroscopy sequences.  To be replaced by the tracker's measured accuracy."""
+    pixels (§7, :func:`measure.track_bodies`).  Default SD 0.1 mm: measured on
+    24 phantom studies no test uses (noise, rotation, facing, magnification
+    change; ``benchmarks/bench_accuracy.py``): corner error median 0.03 mm,
+    95th percentile 0.07 mm (≈ 0.03 mm per axis), tripled for real films;
+    template tracking on fluoroscopy reached ≈ 0.06 mm (Balkovec 2017, §6).
+    The fit's own per-corner SD is written to ``landmark_sd_mm``."""
 
     DETECTED = "detected"
-    """Found automatically, not reviewed.  Default SD 1.0 mm: no published
-    accuracy applies, so the value is set above the inter-observer level
-    (0.68 mm, §6) to keep unreviewed detections visibly uncertain.  To be
-    replaced by the detector's measured accuracy."""
+    """Found automatically, not reviewed (:func:`measure.detect_vertebrae`).
+    Default SD 1.0 mm: on 48 phantom films no test uses the corner error of
+    correctly labelled bodies has a median of 0.47 mm (≈ 0.4 mm per axis) with
+    a long tail, and the phantom is kinder than real films; the value stays
+    above the inter-observer level (0.68 mm, §6) so that unreviewed detections
+    remain visibly uncertain."""
 
     EDITED = "edited"
     """An automatic landmark moved by a reader: same as ``manual`` (0.6 mm)."""
@@ -69,8 +74,8 @@ class PlacementMethod(enum.StrEnum):
 
 DEFAULT_LANDMARK_SD_MM: dict[PlacementMethod, float] = {
     PlacementMethod.MANUAL: 0.6,
-    PlacementMethod.REFINED: 0.35,
-    PlacementMethod.TRACKED: 0.2,
+    PlacementMethod.REFINED: 0.5,
+    PlacementMethod.TRACKED: 0.1,
     PlacementMethod.DETECTED: 1.0,
     PlacementMethod.EDITED: 0.6,
 }
