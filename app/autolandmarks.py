@@ -299,6 +299,11 @@ def detect_film(
     from measure import detect_vertebrae
 
     levels = tuple(levels)
+    if not levels or levels[-1] != "S1":
+        return LandmarkFailure(
+            "not found: detection counts the levels from the sacrum, so they must end with S1 "
+            f"(got {', '.join(levels) or 'none'})"
+        )
     cal = _calibration_of(film, calibration)
     spacing = cal.spacing_mm
     result = detect_vertebrae(

@@ -218,6 +218,7 @@ def track_bodies(
     # it) is the one part of the column that no other level resembles.
     reg_outlines = body_outlines(corners, sacrum_height=_SACRUM_HEIGHT)
     sacral = present & ~np.all(np.isfinite(corners[:, 2:]), axis=(1, 2))
+    sacral[: np.flatnonzero(present)[-1]] = False  # only the lowest body can be S1
     depth_each = endplate_depth_px(corners)
     depth = float(np.nanmedian(depth_each[present]))
     if not depth >= 8:

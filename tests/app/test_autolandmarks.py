@@ -96,3 +96,23 @@ def test_track_study_without_any_landmark_fails_with_reason(study):
     assert isinstance(outcome, LandmarkFailure)
     assert "no landmarks" in outcome.reason
     assert same is landmarks
+
+
+def test_detect_film_needs_levels_ending_with_s1(study):
+    from app.autolandmarks import detect_film
+
+    result = detect_film(study.flexion.pixels, levels=("L1", "L2", "L3"))
+    assert isinstance(result, LandmarkFailure)
+    assert "must end with S1" in result.reason
+
+
+def test_detect_film_labels_from_the_sacrum_with_mm_sd(study):
+    from app.autolandmarks import detect_film
+
+    film = study.extension
+    result = detect_film(film.pixels, levels=MEASURED_LEVELS, calibration=_cal(film))
+    assert result and result.method is PlacementMethod.DETECTED
+    err_mm = np.linalg.norm(result.corners - film.landmark_array(), axis=-1) * film.pixel_spacing_mm[0]
+    assert np.all(np.nanmedian(err_mm, axis=1) < 5.0)
+    assert np.nanmin(result.sd_mm) >= 0.5
+    assert result.details["facing"] == study.options.facing
