@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.batch import BatchOptions, PoolExecutor, SerialExecutor, run_batch
+from app.batch import BatchOptions, make_executor, run_batch
 from app.phantom import make_study, write_study
 
 
@@ -45,10 +45,10 @@ def build(folder: Path, landmarks: Path, n: int, scale: float) -> None:
 
 
 def timed(input_dir: Path, out: Path, landmarks: Path | None, workers: int) -> dict:
-    executor = SerialExecutor() if workers == 1 else PoolExecutor(workers)
+    executor = make_executor(workers)  # what --workers N runs
     with executor:
-        if workers > 1:  # start the pool outside the timing: a long run amortises it
-            list(executor.imap_unordered(abs, [0] * workers))
+        # start the worker processes outside the timing: a long run amortises it
+        list(executor.imap_unordered(abs, [0] * workers))
         start = time.perf_counter()
         summary = run_batch(BatchOptions(input_dir, out, landmarks_dir=landmarks, quiet=True),
                             executor=executor)

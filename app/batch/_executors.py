@@ -58,7 +58,7 @@ class Executor:
 
 
 class SerialExecutor(Executor):
-    """Everything in this process, in order (``--workers 1``)."""
+    """Everything in this process, in order (API use, debugging, tests)."""
 
     name = "serial"
 
@@ -279,8 +279,9 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
     Parameters
     ----------
     workers : int
-        ``--workers``: 1 runs serially in this process, more uses a process
-        pool (or sizes a LocalCluster).
+        ``--workers``: size of the process pool (or of a LocalCluster).
+        :class:`SerialExecutor` (everything in this process) is for the API
+        and debugging.
     scheduler : str, optional
         ``--scheduler``: ``local`` or ``tcp://HOST:PORT`` for Dask.
     """
@@ -288,6 +289,6 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
         raise UserError(f"--workers: must be at least 1, got {workers}")
     if scheduler:
         return DaskExecutor(scheduler, workers)
-    if workers == 1:
-        return SerialExecutor()
+    # Even one worker is a separate process: a decoder that crashes costs one
+    # study, not the run, and the worker runs its libraries single-threaded.
     return PoolExecutor(min(workers, 4 * MAX_LOCAL_WORKERS))

@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pairing manifest (columns flexion, extension[, "
                              "study_instance_uid]) overriding the automatic pairing")
     parser.add_argument("--workers", metavar="N", type=int, default=1,
-                        help="processes (1 = this process; default 1); with --scheduler local "
-                             "the size of the LocalCluster")
+                        help="worker processes (default 1); with --scheduler local the size "
+                             "of the LocalCluster")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on Dask distributed: tcp://HOST:PORT, or 'local' for a "
                              "LocalCluster on this machine")
