@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from app.cli import main
+from measure import PlacementMethod
 
 
 def _study(flex_shift_px=20.0, spacing=(0.2, 0.2), **film_keys):
@@ -226,8 +227,8 @@ def test_directory_and_missing_path_exit_2(tmp_path, capsys):
 
 
 def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
-    """Tracked corners (0.2 mm) on extension, manual (0.6 mm) on flexion: the interval of
-    the flat segment is 1.96 sqrt(var_t(0.6) + var_t(0.2)), var_t(s) = s² (2 + 2 (h/d)²)."""
+    """Tracked corners on extension, manual on flexion: the interval of the flat segment
+    is 1.96 sqrt(var_t(s_manual) + var_t(s_tracked)), var_t(s) = s² (2 + 2 (h/d)²)."""
     doc = _study(25.0, calibration_source="calibrated")
     doc["extension"]["placement"] = {
         level: {c: "tracked" for c in corners} for level, corners in doc["extension"]["landmarks"].items()
@@ -235,5 +236,8 @@ def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     _, out, _, _ = _run(tmp_path, doc, "--json", capsys=capsys)
     lo, hi = json.loads(out)["segments"][3]["translation_mm_ci95"]
     r = 15 / 40  # PI_U 15 px above L's 40 px endplate
-    expected = 1.959963984540054 * math.sqrt((0.6**2 + 0.2**2) * (2 + 2 * r * r))
+    s_manual = PlacementMethod.MANUAL.default_sd_mm
+    s_tracked = PlacementMethod.TRACKED.default_sd_mm
+    assert s_tracked < s_manual  # the two films really carry different uncertainties
+    expected = 1.959963984540054 * math.sqrt((s_manual**2 + s_tracked**2) * (2 + 2 * r * r))
     assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)

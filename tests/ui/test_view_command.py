@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.cli import main
+from ui.launcher import main
 
 
 @pytest.mark.parametrize(
