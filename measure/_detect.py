@@ -53,6 +53,9 @@ _BODY_DEPTH_MM = (31.0, 37.0, 44.0)
 _MIN_MEAN_SCORE = 0.45
 _DISC_CONTRAST = 0.8  # normalised intensity between a body (or the sacrum) and its disc
 _SACRUM_DISC_CONTRAST = 0.5  # lenient: any disc-like band where the sacrum should be
+# a band under a body less than this share as dark as the discs above it is a
+# fused sacral disc's remnant (or a narrow disc): not trusted as the L5-S1 disc
+_REMNANT_RATIO = 0.6
 _EDGE_MARGIN = 0.3  # a body closer than this (x depth) to the film's edge may be cut off
 _MIN_REFINED_SHARE = 0.6
 _MIN_CHAIN = 4  # bodies (sacral segment included) for a column
@@ -286,16 +289,22 @@ def _down_axis(corners: np.ndarray) -> np.ndarray:
 _SACRUM_STEPS = np.arange(-0.1, 1.2, 0.02)
 
 
-def _sacrum_evidence(norm: np.ndarray, l5_block: np.ndarray, s1_edge: float, depth: float) -> float:
-    """How surely the bone under the L5-S1 disc is the sacrum: 1, 0.5 or 0.
+def _sacrum_evidence(
+    norm: np.ndarray, l5_block: np.ndarray, s1_edge: float, depth: float, disc_depth: float
+) -> tuple[float, bool]:
+    """How surely the bone under the L5-S1 disc is the sacrum: 1, 0.5 or 0; and whether
+    a faint band was seen where a disc would be.
 
     The bone is followed from the S1 endplate downwards.  If it is on the film
     for less than 0.4 depth, it is not seen (0).  If one lumbar-body height
     further down there is a disc (a dark band at least 14 % of the depth tall,
-    bone on both sides, with the lenient contrast ``_SACRUM_DISC_CONTRAST``),
-    the bone is a lumbar body and the column was mislabelled (0).  Otherwise it
-    is the sacrum: 1 when the film shows the bone past where such a disc would
-    end (1.1 depth), 0.5 when the film's edge comes first.
+    bone on both sides, as dark as ``_REMNANT_RATIO`` × ``disc_depth``, the
+    typical depth of the discs above, and at least ``_SACRUM_DISC_CONTRAST``),
+    the bone is a lumbar body and the column was mislabelled (0).  A fainter
+    band there (a fused sacral disc's remnant, or a narrow disc) is reported
+    as ambiguous.  Otherwise it is the sacrum: 1 when the film shows the bone
+    past where such a disc would end (1.1 depth), 0.5 when the film's edge
+    comes first.
     """
     down = _down_axis(l5_block)
     top_block = l5_block + down * s1_edge  # its bottom edge lies on the S1 endplate
@@ -303,12 +312,14 @@ def _sacrum_evidence(norm: np.ndarray, l5_block: np.ndarray, s1_edge: float, dep
     off_film = np.flatnonzero((_SACRUM_STEPS > 0.05) & ~np.isfinite(prof))
     seen = _SACRUM_STEPS[off_film[0]] if off_film.size else _SACRUM_STEPS[-1]
     if seen < 0.4:
-        return 0.0
+        return 0.0, False
     s1_block = top_block + down * (_ASPECT * depth)
-    disc, _ = _has_disc_below(norm, s1_block, depth, _SACRUM_DISC_CONTRAST, need_bone=False)
+    strong = max(_SACRUM_DISC_CONTRAST, _REMNANT_RATIO * disc_depth) if np.isfinite(disc_depth) else _SACRUM_DISC_CONTRAST
+    disc, _, _ = _has_disc_below(norm, s1_block, depth, strong, need_bone=False)
     if disc:
-        return 0.0
-    return 1.0 if seen >= 1.1 else 0.5
+        return 0.0, False
+    faint, _, _ = _has_disc_below(norm, s1_block, depth, _SACRUM_DISC_CONTRAST, need_bone=False)
+    return (1.0 if seen >= 1.1 else 0.5), faint
 
 
 def _has_disc_below(
@@ -317,17 +328,18 @@ def _has_disc_below(
     depth: float,
     contrast: float = _DISC_CONTRAST,
     need_bone: bool = True,
-) -> tuple[bool, float]:
-    """Whether a dark disc and then bone follow the block; and the disc's far edge offset.
+) -> tuple[bool, float, float]:
+    """Whether a dark disc and then bone follow the block; the disc's far edge offset; its depth.
 
     With ``need_bone=False`` a dark band alone counts (the bone after it may be
-    off the film or faint).
+    off the film or faint).  The depth is how much darker the band is than the
+    body above it (normalised intensity; NaN when the profile leaves the film).
     """
     prof = _profile_below(norm, corners, depth)
     steps = np.arange(-0.1, 0.8, 0.02)
     needed = np.ones(steps.shape, bool) if need_bone else steps < 0.35
     if not np.all(np.isfinite(prof[needed])):
-        return False, np.nan
+        return False, np.nan, np.nan
     if not need_bone:
         prof = np.where(np.isfinite(prof), prof, -np.inf)
     disc_zone = (steps > 0.0) & (steps < 0.35)
@@ -335,7 +347,7 @@ def _has_disc_below(
     k_disc = np.flatnonzero(disc_zone)[np.argmin(prof[disc_zone])]
     after = bone_zone & (steps > steps[k_disc] + 0.05)
     if not np.any(after):
-        return False, np.nan
+        return False, np.nan, np.nan
     bone = float(np.max(prof[after]))
     body = np.mean(prof[steps < 0.0])
     dark = prof[k_disc]
@@ -354,7 +366,7 @@ def _has_disc_below(
     mid = (dark + bone) / 2
     idx = np.flatnonzero(after & (prof > mid))
     edge = steps[idx[0]] * depth if idx.size else np.nan
-    return bool(ok), float(edge)
+    return bool(ok), float(edge), float(body - dark)
 
 
 @nan_tolerant
@@ -423,16 +435,28 @@ def detect_vertebrae(
     # L5 has a real disc below it and one above it (sacral segments are
     # separated by thin remnant lines at most)
     discs = [_has_disc_below(norm, blocks[pos], d) for pos in range(len(chain))]
+    # ... and its disc is about as dark as the discs above: the lucent band of a
+    # fused sacral disc can pass for a disc on its own (then S1 would be called
+    # L5 and every label shift by one level)
+    ambiguous = False
+    disc_depth = np.nan
     for pos in range(len(chain) - 1, 0, -1):
-        if discs[pos][0] and discs[pos - 1][0]:
-            l5, s1_edge = pos, discs[pos][1]
-            break
+        if not (discs[pos][0] and discs[pos - 1][0]):
+            continue
+        above = [discs[p][2] for p in range(max(pos - 4, 0), pos) if discs[p][0]]
+        disc_depth = float(np.median(above))
+        if discs[pos][2] < _REMNANT_RATIO * disc_depth:
+            ambiguous = True
+            continue
+        l5, s1_edge = pos, discs[pos][1]
+        break
     if l5 is None:
         return LandmarkFailure("not found: no sacrum below the column (no L5-S1 disc seen)")
     # the bone below that disc must be the sacrum: on the film, and without a
     # disc of its own one body height further down (else it is a lumbar body
     # and the film is cropped above the sacrum)
-    sacrum = _sacrum_evidence(norm, blocks[l5], s1_edge, d)
+    sacrum, faint_below = _sacrum_evidence(norm, blocks[l5], s1_edge, d, disc_depth)
+    ambiguous = ambiguous or faint_below
     if sacrum == 0.0:
         return LandmarkFailure(
             "not found: the sacrum is not seen below the column (film cropped above it?)"
@@ -506,6 +530,10 @@ def detect_vertebrae(
     confidence[-1] = float(np.nanmin(lumbar_conf)) if np.any(np.isfinite(lumbar_conf)) else 0.5
     # the labels hang on the sacrum: an unsure sacrum makes every level unsure
     confidence = confidence * sacrum
+    # a faint band at the sacral end of the column (read as a remnant here) could
+    # also be a narrow L5-S1 disc: the labels may be one level off
+    if ambiguous:
+        confidence = confidence * 0.5
 
     refined = refine_corners(img, corners, search_fraction=0.25, max_move_fraction=0.4, levels=levels)
     sd = np.full(corners.shape[:2], np.nan)

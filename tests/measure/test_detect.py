@@ -78,3 +78,35 @@ def test_column_without_sacrum_is_not_found():
     cut = film.image[: int(np.nanmax(film.corners[3, :, 1])) + 3]  # ends at L4's lower endplate
     result = detect_vertebrae(cut)
     assert not result and result.reason.startswith("not found")
+
+
+def _with_sacral_remnant(film, strength: float) -> np.ndarray:
+    """The film with a faint lucent band 4 mm tall across the sacrum 27 mm below
+    S1's endplate (the fused S1-S2 disc), ``strength`` × the film's 1-99 % range."""
+    img = film.pixels.astype(np.float32)
+    sp = film.pixel_spacing_mm[0]
+    truth = film.landmark_array()
+    anterior, posterior = truth[5, 0], truth[5, 1]  # S1's AS, PS
+    depth = np.linalg.norm(anterior - posterior)
+    ex = (anterior - posterior) / depth
+    ey = np.array([-ex[1], ex[0]])
+    ey = ey if ey[1] > 0 else -ey  # towards the feet
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    rel = np.stack([xx - posterior[0], yy - posterior[1]], -1) @ np.column_stack([ex, ey])
+    band = (np.abs(rel[..., 1] - 27 / sp) < 2 / sp) & (rel[..., 0] > -0.1 * depth) & (rel[..., 0] < 1.1 * depth)
+    lo, hi = np.percentile(img, [1, 99])
+    return np.where(band, img - strength * (hi - lo), img)
+
+
+def test_faint_sacral_remnant_is_not_a_confident_l5_s1_disc(phantom_films):
+    # The fused S1-S2 disc's faint band once passed for the L5-S1 disc: S1 was
+    # called L5 and every level was one off, with confidence 1 (benchmark
+    # films 50021 flexion and 50007 extension).  Now the band is judged against
+    # the discs above: the levels are right, and flagged as unsure.
+    film, _ = phantom_films[0]
+    sp = film.pixel_spacing_mm[0]
+    result = detect_vertebrae(_with_sacral_remnant(film, 0.04), pixel_spacing_mm=sp)
+    assert result, result.reason
+    err_mm = np.linalg.norm(result.landmarks - film.landmark_array(), axis=-1) * sp
+    assert np.all(np.nanmedian(err_mm, axis=1) < 5.0)  # one level off would be > 30 mm
+    assert np.all(result.confidence <= 0.5)
