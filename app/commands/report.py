@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -65,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
     for path in wanted.values():
         if path.resolve() == Path(source).resolve():
             raise UserError(f"{path}: would overwrite the input")
+    for path in wanted.values():
+        # Check every destination before writing any, so that one bad path
+        # leaves no partial set of outputs and gives a one-line reason.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise UserError(f"{path}: cannot write here (folder not writable)")
 
     payloads: dict[str, bytes | str] = {}
     if "sr" in wanted:

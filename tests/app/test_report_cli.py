@@ -109,3 +109,16 @@ def test_pdf_from_sr_without_films_identifies_the_patient_from_the_sr(study, tmp
     assert "PHANTOM, Lumbar; ID PHANTOM-001" in flat
     assert "The films are not shown" in flat
     assert "image not found" in flat
+
+
+def test_unwritable_output_is_one_line_and_writes_nothing(study, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    good = tmp_path / "r.csv"
+    status = main(["report", str(study), "--csv", str(good),
+                   "--pdf", str(blocker / "sub" / "r.pdf")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert "\n" not in err and "internal error" not in err
+    assert str(blocker / "sub" / "r.pdf") in err and "cannot write here" in err
+    assert not good.exists()
