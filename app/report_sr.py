@@ -442,8 +442,12 @@ def sr_dataset(
                                        headers[view])
     sources = [hd.sr.SourceImageForMeasurementGroup.from_source_image(ds)
                for ds in headers.values()]
+    from app.report_tables import safe_row
+
+    # A stale or edited session may hold mm values of an uncalibrated film; the
+    # PACS must never receive them (measurement.md §5), as for the other exports.
     for i, row in enumerate(report.rows):
-        groups.append(_segment_group(row, i, sources, report.criteria))
+        groups.append(_segment_group(safe_row(report, row), i, sources, report.criteria))
 
     device = hd.sr.ObserverContext(
         observer_type=Code("121007", "DCM", "Device"),

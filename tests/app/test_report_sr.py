@@ -271,3 +271,23 @@ def test_foreign_sr_and_tampered_content_are_refused(study, tmp_path):
     ds.save_as(tampered)
     with pytest.raises(InputFileError, match="outline of 'flexion L2' disagrees"):
         read_sr(tampered)
+
+
+def test_stale_mm_of_an_uncalibrated_film_never_reaches_the_sr(tmp_path):
+    session_path = fx.make_study(tmp_path / "s", uncalibrated_view="extension")
+    session = json.loads(session_path.read_text())
+    for row in session["results"]["segments"]:  # an edited or stale file
+        row["translation_mm"] = 4.75
+        row["translation_mm_ci95"] = [3.0, 6.0]
+        row["extension_translation_mm"] = 2.5
+        row["flexion_translation_mm"] = 1.25
+    session_path.write_text(json.dumps(session))
+    back = read_sr(write_sr(load_report(session_path), tmp_path / "r.dcm"))
+    row = back["results"]["segments"][2]
+    assert row["translation_mm"] is None and row["extension_translation_mm"] is None
+    assert row["translation_mm_ci95"] is None
+    assert row["flexion_translation_mm"] == 1.25  # the flexion film is calibrated
+    meanings = {str(item.ConceptNameCodeSequence[0].CodeValue)
+                for item in pydicom.dcmread(tmp_path / "r.dcm").iterall()
+                if getattr(item, "ValueType", "") == "NUM"}
+    assert "extension_translation_mm" not in meanings and "translation_mm" not in meanings
