@@ -59,7 +59,7 @@ _HEADER_TIPS = {
     4: "theta_ext - theta_flex; positive = normal motion; ± half the 95 % interval",
 }
 _UNSTABLE = QColor(150, 30, 30)
-_BORDERLINE = QColor(140, 100, 0)
+_BORDERLINE = QColor(255, 236, 179)  # pale amber, dark text: below every threshold, only uncertain
 _BORDERLINE_ABOVE = QColor(176, 70, 0)
 
 
@@ -120,7 +120,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     status = row.get("finding") or ("borderline" if row.get("borderline") else "unstable" if row.get("unstable") else "stable")
     if status == "borderline":
         # the 95 % interval straddles a threshold: neither a confident yes nor no
-        side = f"above threshold: {criterion}" if row.get("unstable") else "below thresholds"
+        side = f"ABOVE threshold: {criterion}" if row.get("unstable") else "below thresholds"
         texts[9] = f"BORDERLINE ({side})"
     elif status == "unstable":
         texts[9] = f"UNSTABLE ({criterion})"
@@ -134,7 +134,10 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     if row.get("borderline"):
         tips[9] += "; the 95 % interval straddles a threshold"
     if row.get("translation_assessed") is False:
-        tips[9] += "; translation criterion not applied (needs millimetres)"
+        if th.get("translation_mm") is None and th.get("translation_pct") is None:
+            tips[9] += "; these criteria set no translation threshold: translation is not classified"
+        else:
+            tips[9] += "; translation criterion not applied: these criteria need millimetres"
     return texts, tips, status
 
 
@@ -272,14 +275,20 @@ class QtResultsPanel(QWidget):
                 if status == "unstable":
                     item.setBackground(QBrush(_UNSTABLE))
                     item.setForeground(QBrush(QColor(255, 255, 255)))
-                elif status == "borderline":
-                    # above a threshold but not confidently: darker than below-threshold borderline
-                    item.setBackground(QBrush(_BORDERLINE_ABOVE if shade.endswith("above") else _BORDERLINE))
+                elif shade == "borderline-above":
+                    # above a threshold but not confidently: strong orange, bold
+                    item.setBackground(QBrush(_BORDERLINE_ABOVE))
                     item.setForeground(QBrush(QColor(255, 255, 255)))
+                elif status == "borderline":
+                    # below every threshold, the interval reaching one: a pale tint, so these
+                    # rows do not look like the above-threshold ones
+                    item.setBackground(QBrush(_BORDERLINE))
+                    item.setForeground(QBrush(QColor(0, 0, 0)))
                 else:
                     item.setBackground(QBrush())
                     item.setForeground(self.table.palette().text())
-                item.setFont(bold if c in (0, 9) and status in ("unstable", "borderline") else self.table.font())
+                strong = status == "unstable" or shade == "borderline-above"
+                item.setFont(bold if c in (0, 9) and strong else self.table.font())
         self.table.blockSignals(False)
         key = (len(rows), tuple(self.statuses), roles)
         if key != self._layout_key:

@@ -166,8 +166,11 @@ def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
     opened.session.set_landmarks("flexion", flex)
     low, high = opened.session.result_rows()[3]["angulation_deg_ci95"]
     assert low < 10 < high
-    assert opened.results.cell("L4-L5", "Result") == "BORDERLINE (above threshold: angulation)"
+    assert opened.results.cell("L4-L5", "Result") == "BORDERLINE (ABOVE threshold: angulation)"
     assert opened.results.statuses[3] == "borderline"
+    # above a threshold: strong orange, bold; a below-threshold borderline row would be pale
+    item = opened.results.table.item(3, 9)
+    assert item.background().color().getRgb()[:3] == (176, 70, 0) and item.font().bold()
 
 
 def test_uncalibrated_film_never_shows_mm(make_window, synthetic_pair):
@@ -481,3 +484,22 @@ def test_linked_zoom_and_pan(qtbot, opened):
     assert ext.transform.to_image(ext.width() / 2, ext.height() / 2) == pytest.approx((120.0, 200.0))
     ext.zoom_to(5.0)
     assert flex.transform.scale == 5.0
+
+
+def test_result_cell_colours_and_tooltips_tell_above_from_below_threshold(qtbot):
+    from ui.qt_results import format_row
+
+    base = {
+        "segment": "L3-L4", "measured": True, "translation_mm": None, "translation_pct": 5.0,
+        "angulation_deg": 8.0, "criterion": "angulation", "borderline": True,
+        "thresholds": {"translation_mm": 4.0, "translation_pct": None, "angulation_deg": 10.0},
+    }
+    roles = ("flexion", "extension")
+    texts, tips, status = format_row({**base, "unstable": False, "translation_assessed": False}, roles)
+    assert (texts[9], status) == ("BORDERLINE (below thresholds)", "borderline")
+    assert tips[9].endswith("translation criterion not applied: these criteria need millimetres")
+    texts, tips, _ = format_row({**base, "unstable": True, "translation_assessed": False,
+                                 "thresholds": {"translation_mm": None, "translation_pct": None,
+                                                "angulation_deg": 10.0}}, roles)
+    assert texts[9] == "BORDERLINE (ABOVE threshold: angulation)"
+    assert "no translation threshold" in tips[9] and "millimetres" not in tips[9]
