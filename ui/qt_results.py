@@ -126,6 +126,9 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
         texts[9] = f"UNSTABLE ({criterion})"
     else:
         texts[9] = "below thresholds"
+    if row.get("translation_assessed") is False and status != "unstable":
+        # "below thresholds" must not read as "translation checked" when it was not
+        texts[9] += " (angulation only)"
     th = row.get("thresholds") or {}
     limits = [
         f"{k.replace('_', ' ')} > {v:g}" for k, v in th.items() if v is not None

@@ -496,10 +496,12 @@ def test_result_cell_colours_and_tooltips_tell_above_from_below_threshold(qtbot)
     }
     roles = ("flexion", "extension")
     texts, tips, status = format_row({**base, "unstable": False, "translation_assessed": False}, roles)
-    assert (texts[9], status) == ("BORDERLINE (below thresholds)", "borderline")
+    assert (texts[9], status) == ("BORDERLINE (below thresholds) (angulation only)", "borderline")
     assert tips[9].endswith("translation criterion not applied: these criteria need millimetres")
     texts, tips, _ = format_row({**base, "unstable": True, "translation_assessed": False,
                                  "thresholds": {"translation_mm": None, "translation_pct": None,
                                                 "angulation_deg": 10.0}}, roles)
-    assert texts[9] == "BORDERLINE (ABOVE threshold: angulation)"
+    assert texts[9] == "BORDERLINE (ABOVE threshold: angulation) (angulation only)"
+    assert format_row({**base, "borderline": False, "unstable": False,
+                       "translation_assessed": False}, roles)[0][9] == "below thresholds (angulation only)"
     assert "no translation threshold" in tips[9] and "millimetres" not in tips[9]
