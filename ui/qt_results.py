@@ -350,11 +350,16 @@ class QtResultsPanel(QWidget):
 
     def cell(self, segment: str, column: str) -> str:
         """The text shown for ``segment`` in ``column`` (a name of :data:`COLUMNS`)."""
-        c = COLUMNS.index(column)
-        for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == segment:
-                return self.table.item(r, c).text()
-        raise KeyError(segment)
+        return table_cell(self.table, segment, column)
+
+
+def table_cell(table: QTableWidget, segment: str, column: str) -> str:
+    """The text of a results table (columns :data:`COLUMNS`) for ``segment`` in ``column``."""
+    c = COLUMNS.index(column)
+    for r in range(table.rowCount()):
+        if table.item(r, 0).text() == segment:
+            return table.item(r, c).text()
+    raise KeyError(segment)
 
 
 class QtThresholdsDialog(QDialog):

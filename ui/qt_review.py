@@ -51,7 +51,7 @@ from app.report_data import (
     read_session_file,
     report_from_session,
 )
-from ui.qt_results import COLUMNS, format_row
+from ui.qt_results import COLUMNS, format_row, table_cell
 
 __all__ = ["QtReviewController", "QtReviewPanel", "install_review", "next_version_path"]
 
@@ -153,11 +153,7 @@ class QtReviewPanel(QWidget):
 
     def cell(self, segment: str, column: str) -> str:
         """Text shown for ``segment`` in ``column`` (a name of :data:`ui.qt_results.COLUMNS`)."""
-        c = COLUMNS.index(column)
-        for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == segment:
-                return self.table.item(r, c).text()
-        raise KeyError(segment)
+        return table_cell(self.table, segment, column)
 
 
 class _ReadOnlyFilter(QObject):
