@@ -813,13 +813,29 @@ def _load_dicom(path: Path, kind: str) -> Film:
 # ----------------------------------------------------------------------------- PNG/JPEG/TIFF
 
 
+@contextlib.contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """Silence OpenCV's own log lines (e.g. ``[ERROR:0@0.3] ... IHDR chunk shall be
+    first``) while it decodes: the user gets our one-line reason, not decoder noise."""
+    import cv2
+
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
 def _load_image(path: Path, kind: str) -> Film:
     import cv2
 
     name = kind.upper()
     if kind == "tiff":
         try:
-            pages = int(cv2.imcount(str(path)))
+            with _opencv_silent():
+                pages = int(cv2.imcount(str(path)))
         except cv2.error:
             pages = 1
         if pages > 1:
@@ -830,7 +846,8 @@ def _load_image(path: Path, kind: str) -> Film:
             tail = handle.read().rstrip(b"\x00\r\n\t ")
         if not tail.endswith(b"\xff\xd9"):
             raise InputFileError(path, "truncated: JPEG image without its end-of-image marker")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with _opencv_silent():
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise InputFileError(path, f"cannot be decoded as a {name} image")
     if image.ndim == 3:

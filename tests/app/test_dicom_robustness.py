@@ -67,3 +67,20 @@ def test_truncated_plain_images(tmp_path, suffix):
         target.write_bytes(data[:cut])
         outcome = _outcome(load_film, target)
         assert isinstance(outcome, InputFileError), cut
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_damaged_image_gives_only_its_reason_not_decoder_noise(tmp_path, capfd, suffix):
+    """OpenCV logs '[ERROR:...] IHDR chunk shall be first' etc. on stderr by itself;
+    the user must see one line, ours."""
+    import cv2
+
+    source = tmp_path / f"film{suffix}"
+    cv2.imwrite(str(source), np.zeros((20, 30), np.uint8))
+    damaged = tmp_path / f"damaged{suffix}"
+    data = source.read_bytes()
+    damaged.write_bytes(data[:8] + b"\0" * (len(data) - 8))
+    capfd.readouterr()
+    assert isinstance(_outcome(load_film, damaged), InputFileError)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
