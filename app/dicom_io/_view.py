@@ -35,7 +35,7 @@ __all__ = ["recognise_view", "view_from_sources"]
 _FLEXION = frozenset(
     {
         "flex", "flexion", "flexed", "flx", "flexn", "flexio", "flexao", "flessione", "flexie",
-        "flexions", "flexionsaufnahme", "flexionsstellung", "anteflexion", "anteflex",
+        "flexions", "flexionsaufnahme", "flexionsstellung", "anteflexion", "anteflex", "hyperflexion",
         "inklination", "inklinationsaufnahme", "inklinationsstellung",
         "beugung", "vorbeugung", "vorneigung", "ventralflexion",
     }

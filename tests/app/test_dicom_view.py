@@ -17,6 +17,7 @@ SPELLINGS = {
     "Flexionsaufnahme LWS": View.FLEXION, "Rachis lombaire profil flexion": View.FLEXION,
     "Columna lumbar lateral flexión": View.FLEXION, "Rachide lombare flessione": View.FLEXION,
     "LWK lateraal flexie": View.FLEXION, "ante-flexion": View.FLEXION, "forward bending": View.FLEXION,
+    "LAT HYPERFLEXION": View.FLEXION,
     # extension
     "LAT EXT": View.EXTENSION, "L-SPINE EXTENSION": View.EXTENSION, "lsp_ext": View.EXTENSION,
     "LWS Reklination": View.EXTENSION, "LWS Streckung": View.EXTENSION,
