@@ -152,9 +152,14 @@ def format_table(doc: dict[str, Any]) -> str:
                 ]
             )
             continue
-        result = "UNSTABLE" if s["unstable"] else "within"
+        # the same vocabulary as the viewer and the reports: a borderline segment is
+        # BORDERLINE first, with which side of the thresholds its value lies on
         if s["borderline"]:
-            result += " (borderline)"
+            result = (
+                "BORDERLINE (ABOVE threshold)" if s["unstable"] else "BORDERLINE (below thresholds)"
+            )
+        else:
+            result = "UNSTABLE" if s["unstable"] else "within"
         if not s["translation_assessed"]:
             result += " *"
         if both_mm:
