@@ -9,6 +9,8 @@ shown in the window, never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,16 @@ __all__ = ["QtAutoLandmarks", "install_auto_landmarks"]
 def _other(role: str) -> str:
     return "extension" if role == "flexion" else "flexion"
 
+
+
+@contextmanager
+def _wait_cursor() -> Iterator[None]:
+    """The busy cursor while an automatic landmark method runs."""
+    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        yield
+    finally:
+        QGuiApplication.restoreOverrideCursor()
 
 class QtAutoLandmarks:
     """Track and Refine actions of one :class:`ui.qt_main_window.QtMainWindow`.
@@ -105,14 +117,11 @@ class QtAutoLandmarks:
         if not np.isfinite(corners).any():
             self.window.show_error(f"track: outline the bodies on the {source} film first")
             return 0
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
+        with _wait_cursor():
             outcome = autolandmarks.track_film(
                 films[0], corners, films[1],
                 levels=self.session.levels, target_calibration=self.session.calibration(target),
             )  # fmt: skip
-        finally:
-            QGuiApplication.restoreOverrideCursor()
         return self._apply(target, outcome, f"Track from {source}")
 
     def refine(self, role: str) -> int:
@@ -124,13 +133,10 @@ class QtAutoLandmarks:
         if not np.isfinite(corners).any():
             self.window.show_error(f"refine: place the corners on the {role} film first")
             return 0
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
+        with _wait_cursor():
             outcome = autolandmarks.refine_film(
                 film, corners, levels=self.session.levels, calibration=self.session.calibration(role)
             )
-        finally:
-            QGuiApplication.restoreOverrideCursor()
         return self._apply(role, outcome, "Refine")
 
 
@@ -143,13 +149,10 @@ class QtAutoLandmarks:
         film = self._film(role)
         if film is None:
             return 0
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
+        with _wait_cursor():
             outcome = autolandmarks.detect_film(
                 film, levels=self.session.levels, calibration=self.session.calibration(role)
             )
-        finally:
-            QGuiApplication.restoreOverrideCursor()
         return self._apply(role, outcome, "Detect")
 
 
