@@ -139,7 +139,6 @@ class QtAutoLandmarks:
             )
         return self._apply(role, outcome, "Refine")
 
-
     def detect(self, role: str) -> int:
         """Find the bodies on ``role`` without any click; returns corners placed.
 
