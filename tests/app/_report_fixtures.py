@@ -240,3 +240,18 @@ def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
     path = folder / "session.json"
     path.write_text(json.dumps(session, indent=2))
     return path
+
+
+def make_stale_uncalibrated_study(folder: Path, **row_extra) -> Path:
+    """A study whose extension film is uncalibrated but whose saved rows still hold mm
+    values (an edited or out-of-date session file); ``row_extra`` adds keys to each row."""
+    session_path = make_study(folder, uncalibrated_view="extension")
+    session = json.loads(session_path.read_text())
+    for row in session["results"]["segments"]:
+        row["translation_mm"] = 4.75
+        row["translation_mm_ci95"] = [3.0, 6.0]
+        row["extension_translation_mm"] = 2.5
+        row["flexion_translation_mm"] = 1.25
+        row.update(row_extra)
+    session_path.write_text(json.dumps(session))
+    return session_path

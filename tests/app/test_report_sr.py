@@ -274,14 +274,7 @@ def test_foreign_sr_and_tampered_content_are_refused(study, tmp_path):
 
 
 def test_stale_mm_of_an_uncalibrated_film_never_reaches_the_sr(tmp_path):
-    session_path = fx.make_study(tmp_path / "s", uncalibrated_view="extension")
-    session = json.loads(session_path.read_text())
-    for row in session["results"]["segments"]:  # an edited or stale file
-        row["translation_mm"] = 4.75
-        row["translation_mm_ci95"] = [3.0, 6.0]
-        row["extension_translation_mm"] = 2.5
-        row["flexion_translation_mm"] = 1.25
-    session_path.write_text(json.dumps(session))
+    session_path = fx.make_stale_uncalibrated_study(tmp_path / "s")
     back = read_sr(write_sr(load_report(session_path), tmp_path / "r.dcm"))
     row = back["results"]["segments"][2]
     assert row["translation_mm"] is None and row["extension_translation_mm"] is None

@@ -134,15 +134,9 @@ def test_png_without_images_keeps_last_good_file(tmp_path):
 
 
 def test_stale_mm_of_an_uncalibrated_film_never_exported(tmp_path):
-    session_path = fx.make_study(tmp_path / "s", uncalibrated_view="extension")
-    session = json.loads(session_path.read_text())
-    for row in session["results"]["segments"]:  # an edited or stale file
-        row["translation_mm"] = 4.75
-        row["translation_mm_ci95"] = [3.0, 6.0]
-        row["extension_translation_mm"] = 2.5
-        row["flexion_translation_mm"] = 1.25
-        row["translation_mm_note"] = "uncalibrated film: no mm value"
-    session_path.write_text(json.dumps(session))
+    session_path = fx.make_stale_uncalibrated_study(
+        tmp_path / "s", translation_mm_note="uncalibrated film: no mm value"
+    )
     report = load_report(session_path)
     with open(write_csv(report, tmp_path / "t.csv"), newline="") as handle:
         row = list(csv.DictReader(handle))[2]
