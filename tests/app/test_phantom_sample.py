@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,38 @@ def test_sample_is_small_lossless_and_complete():
         assert ds.file_meta.TransferSyntaxUID == pydicom.uid.JPEGLSLossless
 
 
+def _locked_version(package: str) -> str:
+    """The version of *package* that requirements/test.lock pins (the one the sample was made with)."""
+    lock = (Path(__file__).resolve().parents[2] / "requirements" / "test.lock").read_text()
+    match = re.search(rf"^{re.escape(package)}==(\S+)", lock, flags=re.MULTILINE)
+    assert match, f"{package} is not pinned in requirements/test.lock"
+    return match.group(1)
+
+
 def test_generator_reproduces_the_sample(committed_truth, regenerated):
+    """Exact pixels depend on OpenCV's interpolation: bit for bit only under the locked cv2.
+
+    opencv-python-headless 5.1 changed resampling by one grey level on about half the pixels.
+    Under the locked version the regenerated films must equal the committed ones exactly.  Under
+    any other version (someone installing from pyproject.toml's ranges) 99.9 % of the pixels must
+    still agree to within 0.5 % of the grey range (5.1 against 5.0: up to 9 of 4095 on the
+    rotated extension film, a few edge pixels more), so a real change of the phantom, which moves
+    whole outlines by hundreds of grey levels, is caught either way.
+    """
+    import cv2
+
+    exact = cv2.__version__ == ".".join(_locked_version("opencv-python-headless").split(".")[:3])
     assert json.loads(json.dumps(regenerated.truth())) == committed_truth
     for film in regenerated.films:
         committed = pydicom.dcmread(SAMPLE / f"{film.view}.dcm")
-        np.testing.assert_array_equal(committed.pixel_array, film.pixels)
+        if exact:
+            np.testing.assert_array_equal(committed.pixel_array, film.pixels)
+        else:
+            diff = np.abs(committed.pixel_array.astype(np.int64) - film.pixels.astype(np.int64))
+            tolerance = 0.005 * int(committed.pixel_array.max())
+            assert np.percentile(diff, 99.9) <= tolerance, (
+                f"{film.view}: 0.1 % of pixels differ by more than {np.percentile(diff, 99.9)}"
+            )
         fresh = dataset_for_film(regenerated, film)
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientName",
                         "PatientID", "SeriesDescription", "ImagerPixelSpacing",
