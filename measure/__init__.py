@@ -12,7 +12,7 @@ from measure._agreement import (
     fleiss_kappa,
     intraclass_correlation,
 )
-from measure._auto_common import LandmarkFailure
+from measure._auto_common import Cancelled, Checkpoint, LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import DetectionResult, detect_vertebrae
@@ -31,6 +31,8 @@ __all__ = [
     "BlandAltman",
     "Calibration",
     "CalibrationSource",
+    "Cancelled",
+    "Checkpoint",
     "Criteria",
     "DetectionResult",
     "IntraclassCorrelation",

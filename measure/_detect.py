@@ -37,7 +37,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from measure._auto_common import LandmarkFailure, as_image, local_normalise, nan_tolerant
+from measure._auto_common import (
+    Checkpoint,
+    LandmarkFailure,
+    as_image,
+    at_checkpoint,
+    local_normalise,
+    nan_tolerant,
+)
 from measure._refine import refine_corners
 from measure._registration import level_matrix, resample
 
@@ -375,6 +382,7 @@ def detect_vertebrae(
     *,
     levels: tuple[str, ...] | list[str] = ("L1", "L2", "L3", "L4", "L5", "S1"),
     pixel_spacing_mm: float | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> DetectionResult | LandmarkFailure:
     """Find the lumbar bodies and S1 on one lateral film and propose their corners.
 
@@ -388,6 +396,9 @@ def detect_vertebrae(
         counted from the sacrum upwards.
     pixel_spacing_mm : float, optional
         Mean pixel spacing; narrows the body sizes searched.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between body sizes searched;
+        raising from it (:class:`measure.Cancelled`) stops the detection.
 
     Returns
     -------
@@ -409,7 +420,8 @@ def detect_vertebrae(
         depths = min(h, w) * np.geomspace(1 / 14, 1 / 5, 6)
 
     best = None
-    for depth in depths:
+    for k, depth in enumerate(depths):
+        at_checkpoint(checkpoint, 0.8 * k / len(depths))
         f = min(1.0, _TEMPLATE_DEPTH / depth)
         small = resample(img, f)
         norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
