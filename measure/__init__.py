@@ -11,6 +11,7 @@ from measure._detect import DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._refine import RefinementResult, refine_corners
+from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
 
@@ -27,8 +28,10 @@ __all__ = [
     "LandmarkFailure",
     "PlacementMethod",
     "RefinementResult",
+    "SeededResult",
     "SegmentalMotion",
     "TrackingResult",
+    "corners_from_seeds",
     "detect_vertebrae",
     "get_criteria",
     "level_sort_key",
