@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 HELP = "all the corners from one click inside each body (or inside L1 and S1 only)"
@@ -66,14 +65,10 @@ def _point(value: Any, key: str, path: str) -> tuple[float, float]:
 def read_clicks(path: str, n_films: int) -> tuple[tuple[str, ...], dict[str, dict[str, tuple[float, float]]]]:
     """Levels and ``{film key: {level: (x, y)}}`` of a clicks file; one line naming the key on error."""
     from app.errors import InputFileError
+    from app.jsonfile import read_json
     from measure import DEFAULT_LEVELS, level_sort_key
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"not a JSON file ({exc.__class__.__name__})") from None
+    doc = read_json(path)  # duplicate keys, NaN, overflow: one line naming the key
     if not isinstance(doc, dict):
         raise InputFileError(path, "expected a JSON object")
     levels = doc.get("levels", list(DEFAULT_LEVELS))
