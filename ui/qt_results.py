@@ -84,7 +84,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     Returns
     -------
     texts, tooltips : list of str, one per column of :data:`COLUMNS`
-    status : {"unstable", "borderline", "stable", "not measured", "single film"}
+    status : {"unstable", "borderline", "stable", "not measured", "single film", "to confirm"}
     """
     texts = [row["segment"]] + [_DASH] * (len(COLUMNS) - 1)
     tips = [""] * len(COLUMNS)
@@ -116,6 +116,11 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     for col in (7, 8):
         if texts[col] == _DASH:
             tips[col] = "no usable pixel spacing on this film"
+    if row.get("needs_review"):
+        # the detector was unsure of the level labels: no verdict until the reader confirms them
+        texts[9] = "labels to confirm (Enter)"
+        tips[9] = f"Not counted: {row.get('needs_review_reason') or 'the level labels are uncertain'}"
+        return texts, tips, "to confirm"
     criterion = row.get("criterion") or "none"
     status = row.get("finding") or ("borderline" if row.get("borderline") else "unstable" if row.get("unstable") else "stable")
     if status == "borderline":

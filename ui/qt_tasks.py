@@ -162,7 +162,7 @@ class QtTaskRunner(QObject):
             time.sleep(0.005)
         return self.task is None
 
-    def timerEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def timerEvent(self, event) -> None:
         if self.task is not None:
             self.progress.setValue(round(100 * self.task.fraction))
 

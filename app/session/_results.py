@@ -138,9 +138,13 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
     sources = {str(cal[r].source) for r in roles}
     source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
     uncalibrated = [r for r in roles if not cal[r].is_calibrated]
+    review = session.label_review
     for row in rows:
         row["finding"] = finding_of(row)
         row["calibration_source"] = source
+        if review is not None:  # the verdict does not count until the reader confirms the labels
+            row["needs_review"] = True
+            row["needs_review_reason"] = review
         row["translation_mm_note"] = (
             None
             if not uncalibrated

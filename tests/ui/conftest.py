@@ -194,3 +194,15 @@ def synthetic_dicoms(tmp_path):
         }
     (out / "landmarks.json").write_text(json.dumps(doc))
     return out
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The sample study folder (flexion.dcm, extension.dcm, truth.json); a phantom when absent."""
+    if (SAMPLE_DIR / "truth.json").exists():
+        return SAMPLE_DIR
+    from app.phantom import make_study, write_study
+
+    out = tmp_path_factory.mktemp("sample")
+    write_study(make_study(7), out)
+    return out
