@@ -102,6 +102,10 @@ class QtTaskRunner(QObject):
         for widget in (self.label, self.progress, self.cancel_button):
             bar.addWidget(widget)
             widget.hide()
+        # the bar keeps its height when the progress shows: no relayout (and rescaling) of the films
+        bar.setMinimumHeight(
+            max(bar.sizeHint().height(), self.progress.sizeHint().height(), self.cancel_button.sizeHint().height()) + 4
+        )
         self.cancel_action = QAction("Cancel the running task", window)
         self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -192,11 +196,11 @@ class QtTaskRunner(QObject):
                 self.window.report_internal_error(type(error), error, error.__traceback__)
             self.finished.emit(task.name, "failed")
             return
+        bar.showMessage(f"{task.name} done in {seconds:.1f} s", 5000)
         try:
             on_done(value)
         except UserError as exc:
             self.window.show_error(str(exc))
             self.finished.emit(task.name, "failed")
             return
-        bar.showMessage(f"{task.name} done in {seconds:.1f} s", 5000)
         self.finished.emit(task.name, "done")

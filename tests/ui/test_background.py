@@ -34,6 +34,8 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     window.session.set_landmarks("flexion", flex)
     undo_before = window.session.undo_text
     stamps, timer = _ticks(qtbot, window)
+    progress: list[int] = []
+    timer.timeout.connect(lambda: progress.append(window.tasks.progress.value()))
     timer.start()
     t0 = time.perf_counter()
     with qtbot.waitSignal(window.tasks.finished, timeout=120_000) as finished:
@@ -47,6 +49,8 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     gaps = np.diff([t0, *stamps])
     assert len(stamps) >= 5 and elapsed > 0.1
     assert gaps.max() < 0.1, f"longest stall {gaps.max() * 1000:.0f} ms"
+    # the status bar showed the progress going up
+    assert max(progress) >= 50 and np.all(np.diff(progress[: int(np.argmax(progress)) + 1]) >= 0)
     # the result landed, as one undo step
     placed = window.session.landmarks("extension")
     assert np.nanmax(np.linalg.norm(placed - ext, axis=-1)) < 3.0
