@@ -28,7 +28,7 @@ import numpy as np
 
 from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
-from measure import Calibration, CalibrationSource
+from measure import Calibration, CalibrationSource, Verdict, verdict_of_record
 
 __all__ = [
     "CORNERS",
@@ -476,19 +476,26 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row.
+
+    A stored ``finding`` is returned as written; otherwise the row's verdict
+    (:func:`measure.verdict_of_record`, the one rule of every output) grouped:
+    both borderline verdicts are ``borderline``, within and not assessed ``stable``.
+    """
     value = row.get("finding")
     if isinstance(value, str) and value:
         return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
+    return _FINDINGS[verdict_of_record(row)]
+
+
+_FINDINGS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
 
 
 def is_missing(value: Any) -> bool:

@@ -13,12 +13,21 @@ from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._refine import RefinementResult, refine_corners
 from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
+from measure._verdict import (
+    VERDICT_KINDS,
+    Verdict,
+    quantity_verdicts,
+    quantity_verdicts_of_record,
+    segment_verdict,
+    verdict_of_record,
+)
 
 __all__ = [
     "CORNERS",
     "CRITERIA_PRESETS",
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
+    "VERDICT_KINDS",
     "Z95",
     "Calibration",
     "CalibrationSource",
@@ -29,12 +38,17 @@ __all__ = [
     "RefinementResult",
     "SegmentalMotion",
     "TrackingResult",
+    "Verdict",
     "detect_vertebrae",
     "get_criteria",
     "level_sort_key",
+    "quantity_verdicts",
+    "quantity_verdicts_of_record",
     "refine_corners",
     "segment_labels",
+    "segment_verdict",
     "segmental_motion",
     "sort_levels",
     "track_bodies",
+    "verdict_of_record",
 ]

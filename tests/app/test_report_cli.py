@@ -28,7 +28,7 @@ def test_every_output(study, tmp_path, capsys):
     assert (out / "r.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "r.png").read_bytes().startswith(b"\x89PNG")
     assert dict(read_sr(out / "r.dcm")) == json.loads(study.read_text())
-    assert json.loads((out / "r.json").read_text())["segments"] == fx.result_rows()
+    assert json.loads((out / "r.json").read_text())["segments"] == fx.table_rows()
     assert capsys.readouterr().err == ""
 
 
