@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "detect": "app.commands.detect",
     "report": "app.commands.report",
     "batch": "app.commands.batch",
+    "agreement": "app.commands.agreement",
     "phantom": "app.commands.phantom",
 }
 
