@@ -1,9 +1,17 @@
 """Pure computation for lumbar instability: landmark geometry, motion, criteria,
-uncertainty, tracking and detection.
+uncertainty, tracking and detection, and reader-agreement statistics.
 
 Imports numpy, scipy, opencv and scikit-image only: no Qt, no DICOM, no file I/O.
 """
 
+from measure._agreement import (
+    BlandAltman,
+    IntraclassCorrelation,
+    bland_altman,
+    cohen_kappa,
+    fleiss_kappa,
+    intraclass_correlation,
+)
 from measure._auto_common import LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
@@ -20,17 +28,23 @@ __all__ = [
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
     "Z95",
+    "BlandAltman",
     "Calibration",
     "CalibrationSource",
     "Criteria",
     "DetectionResult",
+    "IntraclassCorrelation",
     "LandmarkFailure",
     "PlacementMethod",
     "RefinementResult",
     "SegmentalMotion",
     "TrackingResult",
+    "bland_altman",
+    "cohen_kappa",
     "detect_vertebrae",
+    "fleiss_kappa",
     "get_criteria",
+    "intraclass_correlation",
     "level_sort_key",
     "refine_corners",
     "segment_labels",
