@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "info": "app.commands.info",
     "track": "app.commands.track",
     "detect": "app.commands.detect",
+    "complete": "app.commands.complete",
     "report": "app.commands.report",
     "batch": "app.commands.batch",
     "phantom": "app.commands.phantom",

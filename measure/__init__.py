@@ -19,6 +19,7 @@ from measure._detect import DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._refine import RefinementResult, refine_corners
+from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
 
@@ -37,10 +38,12 @@ __all__ = [
     "LandmarkFailure",
     "PlacementMethod",
     "RefinementResult",
+    "SeededResult",
     "SegmentalMotion",
     "TrackingResult",
     "bland_altman",
     "cohen_kappa",
+    "corners_from_seeds",
     "detect_vertebrae",
     "fleiss_kappa",
     "get_criteria",
