@@ -175,6 +175,8 @@ def table_json(report: ReportData) -> dict[str, Any]:
         "levels": report.levels,
         "films": films,
         "warnings": list(report.warnings),
+        "stored_values_differ": list(report.stored_differences),
+        "measured_from_landmarks": report.measured_from_landmarks,
         "segments": [table_row(report, r) for r in report.rows],
     }
 

@@ -214,9 +214,26 @@ def film_record(
     }
 
 
-def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
+def viewer_rows(session_path: Path) -> list[dict]:
+    """The rows the viewer's model (``app.session.Session``) computes from a session's
+    landmarks: what a session saved by the viewer holds."""
+    from app.dicom_io import load_film
+    from app.session import Session
+
+    session = Session()
+    session.load(session_path, loader=load_film)
+    return session.result_rows()
+
+
+def make_study(folder: Path, *, uncalibrated_view: str | None = None,
+               measured: bool = False) -> Path:
     """Write ``flexion.dcm``, ``extension.dcm`` and ``session.json`` into ``folder``;
-    return the session path."""
+    return the session path.
+
+    The result rows are hand-written (:func:`result_rows`, which the landmarks
+    do not give: every report flags them as differing), or with ``measured``
+    the rows the viewer computes from the landmarks (:func:`viewer_rows`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     session = {
         "format": "lumbar-instability-session",
@@ -251,6 +268,9 @@ def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
     session["results"] = {"segments": rows}
     path = folder / "session.json"
     path.write_text(json.dumps(session, indent=2))
+    if measured:
+        session["results"] = {"segments": viewer_rows(path)}
+        path.write_text(json.dumps(session, indent=2))
     return path
 
 
