@@ -22,6 +22,7 @@ import numpy as np
 
 from app.atomic import atomic_write_text
 from app.errors import InputFileError
+from app.jsonfile import read_json
 from measure import (
     CORNERS,
     Calibration,
@@ -57,6 +58,21 @@ UNSTATED_SOURCE_DETAIL = (
 )
 NO_SPACING_DETAIL = "no pixel_spacing_mm in the landmarks file"
 _DEFAULT_DETAILS = (UNSTATED_SOURCE_DETAIL, NO_SPACING_DETAIL)
+
+#: Pixel spacings accepted, mm (a radiograph's are 0.05-1 mm; 1 µm to 10 mm
+#: leaves room for any scan or reduced copy and refuses garbage such as 1e308).
+SPACING_RANGE_MM: tuple[float, float] = (1e-3, 10.0)
+#: Largest landmark coordinate, pixels (a film is at most some 10^4 pixels wide).
+MAX_COORDINATE_PX = 1e6
+#: Largest positional SD of a corner, mm.
+MAX_SD_MM = 100.0
+#: ``format`` values whose files carry landmarks, with the newest ``format_version``
+#: this software reads (a session's is :data:`app.session.FORMAT_VERSION`).
+LANDMARK_FORMATS: dict[str, int | None] = {
+    "lumbar-instability-landmarks": 1,
+    "lumbar-instability-session": None,
+    "lumbar-instability-phantom-truth": 1,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,27 +198,8 @@ class _Bad(Exception):
         super().__init__(f"key {key}: {reason}")
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in a landmarks file")
-
-
 def _load_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, expected a JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot read: {exc}") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:
-        raise InputFileError(path, f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InputFileError(path, "not a landmarks file: JSON nested too deeply") from None
+    return read_json(path)
 
 
 def _number(value: Any) -> bool:
@@ -217,13 +214,22 @@ def _number(value: Any) -> bool:
 def _spacing(value: Any, key: str) -> tuple[float, float] | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(_number(v) and v > 0 for v in value)
-    ):
-        raise _Bad(key, f"expected [row, column] positive numbers in mm or null, got {json.dumps(value)}")
+    if not isinstance(value, list) or len(value) != 2 or not all(_number(v) and v > 0 for v in value):
+        raise _Bad(key, f"expected [row, column] positive numbers in mm or null, got {_show(value)}")
+    low, high = SPACING_RANGE_MM
+    if not all(low <= v <= high for v in value):
+        raise _Bad(
+            key,
+            f"expected [row, column] positive numbers in mm or null, got {_show(value)}: "
+            f"a pixel spacing lies between {low:g} and {high:g} mm",
+        )
     return float(value[0]), float(value[1])
+
+
+def _show(value: Any) -> str:
+    """A short JSON rendering of a bad value for a message."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _calibration(film: Mapping[str, Any], name: str) -> Calibration:
@@ -240,7 +246,7 @@ def _calibration(film: Mapping[str, Any], name: str) -> Calibration:
         source = CalibrationSource(source)
     except ValueError:
         known = ", ".join(s.value for s in CalibrationSource)
-        raise _Bad(f"{name}.calibration_source", f"expected one of {known}, got {json.dumps(source)}") from None
+        raise _Bad(f"{name}.calibration_source", f"expected one of {known}, got {_show(source)}") from None
     if source is CalibrationSource.UNCALIBRATED:
         if spacing is not None:
             raise _Bad(f"{name}.pixel_spacing_mm", "must be null when calibration_source is uncalibrated")
@@ -267,10 +273,59 @@ def _per_corner(film: Mapping[str, Any], name: str, key: str) -> dict[str, dict[
 
 def _check_level(label: Any, key: str) -> str:
     try:
+        if not isinstance(label, str) or label != label.strip():
+            raise ValueError(label)
         level_sort_key(label)
     except ValueError:
-        raise _Bad(key, f"{json.dumps(label)} is not a vertebral level such as L4, T12 or S1") from None
+        raise _Bad(key, f"{_show(label)} is not a vertebral level such as L4, T12 or S1") from None
     return label
+
+
+def _same_level_twice(labels: list[str], key: str) -> None:
+    """Refuse two spellings of one level (``L4`` and ``l4``, ``L4`` and ``L04``)."""
+    seen: dict[tuple[int, int], str] = {}
+    for label in labels:
+        first = seen.setdefault(level_sort_key(label), label)
+        if first != label:
+            raise _Bad(key, f"{_show(first)} and {_show(label)} name the same level: write each level once, one way")
+
+
+def check_format(doc: Mapping[str, Any], path: str | PathLike[str] = "<landmarks>") -> str | None:
+    """Check ``format`` and ``format_version`` of a landmarks or session document.
+
+    Returns
+    -------
+    str or None
+        The stated format (None when absent: read as a landmarks file).
+
+    Raises
+    ------
+    InputFileError
+        An unknown format, or a version this software does not read.
+    """
+    fmt = doc.get("format")
+    if fmt is None:
+        if "format_version" in doc:
+            raise InputFileError(path, "key format_version: given without format")
+        return None
+    if fmt not in LANDMARK_FORMATS:
+        known = ", ".join(LANDMARK_FORMATS)
+        raise InputFileError(
+            path, f"key format: {_show(fmt)} is not a format this tool reads (expected {known}; "
+            "see docs/landmarks-format.md)"
+        )
+    newest = LANDMARK_FORMATS[fmt]
+    if newest is None:
+        from app.session import FORMAT_VERSION as newest
+    version = doc.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputFileError(path, f"key format_version: expected a whole number from 1, got {_show(version)}")
+    if version > newest:
+        raise InputFileError(
+            path, f"key format_version: {fmt} version {version} is newer than this software reads "
+            f"({newest}): update lumbar-instability"
+        )
+    return fmt
 
 
 def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandmarks:
@@ -284,7 +339,9 @@ def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandma
             if xy is None:
                 continue
             if not isinstance(xy, list) or len(xy) != 2 or not all(_number(v) for v in xy):
-                raise _Bad(key, f"expected [x, y] numbers, got {json.dumps(xy)}")
+                raise _Bad(key, f"expected [x, y] numbers, got {_show(xy)}")
+            if not all(abs(v) <= MAX_COORDINATE_PX for v in xy):
+                raise _Bad(key, f"[x, y] pixels must lie within ±{MAX_COORDINATE_PX:g}, got {_show(xy)}")
             corners[index[level], CORNERS.index(corner)] = xy
     placement_table = _per_corner(film, name, "placement")
     placement = None
@@ -293,6 +350,7 @@ def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandma
         for level, methods in placement_table.items():
             _check_level(level, f"{name}.placement.{level}")
             if level not in index:
+                _same_level_twice([*levels, level], f"{name}.placement.{level}")
                 continue
             for corner, method in methods.items():
                 try:
@@ -300,7 +358,7 @@ def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandma
                 except ValueError:
                     known = ", ".join(m.value for m in PlacementMethod)
                     raise _Bad(
-                        f"{name}.placement.{level}.{corner}", f"expected one of {known}, got {json.dumps(method)}"
+                        f"{name}.placement.{level}.{corner}", f"expected one of {known}, got {_show(method)}"
                     ) from None
     sd_table = _per_corner(film, name, "landmark_sd_mm")
     sd = None
@@ -309,14 +367,15 @@ def _film_from_dict(film: Any, name: str, levels: tuple[str, ...]) -> FilmLandma
         for level, values in sd_table.items():
             _check_level(level, f"{name}.landmark_sd_mm.{level}")
             if level not in index:
+                _same_level_twice([*levels, level], f"{name}.landmark_sd_mm.{level}")
                 continue
             for corner, value in values.items():
                 if value is None:
                     continue
-                if not _number(value) or value < 0:
+                if not _number(value) or not 0 <= value <= MAX_SD_MM:
                     raise _Bad(
                         f"{name}.landmark_sd_mm.{level}.{corner}",
-                        f"expected a number >= 0 (mm), got {json.dumps(value)}",
+                        f"expected a number >= 0 (mm, at most {MAX_SD_MM:g}), got {_show(value)}",
                     )
                 sd[index[level], CORNERS.index(corner)] = value
     extra = {k: v for k, v in film.items() if k not in _FILM_KEYS}
@@ -360,6 +419,8 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
         ``"PATH: key flexion.landmarks.L3.PS: expected [x, y] numbers, got ..."``.
     """
     path = Path(path)
+    if isinstance(doc, Mapping):
+        check_format(doc, path)
     try:
         if not isinstance(doc, Mapping):
             raise _Bad("(top level)", "expected an object with flexion and extension")
@@ -372,10 +433,13 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
                 raise _Bad(name, "expected an object with pixel_spacing_mm and landmarks")
             if "landmarks" not in film:
                 raise _Bad(f"{name}.landmarks", "missing")
-            for level in _per_corner(film, name, "landmarks"):
+            in_film = list(_per_corner(film, name, "landmarks"))
+            for level in in_film:
                 _check_level(level, f"{name}.landmarks.{level}")
                 if level not in labels:
                     labels.append(level)
+            _same_level_twice(in_film, f"{name}.landmarks")
+        _same_level_twice(labels, "extension.landmarks")
         stated = doc.get("levels")
         if stated is not None:
             if not isinstance(stated, list) or not all(isinstance(s, str) for s in stated):
@@ -384,6 +448,7 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
                 _check_level(level, f"levels[{i}]")
             if len(set(stated)) != len(stated):
                 raise _Bad("levels", "labels must be unique")
+            _same_level_twice(stated, "levels")
             ordered = sorted(stated, key=level_sort_key)
             if ordered != stated:
                 raise _Bad("levels", f"expected top-to-bottom order {ordered}")
@@ -392,9 +457,6 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
                     raise _Bad("levels", f"has no {level} although the landmarks do")
             levels = tuple(stated)
         else:
-            keys = [level_sort_key(s) for s in labels]
-            if len(set(keys)) != len(keys):
-                raise _Bad("landmarks", f"two labels name the same level: {labels}")
             levels = _with_skipped_levels(sorted(labels, key=level_sort_key))
         films = [_film_from_dict(doc[name], name, levels) for name in FILMS]
     except _Bad as exc:

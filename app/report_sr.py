@@ -189,6 +189,11 @@ def _num(name, value: float, unit, method=None):
     return hd.sr.Measurement(name=name, value=value, unit=unit, method=method)
 
 
+#: Type 2 Patient and General Study attributes the SR copies from the first film.
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                 "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
 def _read_headers(report: ReportData) -> dict[str, Any]:
     import pydicom
 
@@ -209,6 +214,11 @@ def _read_headers(report: ReportData) -> dict[str, Any]:
             ds = pydicom.dcmread(film.path, stop_before_pixels=True)
         except Exception as exc:
             raise InputFileError(film.path, f"not a readable DICOM file ({exc})") from None
+        for keyword in _TYPE2_COPIED:
+            # Type 2 (may be empty) in the film and in the SR: de-identified and
+            # older exports leave them out, and the SR then carries them empty.
+            if keyword not in ds:
+                setattr(ds, keyword, "")
         uid = (film.record.get("image") or {}).get("sop_instance_uid")
         if uid and ds.get("SOPInstanceUID") != uid:
             raise InputFileError(

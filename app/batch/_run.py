@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -188,9 +189,18 @@ class _Scrubber:
         for path in files:
             names[path] = self.file(path)
             names[PurePosixPath(path).name] = self.file(path)
-        for name in sorted(names, key=len, reverse=True):
-            text = text.replace(name, names[name])
-        return text
+        # An empty name (the folder "." of films at the top of INPUT_DIR has no
+        # name) would be "found" between every two characters, and a short one
+        # (a file "1") inside other words: short names are replaced only as whole
+        # words, long ones wherever they occur; longest first.
+        names = {k: v for k, v in names.items() if k.strip(".")}
+        if not names:
+            return text
+        alternatives = [
+            re.escape(name) if len(name) >= 6 else rf"(?<![\w.\-]){re.escape(name)}(?![\w\-]|\.\w)"
+            for name in sorted(names, key=len, reverse=True)
+        ]
+        return re.sub("|".join(alternatives), lambda match: names[match.group(0)], text)
 
     def failure_row(self, failure: Failure) -> dict[str, Any]:
         path = failure.path

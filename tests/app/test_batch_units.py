@@ -356,6 +356,24 @@ def test_anonymized_failure_rows_carry_no_path_or_identifier(tmp_path: Path):
     assert plain["path"] == "DOE^JOHN/study1" and plain["patient_id"] == "MRN-123456"
 
 
+def test_anonymized_reasons_of_top_level_studies_are_not_garbled(tmp_path: Path):
+    # Films at the top of INPUT_DIR form a study whose folder is "." (no name):
+    # an empty name once put the pseudonym between every two characters.
+    from app.batch._run import _Scrubber
+
+    pseudo = Pseudonymizer(b"0123456789abcdef-salt")
+    scrub = _Scrubber(pseudo, tmp_path)
+    reason = "pairing: both films look like flexion (flex.dcm, 7); 2.5 s. Check the views."
+    failure = Failure("study", ".", reason, "P1", "1.2", ("flex.dcm", "7"))
+    row = scrub.failure_row(failure)
+    flex, seven = pseudo("flex.dcm", "file"), pseudo("7", "file")
+    assert row["reason"] == (f"pairing: both films look like flexion ({flex}, {seven}); 2.5 s. "
+                             "Check the views.")
+    assert row["path"] == pseudo(".", "file")
+    # a short file name inside a longer word or number is left alone
+    assert scrub.text("17 x7 7.5 7", ["7"]) == f"17 x7 7.5 {seven}"
+
+
 def _square_or_die(value: int) -> int:
     if value == 3:
         os._exit(1)  # a decoder that takes its process down

@@ -172,7 +172,7 @@ def test_unreadable_files(tmp_path):
         read_landmarks(bad)
     nan = tmp_path / "nan.json"
     nan.write_text('{"flexion": {"pixel_spacing_mm": [NaN, 0.1]}}')
-    with pytest.raises(InputFileError, match=r"nan\.json: not valid JSON: NaN is not allowed"):
+    with pytest.raises(InputFileError, match=r"nan\.json: key flexion\.pixel_spacing_mm\[0\]: NaN is not allowed"):
         read_landmarks(nan)
     with pytest.raises(InputFileError, match=r"not\.json: key \(top level\): expected an object"):
         read_landmarks(_write(tmp_path, [1, 2], "not.json"))
@@ -198,3 +198,84 @@ def test_read_criteria_presets_and_files(tmp_path):
         read_criteria(path)
     with pytest.raises(InputFileError, match=r"neither a criteria preset"):
         read_criteria(tmp_path / "nope")
+
+
+def _text_with_duplicate_l4(doc) -> str:
+    """The document with its flexion L4 given twice (the second copy moved 50 px)."""
+    text = json.dumps(doc)
+    body = json.dumps(doc["flexion"]["landmarks"]["L4"])
+    moved = json.dumps({k: [x + 50, y] for k, (x, y) in doc["flexion"]["landmarks"]["L4"].items()})
+    return text.replace(f'"L4": {body}', f'"L4": {body}, "L4": {moved}', 1)
+
+
+def _lower_l4_in_extension(doc):
+    doc["extension"]["landmarks"]["l4"] = doc["extension"]["landmarks"].pop("L4")
+    return doc
+
+
+def _levels_with_case_variant(doc):
+    doc["levels"] = ["L4", "l4", "L5", "S1"]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: _text_with_duplicate_l4(d), "key flexion.landmarks.L4: given twice"),
+        (lambda d: json.dumps(d).replace('"pixel_spacing_mm"', '"pixel_spacing_mm": [1, 1], "pixel_spacing_mm"', 1),
+         "key flexion.pixel_spacing_mm: given twice"),
+        (lambda d: json.dumps(_lower_l4_in_extension(d)),
+         'key extension.landmarks: "L4" and "l4" name the same level'),
+        (lambda d: json.dumps(_levels_with_case_variant(d)), 'key levels: "L4" and "l4" name the same level'),
+        (lambda d: json.dumps({**d, "format": "lumbar-instability-landmarks", "format_version": 7}),
+         "key format_version: lumbar-instability-landmarks version 7 is newer than this software reads (1)"),
+        (lambda d: json.dumps({**d, "format": "lumbar-instability-landmarks", "format_version": "1"}),
+         'key format_version: expected a whole number from 1, got "1"'),
+        (lambda d: json.dumps({**d, "format": "someone-elses-landmarks"}),
+         'key format: "someone-elses-landmarks" is not a format this tool reads'),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", "[NaN, NaN]", 1),
+         "key flexion.pixel_spacing_mm[0]: NaN is not allowed"),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", "[1e308, 0.2]", 1),
+         "key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got "
+         "[1e+308, 0.2]: a pixel spacing lies between 0.001 and 10 mm"),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", "[1e999, 0.2]", 1),
+         "key flexion.pixel_spacing_mm[0]: 1e999 is not allowed"),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", '"ab"', 1),
+         'key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got "ab"'),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", "[0.2]", 1),
+         "key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got [0.2]"),
+        (lambda d: json.dumps(d).replace("[0.15, 0.2]", "[-1, -1]", 1),
+         "key flexion.pixel_spacing_mm: expected [row, column] positive numbers in mm or null, got [-1, -1]"),
+        (lambda d: json.dumps(d).replace("[40, 80]", "[40, -Infinity]", 1),
+         "key flexion.landmarks.S1.AS[1]: -Infinity is not allowed"),
+        (lambda d: json.dumps(d).replace("[40, 80]", "[40, 3e6]", 1),
+         "key flexion.landmarks.S1.AS: [x, y] pixels must lie within ±1e+06, got [40, 3000000.0]"),
+        (lambda d: '{"flexion": {"landmarks": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+         "JSON nested more than 64 levels deep"),
+        (lambda d: json.dumps({**d, "note": {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+            "x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}),
+         "JSON nested more than 64 levels deep"),
+    ],
+)
+def test_strict_format_errors_name_file_and_key(tmp_path, make, message):
+    path = tmp_path / "study.json"
+    path.write_text(make(_doc()))
+    with pytest.raises(InputFileError) as info:
+        read_landmarks(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(info.value)
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(InputFileError, match=r"pipe\.json: not a regular file"):
+        read_landmarks(fifo)
+
+
+def test_known_formats_and_versions_are_read(tmp_path):
+    for fmt in ("lumbar-instability-landmarks", "lumbar-instability-session"):
+        study = read_landmarks(_write(tmp_path, {**_doc(), "format": fmt, "format_version": 1}))
+        assert study.levels == ("L4", "L5", "S1")

@@ -74,7 +74,7 @@ def test_segment_group_codes_and_values(study):
     method = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "370129005"]
     assert _cv(method[0].ConceptCodeSequence[0]) == "criteria-default"
     finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
-    assert _cv(finding[0].ConceptCodeSequence[0]) == "unstable"
+    assert _cv(finding[0].ConceptCodeSequence[0]) == "borderline"  # 4.75 [3.85, 5.65] mm
     assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
     nums = {_cv(i.ConceptNameCodeSequence[0]): i for i in items if i.ValueType == "NUM"}
     row = fx.result_rows()[2]
@@ -284,3 +284,38 @@ def test_stale_mm_of_an_uncalibrated_film_never_reaches_the_sr(tmp_path):
                 for item in pydicom.dcmread(tmp_path / "r.dcm").iterall()
                 if getattr(item, "ValueType", "") == "NUM"}
     assert "extension_translation_mm" not in meanings and "translation_mm" not in meanings
+
+
+TYPE2_PATIENT_STUDY = ("StudyDate", "StudyTime", "PatientBirthDate", "PatientSex",
+                       "AccessionNumber", "StudyID", "ReferringPhysicianName", "PatientName")
+
+
+@pytest.mark.parametrize("how", ["missing", "empty"])
+def test_films_without_type2_patient_and_study_attributes(tmp_path, how):
+    # De-identified or sloppy exports drop or empty these Type 2 attributes; the
+    # SR must still be written, with them present and empty (PS3.3 Type 2).
+    session_path = fx.make_study(tmp_path / "s")
+    for view in ("flexion", "extension"):
+        path = session_path.parent / f"{view}.dcm"
+        ds = pydicom.dcmread(path)
+        for keyword in TYPE2_PATIENT_STUDY:
+            if how == "missing":
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, "")
+        ds.save_as(path)
+    session = json.loads(session_path.read_text())
+    for view in ("flexion", "extension"):
+        session[view]["image"]["sha256"] = fx.sha256(session_path.parent / f"{view}.dcm")
+    session_path.write_text(json.dumps(session))
+    sr_path = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    ds = pydicom.dcmread(sr_path)
+    for keyword in TYPE2_PATIENT_STUDY:
+        assert keyword in ds and ds[keyword].value in ("", None), keyword
+    assert ds.PatientID == "PHANTOM-001"
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.1234.1"
+    assert dict(read_sr(sr_path)) == session
+    if shutil.which("dciodvfy"):
+        out = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True,
+                             timeout=60)
+        assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]

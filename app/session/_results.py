@@ -1,0 +1,149 @@
+"""Results: the criteria in force and the segmental motion recomputed from the
+landmarks after every edit, as rows for the table, the reports and the file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import measure
+from app.errors import UserError
+from app.report_data import finding_of
+from app.session._model import FilmState
+
+if TYPE_CHECKING:
+    from app.session import Session
+
+
+class ResultsMixin:
+    """The criteria and results of a :class:`~app.session.Session`."""
+
+    _criteria: measure.Criteria
+    _results: Any
+
+    @property
+    def criteria(self) -> str:
+        """Name of the criteria in force (a preset name, or the custom criteria's name)."""
+        return self._criteria.name
+
+    @property
+    def criteria_spec(self) -> measure.Criteria:
+        """The :class:`measure.Criteria` in force (thresholds per segment)."""
+        return self._criteria
+
+    @property
+    def results(self) -> Any:
+        """The last :class:`measure.SegmentalMotion`, or None when it cannot be computed."""
+        return self._results
+
+    def set_criteria(self, criteria: str | measure.Criteria | dict[str, Any]) -> None:
+        """Choose the criteria: a preset name, a :class:`measure.Criteria`, or custom
+        thresholds as a mapping (``measure.Criteria.from_dict``)."""
+        try:
+            new = measure.get_criteria(criteria)
+        except ValueError as exc:
+            raise UserError(f"criteria: {exc}") from None
+        if new is not self._criteria:
+            self._edit(f"Criteria: {new.name}", lambda films: None, criteria=new)
+
+    # ----------------------------------------------------------------- results
+
+    def _recompute(self) -> None:
+        self._results = _compute_motion(self)
+
+    def result_rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per segment (the ``results.segments`` of the session file)."""
+        return _result_rows(self)
+
+
+# --------------------------------------------------------------------------- motion adapter
+
+
+def _usable(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks with every body lacking a corner the motion needs set to NaN.
+
+    A segment needs its upper body's ``PI, AI`` and its lower body's ``AS, PS``;
+    a body being placed (guided mode) is left out until it has them.
+    """
+    finite = np.isfinite(landmarks).all(axis=-1)  # (V, 4)
+    required = np.ones(finite.shape, dtype=bool)
+    required[0, :2] = False
+    required[-1, 2:] = False
+    complete = (finite | ~required).all(axis=-1)
+    out = landmarks.copy()
+    out[~complete] = np.nan
+    return out
+
+
+def _sd_mm(state: FilmState) -> np.ndarray:
+    """Per-corner SD in mm: the saved value, else the default of its placement method."""
+    sd = state.landmark_sd_mm.copy()
+    methods = state.placement
+    default = np.vectorize(
+        lambda m: measure.PlacementMethod(m or "manual").default_sd_mm, otypes=[float]
+    )(methods)
+    return np.where(np.isfinite(sd), sd, default)
+
+
+def _compute_motion(session: Session) -> Any:
+    """``measure.segmental_motion`` on the session's films, or None (with the reason kept)."""
+    roles = session.roles
+    session._motion_error = None
+    if not roles or len(session.levels) < 2:
+        return None
+    states = {r: session.film(r) for r in roles}
+    lm = {r: _usable(s.landmarks) for r, s in states.items()}
+    spacing = {r: s.calibration.spacing_mm for r, s in states.items()}
+    sds = {r: _sd_mm(s) for r, s in states.items()}
+    flex_role = "flexion" if "flexion" in roles else roles[0]
+    ext_role = "extension" if "extension" in roles else roles[0]
+    try:
+        return measure.segmental_motion(
+            lm[flex_role],
+            lm[ext_role],
+            flexion_spacing_mm=spacing[flex_role],
+            extension_spacing_mm=spacing[ext_role],
+            criteria=session.criteria_spec,
+            levels=session.levels,
+            flexion_landmark_sd_mm=sds[flex_role],
+            extension_landmark_sd_mm=sds[ext_role],
+        )
+    except ValueError as exc:
+        session._motion_error = str(exc)
+        return None
+
+
+_ONE_FILM_KEYS = ("angle_deg", "translation_mm", "translation_pct")
+
+
+def _result_rows(session: Session) -> list[dict[str, Any]]:
+    motion = session.results
+    if motion is None:
+        return [{"segment": s, "measured": False} for s in session.segments]
+    rows = motion.to_records()
+    roles = session.roles
+    cal = {r: session.film(r).calibration for r in roles}
+    if len(roles) == 1:  # one-film mode: only that film's own values
+        role = roles[0]
+        out = []
+        for row in rows:
+            one = {"segment": row["segment"], "upper": row["upper"], "lower": row["lower"]}
+            one["measured"] = row["flexion_angle_deg"] is not None
+            for key in _ONE_FILM_KEYS:
+                one[f"{role}_{key}"] = row[f"flexion_{key}"]
+            one["calibration_source"] = str(cal[role].source)
+            out.append(one)
+        return out
+    sources = {str(cal[r].source) for r in roles}
+    source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
+    uncalibrated = [r for r in roles if not cal[r].is_calibrated]
+    for row in rows:
+        row["finding"] = finding_of(row)
+        row["calibration_source"] = source
+        row["translation_mm_note"] = (
+            None
+            if not uncalibrated
+            else f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
+        )
+    return rows
