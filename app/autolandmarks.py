@@ -15,6 +15,7 @@ track_film(source, source_corners, target, *, levels) -> AutoLandmarks | Landmar
 refine_film(film, corners, *, levels) -> AutoLandmarks | LandmarkFailure
 detect_film(film, *, levels) -> AutoLandmarks | LandmarkFailure
 track_study(study, flexion, extension, *, source=None, replace=False) -> (StudyLandmarks, dict)
+complete_film(film, clicks, *, levels, facing=None) -> AutoLandmarks | LandmarkFailure
 film_image(film) -> ndarray (bone bright, float32)
 """
 
@@ -36,6 +37,7 @@ from measure import (
 
 __all__ = [
     "AutoLandmarks",
+    "complete_film",
     "detect_film",
     "film_image",
     "refine_film",
@@ -416,4 +418,107 @@ def _merge(old: Any, outcome: AutoLandmarks, film: Any, replace_existing: bool, 
         old, corners=corners, placement=placement,
         landmark_sd_mm=sd if np.any(np.isfinite(sd)) else old.landmark_sd_mm,
         calibration=outcome.calibration, extra=extra,
+    )  # fmt: skip
+
+
+def complete_film(
+    film: Any,
+    clicks: Any,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    facing: str | None = None,
+    calibration: Calibration | None = None,
+) -> AutoLandmarks | LandmarkFailure:
+    """All the corners of every body from one click inside each (the fastest manual path).
+
+    Parameters
+    ----------
+    film : app.dicom_io.Film or ndarray of shape (H, W)
+        The film the clicks are on.
+    clicks : ndarray of shape (V, 2) or dict of str to (x, y)
+        One point (pixels, ``x`` = column, ``y`` = row) inside each body of
+        ``levels``, top to bottom; NaN rows (or levels missing from the dict)
+        are bodies to be found along the column between two clicked bodies.
+        The first and the last level must be clicked: ``{"L1": (x, y),
+        "S1": (x, y)}`` finds L2–L5 in between.
+    levels : sequence of str
+        Labels of the V bodies, top to bottom; when the last is ``S1`` only its
+        superior corners are placed.  The labels are the reader's: clicks say
+        which body is which, so no label is guessed here.
+    facing : {'left', 'right'}, optional
+        Side of the image the patient's front is on, if known (the reader, or
+        the other film of the study); estimated from the image otherwise and
+        reported in ``details["facing_evidence"]``.
+    calibration : Calibration, optional
+        Default: ``film.calibration`` (uncalibrated for an array).
+
+    Returns
+    -------
+    AutoLandmarks or LandmarkFailure
+        ``corners`` (V, 4, 2); ``placement`` ``refined`` for bodies snapped to
+        the cortex and ``detected`` for bodies left as the box fitted to the
+        image (their reason in ``details["unrefined"]``); bodies not found
+        are NaN with the reason in ``failures``.  ``quality`` is the box's
+        edge contrast.  ``details``: ``facing``, ``facing_evidence``
+        (``agree`` is False when the anatomical cues disagree: ask the
+        reader), ``clicked`` and ``found_along_column`` (level lists),
+        ``unrefined``.  A failure (falsy) for fewer than two clicks, clicks
+        off the film or out of order, or a blank film.
+
+    Examples
+    --------
+    >>> out = complete_film(film, {"L1": (412, 300), "S1": (520, 1410)})   # doctest: +SKIP
+    >>> out.corners.shape, out.details["found_along_column"]                # doctest: +SKIP
+    ((6, 4, 2), ['L2', 'L3', 'L4', 'L5'])
+    """
+    from measure import corners_from_seeds
+
+    levels = tuple(levels)
+    if isinstance(clicks, dict):
+        unknown = sorted(set(clicks) - set(levels))
+        if unknown:
+            return LandmarkFailure(f"clicks for levels not in {', '.join(levels)}: {', '.join(unknown)}")
+        seeds = np.array([clicks.get(level, (np.nan, np.nan)) for level in levels], dtype=np.float64)
+    else:
+        seeds = np.asarray(clicks, dtype=np.float64)
+        if seeds.shape != (len(levels), 2):
+            raise ValueError(f"clicks: expected shape ({len(levels)}, 2), got {seeds.shape}")
+    result = corners_from_seeds(
+        film_image(film), seeds, last_is_sacrum=levels[-1] == "S1", facing=facing, levels=levels,
+    )  # fmt: skip
+    if not result:
+        return result
+    cal = _calibration_of(film, calibration)
+    found = np.all(np.isfinite(result.landmarks[:, :2, 0]), axis=1)
+    placed = np.isfinite(result.landmarks[..., 0])
+    method = np.where(result.refined[:, None], PlacementMethod.REFINED.value, PlacementMethod.DETECTED.value)
+    placement = np.where(placed, method, "").astype(object)
+    scale = _mm_per_px(cal)
+    if scale is None:
+        sd_mm = np.full(placed.shape, np.nan)
+    else:
+        floor = np.where(
+            result.refined[:, None], _SD_FLOOR_MM[PlacementMethod.REFINED], _SD_FLOOR_MM[PlacementMethod.DETECTED]
+        )
+        sd_mm = np.where(placed, np.maximum(result.corner_sd_px * scale, floor), np.nan)
+    failures = {
+        level: reason for level, reason, ok in zip(levels, result.body_failures, found, strict=True)
+        if reason is not None and not ok
+    }  # fmt: skip
+    unrefined = {
+        level: reason for level, reason, ok, ref in zip(levels, result.body_failures, found, result.refined, strict=True)
+        if ok and not ref and reason is not None
+    }  # fmt: skip
+    details = {
+        "facing": result.facing,
+        "facing_evidence": result.facing_evidence,
+        "clicked": [level for level, c in zip(levels, result.clicked, strict=True) if c],
+        "found_along_column": [
+            level for level, c, ok in zip(levels, result.clicked, found, strict=True) if ok and not c
+        ],
+        "unrefined": unrefined,
+    }
+    return AutoLandmarks(
+        levels, result.landmarks, placement, np.where(placed, result.corner_sd_px, np.nan), sd_mm,
+        result.quality, failures, PlacementMethod.REFINED, cal, details,
     )  # fmt: skip

@@ -32,8 +32,10 @@ COMMANDS: dict[str, str] = {
     "info": "app.commands.info",
     "track": "app.commands.track",
     "detect": "app.commands.detect",
+    "complete": "app.commands.complete",
     "report": "app.commands.report",
     "batch": "app.commands.batch",
+    "agreement": "app.commands.agreement",
     "phantom": "app.commands.phantom",
 }
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
-from measure import Calibration, CalibrationSource
+from measure import Calibration, CalibrationSource, Verdict, verdict_of_record
 
 __all__ = [
     "CORNERS",
@@ -43,6 +43,7 @@ __all__ = [
     "find_images_by_uid",
     "finding_of",
     "landmark_array",
+    "levels_of",
     "load_report",
     "load_session_dict",
     "read_session_file",
@@ -99,6 +100,7 @@ CRITERIA_TEXT: dict[str, str] = {
 
 _SESSION_FORMAT = "lumbar-instability-session"
 _LANDMARKS_FORMAT = "lumbar-instability-landmarks"
+_TRUTH_FORMAT = "lumbar-instability-phantom-truth"  # a landmarks file with the phantom's truth
 
 
 def read_session_file(path: str | Path) -> dict[str, Any]:
@@ -128,9 +130,11 @@ def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[st
 
     check_session_document(session, source)  # every key strictly; the reports' own needs below
     fmt = session.get("format")
-    if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, None):
+    if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, _TRUTH_FORMAT, None):
         raise InputFileError(source, f"not a session file: format is {fmt!r}")
-    levels = session.get("levels", list(DEFAULT_LEVELS))
+    levels = session.get("levels", None)
+    if levels is None:
+        levels = levels_of(session)
     if (
         not isinstance(levels, list)
         or len(levels) < 2
@@ -180,6 +184,34 @@ def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[st
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InputFileError(source, "'results.segments' must be a list of objects")
     return session
+
+
+def levels_of(session: Mapping[str, Any]) -> list[str]:
+    """The levels of a session, or of a landmarks file without ``levels``.
+
+    The stated ``levels``; else the labels of the landmarks, top to bottom, with
+    a level skipped between two of them added (``docs/landmarks-format.md``);
+    else :data:`DEFAULT_LEVELS`.
+    """
+    stated = session.get("levels")
+    if stated:
+        return list(stated)
+    labels: list[str] = []
+    for view in VIEWS:
+        marks = (session.get(view) or {}).get("landmarks") if isinstance(
+            session.get(view), Mapping) else None
+        for level in marks or {}:
+            if level not in labels:
+                labels.append(str(level))
+    if len(labels) < 2:
+        return list(DEFAULT_LEVELS)
+    from app.landmarks_io import parse_landmarks
+
+    try:
+        return list(parse_landmarks({v: {"landmarks": {lv: {} for lv in labels}}
+                                     for v in VIEWS}).levels)
+    except InputFileError:
+        return list(DEFAULT_LEVELS)
 
 
 def landmark_array(film: Mapping[str, Any], levels: Sequence[str]) -> np.ndarray:
@@ -276,7 +308,17 @@ class ReportData:
         The per-segment result rows as last shown (``results.segments``).
     warnings : list of str
         What the reader must know before trusting the numbers (changed or missing
-        images, uncalibrated films, ...), one sentence each.
+        images, uncalibrated films, stored values that differ from the
+        landmarks, ...), one sentence each.
+    measurement_warnings : list of str
+        What the viewer shows beside the table for these landmarks (endplate
+        depths that differ between the films, criteria not applied), from
+        :func:`app.report_verify.measure_session`; also in ``warnings``.
+    stored_differences : list of str
+        Every stored value the landmarks do not give
+        (:func:`app.report_verify.stored_value_differences`); empty when they agree.
+    measured_from_landmarks : bool
+        The file held no results (a landmarks file): ``rows`` were measured here.
     """
 
     session: dict[str, Any]
@@ -285,6 +327,9 @@ class ReportData:
     films: dict[str, FilmReport]
     rows: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    measurement_warnings: list[str] = field(default_factory=list)
+    stored_differences: list[str] = field(default_factory=list)
+    measured_from_landmarks: bool = False
 
     @property
     def criteria(self) -> str:
@@ -361,7 +406,7 @@ def report_from_session(
     source = session_path if session_path is not None else "<session>"
     load_session_dict(session, source)
     base_dir = Path(session_path).parent if session_path is not None else None
-    levels = list(session.get("levels") or DEFAULT_LEVELS)
+    levels = list(session.get("levels") or levels_of(session))
     films: dict[str, FilmReport] = {}
     warnings: list[str] = []
     for view in VIEWS:
@@ -409,10 +454,37 @@ def report_from_session(
         warnings.append(f"Only the {only} film: motion between flexion and extension cannot be "
                         "measured.")
     rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
-    if not rows:
-        warnings.append("The session holds no results: nothing was measured.")
-    return ReportData(session, Path(session_path) if session_path else None, levels, films, rows,
-                      warnings)
+    report = ReportData(session, Path(session_path) if session_path else None, levels, films,
+                        rows, warnings)
+    _check_against_landmarks(report)
+    return report
+
+
+def _check_against_landmarks(report: ReportData) -> None:
+    """Measure the landmarks again: fill ``rows`` of a landmarks file, else compare."""
+    from app.report_verify import STORED_VALUES_DIFFER, measure_session, stored_value_differences
+
+    again = measure_session(report.session)
+    if again is not None:
+        report.measurement_warnings = list(again.warnings)
+        report.warnings.extend(again.warnings)
+    if not report.rows:
+        if again is None:
+            report.warnings.append("The session holds no results: nothing was measured.")
+            return
+        report.rows = [dict(r) for r in again.rows]
+        report.measured_from_landmarks = True
+        return
+    if again is None:
+        return
+    report.stored_differences = stored_value_differences(report.rows, again.rows)
+    if report.stored_differences:
+        shown = report.stored_differences[:4]
+        more = len(report.stored_differences) - len(shown)
+        report.warnings.insert(0, (
+            f"{STORED_VALUES_DIFFER}: " + "; ".join(shown)
+            + (f"; and {more} more" if more > 0 else "")
+            + ". The table shows the stored values; do not rely on them."))
 
 
 def find_images_by_uid(
@@ -487,19 +559,26 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row.
+
+    A stored ``finding`` is returned as written; otherwise the row's verdict
+    (:func:`measure.verdict_of_record`, the one rule of every output) grouped:
+    both borderline verdicts are ``borderline``, within and not assessed ``stable``.
+    """
     value = row.get("finding")
     if isinstance(value, str) and value:
         return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
+    return _FINDINGS[verdict_of_record(row)]
+
+
+_FINDINGS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
 
 
 def is_missing(value: Any) -> bool:

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     """Build every requested output in memory, then write each atomically.
 
     Returns 0, or 1 when an image changed since it was measured (the PDF, tables
-    and PNG are written with the warning; the SR is refused).
+    and PNG are written with the warning; the SR is refused) or when the stored
+    values differ from the landmarks (every output says so).
     """
     from app.errors import InputFileError, UserError
     from app.report_data import load_report, report_from_session
@@ -123,4 +124,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {wanted[name]}")
     for text in report.warnings:
         print(f"warning: {text}", file=sys.stderr)
-    return 1 if report.images_changed else 0
+    return 1 if report.images_changed or report.stored_differences else 0
