@@ -18,7 +18,7 @@ from tests.app import _report_fixtures as fx
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> tuple[Path, dict]:
-    path = fx.make_study(tmp_path_factory.mktemp("hostile") / "s")
+    path = fx.make_study(tmp_path_factory.mktemp("hostile") / "s", measured=True)
     return path, json.loads(path.read_text())
 
 
@@ -142,7 +142,7 @@ def test_films_in_a_sibling_folder_need_images_or_trust(base, tmp_path, capsys):
 
 @pytest.mark.parametrize("shape", [(560, 1), (1, 440), (1, 1)])
 def test_one_pixel_wide_films_report_without_internal_error(tmp_path, capsys, shape):
-    session = fx.make_study(tmp_path / "s")
+    session = fx.make_study(tmp_path / "s", measured=True)
     doc = json.loads(session.read_text())
     for view in ("flexion", "extension"):
         film = session.parent / f"{view}.dcm"
