@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "complete": "app.commands.complete",
     "report": "app.commands.report",
     "batch": "app.commands.batch",
+    "agreement": "app.commands.agreement",
     "phantom": "app.commands.phantom",
 }
 
