@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
+    QFontMetricsF,
     QImage,
     QKeyEvent,
     QMouseEvent,
@@ -153,6 +154,7 @@ class QtFilmView(QWidget):
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
         self.show_loupe = True
+        self.show_corner_diagram = True
         session.events.films.connect(self._on_films_change)
         session.events.landmarks.connect(self._on_landmarks_change)
         session.events.calibration.connect(self._on_landmarks_change)
@@ -661,16 +663,65 @@ class QtFilmView(QWidget):
             painter.fillRect(box, QColor(20, 60, 120, 220))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, prompt)
+        if self.state.mode == "guided" and self.show_corner_diagram:
+            self._draw_corner_diagram(painter)
         painter.restore()
+
+    def corner_diagram_rect(self) -> QRectF:
+        """Where the corner diagram goes: left edge, mid-height (clear of the corner texts)."""
+        w, h = 170.0, 124.0
+        return QRectF(8.0, max((self.height() - h) / 2, 8.0), w, h)
+
+    def _anterior_left(self) -> bool:
+        """Whether the front of the bodies is on the left, from the corners placed (default left)."""
+        lm = self.session.landmarks(self.role)
+        dx = lm[:, 0, 0] - lm[:, 1, 0]  # AS.x - PS.x per body
+        dx = dx[np.isfinite(dx)]
+        return True if dx.size == 0 else bool(np.median(dx) < 0)
+
+    def _draw_corner_diagram(self, painter: QPainter) -> None:
+        from ui.qt_help import draw_corner_diagram
+
+        target = self.session.next_missing_corner(self.role)
+        draw_corner_diagram(
+            painter, self.corner_diagram_rect(), None if target is None else target[1], self._anterior_left()
+        )
+
+    def loupe_scale(self) -> float:
+        """Loupe magnification, screen px per image px: 3 times the view's zoom, 1 to 16.
+
+        Relative to the view, so at fit zoom it shows the body's corner (a few
+        mm around the pointer) rather than single pixels of noise.
+        """
+        return min(max(self.transform.scale * 3.0, 1.0), 16.0)
+
+    def loupe_rect(self, wx: float, wy: float, size: float = 180.0) -> QRectF:
+        """The loupe's box for a pointer at widget ``(wx, wy)``: on the side away from the
+        pointer, and clear of the overlay texts in the four corners."""
+        texts = self.overlay_texts()
+        line_h = QFontMetricsF(QFont(self.font().family(), 10)).height()
+        right = wx < self.width() / 2
+        side = "right" if right else "left"
+        top_lines = len(texts.get(f"top_{side}", ()))
+        bottom_lines = len(texts.get(f"bottom_{side}", ()))
+        left = self.width() - size - 10 if right else 10.0
+        upper = 8 + top_lines * line_h + 6
+        lower = self.height() - 8 - bottom_lines * line_h - 6 - size
+        if self.state.mode == "guided" and not right:  # keep the corner diagram visible
+            diagram = self.corner_diagram_rect()
+            upper, lower = upper, min(lower, diagram.top() - size - 4)
+            if lower < upper:
+                upper = lower = diagram.bottom() + 4
+        top = lower if wy < self.height() / 2 else upper
+        return QRectF(left, max(top, 0.0), size, size)
 
     def _draw_loupe(self, painter: QPainter) -> None:
         size = 180.0
         wx, wy = mouse_to_widget(self._pointer.x(), self._pointer.y())
         x, y = self.transform.to_image(wx, wy)
-        scale = min(max(self.transform.scale * 4.0, 4.0), 32.0)
-        left = self.width() - size - 10 if wx < self.width() / 2 else 10.0
-        top = self.height() - size - 80 if wy < self.height() / 2 else 60.0
-        box = QRectF(left, top, size, size)
+        scale = self.loupe_scale()
+        box = self.loupe_rect(wx, wy, size)
+        left, top = box.left(), box.top()
         t = ViewTransform(scale, 0, 0).centred_on(x, y, size, size)
         t = t.panned(left, top)
         painter.save()

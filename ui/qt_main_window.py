@@ -40,6 +40,7 @@ from app.session import ROLES, ManualCalibration, Session, default_recovery_path
 from ui.qt_auto import install_auto_landmarks
 from ui.qt_banner import QtMessageBanner
 from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
+from ui.qt_help import install_help
 from ui.qt_results import QtResultsPanel
 from ui.qt_review import install_review
 from ui.qt_tasks import QtTaskRunner
@@ -128,6 +129,8 @@ class QtMainWindow(QMainWindow):
         self.review = install_review(self)
         # Track and Refine (issue #5): app.autolandmarks on the session's films
         self.auto = install_auto_landmarks(self)
+        # Help: shortcuts generated from the actions, how to measure (issue #13)
+        install_help(self)
         a = self.actions_by_name
         self.toolbar.insertActions(a["guided"], [a["auto"], a["detect"], a["track"]])
         self.toolbar.insertSeparator(a["guided"])
