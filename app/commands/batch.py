@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a DICOM SR (TID 1500) per study")
     parser.add_argument("--retry-failed", action="store_true",
                         help="redo studies that failed in an earlier run of the same folder")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a results folder that holds a run over a different "
+                             "input (its tables are replaced; by default this is refused)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         sr=args.sr,
         retry_failed=args.retry_failed,
         quiet=args.quiet,
+        force=args.force,
     )
     summary = run_batch(options)
     print(summary.text(), file=sys.stdout)
