@@ -37,6 +37,7 @@ __all__ = [
     "DISCLAIMER",
     "PLACEMENT_METHODS",
     "REFERENCES",
+    "VERDICTS",
     "VIEWS",
     "FilmReport",
     "ReportData",
@@ -48,8 +49,10 @@ __all__ = [
     "load_report",
     "load_session_dict",
     "read_session_file",
+    "reader_fields",
     "report_from_session",
     "segment_columns",
+    "verdict_of",
 ]
 
 CORNERS: tuple[str, ...] = ("AS", "PS", "PI", "AI")
@@ -561,6 +564,34 @@ def finding_of(row: Mapping[str, Any]) -> str:
     if row.get("unstable") is False:
         return "stable"
     return "not measured"
+
+
+VERDICTS: tuple[str, ...] = ("unstable", "borderline (above)", "borderline (below)", "stable",
+                              "not measured")
+"""The categories a report shows per segment, most serious first."""
+
+
+def verdict_of(row: Mapping[str, Any]) -> str:
+    """The category of one result row, one of :data:`VERDICTS`.
+
+    ``unstable``: a criterion exceeded with the whole 95 % interval above its
+    threshold; ``borderline (above)``: the value is above a threshold but its
+    interval reaches below it; ``borderline (below)``: every value is within
+    its threshold but an interval reaches above one; ``stable``: within the
+    thresholds; ``not measured``.
+    """
+    finding = finding_of(row)
+    if finding == "borderline":
+        return "borderline (above)" if row.get("unstable") is True else "borderline (below)"
+    return finding if finding in VERDICTS else "not measured"
+
+
+def reader_fields(session: Mapping[str, Any]) -> tuple[str, str]:
+    """The reader's name and comment saved in a session (``reader``), ``""`` when absent."""
+    reader = session.get("reader")
+    if not isinstance(reader, Mapping):
+        return "", ""
+    return str(reader.get("name") or ""), str(reader.get("comment") or "")
 
 
 def is_missing(value: Any) -> bool:
