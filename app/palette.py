@@ -37,15 +37,16 @@ SELECTED_RGB: tuple[int, int, int] = (255, 235, 0)
 
 FINDING_RGB: dict[str, tuple[int, int, int]] = {
     "unstable": (150, 30, 30),
-    "borderline (above)": (176, 70, 0),
-    "borderline (below)": (255, 236, 179),
+    "borderline-above": (176, 70, 0),
+    "borderline-below": (255, 236, 179),
 }
-"""Background of a finding in the results table (and its mark on a report's films)."""
+"""Background of a verdict (``measure.Verdict.key``) in the results table, and its mark on
+a report's films."""
 
 FINDING_TEXT_RGB: dict[str, tuple[int, int, int]] = {
     "unstable": (255, 255, 255),
-    "borderline (above)": (255, 255, 255),
-    "borderline (below)": (0, 0, 0),
+    "borderline-above": (255, 255, 255),
+    "borderline-below": (0, 0, 0),
 }
 """Text drawn on :data:`FINDING_RGB`."""
 

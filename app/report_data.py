@@ -28,7 +28,7 @@ import numpy as np
 
 from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
-from measure import Calibration, CalibrationSource
+from measure import Calibration, CalibrationSource, Verdict, verdict_of_record
 
 __all__ = [
     "CORNERS",
@@ -37,7 +37,6 @@ __all__ = [
     "DISCLAIMER",
     "PLACEMENT_METHODS",
     "REFERENCES",
-    "VERDICTS",
     "VIEWS",
     "FilmReport",
     "ReportData",
@@ -551,39 +550,32 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row.
+
+    A stored ``finding`` is returned as written; otherwise the row's verdict
+    (:func:`measure.verdict_of_record`, the one rule of every output) grouped:
+    both borderline verdicts are ``borderline``, within and not assessed ``stable``.
+    """
     value = row.get("finding")
     if isinstance(value, str) and value:
         return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
+    return _FINDINGS[verdict_of_record(row)]
 
 
-VERDICTS: tuple[str, ...] = ("unstable", "borderline (above)", "borderline (below)", "stable",
-                              "not measured")
-"""The categories a report shows per segment, most serious first."""
+_FINDINGS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
 
 
-def verdict_of(row: Mapping[str, Any]) -> str:
-    """The category of one result row, one of :data:`VERDICTS`.
-
-    ``unstable``: a criterion exceeded with the whole 95 % interval above its
-    threshold; ``borderline (above)``: the value is above a threshold but its
-    interval reaches below it; ``borderline (below)``: every value is within
-    its threshold but an interval reaches above one; ``stable``: within the
-    thresholds; ``not measured``.
-    """
-    finding = finding_of(row)
-    if finding == "borderline":
-        return "borderline (above)" if row.get("unstable") is True else "borderline (below)"
-    return finding if finding in VERDICTS else "not measured"
+def verdict_of(row: Mapping[str, Any]) -> Verdict:
+    """The verdict a report shows for one result row: :func:`measure.verdict_of_record`
+    (the one rule of every output), from the row's values, intervals and thresholds."""
+    return verdict_of_record(row)
 
 
 def reader_fields(session: Mapping[str, Any]) -> tuple[str, str]:

@@ -36,6 +36,7 @@ from app.report_data import (
     verdict_of,
 )
 from app.report_tables import encode_png, films_panel
+from measure import Verdict
 
 __all__ = ["PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
 
@@ -112,13 +113,8 @@ def _patient_warning(loaded: Mapping[str, Any]) -> str | None:
     return None
 
 
-_VERDICT_TEXT = {
-    "unstable": "UNSTABLE",
-    "borderline (above)": "BORDERLINE (above threshold)",
-    "borderline (below)": "borderline (below thresholds)",
-    "stable": "within thresholds",
-    "not measured": "not measured",
-}
+_VERDICT_TEXT = {v.key: v.label for v in Verdict}
+"""What the PDF prints per verdict: the labels every output shares (``measure.Verdict``)."""
 
 PLACEMENT_MEANING: dict[str, str] = {
     "manual": "clicked by the reader",
@@ -159,9 +155,9 @@ def summary_lines(report: ReportData) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     grouped: dict[str, list[str]] = {}
     for row in report.rows:
-        verdict = verdict_of(row)
+        verdict = verdict_of(row).key
         segment = str(row.get("segment", "?"))
-        if verdict not in ("unstable", "borderline (above)"):
+        if verdict not in ("unstable", "borderline-above"):
             grouped.setdefault(verdict, []).append(segment)
             continue
         thresholds = row.get("thresholds") if isinstance(row.get("thresholds"), dict) else {}
@@ -189,17 +185,19 @@ def summary_lines(report: ReportData) -> list[tuple[str, str]]:
             if within:
                 tail += "; within " + " and ".join(within)
         note = (" (the 95 % interval reaches below the threshold)"
-                if verdict == "borderline (above)" else "")
+                if verdict == "borderline-above" else "")
         out.append((verdict, f"{segment}: translation {translation}, angulation {angulation}"
                     f"{tail}{note}"))
-    labels = {"borderline (below)": "Borderline, below the thresholds (a 95 % interval "
-                                    "reaches a threshold)",
-              "stable": "Within the thresholds", "not measured": "Not measured"}
+    labels = {"borderline-below": "Borderline, below the thresholds (a 95 % interval "
+                                  "reaches a threshold)",
+              "within": "Within the thresholds",
+              "not-assessed": "Not assessed (no criterion applies)",
+              "not-measured": "Not measured"}
     for verdict, label in labels.items():
         if grouped.get(verdict):
             out.append((verdict, f"{label}: {', '.join(grouped[verdict])}"))
     if not report.rows:
-        out.append(("not measured", "Nothing was measured."))
+        out.append(("not-measured", "Nothing was measured."))
     return out
 
 
@@ -273,7 +271,7 @@ def pdf_bytes(
     # --- the answer first
     summary = []
     for verdict, text in summary_lines(report):
-        if verdict in FINDING_RGB and verdict != "borderline (below)":
+        if verdict in FINDING_RGB and verdict != "borderline-below":
             colour = hex_colour(FINDING_RGB[verdict])
             summary.append(Paragraph(
                 f'<font color="{colour}">{_esc(_VERDICT_TEXT[verdict])}</font>  {_esc(text)}',
@@ -351,8 +349,8 @@ def pdf_bytes(
             f'<font color="{hex_colour(rgb)}"><b>\u25cf</b></font> {m}'
             for m, rgb in PLACEMENT_RGB.items())
         marks = "  ".join(
-            f'<font color="{hex_colour(FINDING_RGB[v])}"><b>\u25a0</b></font> {v}'
-            for v in ("unstable", "borderline (above)", "borderline (below)"))
+            f'<font color="{hex_colour(FINDING_RGB[v])}"><b>\u25a0</b></font> {_VERDICT_TEXT[v]}'
+            for v in ("unstable", "borderline-above", "borderline-below"))
         story.append(Paragraph(
             f"Corners by how they were placed: {legend}. Endplate lines in the viewer's "
             f"cyan. Segments outlined: {marks}.", small))
@@ -370,7 +368,7 @@ def pdf_bytes(
     data: list[list[Any]] = [header]
     finding_styles = []
     for i, row in enumerate(report.rows, start=1):
-        verdict = verdict_of(row)
+        verdict = verdict_of(row).key
         if mm_state == "none":
             mm_value = "n/a (uncalibrated)"
         elif is_missing(row.get("translation_mm")):
@@ -396,7 +394,7 @@ def pdf_bytes(
                 ("TEXTCOLOR", (4, i), (4, i),
                  colors.HexColor(hex_colour(FINDING_TEXT_RGB[verdict]))),
             ]
-            if verdict != "borderline (below)":
+            if verdict != "borderline-below":
                 finding_styles.append(("FONTNAME", (0, i), (0, i), "Helvetica-Bold"))
                 finding_styles.append(("FONTNAME", (4, i), (4, i), "Helvetica-Bold"))
     widths = [15, 29, 30, 27, 27, 16, 19, 0]
@@ -407,7 +405,7 @@ def pdf_bytes(
         ("LEADING", (0, 0), (-1, -1), 8),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),  # a two-line verdict starts on the row's line
         ("TOPPADDING", (0, 0), (-1, -1), 1.2),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
         *finding_styles,

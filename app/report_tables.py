@@ -27,6 +27,7 @@ import numpy as np
 from app.atomic import atomic_write_bytes, atomic_write_text
 from app.palette import ENDPLATE_RGB, FINDING_RGB, FINDING_TEXT_RGB, PLACEMENT_RGB
 from app.report_data import CORNERS, VIEWS, ReportData, is_missing, verdict_of
+from measure import verdict_of_record
 
 __all__ = [
     "PLACEMENT_COLOURS",
@@ -36,6 +37,7 @@ __all__ = [
     "flat_rows",
     "safe_row",
     "table_json",
+    "table_row",
     "write_csv",
     "write_json",
     "write_png",
@@ -44,7 +46,7 @@ __all__ = [
 PLACEMENT_COLOURS: dict[str, tuple[int, int, int]] = dict(PLACEMENT_RGB)
 """RGB colour of a corner dot by placement method: the viewer's (``app.palette``)."""
 
-_MARKED = ("unstable", "borderline (above)", "borderline (below)")
+_MARKED = ("unstable", "borderline-above", "borderline-below")
 
 
 # ----------------------------------------------------------------------------- table
@@ -78,14 +80,24 @@ def safe_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
     """
     uncalibrated = {v for v, f in report.films.items() if not f.calibration.is_calibrated}
     out = dict(row)
-    if not uncalibrated:
-        return out
-    for key, value in row.items():
+    for key, value in row.items() if uncalibrated else ():
         if "_mm" not in key or key == "thresholds" or not _is_numeric(value):
             continue
         view = next((v for v in VIEWS if key.startswith(f"{v}_")), None)
         if view is None or view in uncalibrated:
             out[key] = None
+    return out
+
+
+def table_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`safe_row` with ``verdict`` set by the one verdict rule.
+
+    :func:`measure.verdict_of_record` recomputes it from the values as exported:
+    an old file's rows have none, and a stored one never overrides what the
+    values say.
+    """
+    out = safe_row(report, row)
+    out["verdict"] = verdict_of_record(out).key
     return out
 
 
@@ -105,7 +117,7 @@ def flat_rows(report: ReportData) -> list[dict[str, Any]]:
     out = []
     for row in report.rows:
         flat: dict[str, Any] = {}
-        for key, value in safe_row(report, row).items():
+        for key, value in table_row(report, row).items():
             flat.update(_flat(key, value))
         flat.update({k: v for k, v in extra.items() if k not in flat})
         out.append(flat)
@@ -159,7 +171,7 @@ def table_json(report: ReportData) -> dict[str, Any]:
         "warnings": list(report.warnings),
         "stored_values_differ": list(report.stored_differences),
         "measured_from_landmarks": report.measured_from_landmarks,
-        "segments": [safe_row(report, r) for r in report.rows],
+        "segments": [table_row(report, r) for r in report.rows],
     }
 
 
@@ -219,7 +231,7 @@ def annotate_film(
     max_side : int
         Longest side of the output, pixels (the image is only ever shrunk).
     verdicts : mapping of str to str, optional
-        ``{"L4-L5": "unstable", ...}`` (:func:`app.report_data.verdict_of`): an
+        ``{"L4-L5": "unstable", ...}`` (``measure.Verdict.key``): an
         unstable or borderline segment is outlined (upper body's ``PI-AI``, lower
         body's ``AS-PS``) in the colour of its finding; unstable and borderline
         (above) segments also get their label in a box on the posterior side.
@@ -308,13 +320,13 @@ def _mark_segments(rgb: np.ndarray, pts: np.ndarray, ok: np.ndarray, levels: Seq
         grown = centre + 1.25 * (quad - centre)  # around the endplates, not on them
         poly = np.round(grown * f).astype(np.int32).reshape(-1, 1, 2)
         colour = FINDING_RGB[verdict]
-        strong = verdict != "borderline (below)"
+        strong = verdict != "borderline-below"
         width = thick * (3 if strong else 1)
         cv2.polylines(rgb, [poly], True, (0, 0, 0), width + 2, cv2.LINE_AA, shift)
         cv2.polylines(rgb, [poly], True, colour, width, cv2.LINE_AA, shift)
         if not strong:
             continue
-        text = f"{segment} {verdict.split(' ')[0].upper()}"
+        text = f"{segment} {verdict.split('-')[0].upper()}"
         (tw, th), base = cv2.getTextSize(text, font, font_scale, thick)
         posterior = (quad[1] + quad[2]) / 2  # PI of the upper, PS of the lower body
         direction = posterior - centre
@@ -339,7 +351,7 @@ def annotated_films(
     ``images`` may give the display images already loaded (the viewer has them).
     """
     out = {}
-    verdicts = {str(r.get("segment")): verdict_of(r) for r in report.rows}
+    verdicts = {str(r.get("segment")): verdict_of(r).key for r in report.rows}
     for view, film in report.films.items():
         image = (images or {}).get(view)
         if image is None:

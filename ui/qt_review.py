@@ -47,7 +47,6 @@ from app.report_data import (
     VIEWS,
     ReportData,
     find_images_by_uid,
-    finding_of,
     read_session_file,
     report_from_session,
 )
@@ -133,8 +132,8 @@ class QtReviewPanel(QWidget):
             f"{report.software_version}. The table shows the values as reported.")
         self.table.setRowCount(len(report.rows))
         for r, row in enumerate(report.rows):
-            texts, tips, _ = format_row(dict(row), roles)
-            finding = finding_of(row)
+            # the status follows the one verdict rule (measure.verdict_of_record), as the viewer
+            texts, tips, finding = format_row(dict(row), roles)
             for c, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 if tips[c]:

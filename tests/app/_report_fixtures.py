@@ -119,7 +119,10 @@ def result_rows() -> list[dict]:
         (4.1, 12.9, 12.25),
         (0.5, 1.6, 3.0),
     ]
-    finding = ["stable", "borderline", "unstable", "unstable", "stable"]
+    # the findings the one verdict rule (measure.verdict_of_record) gives for these values
+    # and intervals: L1-L2 9.2 [7.1, 11.3]° below but reaching 10°; L2-L3 10.5 [8.4, 12.6]°
+    # and L3-L4 4.75 [3.85, 5.65] mm above, straddling; L4-L5 12.25 [10.15, 14.35]° wholly above
+    finding = ["borderline", "borderline", "borderline", "unstable", "stable"]
     for (label, (t, pct, ang)), find in zip(
         zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False),
         finding,
@@ -149,12 +152,21 @@ def result_rows() -> list[dict]:
                 "calibration_source": "detector",
                 "translation_note": None,
                 "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
-                "unstable": find == "unstable",
+                "unstable": t > 4 or ang > 10,  # the value above a threshold
                 "borderline": find == "borderline",
                 "n_corners": 8,
             }
         )
     return rows
+
+
+TABLE_VERDICTS = ["borderline-below", "borderline-above", "borderline-above", "unstable", "within"]
+"""The verdicts of :func:`result_rows` by the rule of measurement-methods.md (hand-derived)."""
+
+
+def table_rows() -> list[dict]:
+    """:func:`result_rows` as the CSV/JSON tables export them: with their ``verdict``."""
+    return [{**row, "verdict": v} for row, v in zip(result_rows(), TABLE_VERDICTS, strict=True)]
 
 
 def sha256(path: Path) -> str:

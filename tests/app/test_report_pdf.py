@@ -31,6 +31,12 @@ def _text(pdf: Path) -> str:
                           text=True, check=True, timeout=60).stdout
 
 
+def _row_block(text: str, line: str) -> str:
+    """A table row's line with the lines above and below (a two-line cell wraps onto them)."""
+    before, after = text.split(line)[:2]
+    return " ".join([*before.splitlines()[-1:], line, *after.splitlines()[1:2]])
+
+
 def _render(pdf: Path, out: Path) -> list[Path]:
     subprocess.run(["pdftoppm", "-r", str(DPI), "-png", str(pdf), str(out)], check=True,
                    timeout=60)
@@ -75,15 +81,17 @@ def test_identification_and_results_text(rendered):
     for line in text.splitlines():  # the first table: segmental motion
         if line.strip() and line.split()[0] in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"):
             lines.setdefault(line.split()[0], line)
-    # row L3-L4: 4.75 mm [3.85, 5.65], 15.2 % [12.2, 18.2], 7.0 deg [4.9, 9.1], unstable
+    # row L3-L4: 4.75 mm [3.85, 5.65], 15.2 % [12.2, 18.2], 7.0 deg [4.9, 9.1]: above 4 mm,
+    # the interval straddling it (the one verdict rule): borderline, not unstable
     l34 = lines["L3-L4"]
     for cell in ("+4.8*", "[3.9, 5.7]", "+15.2", "[12.2, 18.2]", "+7.0", "[4.9, 9.1]",
-                 "UNSTABLE", "translation"):
+                 "translation"):
         assert cell in l34, (cell, l34)
-    # a borderline row below the thresholds reads so (the cell wraps onto a second line)
-    before, after = text.split(lines["L2-L3"])[:2]
-    block = " ".join([*before.splitlines()[-1:], lines["L2-L3"], *after.splitlines()[1:2]])
-    assert "borderline" in block and "(below thresholds)" in block and "UNSTABLE" not in block
+    block = _row_block(text, l34)
+    assert "BORDERLINE" in block and "(ABOVE threshold)" in block and "UNSTABLE" not in block
+    # L2-L3: 10.5 [8.4, 12.6] deg, above 10 with the interval straddling it
+    assert "BORDERLINE" in _row_block(text, lines["L2-L3"]) and "angulation" in lines["L2-L3"]
+    assert "UNSTABLE" in lines["L4-L5"]  # 12.25 [10.15, 14.35] deg: wholly above 10
     assert "within thresholds" in lines["L5-S1"] and "UNSTABLE" not in lines["L5-S1"]
 
 

@@ -43,9 +43,9 @@ def _pdf_text(data: bytes, tmp_path) -> tuple[str, int]:
 def test_sample_verdicts_match_the_truth(sample):
     # truth: L4-L5 6.2 mm / 13.3 deg (sample_dicoms/README.md); the rest well within
     report = load_report(sample)
-    verdicts = {r["segment"]: verdict_of(r) for r in report.rows}
-    assert verdicts == {"L1-L2": "stable", "L2-L3": "stable", "L3-L4": "stable",
-                        "L4-L5": "unstable", "L5-S1": "stable"}
+    verdicts = {r["segment"]: verdict_of(r).key for r in report.rows}
+    assert verdicts == {"L1-L2": "within", "L2-L3": "within", "L3-L4": "within",
+                        "L4-L5": "unstable", "L5-S1": "within"}
     (first, text), *rest = summary_lines(report)
     assert first == "unstable"
     truth = json.loads((fx.SAMPLE_DIR / "truth.json").read_text())["motion"]["L4-L5"]
@@ -53,7 +53,7 @@ def test_sample_verdicts_match_the_truth(sample):
     assert f"angulation +{truth['dtheta_deg']:.1f} ± " in text
     assert text.endswith("mm, angulation " + text.split("angulation ")[1].split(" — ")[0]
                          + " — above 4 mm and 10°")
-    assert rest == [("stable", "Within the thresholds: L1-L2, L2-L3, L3-L4, L5-S1")]
+    assert rest == [("within", "Within the thresholds: L1-L2, L2-L3, L3-L4, L5-S1")]
 
 
 @needs_poppler
@@ -102,10 +102,10 @@ def test_only_flagged_segments_are_marked():
     lm[0] = [[100, 50], [200, 50], [200, 110], [100, 110]]
     lm[1] = [[100, 140], [200, 140], [200, 200], [100, 200]]
     lm[2] = [[100, 230], [200, 230], [200, 290], [100, 290]]
-    colour = np.array(FINDING_RGB["borderline (above)"])
+    colour = np.array(FINDING_RGB["borderline-above"])
     plain = annotate_film(image, lm, ["L3", "L4", "L5"])
     marked = annotate_film(image, lm, ["L3", "L4", "L5"],
-                           verdicts={"L3-L4": "stable", "L4-L5": "borderline (above)"})
+                           verdicts={"L3-L4": "within", "L4-L5": "borderline-above"})
     hit = np.abs(marked.astype(int) - colour).sum(axis=-1) < 8
     assert not (np.abs(plain.astype(int) - colour).sum(axis=-1) < 8).any()
     ys, _ = np.nonzero(hit)
