@@ -199,6 +199,7 @@ def film_record(header: Any, relative: str) -> FilmRecord:
         sop_instance_uid=_text(getattr(identity, "sop_instance_uid", "")),
         acquisition_datetime=_datetime_text(getattr(identity, "acquisition_datetime", None)),
         instance_number=instance,
+        study_date=_datetime_text(getattr(identity, "study_date", None))[:8],
         view=view if view in ("flexion", "extension", "neutral") else "unknown",
         spacing_mm=tuple(float(v) for v in spacing) if spacing else None,
         calibration_source=_text(getattr(source, "value", source)) or "uncalibrated",
