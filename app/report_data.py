@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import numpy as np
 
 from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
-from measure import Calibration, CalibrationSource
+from measure import Calibration, CalibrationSource, Verdict, verdict_of_record
 
 __all__ = [
     "CORNERS",
@@ -44,6 +43,7 @@ __all__ = [
     "find_images_by_uid",
     "finding_of",
     "landmark_array",
+    "levels_of",
     "load_report",
     "load_session_dict",
     "read_session_file",
@@ -100,6 +100,7 @@ CRITERIA_TEXT: dict[str, str] = {
 
 _SESSION_FORMAT = "lumbar-instability-session"
 _LANDMARKS_FORMAT = "lumbar-instability-landmarks"
+_TRUTH_FORMAT = "lumbar-instability-phantom-truth"  # a landmarks file with the phantom's truth
 
 
 def read_session_file(path: str | Path) -> dict[str, Any]:
@@ -110,19 +111,10 @@ def read_session_file(path: str | Path) -> dict[str, Any]:
     InputFileError
         The file is missing, not JSON, or not a lumbar-instability session.
     """
+    from app.jsonfile import read_json
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot be read ({type(exc).__name__})") from None
-    try:
-        session = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(
-            path, f"not a session file: invalid JSON at line {exc.lineno} column {exc.colno}"
-        ) from None
+    session = read_json(path)
     return load_session_dict(session, source=path)
 
 
@@ -134,12 +126,15 @@ def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[st
     InputFileError
         A key the reports need is missing or has the wrong type.
     """
-    if not isinstance(session, dict):
-        raise InputFileError(source, "not a session file: the top level is not a JSON object")
+    from app.session_format import check_session_document
+
+    check_session_document(session, source)  # every key strictly; the reports' own needs below
     fmt = session.get("format")
-    if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, None):
+    if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, _TRUTH_FORMAT, None):
         raise InputFileError(source, f"not a session file: format is {fmt!r}")
-    levels = session.get("levels", list(DEFAULT_LEVELS))
+    levels = session.get("levels", None)
+    if levels is None:
+        levels = levels_of(session)
     if (
         not isinstance(levels, list)
         or len(levels) < 2
@@ -189,6 +184,34 @@ def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[st
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InputFileError(source, "'results.segments' must be a list of objects")
     return session
+
+
+def levels_of(session: Mapping[str, Any]) -> list[str]:
+    """The levels of a session, or of a landmarks file without ``levels``.
+
+    The stated ``levels``; else the labels of the landmarks, top to bottom, with
+    a level skipped between two of them added (``docs/landmarks-format.md``);
+    else :data:`DEFAULT_LEVELS`.
+    """
+    stated = session.get("levels")
+    if stated:
+        return list(stated)
+    labels: list[str] = []
+    for view in VIEWS:
+        marks = (session.get(view) or {}).get("landmarks") if isinstance(
+            session.get(view), Mapping) else None
+        for level in marks or {}:
+            if level not in labels:
+                labels.append(str(level))
+    if len(labels) < 2:
+        return list(DEFAULT_LEVELS)
+    from app.landmarks_io import parse_landmarks
+
+    try:
+        return list(parse_landmarks({v: {"landmarks": {lv: {} for lv in labels}}
+                                     for v in VIEWS}).levels)
+    except InputFileError:
+        return list(DEFAULT_LEVELS)
 
 
 def landmark_array(film: Mapping[str, Any], levels: Sequence[str]) -> np.ndarray:
@@ -285,7 +308,17 @@ class ReportData:
         The per-segment result rows as last shown (``results.segments``).
     warnings : list of str
         What the reader must know before trusting the numbers (changed or missing
-        images, uncalibrated films, ...), one sentence each.
+        images, uncalibrated films, stored values that differ from the
+        landmarks, ...), one sentence each.
+    measurement_warnings : list of str
+        What the viewer shows beside the table for these landmarks (endplate
+        depths that differ between the films, criteria not applied), from
+        :func:`app.report_verify.measure_session`; also in ``warnings``.
+    stored_differences : list of str
+        Every stored value the landmarks do not give
+        (:func:`app.report_verify.stored_value_differences`); empty when they agree.
+    measured_from_landmarks : bool
+        The file held no results (a landmarks file): ``rows`` were measured here.
     """
 
     session: dict[str, Any]
@@ -294,6 +327,9 @@ class ReportData:
     films: dict[str, FilmReport]
     rows: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    measurement_warnings: list[str] = field(default_factory=list)
+    stored_differences: list[str] = field(default_factory=list)
+    measured_from_landmarks: bool = False
 
     @property
     def criteria(self) -> str:
@@ -309,22 +345,34 @@ class ReportData:
 
 
 def _find_image(
-    image: Mapping[str, Any], base_dir: Path | None, search_dirs: Sequence[Path]
-) -> Path | None:
+    image: Mapping[str, Any], base_dir: Path | None, search_dirs: Sequence[Path],
+    trust_paths: bool = False,
+) -> tuple[Path | None, str]:
     """The image file: the recorded path (absolute or relative to the session),
-    else a file of the same name in one of ``search_dirs``."""
+    else a file of the same name in one of ``search_dirs``; and why a recorded
+    path was not opened ("" when it was, or was not needed).
+
+    The recorded path is used only inside the session's folder or ``search_dirs``
+    (a damaged or hostile session must not open ``../../etc/passwd`` or another
+    patient's film), unless ``trust_paths``.
+    """
     raw = image.get("path")
     if not raw:
-        return None
+        return None, ""
     candidate = Path(raw)
-    tries = [candidate] if candidate.is_absolute() else []
-    if base_dir is not None and not candidate.is_absolute():
-        tries.append(base_dir / candidate)
+    refused = ""
+    if trust_paths:
+        tries = [candidate if candidate.is_absolute() or base_dir is None else base_dir / candidate]
+    else:
+        from app.session_format import resolve_image_path
+
+        allowed, refused = resolve_image_path(str(raw), base_dir, search_dirs)
+        tries = [allowed] if allowed is not None else []
     tries += [Path(d) / candidate.name for d in search_dirs]
     for path in tries:
         if path.is_file():
-            return path
-    return None
+            return path, ""
+    return None, refused
 
 
 def report_from_session(
@@ -334,6 +382,7 @@ def report_from_session(
     search_dirs: Sequence[str | Path] = (),
     image_paths: Mapping[str, str | Path] | None = None,
     verify_images: bool = True,
+    trust_paths: bool = False,
 ) -> ReportData:
     """Build the :class:`ReportData` of a session dict.
 
@@ -350,11 +399,14 @@ def report_from_session(
         review mode); wins over the recorded path.
     verify_images : bool
         Compare each image's SHA-256 with the recorded one.
+    trust_paths : bool
+        Open a recorded image path wherever it points (the user asked for it
+        explicitly); by default only inside the session's folder and ``search_dirs``.
     """
     source = session_path if session_path is not None else "<session>"
     load_session_dict(session, source)
     base_dir = Path(session_path).parent if session_path is not None else None
-    levels = list(session.get("levels") or DEFAULT_LEVELS)
+    levels = list(session.get("levels") or levels_of(session))
     films: dict[str, FilmReport] = {}
     warnings: list[str] = []
     for view in VIEWS:
@@ -363,11 +415,15 @@ def report_from_session(
             continue
         film = FilmReport(view, record, film_calibration(record), landmark_array(record, levels))
         image = record.get("image") or {}
+        refused = ""
         explicit = (image_paths or {}).get(view)
         if explicit is not None:
             film.path = Path(explicit)
         else:
-            film.path = _find_image(image, base_dir, [Path(d) for d in search_dirs])
+            film.path, refused = _find_image(image, base_dir, [Path(d) for d in search_dirs],
+                                             trust_paths)
+            if refused:
+                warnings.append(f"The {view} {refused}.")
             if film.path is None and search_dirs and image.get("sop_instance_uid"):
                 film.path = find_images_by_uid(
                     {view: image["sop_instance_uid"]}, search_dirs,
@@ -375,7 +431,7 @@ def report_from_session(
                 ).get(view)
         if film.path is None:
             film.image_status = "missing" if image.get("path") else "none"
-            if image.get("path"):
+            if image.get("path") and not refused:
                 warnings.append(f"The {view} image {image['path']!r} was not found.")
         elif not verify_images or not image.get("sha256"):
             film.image_status = "unverified"
@@ -398,10 +454,37 @@ def report_from_session(
         warnings.append(f"Only the {only} film: motion between flexion and extension cannot be "
                         "measured.")
     rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
-    if not rows:
-        warnings.append("The session holds no results: nothing was measured.")
-    return ReportData(session, Path(session_path) if session_path else None, levels, films, rows,
-                      warnings)
+    report = ReportData(session, Path(session_path) if session_path else None, levels, films,
+                        rows, warnings)
+    _check_against_landmarks(report)
+    return report
+
+
+def _check_against_landmarks(report: ReportData) -> None:
+    """Measure the landmarks again: fill ``rows`` of a landmarks file, else compare."""
+    from app.report_verify import STORED_VALUES_DIFFER, measure_session, stored_value_differences
+
+    again = measure_session(report.session)
+    if again is not None:
+        report.measurement_warnings = list(again.warnings)
+        report.warnings.extend(again.warnings)
+    if not report.rows:
+        if again is None:
+            report.warnings.append("The session holds no results: nothing was measured.")
+            return
+        report.rows = [dict(r) for r in again.rows]
+        report.measured_from_landmarks = True
+        return
+    if again is None:
+        return
+    report.stored_differences = stored_value_differences(report.rows, again.rows)
+    if report.stored_differences:
+        shown = report.stored_differences[:4]
+        more = len(report.stored_differences) - len(shown)
+        report.warnings.insert(0, (
+            f"{STORED_VALUES_DIFFER}: " + "; ".join(shown)
+            + (f"; and {more} more" if more > 0 else "")
+            + ". The table shows the stored values; do not rely on them."))
 
 
 def find_images_by_uid(
@@ -476,19 +559,26 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row.
+
+    A stored ``finding`` is returned as written; otherwise the row's verdict
+    (:func:`measure.verdict_of_record`, the one rule of every output) grouped:
+    both borderline verdicts are ``borderline``, within and not assessed ``stable``.
+    """
     value = row.get("finding")
     if isinstance(value, str) and value:
         return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
+    return _FINDINGS[verdict_of_record(row)]
+
+
+_FINDINGS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
 
 
 def is_missing(value: Any) -> bool:

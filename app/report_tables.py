@@ -26,6 +26,7 @@ import numpy as np
 
 from app.atomic import atomic_write_bytes, atomic_write_text
 from app.report_data import CORNERS, VIEWS, ReportData, is_missing
+from measure import verdict_of_record
 
 __all__ = [
     "PLACEMENT_COLOURS",
@@ -35,6 +36,7 @@ __all__ = [
     "flat_rows",
     "safe_row",
     "table_json",
+    "table_row",
     "write_csv",
     "write_json",
     "write_png",
@@ -84,14 +86,24 @@ def safe_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
     """
     uncalibrated = {v for v, f in report.films.items() if not f.calibration.is_calibrated}
     out = dict(row)
-    if not uncalibrated:
-        return out
-    for key, value in row.items():
+    for key, value in row.items() if uncalibrated else ():
         if "_mm" not in key or key == "thresholds" or not _is_numeric(value):
             continue
         view = next((v for v in VIEWS if key.startswith(f"{v}_")), None)
         if view is None or view in uncalibrated:
             out[key] = None
+    return out
+
+
+def table_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`safe_row` with ``verdict`` set by the one verdict rule.
+
+    :func:`measure.verdict_of_record` recomputes it from the values as exported:
+    an old file's rows have none, and a stored one never overrides what the
+    values say.
+    """
+    out = safe_row(report, row)
+    out["verdict"] = verdict_of_record(out).key
     return out
 
 
@@ -111,7 +123,7 @@ def flat_rows(report: ReportData) -> list[dict[str, Any]]:
     out = []
     for row in report.rows:
         flat: dict[str, Any] = {}
-        for key, value in safe_row(report, row).items():
+        for key, value in table_row(report, row).items():
             flat.update(_flat(key, value))
         flat.update({k: v for k, v in extra.items() if k not in flat})
         out.append(flat)
@@ -163,7 +175,9 @@ def table_json(report: ReportData) -> dict[str, Any]:
         "levels": report.levels,
         "films": films,
         "warnings": list(report.warnings),
-        "segments": [safe_row(report, r) for r in report.rows],
+        "stored_values_differ": list(report.stored_differences),
+        "measured_from_landmarks": report.measured_from_landmarks,
+        "segments": [table_row(report, r) for r in report.rows],
     }
 
 

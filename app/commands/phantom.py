@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unstable", action="append", default=[], choices=_SEGMENTS, metavar="SEGMENT", help="make SEGMENT unstable (5-6.5 mm, 12.5-16 deg); repeatable")
     parser.add_argument("--scale", type=float, default=1.0, help="film size factor (default 1: 1920 x 1536 pixels of 0.2 mm)")
     parser.add_argument("--bits", type=int, default=12, choices=(12, 13, 14, 15, 16), help="bits stored (default: 12)")
+    parser.add_argument(
+        "--realistic", action="store_true",
+        help="a seeded mix of what real films show: narrow discs, flat back and kyphotic flexion, high iliac "
+        "crests, listhesis, transitional L5/S1, osteophytes, gas over the spine, L1 cropped, burned-in text, "
+        "shutters, 8-bit PNG/JPEG exports without calibration (docs/phantom.md)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             unstable=tuple(args.unstable),
             scale=args.scale,
             bits_stored=args.bits,
+            realistic=args.realistic,
         )
     except ValueError as exc:
         raise UserError(f"phantom: {exc}") from None
@@ -57,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out_dir}: cannot write the study: {exc.strerror or exc}") from None
     for name in ("flexion", "extension", "truth"):
         print(f"wrote {paths[name]}")
+    if study.options.realism is not None:
+        drawn = ", ".join(f"{k}={v}" for k, v in study.options.realism.to_json().items())
+        print(f"realism: {drawn or 'none drawn'}")
     print("true motion (angulation deg, translation mm, % of depth):")
     for segment, m in study.motion.items():
         print(f"  {segment:7s} {m['dtheta_deg']:6.2f}  {m['dt_mm']:6.2f}  {m['dt_pct']:6.1f}")

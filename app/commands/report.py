@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", metavar="DIR", type=Path, action="append", default=[],
                         help="folder holding the films when they are not where the session "
                              "says (matched by file name; repeatable)")
+    parser.add_argument("--trust-image-paths", action="store_true",
+                        help="open the films at the paths the session names even outside its "
+                             "folder and the --images folders (only for sessions you trust)")
 
 
 def _is_dicom(path: Path) -> bool:
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     """Build every requested output in memory, then write each atomically.
 
     Returns 0, or 1 when an image changed since it was measured (the PDF, tables
-    and PNG are written with the warning; the SR is refused).
+    and PNG are written with the warning; the SR is refused) or when the stored
+    values differ from the landmarks (every output says so).
     """
     from app.errors import InputFileError, UserError
     from app.report_data import load_report, report_from_session
@@ -60,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         content = read_sr(source)
         sr_identity = content.identity
         report = report_from_session(dict(content), source,
-                                     search_dirs=[*args.images, source.parent])
+                                     search_dirs=[*args.images, source.parent],
+                                     trust_paths=args.trust_image_paths)
     else:
-        report = load_report(source, search_dirs=args.images)
+        report = load_report(source, search_dirs=args.images, trust_paths=args.trust_image_paths)
     for path in wanted.values():
         if path.resolve() == Path(source).resolve():
             raise UserError(f"{path}: would overwrite the input")
@@ -119,4 +124,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {wanted[name]}")
     for text in report.warnings:
         print(f"warning: {text}", file=sys.stderr)
-    return 1 if report.images_changed else 0
+    return 1 if report.images_changed or report.stored_differences else 0

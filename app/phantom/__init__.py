@@ -9,6 +9,7 @@ segmental angle and translation of every segment are set by construction
 independently of the measurement code.  See ``docs/phantom.md``.
 """
 
+from app.phantom._realism import Realism
 from app.phantom._study import (
     CALIBRATIONS,
     COMPRESSIONS,
@@ -31,6 +32,7 @@ __all__ = [
     "PhantomFilm",
     "PhantomOptions",
     "PhantomStudy",
+    "Realism",
     "make_study",
     "write_study",
 ]

@@ -144,8 +144,22 @@ def _dish(height: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return np.where(height <= 0, 0.0, frac)
 
 
-def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -> Patch:
-    """Vertebra ``BODY_LEVELS[k]``: body, pedicles, facets, laminae, spinous process."""
+def body_patch(
+    anatomy: Anatomy,
+    k: int,
+    res: float,
+    rng: np.random.Generator,
+    *,
+    osteophyte_mm: tuple[float, float] = (0.0, 0.0),
+    bridge_mm: float = 0.0,
+) -> Patch:
+    """Vertebra ``BODY_LEVELS[k]``: body, pedicles, facets, laminae, spinous process.
+
+    ``osteophyte_mm``: length of the anterior spur at the (superior, inferior)
+    endplate (0: none).  ``bridge_mm``: height of a bony bridge filling the disc
+    below the body (a sacralised L5 fused to the sacrum; 0: none).  Neither
+    draws random numbers, so the rest of the patch is unchanged.
+    """
     as_, ps, _pi, ai = anatomy.corners[k]
     var = anatomy.variation[k]
     h = float(ps[1])
@@ -260,7 +274,44 @@ def body_patch(anatomy: Anatomy, k: int, res: float, rng: np.random.Generator) -
     # processes have rounded, not polygonal, outlines
     elements = cv2.GaussianBlur(elements * el_tex, (0, 0), 0.9 / res)
     values = body + elements
+    if max(osteophyte_mm) > 0 or bridge_mm > 0:
+        values = values + _degenerate(anatomy, k, shape, to_local, osteophyte_mm, bridge_mm)
     return Patch(values.astype(np.float32), to_local)
+
+
+def _degenerate(
+    anatomy: Anatomy,
+    k: int,
+    shape: tuple[int, int],
+    to_local: np.ndarray,
+    osteophyte_mm: tuple[float, float],
+    bridge_mm: float,
+) -> np.ndarray:
+    """Anterior osteophytes and a fusion bridge of body ``k``, local frame (see :func:`body_patch`).
+
+    A spur starts on the anterior wall 3-4 mm from the corner and curls
+    outwards and towards the disc, beyond the corner: the chord of the endplate
+    still meets the wall at the same point, so the true corner does not move.
+    """
+    as_, _ps, _pi, ai = anatomy.corners[k]
+    width = 0.6 * float(anatomy.width_mm[k])
+    polys = []
+    sup, inf = osteophyte_mm
+    spur = np.array([(-0.3, -4.0), (0.9, -1.5), (1.1, 0.5), (0.5, 0.2), (0.0, -0.6)])
+    if sup > 0:  # from the wall below AS, up and forwards past the endplate level
+        polys.append(as_ + spur * np.array([[1.0, 1.0], [sup, 1.0], [sup, sup], [sup, 1.0], [1.0, 1.0]]))
+    if inf > 0:  # the mirror image at AI
+        polys.append(ai + spur * np.array([[1.0, -1.0], [inf, -1.0], [inf, -inf], [inf, -1.0], [1.0, -1.0]]))
+    out = np.zeros(shape, np.float32)
+    if polys:
+        out += _solid(polys, shape, to_local, thickness_mm=width, rise_mm=1.5, cortex_mm=2.0)
+    if bridge_mm > 0:  # trabecular bone across the disc, anterior two thirds, cortex in front
+        d = float(ai[0])
+        bridge = np.array([(0.3 * d, 0.2), (d + 1.0, 0.2), (d + 2.0, -bridge_mm - 0.2),
+                           (0.3 * d, -bridge_mm - 0.2)])  # fmt: skip
+        out += _solid([bridge], shape, to_local, thickness_mm=float(anatomy.width_mm[k]),
+                      rise_mm=6.0, cortex_mm=1.5, mu=MU_TRAB)  # fmt: skip
+    return out
 
 
 def _tube(
@@ -341,15 +392,24 @@ def _rot(deg: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
 
-def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patch:
+def pelvis_patch(
+    anatomy: Anatomy,
+    res: float,
+    rng: np.random.Generator,
+    *,
+    crest_rise_mm: float = 0.0,
+    s1_s2_disc: bool = False,
+) -> Patch:
     """Sacrum, iliac wings with their crests, pelvic brim and femoral heads.
 
     The patch frame is the *pelvis frame*: origin at S1's posterior-superior
     corner, ``x`` anterior and ``y`` up with the pelvis standing
-    (the sacrum frame turned by ``SACRAL_SLOPE_DEG``).
+    (the sacrum frame turned by ``SACRAL_SLOPE_DEG``).  ``crest_rise_mm``
+    raises the iliac crests; ``s1_s2_disc`` gives a lumbarised S1 a true disc
+    below it instead of a fused remnant.
     """
     d = anatomy.s1_depth_mm
-    x, y, shape, to_local = _grid(-85.0, 135.0, -175.0, 58.0, res)
+    x, y, shape, to_local = _grid(-85.0, 135.0, -175.0, 58.0 + crest_rise_mm, res)
     to_pelvis = _rot(-SACRAL_SLOPE_DEG)  # sacrum frame -> pelvis frame
     total = np.zeros(shape, np.float32)
 
@@ -387,6 +447,15 @@ def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patc
         i = int(np.searchsorted(s, s_k))
         seg = np.array([post[i] + 1.5 * normal[i], ant[i] - 1.5 * normal[i]]) @ to_pelvis.T
         band = _tube(seg, np.full(2, 1.2), shape, to_local, thickness_mm=6.0, cortex_mm=0.0)
+        if s1_s2_disc and s_k == 27.0:
+            # a mobile S1-S2 disc: no bone across a 6 mm band, endplates either side
+            disc = _tube(seg, np.full(2, 3.2), shape, to_local, thickness_mm=1.0, cortex_mm=0.0)
+            sac *= np.clip(1.0 - disc / max(float(disc.max()), 1e-6) * 1.6, 0.0, 1.0)
+            tangent = np.array([np.sin(phi[i]), -np.cos(phi[i])]) @ to_pelvis.T  # down the axis
+            for off in (-3.4, 3.4):
+                edge = seg + off * tangent
+                total += _tube(edge, np.full(2, 0.7), shape, to_local, thickness_mm=0.0, cortex_mm=5.0)
+            continue
         sac -= 0.6 * band
     total += sac
 
@@ -398,6 +467,8 @@ def pelvis_patch(anatomy: Anatomy, res: float, rng: np.random.Generator) -> Patc
         crest = c + scale * np.column_stack(
             [82.0 * np.cos(crest_t), (62.0 + 4 * jit[2]) * np.sin(crest_t)]
         )
+        if crest_rise_mm > 0:
+            crest[:, 1] += crest_rise_mm * np.sin(crest_t)
         lower = c + scale * (
             np.array(
                 [(78.0, -22.0), (66.0, -62.0), (45.0, -74.0), (15.0, -70.0), (-12.0, -52.0),

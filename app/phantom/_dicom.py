@@ -46,6 +46,9 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 def _uids(study: PhantomStudy) -> dict[str, str]:
     opts = asdict(study.options)
+    if opts.get("realism") is None and not opts.get("realistic"):  # the clean phantom's UIDs as before
+        opts.pop("realism", None)
+        opts.pop("realistic", None)
     key = "lumbar-instability-phantom|" + "|".join(f"{k}={opts[k]}" for k in sorted(opts))
     names = ("study", "series-flexion", "series-extension", "sop-flexion", "sop-extension")
     return {n: _uid.generate_uid(prefix=UID_PREFIX, entropy_srcs=[key, n]) for n in names}

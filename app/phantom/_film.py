@@ -299,6 +299,8 @@ def render_film(
          [np.sin(gas_offset[2]), np.cos(gas_offset[2]), gas_offset[1]], [0, 0, 1]]
     )
     _add_patch(atten, parts["gas"], s2i @ gas_pose)
+    if "gas-spine" in parts:
+        _add_patch(atten, parts["gas-spine"], s2i @ gas_pose)
     _lead_marker(atten, geom, rng)
 
     # -- physics: primary with heel effect, scatter, collimation, blur, noise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,13 @@ from app.phantom._anatomy import (
 )
 from app.phantom._bones import Patch, body_patch, gas_patch, pelvis_patch, rib_patch
 from app.phantom._film import FilmGeometry, film_geometry, render_film
+from app.phantom._realism import (
+    Realism,
+    draw_realism,
+    realistic_anatomy,
+    realistic_motion,
+)
+from app.phantom._realism_film import export_8bit, film_artefacts
 
 __all__ = [
     "CALIBRATIONS",
@@ -29,6 +36,7 @@ __all__ = [
     "PhantomFilm",
     "PhantomOptions",
     "PhantomStudy",
+    "Realism",
     "make_study",
     "write_study",
 ]
@@ -83,6 +91,13 @@ class PhantomOptions:
         Film size factor: ``0.25`` renders 480 × 384 pixels of 0.8 mm (fast tests).
     bits_stored : int
         12 to 16.
+    realism : Realism, optional
+        Departures from the clean phantom that real films show (narrow discs,
+        flat back, high iliac crests, text, 8-bit exports, ...); see
+        :class:`app.phantom.Realism`.  None: the clean phantom.
+    realistic : bool
+        Draw a seeded ``realism`` (when none is given): the ``--realistic``
+        preset.  The drawn values are in ``study.options.realism``.
     """
 
     seed: int
@@ -96,6 +111,8 @@ class PhantomOptions:
     unstable: tuple[str, ...] = ()
     scale: float = 1.0
     bits_stored: int = 12
+    realism: Realism | None = None
+    realistic: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unstable", tuple(self.unstable))
@@ -154,6 +171,11 @@ class PhantomFilm:
     corners_px : ndarray of shape (8, 4, 2)
         True corners ``AS, PS, PI, AI`` of T11, T12, L1…L5, S1 in pixels
         (S1: ``PI``, ``AI`` NaN).
+    export : {'dicom', 'png', 'jpeg'}
+        How the film is written; an 8-bit export (``pixels`` uint8,
+        ``bits_stored`` 8, MONOCHROME2) carries no calibration.
+    file_bytes : bytes or None
+        The encoded JPEG of a ``jpeg`` export (its decoded pixels are ``pixels``).
     """
 
     view: str
@@ -164,6 +186,8 @@ class PhantomFilm:
     detector_spacing_mm: float
     magnification: float
     corners_px: np.ndarray
+    export: str = "dicom"
+    file_bytes: bytes | None = field(default=None, repr=False)
 
     def landmarks(self, levels: tuple[str, ...] = MEASURED_LEVELS) -> dict:
         """Corners in the landmarks-file layout: ``{level: {corner: [x, y]}}``."""
@@ -235,11 +259,18 @@ class PhantomStudy:
         out["motion"] = self.motion
         out["generator"] = {"name": "lumbar-instability phantom", **asdict(self.options)}
         out["generator"]["unstable"] = list(self.options.unstable)
+        # the clean phantom's truth stays as it was (the committed sample is checked against it)
+        realism, realistic = out["generator"].pop("realism"), out["generator"].pop("realistic")
+        if realistic or realism is not None:
+            out["generator"]["realistic"] = realistic
+            out["generator"]["realism"] = self.options.realism.to_json() if self.options.realism else {}
         return out
 
 
 def _header_calibration(calibration: str, film: PhantomFilm) -> dict:
     """What a reader following ``docs/measurement.md`` §5 must get from the headers."""
+    if film.export != "dicom":
+        return {"variant": f"{film.export} export", "source": "uncalibrated", "pixel_spacing_mm": None}
     true = [film.pixel_spacing_mm[0], film.pixel_spacing_mm[1]]
     detector = [film.detector_spacing_mm, film.detector_spacing_mm]
     source, spacing = {
@@ -305,8 +336,15 @@ def make_study(seed: int, **options) -> PhantomStudy:
     True
     """
     opts = PhantomOptions(seed=seed, **options)
+    if opts.realistic and opts.realism is None:
+        opts = replace(opts, realism=draw_realism(_rng(seed, 20)))
+    realism = opts.realism if opts.realism is not None and opts.realism.active else None
     anatomy = make_anatomy(_rng(seed, 1))
+    if realism is not None:
+        anatomy = realistic_anatomy(anatomy, realism)
     motion = make_motion(anatomy, _rng(seed, 2), unstable=opts.unstable)
+    if realism is not None:
+        motion = realistic_motion(motion, anatomy, realism)
     place = _rng(seed, 3)
     jitter = place.uniform([-0.02, -0.02, -2.0], [0.02, 0.02, 2.0], size=(2, 3))
     gas_offsets = np.column_stack(
@@ -315,7 +353,9 @@ def make_study(seed: int, **options) -> PhantomStudy:
     habitus = place.uniform([0.9, 0.85, 0.9], [1.25, 1.3, 1.15])
     mags = opts.magnifications()
     res = opts.detector_spacing_mm / max(mags) / 1.25
-    parts = _parts(anatomy, res, _rng(seed, 4))
+    parts = _parts(anatomy, res, _rng(seed, 4), realism, seed)
+    if realism is not None:
+        habitus = habitus * np.array([1.0, realism.soft_tissue, realism.soft_tissue])
     films = []
     for f, view in enumerate(VIEWS):
         geom: FilmGeometry = film_geometry(
@@ -333,34 +373,55 @@ def make_study(seed: int, **options) -> PhantomStudy:
             geom, anatomy, parts, gas_offsets[f], habitus, _rng(seed, 10 + f),
             bits_stored=opts.bits_stored,
         )  # fmt: skip
-        if opts.photometric == "MONOCHROME1":
+        corners = geom.corners_px
+        if realism is not None:
+            pixels, corners = film_artefacts(
+                pixels, corners, realism, view, opts.bits_stored, _rng(seed, 23 + f)
+            )
+        if opts.photometric == "MONOCHROME1" and (realism is None or realism.export == "dicom"):
             pixels = (2**opts.bits_stored - 1 - pixels).astype(np.uint16)
         spacing = geom.patient_spacing_mm
-        films.append(
-            PhantomFilm(
-                view=view,
-                pixels=pixels,
-                photometric=opts.photometric,
-                bits_stored=opts.bits_stored,
-                pixel_spacing_mm=(spacing, spacing),
-                detector_spacing_mm=opts.detector_spacing_mm,
-                magnification=mags[f],
-                corners_px=geom.corners_px,
-            )
+        film = PhantomFilm(
+            view=view,
+            pixels=pixels,
+            photometric=opts.photometric,
+            bits_stored=opts.bits_stored,
+            pixel_spacing_mm=(spacing, spacing),
+            detector_spacing_mm=opts.detector_spacing_mm,
+            magnification=mags[f],
+            corners_px=corners,
         )
+        if realism is not None and realism.export != "dicom":
+            film = export_8bit(film, realism, _rng(seed, 25 + f))
+        films.append(film)
     return PhantomStudy(opts, films[0], films[1], _motion_truth(anatomy, motion))
 
 
-def _parts(anatomy: Anatomy, res: float, rng: np.random.Generator) -> dict[str, Patch]:
+def _parts(
+    anatomy: Anatomy, res: float, rng: np.random.Generator, realism: Realism | None, seed: int
+) -> dict[str, Patch]:
+    """The rigid parts; realism's extras draw from streams of their own (the clean parts stay)."""
+    r = realism or Realism()
+    spurs = _rng(seed, 21).uniform(0.4, 1.0, size=(len(BODY_LEVELS), 2)) * r.osteophytes_mm
+    spurs[: BODY_LEVELS.index("L2")] = 0.0
     parts: dict[str, Patch] = {}
     for k, level in enumerate(BODY_LEVELS):
-        parts[level] = body_patch(anatomy, k, res, rng)
+        bridge = r.transitional == "sacralised-L5" and level == "L5"
+        parts[level] = body_patch(
+            anatomy, k, res, rng, osteophyte_mm=(float(spurs[k, 0]), float(spurs[k, 1])),
+            bridge_mm=float(anatomy.disc_neutral[-1, 1] + 0.8) if bridge else 0.0,
+        )  # fmt: skip
     parts["ribs-T11"] = rib_patch(anatomy, 0, res, rng, ribs=(10, 11))
     parts["ribs-T12"] = rib_patch(anatomy, 1, res, rng, ribs=(12,))
-    parts["pelvis"] = pelvis_patch(anatomy, res, rng)
+    parts["pelvis"] = pelvis_patch(
+        anatomy, res, rng, crest_rise_mm=r.crest_rise_mm,
+        s1_s2_disc=r.transitional == "lumbarised-S1",
+    )  # fmt: skip
     parts["gas"] = gas_patch(
         max(res, 0.4), rng, depth_mm=float(anatomy.corners[BODY_LEVELS.index("L3"), 3, 0])
     )
+    if r.gas_over_spine:  # colon crossing the spine's shadow
+        parts["gas-spine"] = gas_patch(max(res, 0.4), _rng(seed, 22), depth_mm=-20.0)
     return parts
 
 
@@ -376,8 +437,14 @@ def write_study(study: PhantomStudy, out_dir: str | os.PathLike[str]) -> dict[st
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for film in study.films:
-        path = out / f"{film.view}.dcm"
-        atomic_write_bytes(path, encode_film(study, film))
+        if film.export == "dicom":
+            path = out / f"{film.view}.dcm"
+            atomic_write_bytes(path, encode_film(study, film))
+        else:
+            from app.phantom._realism_film import encoded_export
+
+            path = out / f"{film.view}.{'png' if film.export == 'png' else 'jpg'}"
+            atomic_write_bytes(path, encoded_export(film))
         paths[film.view] = path
     truth_path = out / "truth.json"
     atomic_write_text(truth_path, json.dumps(study.truth(), indent=2) + "\n")

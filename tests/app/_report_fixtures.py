@@ -119,7 +119,10 @@ def result_rows() -> list[dict]:
         (4.1, 12.9, 12.25),
         (0.5, 1.6, 3.0),
     ]
-    finding = ["stable", "borderline", "unstable", "unstable", "stable"]
+    # the findings the one verdict rule (measure.verdict_of_record) gives for these values
+    # and intervals: L1-L2 9.2 [7.1, 11.3]° below but reaching 10°; L2-L3 10.5 [8.4, 12.6]°
+    # and L3-L4 4.75 [3.85, 5.65] mm above, straddling; L4-L5 12.25 [10.15, 14.35]° wholly above
+    finding = ["borderline", "borderline", "borderline", "unstable", "stable"]
     for (label, (t, pct, ang)), find in zip(
         zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False),
         finding,
@@ -149,12 +152,21 @@ def result_rows() -> list[dict]:
                 "calibration_source": "detector",
                 "translation_note": None,
                 "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
-                "unstable": find == "unstable",
+                "unstable": t > 4 or ang > 10,  # the value above a threshold
                 "borderline": find == "borderline",
                 "n_corners": 8,
             }
         )
     return rows
+
+
+TABLE_VERDICTS = ["borderline-below", "borderline-above", "borderline-above", "unstable", "within"]
+"""The verdicts of :func:`result_rows` by the rule of measurement-methods.md (hand-derived)."""
+
+
+def table_rows() -> list[dict]:
+    """:func:`result_rows` as the CSV/JSON tables export them: with their ``verdict``."""
+    return [{**row, "verdict": v} for row, v in zip(result_rows(), TABLE_VERDICTS, strict=True)]
 
 
 def sha256(path: Path) -> str:
@@ -202,9 +214,26 @@ def film_record(
     }
 
 
-def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
+def viewer_rows(session_path: Path) -> list[dict]:
+    """The rows the viewer's model (``app.session.Session``) computes from a session's
+    landmarks: what a session saved by the viewer holds."""
+    from app.dicom_io import load_film
+    from app.session import Session
+
+    session = Session()
+    session.load(session_path, loader=load_film)
+    return session.result_rows()
+
+
+def make_study(folder: Path, *, uncalibrated_view: str | None = None,
+               measured: bool = False) -> Path:
     """Write ``flexion.dcm``, ``extension.dcm`` and ``session.json`` into ``folder``;
-    return the session path."""
+    return the session path.
+
+    The result rows are hand-written (:func:`result_rows`, which the landmarks
+    do not give: every report flags them as differing), or with ``measured``
+    the rows the viewer computes from the landmarks (:func:`viewer_rows`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     session = {
         "format": "lumbar-instability-session",
@@ -239,6 +268,9 @@ def make_study(folder: Path, *, uncalibrated_view: str | None = None) -> Path:
     session["results"] = {"segments": rows}
     path = folder / "session.json"
     path.write_text(json.dumps(session, indent=2))
+    if measured:
+        session["results"] = {"segments": viewer_rows(path)}
+        path.write_text(json.dumps(session, indent=2))
     return path
 
 

@@ -14,7 +14,7 @@ from tests.app import _report_fixtures as fx
 
 @pytest.fixture
 def study(tmp_path):
-    return fx.make_study(tmp_path / "study")
+    return fx.make_study(tmp_path / "study", measured=True)
 
 
 def test_every_output(study, tmp_path, capsys):
@@ -28,7 +28,9 @@ def test_every_output(study, tmp_path, capsys):
     assert (out / "r.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "r.png").read_bytes().startswith(b"\x89PNG")
     assert dict(read_sr(out / "r.dcm")) == json.loads(study.read_text())
-    assert json.loads((out / "r.json").read_text())["segments"] == fx.result_rows()
+    table = json.loads((out / "r.json").read_text())
+    assert table["segments"] == json.loads(study.read_text())["results"]["segments"]
+    assert table["stored_values_differ"] == [] and table["measured_from_landmarks"] is False
     assert capsys.readouterr().err == ""
 
 

@@ -73,12 +73,14 @@ def test_identification_and_results_text(rendered):
     for line in text.splitlines():  # the first table: segmental motion
         if line.strip() and line.split()[0] in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"):
             lines.setdefault(line.split()[0], line)
-    # row L3-L4: 4.75 mm [3.85, 5.65], 15.2 % [12.2, 18.2], 7.0 deg [4.9, 9.1], unstable
+    # row L3-L4: 4.75 mm [3.85, 5.65], 15.2 % [12.2, 18.2], 7.0 deg [4.9, 9.1]: above 4 mm,
+    # the interval straddling it (the one verdict rule): borderline, not unstable
     l34 = lines["L3-L4"]
     for cell in ("+4.8*", "[3.9, 5.7]", "+15.2", "[12.2, 18.2]", "+7.0", "[4.9, 9.1]",
-                 "UNSTABLE", "translation"):
+                 "BORDERLINE", "translation"):
         assert cell in l34, (cell, l34)
     assert "BORDERLINE" in lines["L2-L3"] and "angulation" in lines["L2-L3"]
+    assert "UNSTABLE" in lines["L4-L5"]  # 12.25 [10.15, 14.35] deg: wholly above 10
     assert "stable" in lines["L5-S1"] and "UNSTABLE" not in lines["L5-S1"]
 
 

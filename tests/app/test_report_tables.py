@@ -59,7 +59,7 @@ def test_csv_uncalibrated_has_empty_mm(tmp_path):
 def test_json_table(report, tmp_path):
     doc = json.loads(write_json(report, tmp_path / "t.json").read_text())
     assert doc["format"] == "lumbar-instability-report-table"
-    assert doc["segments"] == fx.result_rows()
+    assert doc["segments"] == fx.table_rows()
     assert doc["criteria"] == "default"
     flex = doc["films"]["flexion"]
     assert flex["calibration_source"] == "detector"
