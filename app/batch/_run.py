@@ -340,6 +340,18 @@ def run_batch(
             failures.extend(
                 _reports(reportable, input_dir, out_dir, executor, options, log, stream)
             )
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the workers now (not after the studies in flight); what they
+        # finished is journaled, and a rerun resumes from it.
+        if own:
+            executor.abort()
+            own = False
+        kept = len(list(Journal(out_dir).folder.glob("*.json")))
+        raise UserError(
+            f"interrupted: {kept} finished studies are kept in {out_dir / '.work'}; run the "
+            "same command again to resume (no tables were written by this run)",
+            exit_status=130,
+        ) from None
     finally:
         if own:
             executor.close()

@@ -135,7 +135,10 @@ def read_header_chunk(chunk: HeaderChunk) -> list[FilmRecord | Failure | tuple[s
     (``kind="file"``) or ``("sr", study_instance_uid)`` for a structured report
     that may carry landmarks.
     """
-    return [_read_one(Path(chunk.root), path) for path in chunk.paths]
+    from app.batch._worker import single_threaded
+
+    with single_threaded():
+        return [_read_one(Path(chunk.root), path) for path in chunk.paths]
 
 
 def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, str]:
