@@ -43,6 +43,7 @@ import numpy as np
 
 from measure._auto_common import LandmarkFailure, as_image, nan_tolerant
 from measure._refine import refine_corners
+from measure._threads import single_threaded_call
 
 __all__ = ["SeededResult", "corners_from_seeds"]
 
@@ -311,6 +312,7 @@ def _walk(image, box, axis, pitch, template_scale) -> tuple[np.ndarray, np.ndarr
     return best[1], best[2], best[0]
 
 
+@single_threaded_call
 @nan_tolerant
 def corners_from_seeds(
     image: np.ndarray,
