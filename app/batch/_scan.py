@@ -135,7 +135,10 @@ def read_header_chunk(chunk: HeaderChunk) -> list[FilmRecord | Failure | tuple[s
     (``kind="file"``) or ``("sr", study_instance_uid)`` for a structured report
     that may carry landmarks.
     """
-    return [_read_one(Path(chunk.root), path) for path in chunk.paths]
+    from app.batch._worker import single_threaded
+
+    with single_threaded():
+        return [_read_one(Path(chunk.root), path) for path in chunk.paths]
 
 
 def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, str]:
@@ -232,6 +235,7 @@ def film_record(header: Any, relative: str) -> FilmRecord:
         sop_instance_uid=_text(getattr(identity, "sop_instance_uid", "")),
         acquisition_datetime=_datetime_text(getattr(identity, "acquisition_datetime", None)),
         instance_number=instance,
+        study_date=_datetime_text(getattr(identity, "study_date", None))[:8],
         view=view if view in ("flexion", "extension", "neutral") else "unknown",
         spacing_mm=tuple(float(v) for v in spacing) if spacing else None,
         calibration_source=_text(getattr(source, "value", source)) or "uncalibrated",
