@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,9 @@ class GivenLandmarks:
         Per role, the SOP Instance UID of the film the file names ('' if none).
     calibration : dict of str to (spacing, source, detail) or None
         A manual calibration stored in a session, which overrides the film's.
+    clicks : dict of str to dict of str to (x, y)
+        Per role, the film's ``clicks`` key (one point inside each clicked
+        body, ``docs/one-click-landmarks.md``), used when the film has no corners.
     """
 
     levels: tuple[str, ...]
@@ -206,6 +209,7 @@ class GivenLandmarks:
     corner_placement: dict[str, list]
     sop_instance_uids: dict[str, str]
     calibration: dict[str, tuple[tuple[float, float], str, str] | None]
+    clicks: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 def _point(value: Any) -> tuple[float, float]:
@@ -263,6 +267,9 @@ def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenL
     from app.landmarks_io import parse_landmarks
     from measure import CalibrationSource
 
+    has_clicks = any(isinstance(data.get(r), dict) and data[r].get("clicks") for r in ROLES)
+    if has_clicks and "levels" not in data:
+        data = {**data, "levels": list(DEFAULT_LEVELS)}  # clicks only: the levels they name
     try:
         study = parse_landmarks(data, name)
         study.check_measurable()
@@ -285,5 +292,11 @@ def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenL
                                   calibration.detail or "manual calibration in the landmarks file")
         image = data[role].get("image") if isinstance(data.get(role), dict) else None
         sops[role] = str(image.get("sop_instance_uid") or "") if isinstance(image, dict) else ""
+    clicks: dict[str, dict[str, tuple[float, float]]] = {}
+    for role in ROLES:
+        raw = data[role].get("clicks") if isinstance(data.get(role), dict) else None
+        if isinstance(raw, dict):
+            points = {str(level): _point(xy) for level, xy in raw.items()}
+            clicks[role] = {k: v for k, v in points.items() if np.isfinite(v).all()}
     return GivenLandmarks(levels, landmarks, sds, placements, corner_placement, sops,
-                          calibrations)
+                          calibrations, clicks)
