@@ -47,8 +47,10 @@ __all__ = [
     "load_report",
     "load_session_dict",
     "read_session_file",
+    "reader_fields",
     "report_from_session",
     "segment_columns",
+    "verdict_of",
 ]
 
 CORNERS: tuple[str, ...] = ("AS", "PS", "PI", "AI")
@@ -579,6 +581,20 @@ _FINDINGS = {
     Verdict.NOT_ASSESSED: "stable",
     Verdict.NOT_MEASURED: "not measured",
 }
+
+
+def verdict_of(row: Mapping[str, Any]) -> Verdict:
+    """The verdict a report shows for one result row: :func:`measure.verdict_of_record`
+    (the one rule of every output), from the row's values, intervals and thresholds."""
+    return verdict_of_record(row)
+
+
+def reader_fields(session: Mapping[str, Any]) -> tuple[str, str]:
+    """The reader's name and comment saved in a session (``reader``), ``""`` when absent."""
+    reader = session.get("reader")
+    if not isinstance(reader, Mapping):
+        return "", ""
+    return str(reader.get("name") or ""), str(reader.get("comment") or "")
 
 
 def is_missing(value: Any) -> bool:
