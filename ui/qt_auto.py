@@ -12,8 +12,10 @@ reader's corners and its reason is shown in the window, never hidden.
 
 1. when neither film has corners, detect the bodies on the extension film (or
    the one film), else start from the film the reader outlined (more corners);
-2. refine the corners of that film where refinement measurably helps: a body
-   takes the refined corners only when their SD is below the SD it has;
+2. refine the reader's own clicks on that film (refinement measurably helps
+   quick clicks; detected corners are refined by the detector already, and
+   tracked ones are tighter than refinement): a body takes the refined
+   corners only when their SD is below the SD it has;
 3. track the bodies to the other film.
 
 When detection is unsure of a level label (low confidence, or the detector
@@ -322,21 +324,28 @@ class QtAutoLandmarks:
                 placement = np.where(got, found.placement, None).astype(object)
                 default = PlacementMethod.DETECTED.default_sd_mm
                 sd = np.where(got, np.where(np.isfinite(found.sd_mm), found.sd_mm, default), np.nan)
-            refined = call(
-                autolandmarks.refine_film, pixels[source], lm, levels=levels, calibration=calibration[source],
-                checkpoint=_scaled(checkpoint, 0.3, 0.4),
-            )  # fmt: skip
-            steps["refine"] = refined
-            if refined:
-                new_sd = np.where(np.isfinite(refined.sd_mm), refined.sd_mm, PlacementMethod.REFINED.default_sd_mm)
-                got = np.isfinite(refined.corners).all(-1)
-                # a body takes the refinement only when every corner's SD gets smaller
-                better = (got.any(-1)) & np.all(~got | (new_sd < np.where(np.isfinite(sd), sd, np.inf)), axis=-1)
-                take = better[:, None] & got
-                lm = np.where(take[..., None], refined.corners, lm)
-                placement = np.where(take, refined.placement, placement).astype(object)
-                sd = np.where(take, new_sd, sd)
-                steps["refined_levels"] = [lv for lv, b in zip(levels, better, strict=True) if b]
+            # refinement helps the reader's quick clicks; detected corners are refined by the
+            # detector already and tracked ones are tighter than refinement (docs/auto-landmarks.md)
+            manual = np.isfinite(lm).all(-1) & (placement == PlacementMethod.MANUAL.value)
+            clicked = manual.any(-1) & np.all(manual | ~np.isfinite(lm).all(-1), axis=-1)
+            if clicked.any():
+                refined = call(
+                    autolandmarks.refine_film, pixels[source], np.where(clicked[:, None, None], lm, np.nan),
+                    levels=levels, calibration=calibration[source], checkpoint=_scaled(checkpoint, 0.3, 0.4),
+                )  # fmt: skip
+                steps["refine"] = refined
+                if refined:
+                    new_sd = np.where(
+                        np.isfinite(refined.sd_mm), refined.sd_mm, PlacementMethod.REFINED.default_sd_mm
+                    )
+                    got = np.isfinite(refined.corners).all(-1)
+                    # a body takes the refinement only when every corner's SD gets smaller
+                    better = got.any(-1) & np.all(~got | (new_sd < np.where(np.isfinite(sd), sd, np.inf)), axis=-1)
+                    take = better[:, None] & got
+                    lm = np.where(take[..., None], refined.corners, lm)
+                    placement = np.where(take, refined.placement, placement).astype(object)
+                    sd = np.where(take, new_sd, sd)
+                    steps["refined_levels"] = [lv for lv, b in zip(levels, better, strict=True) if b]
             steps["source"] = (lm, placement, sd)
             if target is not None and np.isfinite(lm).any():
                 steps["track"] = call(
