@@ -319,8 +319,20 @@ class QtFilmView(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if self._needs_fit:
-            self.fit()
+        if self._needs_fit or self._was_fitted(event.oldSize()):
+            self.fit()  # a fitted film stays fitted and centred (one-film mode, window resize)
+
+    def _was_fitted(self, old) -> bool:
+        """Whether the view showed the film fitted to its previous size (not zoomed or panned since)."""
+        if self._film is None or old.width() <= 0 or old.height() <= 0:
+            return False
+        rows, columns = self._film.pixels.shape[:2]
+        before = ViewTransform.fit(rows, columns, old.width(), old.height())
+        now = self.transform
+        return bool(
+            np.isclose(before.scale, now.scale, rtol=1e-9)
+            and np.allclose(before.to_widget(0.0, 0.0), now.to_widget(0.0, 0.0), atol=1e-6)
+        )
 
     # ----------------------------------------------------------------- mouse and keys
 
@@ -573,10 +585,12 @@ class QtFilmView(QWidget):
         state = self.session.film(self.role)
         study_date = getattr(identity, "study_date", None)
         view = str(getattr(getattr(film, "view", None), "value", getattr(film, "view", "")) or "unknown")
+        fmt = str(getattr(film, "source_format", "dicom") or "dicom")
+        dicom = fmt == "dicom"
         top_left = [
             f"ID: {getattr(identity, 'patient_id', None) or '—'}",
             f"Study date: {study_date.isoformat() if hasattr(study_date, 'isoformat') else (study_date or '—')}",
-            f"DICOM view: {view}",
+            f"DICOM view: {view}" if dicom else f"View: {view} ({fmt.upper()} file)",
         ]
         rows, columns = film.pixels.shape[:2]
         top_right = [Path(str(getattr(film, "path", "") or "")).name, f"{columns} × {rows} px"]
@@ -597,7 +611,7 @@ class QtFilmView(QWidget):
             wl = f"W {wdt:.0f}  L {c:.0f}"
         bottom_right = [
             f"Zoom {self.transform.scale * 100:.0f} %",
-            f"{wl} ({self._preset})",
+            f"{wl} ({self._preset if dicom or self._preset != 'DICOM default' else fmt.upper() + ' file range'})",
         ]
         if self._displayed_inverted() != bool(getattr(film, "invert", False)):
             bottom_right.append("Inverted")

@@ -608,12 +608,37 @@ class QtMainWindow(QMainWindow):
             self.tasks.cancel()
             self.tasks.wait(30.0)
         self.session.discard_recovery()
+        lock = getattr(self, "_instance_lock", None)
+        if lock is not None:
+            lock.release()
         event.accept()
 
     # ----------------------------------------------------------------- recovery
 
     def offer_recovery(self) -> bool:
-        """If a previous run left unsaved work, move it aside and offer it in a banner."""
+        """If a previous run left unsaved work, move it aside and offer it in a banner.
+
+        Not while another viewer is open (its recovery file is its live work):
+        this window then autosaves to a file of its own.
+        """
+        from app.instance_lock import InstanceLock, other_instances
+
+        state_dir = default_recovery_path().parent
+        try:
+            self._instance_lock = InstanceLock(state_dir)
+            others = other_instances(state_dir)
+        except OSError as exc:
+            _log.warning("cannot write the instance lock in %s: %s", state_dir, exc.strerror or exc)
+            others = []
+        if others:
+            if self.session.recovery_path is not None:
+                self.session.recovery_path = self.session.recovery_path.with_name(
+                    f"recovery.{os.getpid()}.autosave.json"
+                )
+            self.statusBar().showMessage(
+                f"Another viewer is open (process {others[0]}): its unsaved work is not offered here", 10000
+            )
+            return False
         try:
             aside = self.session.set_aside_recovery()
         except OSError as exc:

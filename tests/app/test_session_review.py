@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.app.test_session import hand_case, make_session, row
 
@@ -60,3 +61,41 @@ def test_merge_landmarks_of_two_films_is_one_undo_step(tmp_path):
     assert np.isnan(session.landmarks("flexion")).all()
     np.testing.assert_array_equal(session.landmarks("extension")[0, 0], (1.0, 2.0))
     assert np.isnan(session.landmarks("extension")[1:]).all()
+
+
+def test_segment_details_by_hand(tmp_path):
+    """Hand case (0.5 mm/px): L4-L5 translates 5 mm and rotates 11.31 deg."""
+    session, _ = make_session(tmp_path)
+    flex, ext = hand_case()
+    session.set_landmarks("flexion", flex)
+    session.set_landmarks("extension", ext)
+    d = session.segment_details(0)
+    # disc heights: flexion AI(110,190)-AS(100,200) and PI(70,190)-PS(60,200) = sqrt(200) px;
+    # extension AI(100,182)-AS(100,200) = 18 px, PI(60,190)-PS(60,200) = 10 px; x 0.5 mm
+    assert d["disc_heights"]["flexion"]["anterior"] == pytest.approx(0.5 * np.sqrt(200))
+    assert d["disc_heights"]["flexion"]["posterior"] == pytest.approx(0.5 * np.sqrt(200))
+    assert d["disc_heights"]["extension"]["anterior"] == pytest.approx(9.0)
+    assert d["disc_heights"]["extension"]["posterior"] == pytest.approx(5.0)
+    assert d["disc_heights"]["extension"]["unit"] == "mm"
+    assert d["translation_per_degree_mm"] == pytest.approx(5.0 / np.degrees(np.arctan(8 / 40)), rel=1e-6)
+    # centre of rotation: the fixed point of the rotation taking L4's inferior endplate
+    # midpoint (90,190) in flexion to (80,186) in extension, by the endplate's turn
+    phi = np.arctan2(-8, 40)
+    rot = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+    m_f, m_e = np.array([90.0, 190.0]), np.array([80.0, 186.0])
+    fixed = np.linalg.solve(np.eye(2) - rot, m_e - rot @ m_f)
+    assert d["rotation_centre_px"] == pytest.approx(tuple(fixed), abs=0.5)
+    # and in L5's frame: PS (60,200), along +x, depth 40 px, "above" = -y
+    u, v = d["rotation_centre"]
+    assert (60 + 40 * u, 200 - 40 * v) == pytest.approx(d["rotation_centre_px"])
+
+
+def test_no_centre_of_rotation_below_the_minimum_angle(tmp_path):
+    session, _ = make_session(tmp_path)
+    flex, _ = hand_case()
+    session.set_landmarks("flexion", flex)
+    session.set_landmarks("extension", flex)  # no motion
+    d = session.segment_details(0)
+    assert d["rotation_centre"] is None and d["rotation_centre_px"] is None
+    assert "centre of rotation undefined" in d["rotation_centre_note"]
+    assert d["translation_per_degree_mm"] is None

@@ -96,3 +96,33 @@ def test_next_step_hint_follows_the_work(make_window, synthetic_pair):
     assert not window.actions_by_name["confirm_labels"].isEnabled()
     assert next_step_hint(session, busy="Track flexion → extension").startswith("Track flexion → extension is running")
     assert np.isfinite(session.landmarks("extension")).all(-1).sum() == 22
+
+
+def test_png_film_is_not_labelled_dicom(make_window, synthetic_pair):
+    for film in synthetic_pair.values():
+        film.source_format = "png"
+    window = make_window(loader=synthetic_pair.__getitem__)
+    window.open_paths(list(synthetic_pair))
+    texts = window.views["flexion"].overlay_texts()
+    lines = [line for block in texts.values() for line in block]
+    assert not any("DICOM" in line for line in lines), lines
+    assert "View: flexion (PNG file)" in texts["top_left"]
+    assert texts["bottom_right"][1].endswith("(PNG file range)")
+
+
+def test_one_film_mode_centres_the_film(qtbot, make_window, synthetic_pair):
+    window = make_window(loader=synthetic_pair.__getitem__)
+    window.open_paths(list(synthetic_pair))
+    qtbot.wait(50)
+    window.set_layout("flexion")
+    view = window.views["flexion"]
+    qtbot.waitUntil(lambda: view.width() > window.width() * 0.8, timeout=2000)
+    rows, columns = view.film.pixels.shape[:2]
+    cx, cy = view.transform.to_widget((columns - 1) / 2, (rows - 1) / 2)
+    assert cx == pytest.approx(view.width() / 2, abs=2) and cy == pytest.approx(view.height() / 2, abs=2)
+    # a zoomed film is left as the reader put it
+    view.zoom_to(2.0)
+    before = view.transform
+    window.set_layout("both")
+    qtbot.waitUntil(lambda: view.width() < window.width() * 0.6, timeout=2000)
+    assert view.transform.scale == before.scale
