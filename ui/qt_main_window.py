@@ -257,6 +257,25 @@ class QtMainWindow(QMainWindow):
         for text in self.session.messages:
             if text != mismatch:
                 self.banner.show_message(text, "error" if text in errors else "warning")
+        self._show_safety()
+
+    def _show_safety(self) -> None:
+        """The session's safety warnings (app.safety): red until the reader acknowledges
+        them (export waits for it), then amber and marked acknowledged."""
+        warnings = self.session.safety_warnings
+        if not warnings:
+            self.banner.remove("safety")
+            return
+        text = " ".join(w.message for w in warnings)
+        if self.session.unacknowledged_safety:
+            self.banner.show_message(
+                "⛔ SAFETY: " + text + " Results do not count and export is blocked until you acknowledge.",
+                "safety", key="safety", closable=False,
+                action=("Acknowledge", self.session.acknowledge_safety),
+            )
+        else:
+            self.banner.show_message("SAFETY (acknowledged): " + text, "warning", key="safety",
+                                     closable=False)
 
     def _on_messages_change(self, event=None) -> None:
         self._show_session_messages()

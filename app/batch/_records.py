@@ -186,6 +186,9 @@ class StudyOutcome:
         ``(V,)`` per-body fit quality in [0, 1] (1 for given landmarks), NaN when unknown.
     warnings : list of str
         Warnings for every row of the study.
+    safety : list of dict
+        Safety warnings of the film pair (``app.safety.SafetyWarning.to_json``:
+        same image twice, near-identical pixels, different patients, same view).
     decode_seconds, total_seconds : float
         Time spent decoding pixels and in the whole worker call.
     """
@@ -210,6 +213,7 @@ class StudyOutcome:
     flexion_fit_quality: list = field(default_factory=list)
     extension_fit_quality: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    safety: list = field(default_factory=list)
     decode_seconds: float = 0.0
     total_seconds: float = 0.0
 

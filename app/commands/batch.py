@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdf", action="store_true", help="also write a PDF report per study")
     parser.add_argument("--sr", action="store_true",
                         help="also write a DICOM SR (TID 1500) per study")
+    parser.add_argument("--acknowledge-safety", action="store_true",
+                        help="accept studies with safety warnings (same image twice, different "
+                             "patients, no motion, implausible spacing): their reports are written "
+                             "and they do not count as failures (the 'safety' column still names them)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="redo studies that failed in an earlier run of the same folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         criteria=criteria,
         pdf=args.pdf,
         sr=args.sr,
+        acknowledge_safety=args.acknowledge_safety,
         retry_failed=args.retry_failed,
         quiet=args.quiet,
     )
