@@ -18,6 +18,7 @@ from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
+from measure._proportion import wilson_interval
 from measure._refine import RefinementResult, refine_corners
 from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
@@ -68,4 +69,5 @@ __all__ = [
     "sort_levels",
     "track_bodies",
     "verdict_of_record",
+    "wilson_interval",
 ]

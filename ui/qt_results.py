@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import UserError
+from app.palette import FINDING_RGB
 from measure import Verdict, quantity_verdicts_of_record, verdict_of_record
 
 __all__ = ["COLUMNS", "DISCLAIMER", "QtResultsPanel", "QtThresholdsDialog"]
@@ -59,9 +60,9 @@ _HEADER_TIPS = {
     3: "translation as % of the lower body's endplate depth (needs no calibration); ± 95 %",
     4: "theta_ext - theta_flex; positive = normal motion; ± half the 95 % interval",
 }
-_UNSTABLE = QColor(150, 30, 30)
-_BORDERLINE = QColor(255, 236, 179)  # pale amber, dark text: below every threshold, only uncertain
-_BORDERLINE_ABOVE = QColor(176, 70, 0)
+_UNSTABLE = QColor(*FINDING_RGB["unstable"])
+_BORDERLINE = QColor(*FINDING_RGB["borderline-below"])  # pale amber, dark text: only uncertain
+_BORDERLINE_ABOVE = QColor(*FINDING_RGB["borderline-above"])
 _STATUS = {
     Verdict.UNSTABLE: "unstable",
     Verdict.BORDERLINE_ABOVE: "borderline",

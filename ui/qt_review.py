@@ -319,6 +319,9 @@ class QtReviewController(QObject):
             load_doc[view]["image"] = image
             image["path"] = str(film.path.resolve()) if film.path is not None else (
                 image.get("path") or "")
+        # the films were found in the session's folder or a folder the reader chose
+        self._image_dirs = [f.path.resolve().parent for f in report.films.values()
+                            if f.path is not None]
         with tempfile.TemporaryDirectory(prefix="lumbar-review-") as tmp:
             tmp_path = Path(tmp) / "review.json"
             tmp_path.write_text(json.dumps(load_doc), encoding="utf-8")
@@ -337,7 +340,8 @@ class QtReviewController(QObject):
         self._show_review_messages()
 
     def _open_session_model(self, path: Path) -> None:
-        self.session.load(path, loader=self.window.loader)
+        self.session.load(path, loader=self.window.loader,
+                          image_dirs=getattr(self, "_image_dirs", ()))
 
     def _show_review_messages(self) -> None:
         banner = self.window.banner

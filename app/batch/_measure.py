@@ -30,6 +30,8 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("flexion_file", "string"),
     ("extension_file", "string"),
     ("pairing", "string"),
+    ("study_date", "string"),
+    ("acquisition_date", "string"),
     ("segment", "string"),
     ("upper", "string"),
     ("lower", "string"),

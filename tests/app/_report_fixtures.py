@@ -287,3 +287,34 @@ def make_stale_uncalibrated_study(folder: Path, **row_extra) -> Path:
         row.update(row_extra)
     session_path.write_text(json.dumps(session))
     return session_path
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_dicoms"
+
+
+def sample_session(folder: Path, *, method: str = "tracked", reader: dict | None = None) -> Path:
+    """A session of the bundled sample study saved by the viewer's model, with the
+    phantom's true corners on both films (placed by ``method``): L4-L5 is unstable
+    (truth 6.2 mm, 13.3 deg), every other segment within the thresholds."""
+    from app.dicom_io import load_film
+    from app.session import Session
+
+    truth = json.loads((SAMPLE_DIR / "truth.json").read_text())
+    session = Session()
+    session.open_paths([SAMPLE_DIR / "flexion.dcm", SAMPLE_DIR / "extension.dcm"],
+                       loader=load_film)
+    for view in ("flexion", "extension"):
+        lm = np.full((len(session.levels), 4, 2), np.nan)
+        for i, level in enumerate(session.levels):
+            for j, corner in enumerate(CORNERS):
+                xy = truth[view]["landmarks"].get(level, {}).get(corner)
+                if xy is not None:
+                    lm[i, j] = xy
+        session.set_landmarks(view, lm, method=method)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = session.save(folder / "sample.json")
+    if reader is not None:
+        doc = json.loads(path.read_text())
+        doc["reader"] = reader
+        path.write_text(json.dumps(doc, indent=2))
+    return path
