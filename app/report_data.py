@@ -324,6 +324,9 @@ class ReportData:
     safety : list of app.safety.SafetyWarning
         Safety checks (same image twice, different patients, no motion, implausible
         spacing, ...; :func:`app.safety.session_safety`); also in ``warnings``.
+    borderline_hint : str or None
+        What would resolve the borderline levels when most are borderline
+        (:func:`app.safety.borderline_hint`), for the report to show.
     safety_acknowledged : list of str
         The checks (``SafetyCheck`` values) the reader acknowledged; export of an
         unacknowledged one is refused (:func:`app.safety.require_acknowledged`).
@@ -339,6 +342,7 @@ class ReportData:
     stored_differences: list[str] = field(default_factory=list)
     measured_from_landmarks: bool = False
     safety: list[Any] = field(default_factory=list)
+    borderline_hint: str | None = None
     safety_acknowledged: list[str] = field(default_factory=list)
 
     @property
@@ -480,13 +484,16 @@ def report_from_session(
 
 def _check_safety(report: ReportData) -> None:
     """The safety warnings of the session (saved and recomputed), first in ``warnings``."""
-    from app.safety import implausible_spacing, session_safety
+    from app.safety import borderline_hint, implausible_spacing, session_safety
 
     reasons = {
         view: implausible_spacing(film.landmarks, film.calibration.spacing_mm)
         for view, film in report.films.items()
     }
     report.safety, report.safety_acknowledged = session_safety(report.session, report.rows, reasons)
+    methods = [m for film in report.films.values() for level in (film.record.get("placement") or {}).values()
+               if isinstance(level, dict) for m in level.values() if isinstance(m, str)]
+    report.borderline_hint = borderline_hint(report.rows, methods)
     done = set(report.safety_acknowledged)
     report.warnings[0:0] = [
         "SAFETY: " + w.message + (" (acknowledged by the reader)" if w.check.value in done else "")

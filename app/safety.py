@@ -32,6 +32,7 @@ __all__ = [
     "NO_MOTION_TRANSLATION_PCT",
     "SafetyCheck",
     "SafetyWarning",
+    "borderline_hint",
     "check_films",
     "check_motion",
     "check_rows",
@@ -421,3 +422,46 @@ def require_acknowledged(
             + " ".join(w.message for w in pending)
             + " Acknowledge them in the viewer, or pass --acknowledge-safety."
         )
+
+
+def borderline_hint(rows: Iterable[Mapping[str, Any]], methods: Iterable[str] = ()) -> str | None:
+    """What would resolve borderline results, when most measured levels are borderline.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        Result rows (``verdict`` or the ``borderline`` flag, ``measured``).
+    methods : iterable of str
+        Placement methods of the corners (``measure.PlacementMethod`` values).
+
+    Returns
+    -------
+    str or None
+        One paragraph for the viewer and the reports, or None when at most one
+        measured level (or fewer than half) is borderline.
+    """
+    from measure import PlacementMethod, Verdict, verdict_of_record
+
+    verdicts = [verdict_of_record(r) for r in rows]
+    measured = [v for v in verdicts if v is not Verdict.NOT_MEASURED]
+    borderline = [v for v in measured if v.is_borderline]
+    if len(borderline) < 2 or 2 * len(borderline) < len(measured):
+        return None
+    used = {str(m) for m in methods if m}
+    manual = used & {"manual", "edited"} or not used
+    sd = {m: PlacementMethod(m).default_sd_mm for m in ("manual", "tracked", "refined")}
+    text = (
+        f"{len(borderline)} of {len(measured)} levels are borderline: their 95 % intervals "
+        "reach a threshold, so the measurement cannot decide them. "
+    )
+    if manual:
+        text += (
+            f"Manually placed corners carry an SD of {sd['manual']:g} mm each (inter-observer "
+            "error, Eur J Radiol 1994;18:227-231), of the order of the thresholds. "
+        )
+    text += (
+        f"To narrow the intervals: track the bodies from one film to the other (Landmarks > "
+        f"Track; measured corner SD {sd['tracked']:g} mm on phantoms) or refine the corners "
+        f"({sd['refined']:g} mm), check each automatic corner, or add a second independent reading."
+    )
+    return text

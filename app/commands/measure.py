@@ -37,9 +37,11 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     Returns the :class:`measure.SegmentalMotion` and the JSON-ready document
     printed by ``--json`` (``segments``, ``criteria``, ``calibration``, ``warnings``).
     """
+    import numpy as np
+
     import measure
     from app.errors import InputFileError
-    from app.safety import check_motion, check_spacing, implausible_spacing
+    from app.safety import borderline_hint, check_motion, check_spacing, implausible_spacing
 
     study.check_measurable()
     flex, ext = study.flexion, study.extension
@@ -75,8 +77,8 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     warnings += result.warnings()
     if not (result.flexion_calibrated and result.extension_calibrated):
         warnings.append(
-            "landmark uncertainty is stated in mm and cannot be converted on an uncalibrated "
-            "film: no 95 % intervals or borderline marks for values that depend on it"
+            "landmark uncertainty is stated in mm: on an uncalibrated film it is converted "
+            "taking the median endplate depth as 40 mm, for the 95 % intervals of angles and %"
         )
     safety = check_spacing(reasons) + check_motion(result.angulation_deg, result.translation_pct)
     warnings[0:0] = [f"SAFETY: {w.message}" for w in safety]
@@ -99,6 +101,10 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
         "segments": result.to_records(),
         "warnings": warnings,
         "safety": [w.to_json() for w in safety],
+        "borderline_hint": borderline_hint(
+            result.to_records(),
+            [str(m) for f in (flex, ext) if f.placement is not None for m in np.ravel(f.placement) if m],
+        ),
         "disclaimer": DISCLAIMER,
     }
     return result, doc
@@ -204,6 +210,9 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append("* translation criterion not applied (see the warnings).")
     if any(not s["measured"] for s in doc["segments"]):
         lines.append("not measured: one of its two levels has no landmarks on one of the films.")
+    if doc.get("borderline_hint"):
+        lines.append("")
+        lines.append("Hint: " + doc["borderline_hint"])
     if doc["warnings"]:
         lines.append("")
         lines.append("Warnings:")

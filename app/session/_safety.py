@@ -16,6 +16,11 @@ from app.safety import (
 from app.session._films import identity_mismatch
 from app.session._model import FilmState
 
+_FILM_CHECKS = frozenset({
+    SafetyCheck.SAME_INSTANCE, SafetyCheck.SAME_PIXELS, SafetyCheck.NEAR_IDENTICAL,
+    SafetyCheck.DIFFERENT_PATIENT, SafetyCheck.SAME_VIEW, SafetyCheck.INCOMPLETE_DECODE,
+})
+
 
 class _RefFilm:
     """A film that could not be loaded, seen through its saved image reference."""
@@ -52,6 +57,16 @@ class SafetyMixin:
     def unacknowledged_safety(self) -> list[SafetyWarning]:
         """The safety warnings the reader has not acknowledged: export waits for them."""
         return unacknowledged(self._safety, self._safety_ack)
+
+    @property
+    def borderline_hint(self) -> str | None:
+        """What would resolve borderline results when most levels are (``app.safety.borderline_hint``)."""
+        from app.safety import borderline_hint
+
+        if len(self.roles) < 2:
+            return None
+        methods = [str(m) for role in self.roles for m in self.film(role).placement.ravel() if m]
+        return borderline_hint(self.result_rows(), methods)
 
     @property
     def acknowledged_safety(self) -> list[str]:
@@ -106,9 +121,20 @@ class SafetyMixin:
         }
 
     def _safety_from_json(self, value: Any) -> None:
-        """Restore the acknowledgement saved with the same films."""
+        """Restore the acknowledgement saved with the same films, and the saved film
+        checks that cannot be redone because a film could not be opened."""
         if not isinstance(value, dict):
             return
+        if any(s is not None and s.film is None for s in self._films.values()):
+            have = {w.check for w in self._film_checks}
+            for item in value.get("warnings") or []:
+                try:
+                    warning = SafetyWarning.from_json(item)
+                except ValueError:
+                    continue
+                if warning.check in _FILM_CHECKS and warning.check not in have:
+                    self._film_checks.append(warning)
+            self._recompute_safety()
         acknowledged = value.get("acknowledged") or []
         if isinstance(acknowledged, list):
             current = {w.check.value for w in self._safety}

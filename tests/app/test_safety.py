@@ -360,3 +360,28 @@ def test_batch_flags_unit_spacing_and_a_duplicated_film(tmp_path, capsys):
                  "--workers", "1", "--quiet", "--acknowledge-safety"]) == 0
     summary = json.loads((out2 / "summary.json").read_text())
     assert summary["safety_studies"] == 2
+
+
+# ----------------------------------------------------------------------------- borderline hint
+
+
+def test_borderline_hint_when_most_levels_are_borderline(pairs):
+    from app.safety import borderline_hint
+
+    session = _session(*pairs["normal"])  # true corners, manual SD 0.6 mm: 5 of 5 borderline
+    rows = session.result_rows()
+    assert sum(r["verdict"].startswith("borderline") for r in rows) == 5
+    hint = session.borderline_hint
+    assert hint.startswith("5 of 5 levels are borderline")
+    assert "0.6 mm" in hint and "Track" in hint and "second independent reading" in hint
+    # tracked corners (SD 0.1 mm): the intervals shrink, the hint goes
+    session.set_landmarks("extension", _corners(_truth(), "extension"),
+                          method="tracked")
+    session.set_landmarks("flexion", _corners(_truth(), "flexion"),
+                          method="tracked")
+    assert session.borderline_hint is None
+    # one borderline level out of five is not "most"
+    one = [dict(r, verdict="within") for r in rows]
+    one[3]["verdict"] = "borderline-above"
+    assert borderline_hint([{k: v for k, v in r.items() if k != "thresholds"} | {
+        "borderline": r["verdict"].startswith("borderline"), "unstable": False} for r in one]) is None
