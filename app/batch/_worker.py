@@ -59,15 +59,21 @@ def limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
-def worker_init() -> None:
-    """Process-pool initializer: single-threaded OpenCV, and Ctrl-C left to the parent.
+def worker_init(parent_pid: int | None = None) -> None:
+    """Process-pool initializer: single-threaded OpenCV, Ctrl-C left to the parent,
+    and the end of this worker when the batch process ``parent_pid`` ends.
 
     The parent decides what an interrupt means (keep what is finished, stop the
     workers); a worker that also caught the terminal's SIGINT would die in the
-    middle of a study and be reported as a failure.
+    middle of a study and be reported as a failure.  A batch killed with
+    ``kill -9`` cannot stop its workers: they watch it (``app.batch._lifeline``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads()
+    if parent_pid is not None:
+        from app.batch._lifeline import end_with_parent
+
+        end_with_parent(parent_pid)
 
 
 _controller: Any = None  # threadpoolctl.ThreadpoolController of this process, built once
