@@ -484,7 +484,7 @@ def complete_film(
         image (their reason in ``details["unrefined"]``); bodies not found
         are NaN with the reason in ``failures``.  ``quality`` is the box's
         edge contrast.  ``details``: ``facing``, ``facing_evidence``
-        (``agree`` is False when the anatomical cues disagree: ask the
+        (``sure`` is False when the anatomical cues are weak or disagree: ask the
         reader), ``clicked`` and ``found_along_column`` (level lists),
         ``unrefined``.  A failure (falsy) for fewer than two clicks, clicks
         off the film or out of order, or a blank film.

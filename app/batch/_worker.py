@@ -265,7 +265,7 @@ def _complete_from_clicks(
     warnings.extend(f"{role} film: {level} not placed: {why}" for level, why in done.failures.items())
     warnings.extend(f"{role} film: {level} not refined: {why}"
                     for level, why in done.details["unrefined"].items())
-    if done.details["facing_evidence"].get("agree") is False:
+    if not done.details["facing_evidence"].get("sure", True):
         warnings.append(f"{role} film: facing {done.details['facing']} from the anatomy is unsure: check it")
     outcome.landmark_method += f"+clicks:{role}"
     return str(done.details["facing"])
