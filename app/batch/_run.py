@@ -109,6 +109,7 @@ class BatchSummary:
     unstable_segments: int = 0
     unstable_studies: int = 0
     borderline_segments: int = 0
+    review_studies: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     decode_seconds: float = 0.0
@@ -133,6 +134,7 @@ class BatchSummary:
             "unstable_segments": self.unstable_segments,
             "unstable_studies": self.unstable_studies,
             "borderline_segments": self.borderline_segments,
+            "needs_review_studies": self.review_studies,
             "failures_by_reason": dict(sorted(self.failures.items())),
             "seconds": round(self.seconds, 3),
             "decode_seconds": round(self.decode_seconds, 3),
@@ -147,7 +149,9 @@ class BatchSummary:
             f"studies: {self.studies} found, {self.measured} measured"
             + (f" ({self.resumed} from an earlier run)" if self.resumed else ""),
             f"segments: {self.segments}, unstable: {self.unstable_segments} "
-            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}",
+            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}"
+            + (f" (not counting {self.review_studies} studies whose detected landmarks need review: "
+               "needs_review in the results)" if self.review_studies else ""),
         ]
         total = sum(self.failures.values())
         if total:
@@ -338,9 +342,12 @@ def run_batch(
             executor.close()
 
     summary.segments = len(rows)
-    summary.unstable_segments = sum(bool(r.get("unstable")) for r in rows)
-    summary.unstable_studies = len({r["study_instance_uid"] for r in rows if r.get("unstable")})
-    summary.borderline_segments = sum(bool(r.get("borderline")) for r in rows)
+    # verdicts of unsure detections count only once a reader has reviewed them
+    counted = [r for r in rows if not r.get("needs_review")]
+    summary.unstable_segments = sum(bool(r.get("unstable")) for r in counted)
+    summary.unstable_studies = len({r["study_instance_uid"] for r in counted if r.get("unstable")})
+    summary.borderline_segments = sum(bool(r.get("borderline")) for r in counted)
+    summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
     summary.failures = dict(Counter(f.category for f in failures))
 
     failure_rows = [scrub.failure_row(f) for f in failures]
@@ -612,6 +619,8 @@ def _row(
         row[f"{role}_row_spacing_mm"] = spacing[0]
         row[f"{role}_column_spacing_mm"] = spacing[1]
     row.update(segment)
+    row["needs_review"] = bool(outcome.needs_review)
+    row["review_reasons"] = "; ".join(outcome.review_reasons)
     warnings = list(outcome.warnings)
     for role in ("flexion", "extension"):
         source = CalibrationSource(getattr(outcome, f"{role}_calibration_source"))
