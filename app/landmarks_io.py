@@ -71,6 +71,7 @@ MAX_SD_MM = 100.0
 LANDMARK_FORMATS: dict[str, int | None] = {
     "lumbar-instability-landmarks": 1,
     "lumbar-instability-session": None,
+    "lumbar-instability-detections": 1,  # written by ``lumbar-instability detect``
     "lumbar-instability-phantom-truth": 1,
 }
 

@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import numpy as np
 
 from app.dicom_io import file_sha256  # the project's one content hash (SHA-256 of the bytes)
 from app.errors import InputFileError
-from measure import Calibration, CalibrationSource
+from measure import Calibration, CalibrationSource, Verdict, verdict_of_record
 
 __all__ = [
     "CORNERS",
@@ -48,8 +47,10 @@ __all__ = [
     "load_report",
     "load_session_dict",
     "read_session_file",
+    "reader_fields",
     "report_from_session",
     "segment_columns",
+    "verdict_of",
 ]
 
 CORNERS: tuple[str, ...] = ("AS", "PS", "PI", "AI")
@@ -112,19 +113,10 @@ def read_session_file(path: str | Path) -> dict[str, Any]:
     InputFileError
         The file is missing, not JSON, or not a lumbar-instability session.
     """
+    from app.jsonfile import read_json
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot be read ({type(exc).__name__})") from None
-    try:
-        session = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(
-            path, f"not a session file: invalid JSON at line {exc.lineno} column {exc.colno}"
-        ) from None
+    session = read_json(path)
     return load_session_dict(session, source=path)
 
 
@@ -136,8 +128,9 @@ def load_session_dict(session: Any, source: str | Path = "<session>") -> dict[st
     InputFileError
         A key the reports need is missing or has the wrong type.
     """
-    if not isinstance(session, dict):
-        raise InputFileError(source, "not a session file: the top level is not a JSON object")
+    from app.session_format import check_session_document
+
+    check_session_document(session, source)  # every key strictly; the reports' own needs below
     fmt = session.get("format")
     if fmt not in (_SESSION_FORMAT, _LANDMARKS_FORMAT, _TRUTH_FORMAT, None):
         raise InputFileError(source, f"not a session file: format is {fmt!r}")
@@ -354,22 +347,34 @@ class ReportData:
 
 
 def _find_image(
-    image: Mapping[str, Any], base_dir: Path | None, search_dirs: Sequence[Path]
-) -> Path | None:
+    image: Mapping[str, Any], base_dir: Path | None, search_dirs: Sequence[Path],
+    trust_paths: bool = False,
+) -> tuple[Path | None, str]:
     """The image file: the recorded path (absolute or relative to the session),
-    else a file of the same name in one of ``search_dirs``."""
+    else a file of the same name in one of ``search_dirs``; and why a recorded
+    path was not opened ("" when it was, or was not needed).
+
+    The recorded path is used only inside the session's folder or ``search_dirs``
+    (a damaged or hostile session must not open ``../../etc/passwd`` or another
+    patient's film), unless ``trust_paths``.
+    """
     raw = image.get("path")
     if not raw:
-        return None
+        return None, ""
     candidate = Path(raw)
-    tries = [candidate] if candidate.is_absolute() else []
-    if base_dir is not None and not candidate.is_absolute():
-        tries.append(base_dir / candidate)
+    refused = ""
+    if trust_paths:
+        tries = [candidate if candidate.is_absolute() or base_dir is None else base_dir / candidate]
+    else:
+        from app.session_format import resolve_image_path
+
+        allowed, refused = resolve_image_path(str(raw), base_dir, search_dirs)
+        tries = [allowed] if allowed is not None else []
     tries += [Path(d) / candidate.name for d in search_dirs]
     for path in tries:
         if path.is_file():
-            return path
-    return None
+            return path, ""
+    return None, refused
 
 
 def report_from_session(
@@ -379,6 +384,7 @@ def report_from_session(
     search_dirs: Sequence[str | Path] = (),
     image_paths: Mapping[str, str | Path] | None = None,
     verify_images: bool = True,
+    trust_paths: bool = False,
 ) -> ReportData:
     """Build the :class:`ReportData` of a session dict.
 
@@ -395,6 +401,9 @@ def report_from_session(
         review mode); wins over the recorded path.
     verify_images : bool
         Compare each image's SHA-256 with the recorded one.
+    trust_paths : bool
+        Open a recorded image path wherever it points (the user asked for it
+        explicitly); by default only inside the session's folder and ``search_dirs``.
     """
     source = session_path if session_path is not None else "<session>"
     load_session_dict(session, source)
@@ -408,11 +417,15 @@ def report_from_session(
             continue
         film = FilmReport(view, record, film_calibration(record), landmark_array(record, levels))
         image = record.get("image") or {}
+        refused = ""
         explicit = (image_paths or {}).get(view)
         if explicit is not None:
             film.path = Path(explicit)
         else:
-            film.path = _find_image(image, base_dir, [Path(d) for d in search_dirs])
+            film.path, refused = _find_image(image, base_dir, [Path(d) for d in search_dirs],
+                                             trust_paths)
+            if refused:
+                warnings.append(f"The {view} {refused}.")
             if film.path is None and search_dirs and image.get("sop_instance_uid"):
                 film.path = find_images_by_uid(
                     {view: image["sop_instance_uid"]}, search_dirs,
@@ -420,7 +433,7 @@ def report_from_session(
                 ).get(view)
         if film.path is None:
             film.image_status = "missing" if image.get("path") else "none"
-            if image.get("path"):
+            if image.get("path") and not refused:
                 warnings.append(f"The {view} image {image['path']!r} was not found.")
         elif not verify_images or not image.get("sha256"):
             film.image_status = "unverified"
@@ -548,19 +561,40 @@ def segment_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def finding_of(row: Mapping[str, Any]) -> str:
-    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row."""
+    """``unstable``, ``borderline``, ``stable`` or ``not measured`` for one result row.
+
+    A stored ``finding`` is returned as written; otherwise the row's verdict
+    (:func:`measure.verdict_of_record`, the one rule of every output) grouped:
+    both borderline verdicts are ``borderline``, within and not assessed ``stable``.
+    """
     value = row.get("finding")
     if isinstance(value, str) and value:
         return value.lower()
-    if row.get("measured") is False:
-        return "not measured"
-    if row.get("borderline"):
-        return "borderline"
-    if row.get("unstable") is True:
-        return "unstable"
-    if row.get("unstable") is False:
-        return "stable"
-    return "not measured"
+    return _FINDINGS[verdict_of_record(row)]
+
+
+_FINDINGS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
+
+
+def verdict_of(row: Mapping[str, Any]) -> Verdict:
+    """The verdict a report shows for one result row: :func:`measure.verdict_of_record`
+    (the one rule of every output), from the row's values, intervals and thresholds."""
+    return verdict_of_record(row)
+
+
+def reader_fields(session: Mapping[str, Any]) -> tuple[str, str]:
+    """The reader's name and comment saved in a session (``reader``), ``""`` when absent."""
+    reader = session.get("reader")
+    if not isinstance(reader, Mapping):
+        return "", ""
+    return str(reader.get("name") or ""), str(reader.get("comment") or "")
 
 
 def is_missing(value: Any) -> bool:

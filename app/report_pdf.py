@@ -23,8 +23,8 @@ from typing import Any
 
 from app import __version__
 from app.atomic import atomic_write_bytes
+from app.palette import FINDING_RGB, FINDING_TEXT_RGB, PLACEMENT_RGB, hex_colour
 from app.report_data import (
-    CORNERS,
     CRITERIA_TEXT,
     DISCLAIMER,
     REFERENCES,
@@ -32,13 +32,13 @@ from app.report_data import (
     ReportData,
     finding_of,
     is_missing,
+    reader_fields,
+    verdict_of,
 )
-from app.report_tables import PLACEMENT_COLOURS, encode_png, films_panel
+from app.report_tables import encode_png, films_panel
+from measure import Verdict
 
-__all__ = ["finding_of", "pdf_bytes", "write_pdf"]
-
-_FINDING_COLOURS = {"unstable": "#c62828", "borderline": "#ef8f00", "stable": "#2e7d32",
-                    "not measured": "#757575"}
+__all__ = ["PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -113,6 +113,94 @@ def _patient_warning(loaded: Mapping[str, Any]) -> str | None:
     return None
 
 
+_VERDICT_TEXT = {v.key: v.label for v in Verdict}
+"""What the PDF prints per verdict: the labels every output shares (``measure.Verdict``)."""
+
+PLACEMENT_MEANING: dict[str, str] = {
+    "manual": "clicked by the reader",
+    "edited": "moved by the reader after automatic placement",
+    "refined": "moved by the software to the nearest cortical edge from an earlier position "
+               "(a click, a detection or a tracked corner)",
+    "tracked": "carried over from the other film by registering each body (not clicked on "
+               "this film)",
+    "detected": "found by the software from the image alone (not clicked)",
+}
+"""What each placement method says about who put a corner there (PDF legend)."""
+
+
+def _half_width(interval: Any) -> float | None:
+    if not isinstance(interval, list | tuple) or len(interval) != 2 or any(
+            is_missing(v) for v in interval):
+        return None
+    return (float(interval[1]) - float(interval[0])) / 2
+
+
+def _value_pm(value: Any, interval: Any, unit: str) -> str:
+    if is_missing(value):
+        return "not measured"
+    half = _half_width(interval)
+    pm = "" if half is None else f" ± {half:.1f}"
+    return f"{float(value):+.1f}{pm}{unit}"
+
+
+def summary_lines(report: ReportData) -> list[tuple[str, str]]:
+    """The answer first: one ``(verdict, sentence)`` per segment that needs attention.
+
+    Unstable and borderline (above) segments get a sentence each, e.g.
+    ``"L4-L5: translation +6.2 ± 1.2 mm, angulation +13.1 ± 4.7° — above 4 mm
+    and 10°"``; borderline (below) and stable segments are listed together.
+    """
+    mm_state = _mm_state(report)
+    star = "*" if mm_state == "detector" else ""
+    out: list[tuple[str, str]] = []
+    grouped: dict[str, list[str]] = {}
+    for row in report.rows:
+        verdict = verdict_of(row).key
+        segment = str(row.get("segment", "?"))
+        if verdict not in ("unstable", "borderline-above"):
+            grouped.setdefault(verdict, []).append(segment)
+            continue
+        thresholds = row.get("thresholds") if isinstance(row.get("thresholds"), dict) else {}
+        if mm_state != "none" and not is_missing(row.get("translation_mm")):
+            translation = _value_pm(row.get("translation_mm"), row.get("translation_mm_ci95"),
+                                    f" mm{star}")
+            t_limit = thresholds.get("translation_mm")
+            t_unit = " mm"
+        else:
+            translation = _value_pm(row.get("translation_pct"), row.get("translation_pct_ci95"),
+                                    " % of endplate depth")
+            t_limit = thresholds.get("translation_pct")
+            t_unit = " %"
+        angulation = _value_pm(row.get("angulation_deg"), row.get("angulation_deg_ci95"), "°")
+        above, within = [], []
+        for fired, limit, unit in ((row.get("translation_unstable"), t_limit, t_unit),
+                                   (row.get("angulation_unstable"), thresholds.get(
+                                       "angulation_deg"), "°")):
+            if is_missing(limit):
+                continue
+            (above if fired else within).append(f"{float(limit):g}{unit}")
+        tail = ""
+        if above:
+            tail = " — above " + " and ".join(above)
+            if within:
+                tail += "; within " + " and ".join(within)
+        note = (" (the 95 % interval reaches below the threshold)"
+                if verdict == "borderline-above" else "")
+        out.append((verdict, f"{segment}: translation {translation}, angulation {angulation}"
+                    f"{tail}{note}"))
+    labels = {"borderline-below": "Borderline, below the thresholds (a 95 % interval "
+                                  "reaches a threshold)",
+              "within": "Within the thresholds",
+              "not-assessed": "Not assessed (no criterion applies)",
+              "not-measured": "Not measured"}
+    for verdict, label in labels.items():
+        if grouped.get(verdict):
+            out.append((verdict, f"{label}: {', '.join(grouped[verdict])}"))
+    if not report.rows:
+        out.append(("not-measured", "Nothing was measured."))
+    return out
+
+
 def pdf_bytes(
     report: ReportData,
     *,
@@ -120,7 +208,7 @@ def pdf_bytes(
     sr_identity: Mapping[str, str] | None = None,
     generated_at: _dt.datetime | None = None,
 ) -> bytes:
-    """The PDF report of a session, as bytes.
+    """The PDF report of a session, as bytes (one A4 page when it fits).
 
     Parameters
     ----------
@@ -161,30 +249,51 @@ def pdf_bytes(
                     report.warnings.append(f"The {view} image cannot be read: {exc.reason}")
     generated_at = generated_at or _dt.datetime.now(_dt.UTC)
     styles = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=8.2, leading=10,
-                          alignment=TA_LEFT, spaceAfter=1.5)
-    small = ParagraphStyle("small", parent=body, fontSize=7.2, leading=8.6)
-    h1 = ParagraphStyle("h1", parent=styles["Heading1"], fontSize=14, leading=17, spaceAfter=2)
-    h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=10, leading=12, spaceBefore=5,
-                        spaceAfter=2, keepWithNext=1)
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=7.6, leading=9.2,
+                          alignment=TA_LEFT, spaceAfter=1)
+    small = ParagraphStyle("small", parent=body, fontSize=6.5, leading=7.7, spaceAfter=0.5)
+    h1 = ParagraphStyle("h1", parent=styles["Heading1"], fontSize=13, leading=15, spaceAfter=1)
+    h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=8.8, leading=10.5,
+                        spaceBefore=3, spaceAfter=1.5, keepWithNext=1)
     warn = ParagraphStyle("warn", parent=body, textColor=colors.HexColor("#b71c1c"),
                           fontName="Helvetica-Bold")
-    page_width = A4[0] - 28 * mm
+    answer = ParagraphStyle("answer", parent=body, fontSize=9.4, leading=11.6,
+                            fontName="Helvetica-Bold")
+    head = ParagraphStyle("head", parent=small, fontName="Helvetica-Bold")
+    page_width = A4[0] - 24 * mm
 
     story: list[Any] = [
         Paragraph("Lumbar instability: flexion-extension measurement report", h1),
         Paragraph(f"<i>{DISCLAIMER}</i>", small),
-        Spacer(1, 2 * mm),
+        Spacer(1, 1.5 * mm),
     ]
-    ident = Table([[Paragraph(f"<b>{k}</b>", body), Paragraph(_esc(v), body)]
-                   for k, v in _identity(report, loaded, sr_identity)],
-                  colWidths=[28 * mm, page_width - 28 * mm])
-    ident.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                               ("BOTTOMPADDING", (0, 0), (-1, -1), 0.5),
-                               ("TOPPADDING", (0, 0), (-1, -1), 0.5),
-                               ("BOX", (0, 0), (-1, -1), 0.4, colors.grey)]))
-    story.append(ident)
 
+    # --- the answer first
+    summary = []
+    for verdict, text in summary_lines(report):
+        if verdict in FINDING_RGB and verdict != "borderline-below":
+            colour = hex_colour(FINDING_RGB[verdict])
+            summary.append(Paragraph(
+                f'<font color="{colour}">{_esc(_VERDICT_TEXT[verdict])}</font>  {_esc(text)}',
+                answer))
+        else:
+            summary.append(Paragraph(_esc(text), body))
+    criteria = report.criteria
+    summary.append(Paragraph(
+        f"Criteria: <b>{_esc(criteria)}</b> - "
+        f"{_esc(CRITERIA_TEXT.get(criteria, 'user-defined thresholds, see the table'))}. "
+        "Values are flexion minus extension (translation) and extension minus flexion "
+        "(angulation), ± half the 95 % interval." + (
+            " Measured from the landmarks file (it held no results)."
+            if report.measured_from_landmarks else ""), small))
+    box = Table([[summary]], colWidths=[page_width])
+    box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#37474f")),
+                             ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f4f6f8")),
+                             ("TOPPADDING", (0, 0), (-1, -1), 3),
+                             ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
+    story.append(box)
+
+    # --- every warning, before anything else can be read as settled
     warnings = list(report.warnings)
     mismatch = _patient_warning(loaded)
     if mismatch:
@@ -194,116 +303,127 @@ def pdf_bytes(
         warnings.append(
             "Millimetres (marked *) use the spacing at the detector, not corrected for "
             "magnification: they overstate patient distances (typically by 10-40 %).")
+    for view in VIEWS:
+        film = report.films.get(view)
+        if film is not None and film.calibration.warning:
+            warnings.append(f"{view.capitalize()} film: {film.calibration.warning}.")
+    seen: set[str] = set()
     for text in warnings:
-        story.append(Paragraph(_esc(text), warn))
+        if text not in seen:
+            seen.add(text)
+            story.append(Paragraph(_esc(text), warn))
 
+    # --- identification: patient | study, then the two films
+    pairs = dict(_identity(report, loaded, sr_identity))
+    film_cells = [Paragraph(f"<b>{_esc(k)}</b> {_esc(v)}", small) for k, v in pairs.items()
+                  if k.endswith(" film")]
+    first = [Paragraph(f"<b>{k}</b> {_esc(pairs[k])}", small) for k in ("Patient", "Study")
+             if k in pairs]
+    rows_ident = [first + [""] * (2 - len(first))]
+    if "Study UID" in pairs:
+        rows_ident.append([Paragraph(f"<b>Study UID</b> {_esc(pairs['Study UID'])}", small), ""])
+    if film_cells:
+        rows_ident.append(film_cells + [""] * (2 - len(film_cells)))
+    ident = Table(rows_ident, colWidths=[page_width / 2] * 2)
+    ident.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                               ("TOPPADDING", (0, 0), (-1, -1), 0.3),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 0.3),
+                               ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                               *([("SPAN", (0, 1), (1, 1))] if "Study UID" in pairs else []),
+                               ("LINEBELOW", (0, -1), (-1, -1), 0.4, colors.grey)]))
+    story.append(Spacer(1, 1 * mm))
+    story.append(ident)
+
+    # --- both films, flagged segments marked
     images = {v: f.display_image() for v, f in loaded.items() if hasattr(f, "display_image")}
     if images:
         panel = films_panel(report, max_side=1000, images=images)
         h, w = panel.shape[:2]
-        width = page_width
-        height = width * h / w
-        max_height = 120 * mm
+        width, height = page_width, page_width * h / w
+        max_height = 80 * mm
         if height > max_height:
             width, height = width * max_height / height, max_height
-        story.append(Spacer(1, 2 * mm))
-        story.append(Image(io.BytesIO(encode_png(panel)), width=width,
-                           height=height))
-        legend = "  ".join(f'<font color="#{r:02x}{g:02x}{b:02x}"><b>o</b></font> {m}'
-                           for m, (r, g, b) in PLACEMENT_COLOURS.items())
+        story.append(Spacer(1, 1.5 * mm))
+        story.append(Image(io.BytesIO(encode_png(panel)), width=width, height=height))
+        legend = "  ".join(
+            f'<font color="{hex_colour(rgb)}"><b>\u25cf</b></font> {m}'
+            for m, rgb in PLACEMENT_RGB.items())
+        marks = "  ".join(
+            f'<font color="{hex_colour(FINDING_RGB[v])}"><b>\u25a0</b></font> {_VERDICT_TEXT[v]}'
+            for v in ("unstable", "borderline-above", "borderline-below"))
         story.append(Paragraph(
-            "Corners coloured by how they were placed: " + legend
-            + ". Red line: superior endplate (AS-PS); blue line: inferior endplate (PI-AI).",
-            small))
+            f"Corners by how they were placed: {legend}. Endplate lines in the viewer's "
+            f"cyan. Segments outlined: {marks}.", small))
     else:
         story.append(Paragraph("The films are not shown: their images were not found.", warn))
 
-    # --- results table
+    # --- results table, per-film values folded in
     story.append(Paragraph("Segmental motion between flexion and extension", h2))
     star = "*" if mm_state == "detector" else ""
-    head = ParagraphStyle("head", parent=small, fontName="Helvetica-Bold")
     header = [Paragraph(t, head) for t in (
         "Segment", f"Translation, mm{star} [95 % interval]",
-        "Translation, % of endplate depth [95 % interval]",
-        "Angulation, deg [95 % interval]", "Finding", "Criterion fired")]
+        "Translation, % of endplate depth [95 %]", "Angulation, ° [95 %]",
+        "Finding", "Criterion fired",
+        "Angle flex / ext, °", f"Transl. flex / ext, mm{star}")]
     data: list[list[Any]] = [header]
     finding_styles = []
     for i, row in enumerate(report.rows, start=1):
-        finding = finding_of(row)
+        verdict = verdict_of(row).key
         if mm_state == "none":
             mm_value = "n/a (uncalibrated)"
         elif is_missing(row.get("translation_mm")):
             mm_value = "-"
         else:
-            mm_value = (f"{_fmt(row.get('translation_mm'))}{star}  "
+            mm_value = (f"{_fmt(row.get('translation_mm'))}{star} "
                         f"{_ci(row.get('translation_mm_ci95'))}")
         data.append([
             str(row.get("segment", f"#{i}")),
             mm_value,
-            f"{_fmt(row.get('translation_pct'))}  {_ci(row.get('translation_pct_ci95'))}",
-            f"{_fmt(row.get('angulation_deg'))}  {_ci(row.get('angulation_deg_ci95'))}",
-            (finding.upper() if finding in ("unstable", "borderline") else finding)
+            f"{_fmt(row.get('translation_pct'))} {_ci(row.get('translation_pct_ci95'))}",
+            f"{_fmt(row.get('angulation_deg'))} {_ci(row.get('angulation_deg_ci95'))}",
+            _VERDICT_TEXT[verdict].replace(" (", "\n(")
             + ("" if _translation_assessed(report, row) else "\n(angulation only)"),
             str(row.get("criterion") or "-"),
+            f"{_fmt(row.get('flexion_angle_deg'))} / {_fmt(row.get('extension_angle_deg'))}",
+            f"{_film_mm(report, 'flexion', row.get('flexion_translation_mm'))} / "
+            f"{_film_mm(report, 'extension', row.get('extension_translation_mm'))}",
         ])
-        finding_styles.append(("TEXTCOLOR", (4, i), (4, i),
-                               colors.HexColor(_FINDING_COLOURS.get(finding, "#000000"))))
-        if finding in ("unstable", "borderline"):
-            finding_styles.append(("FONTNAME", (4, i), (4, i), "Helvetica-Bold"))
-    widths = [16, 34, 40, 34, 30, 0]
+        if verdict in FINDING_RGB:
+            finding_styles += [
+                ("BACKGROUND", (4, i), (4, i), colors.HexColor(hex_colour(FINDING_RGB[verdict]))),
+                ("TEXTCOLOR", (4, i), (4, i),
+                 colors.HexColor(hex_colour(FINDING_TEXT_RGB[verdict]))),
+            ]
+            if verdict != "borderline-below":
+                finding_styles.append(("FONTNAME", (0, i), (0, i), "Helvetica-Bold"))
+                finding_styles.append(("FONTNAME", (4, i), (4, i), "Helvetica-Bold"))
+    widths = [15, 29, 30, 27, 27, 16, 19, 0]
     widths[-1] = page_width / mm - sum(widths)
     table = Table(data, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(TableStyle([
-        ("FONTSIZE", (0, 0), (-1, -1), 8),
+        ("FONTSIZE", (0, 0), (-1, -1), 7),
+        ("LEADING", (0, 0), (-1, -1), 8),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("FONTNAME", (0, 1), (0, -1), "Helvetica-Bold"),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),  # a two-line verdict starts on the row's line
+        ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
         *finding_styles,
     ]))
     story.append(table)
     story.append(Paragraph(
         "Translation: positive = the upper body slides forward in flexion; angulation: "
-        "extension minus flexion, positive = normal motion. Classification uses magnitudes. "
-        "Borderline: the 95 % interval straddles a threshold. "
+        "extension minus flexion, positive = normal motion. Classification uses magnitudes; "
+        "exactly at a threshold is not above it. Unstable: the whole 95 % interval above a "
+        "threshold; borderline (above): the value above, its interval reaching below; "
+        "borderline (below): within, the interval reaching above. "
         + _thresholds_sentence(report)
         + ("" if all(_translation_assessed(report, r) for r in report.rows) else
            " Translation could not be classified without calibration (no % threshold in these "
            "criteria): those findings rest on angulation only."), small))
 
-    # --- page 2 material
-    story.append(Paragraph("Per-film values", h2))
-    film_header = [Paragraph(t, head) for t in (
-        "Segment", "Flexion angle, deg", "Extension angle, deg",
-        f"Flexion translation, mm{_star(report, 'flexion')}",
-        f"Extension translation, mm{_star(report, 'extension')}",
-        "Flexion translation, %", "Extension translation, %")]
-    film_rows: list[list[Any]] = [film_header]
-    for i, row in enumerate(report.rows, start=1):
-        film_rows.append([
-            str(row.get("segment", f"#{i}")),
-            _fmt(row.get("flexion_angle_deg")),
-            _fmt(row.get("extension_angle_deg")),
-            _film_mm(report, "flexion", row.get("flexion_translation_mm")),
-            _film_mm(report, "extension", row.get("extension_translation_mm")),
-            _fmt(row.get("flexion_translation_pct")),
-            _fmt(row.get("extension_translation_pct")),
-        ])
-    per_film = Table(film_rows, colWidths=[page_width / 7] * 7)
-    per_film.setStyle(TableStyle([
-        ("FONTSIZE", (0, 0), (-1, -1), 7.6),
-        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
-        ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.0),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.0),
-    ]))
-    story.append(per_film)
-
-    story.append(Paragraph("Calibration of each film", h2))
+    # --- how it was measured: two columns of small print
+    left: list[Any] = [Paragraph("Calibration", h2)]
     for view in VIEWS:
         film = report.films.get(view)
         if film is None:
@@ -314,74 +434,96 @@ def pdf_bytes(
                        "(row x column)")
         else:
             spacing = "no pixel spacing: no millimetre value is given for this film"
-        text = (f"<b>{view.capitalize()}</b>: source <b>{cal.source}</b>; {spacing}"
-                + (f"; {_esc(cal.detail)}" if cal.detail else ""))
-        story.append(Paragraph(text, body))
-        if cal.warning:
-            story.append(Paragraph(f"Warning: {_esc(cal.warning)}.", warn))
-
-    story.append(Paragraph("How the landmarks were placed", h2))
+        left.append(Paragraph(
+            f"<b>{view.capitalize()}</b>: source <b>{cal.source}</b>; {spacing}"
+            + (f"; {_esc(cal.detail)}" if cal.detail else ""), small))
+    left.append(Paragraph("How the corners were placed", h2))
     for view in VIEWS:
         film = report.films.get(view)
-        if film is None:
-            continue
-        counts = film.placement_summary()
-        total = sum(counts.values())
-        parts = ", ".join(f"{n} {m}" for m, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        edited = counts.get("edited", 0)
-        story.append(Paragraph(
-            f"<b>{view.capitalize()}</b>: {total} corners ({parts or 'none'}); "
-            + (f"{edited} edited by hand after automatic placement." if edited
-               else "none edited after placement."), body))
-    story.append(Paragraph(
-        "manual: placed by the reader; refined: placed by the reader and snapped to the "
-        "bone edge; tracked: carried from the other film by rigid registration of the body; "
-        "detected: found automatically; edited: moved by the reader after automatic placement. "
-        f"Corners: {', '.join(CORNERS)} (anterior/posterior, superior/inferior).", small))
-
-    story.append(Paragraph("Criteria and method", h2))
-    criteria = report.criteria
-    story.append(Paragraph(
-        f"<b>Criteria: {criteria}</b> - {_esc(CRITERIA_TEXT.get(criteria, 'user-defined thresholds, see the table'))}."
-        " Exactly at the threshold is not unstable.", body))
-    story.append(Paragraph(_esc(REFERENCES.get(criteria, "")), body))
-    story.append(Paragraph(_esc(REFERENCES["translation"]) + " Angulation: change of the angle "
+        if film is not None:
+            left.append(Paragraph(f"<b>{view.capitalize()}</b>: {_placement_text(film)}", small))
+    used = sorted({m for f in report.films.values() for m in f.placement_summary()},
+                  key=lambda m: list(PLACEMENT_MEANING).index(m) if m in PLACEMENT_MEANING
+                  else 99)
+    left.append(Paragraph("; ".join(
+        f"<b>{m}</b>: {PLACEMENT_MEANING.get(m, 'method not known to this version')}"
+        for m in used) + (". " if used else "")
+        + "Only manual and edited corners were clicked by a reader.", small))
+    right: list[Any] = [Paragraph("Criteria and method", h2)]
+    right.append(Paragraph(
+        f"<b>{_esc(criteria)}</b>: "
+        f"{_esc(CRITERIA_TEXT.get(criteria, 'user-defined thresholds, see the table'))}. "
+        + _esc(REFERENCES.get(criteria, "")), small))
+    right.append(Paragraph(_esc(REFERENCES["translation"]) + " Angulation: change of the angle "
                            "between the upper body's inferior endplate and the lower body's "
                            "superior endplate. Translation in % of the lower body's endplate "
-                           "depth needs no calibration and cancels magnification.", body))
-    story.append(Paragraph(
-        "Uncertainty: each corner has a positional standard deviation (from how it was placed); "
-        "it is propagated to translation and angulation as a 95 % interval (normal manual "
-        "error is of the order of 0.6-1.4 mm and 1.6-2.6 deg, Eur J Radiol 1994;18:227-231).",
-        body))
-    story.append(Spacer(1, 2 * mm))
+                           "depth needs no calibration and cancels magnification.", small))
+    right.append(Paragraph(
+        "Uncertainty: each corner has a positional standard deviation (from how it was "
+        "placed), propagated to translation and angulation as a 95 % interval (manual "
+        "reading error is of the order of 0.6-1.4 mm and 1.6-2.6°, Eur J Radiol "
+        "1994;18:227-231).", small))
     saved = report.session.get("saved_at") or "-"
-    story.append(KeepTogether([
-        Paragraph(
-            f"Measured with lumbar-instability {_esc(report.software_version)}; session saved "
-            f"{_esc(str(saved))}; report generated {generated_at.isoformat(timespec='seconds')} "
-            f"by lumbar-instability {__version__}.", body),
-        Paragraph(f"<b>{DISCLAIMER}</b>", body),
-    ]))
+    right.append(Paragraph(
+        f"Measured with lumbar-instability {_esc(report.software_version)}; session saved "
+        f"{_esc(str(saved))}; report generated {generated_at.isoformat(timespec='seconds')} "
+        f"by lumbar-instability {__version__}.", small))
+    columns = Table([[left, right]], colWidths=[page_width / 2] * 2)
+    columns.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                 ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                 ("RIGHTPADDING", (0, 0), (0, -1), 4 * mm)]))
+    story.append(columns)
+
+    # --- reader, comment, signature
+    name, comment = reader_fields(report.session)
+    line = "_" * 28
+    sign = Table([[Paragraph(f"<b>Reader</b> {_esc(name) if name else line}", body),
+                   Paragraph(f"<b>Signature</b> {line}", body),
+                   Paragraph(f"<b>Date</b> {'_' * 16}", body)],
+                  [Paragraph(f"<b>Comment</b> {_esc(comment) if comment else ''}", body), "", ""]],
+                 colWidths=[page_width * 0.42, page_width * 0.36, page_width * 0.22],
+                 rowHeights=[None, None if comment else 7 * mm])
+    sign.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.5, colors.grey),
+                              ("SPAN", (0, 1), (-1, 1)),
+                              ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                              ("TOPPADDING", (0, 0), (-1, -1), 2)]))
+    story.append(Spacer(1, 2 * mm))
+    story.append(KeepTogether([sign, Spacer(1, 1 * mm), Paragraph(f"<b>{DISCLAIMER}</b>", small)]))
 
     def footer(canvas, doc) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 6.8)
+        canvas.setFont("Helvetica", 6.5)
         canvas.setFillColor(colors.grey)
-        canvas.drawString(14 * mm, 8 * mm,
+        canvas.drawString(12 * mm, 7 * mm,
                           f"lumbar-instability {__version__} - measurement aid, not a diagnosis"
                           f" - generated {generated_at.strftime('%Y-%m-%d %H:%M UTC')}")
-        canvas.drawRightString(A4[0] - 14 * mm, 8 * mm, f"page {doc.page}")
+        canvas.drawRightString(A4[0] - 12 * mm, 7 * mm, f"page {doc.page}")
         canvas.restoreState()
 
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm,
-                            topMargin=12 * mm, bottomMargin=14 * mm,
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=12 * mm, rightMargin=12 * mm,
+                            topMargin=9 * mm, bottomMargin=11 * mm,
                             title="Lumbar instability measurement report",
                             author="lumbar-instability", subject="Flexion-extension radiographs",
                             creator=f"lumbar-instability {__version__}")
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()
+
+
+def _placement_text(film: Any) -> str:
+    counts = film.placement_summary()
+    marks = film.record.get("landmarks") or {}
+    total = sum(sum(xy is not None for xy in (c or {}).values()) for c in marks.values())
+    if not counts:
+        return (f"{total} corners; how they were placed was not recorded (treated as manual "
+                "for the uncertainty)." if total else "no corners.")
+    order = list(PLACEMENT_MEANING)
+    parts = ", ".join(f"{n} {m}" for m, n in sorted(
+        counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+    clicked = counts.get("manual", 0) + counts.get("edited", 0)
+    return (f"{total} corners ({parts}); "
+            + (f"{clicked} clicked or moved by the reader." if clicked
+               else "none clicked by a reader."))
 
 
 def _star(report: ReportData, view: str) -> str:

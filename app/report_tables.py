@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from app.atomic import atomic_write_bytes, atomic_write_text
-from app.report_data import CORNERS, VIEWS, ReportData, is_missing
+from app.palette import ENDPLATE_RGB, FINDING_RGB, FINDING_TEXT_RGB, PLACEMENT_RGB
+from app.report_data import CORNERS, VIEWS, ReportData, is_missing, verdict_of
+from measure import verdict_of_record
 
 __all__ = [
     "PLACEMENT_COLOURS",
@@ -35,22 +37,16 @@ __all__ = [
     "flat_rows",
     "safe_row",
     "table_json",
+    "table_row",
     "write_csv",
     "write_json",
     "write_png",
 ]
 
-PLACEMENT_COLOURS: dict[str, tuple[int, int, int]] = {
-    "manual": (255, 215, 0),  # gold
-    "refined": (0, 200, 255),  # cyan
-    "tracked": (80, 220, 80),  # green
-    "detected": (255, 120, 255),  # magenta
-    "edited": (255, 140, 0),  # orange
-}
-"""RGB colour of a corner dot by placement method (legend in the PDF)."""
+PLACEMENT_COLOURS: dict[str, tuple[int, int, int]] = dict(PLACEMENT_RGB)
+"""RGB colour of a corner dot by placement method: the viewer's (``app.palette``)."""
 
-_SUPERIOR_COLOUR = (255, 80, 80)
-_INFERIOR_COLOUR = (90, 140, 255)
+_MARKED = ("unstable", "borderline-above", "borderline-below")
 
 
 # ----------------------------------------------------------------------------- table
@@ -84,14 +80,24 @@ def safe_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
     """
     uncalibrated = {v for v, f in report.films.items() if not f.calibration.is_calibrated}
     out = dict(row)
-    if not uncalibrated:
-        return out
-    for key, value in row.items():
+    for key, value in row.items() if uncalibrated else ():
         if "_mm" not in key or key == "thresholds" or not _is_numeric(value):
             continue
         view = next((v for v in VIEWS if key.startswith(f"{v}_")), None)
         if view is None or view in uncalibrated:
             out[key] = None
+    return out
+
+
+def table_row(report: ReportData, row: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`safe_row` with ``verdict`` set by the one verdict rule.
+
+    :func:`measure.verdict_of_record` recomputes it from the values as exported:
+    an old file's rows have none, and a stored one never overrides what the
+    values say.
+    """
+    out = safe_row(report, row)
+    out["verdict"] = verdict_of_record(out).key
     return out
 
 
@@ -111,7 +117,7 @@ def flat_rows(report: ReportData) -> list[dict[str, Any]]:
     out = []
     for row in report.rows:
         flat: dict[str, Any] = {}
-        for key, value in safe_row(report, row).items():
+        for key, value in table_row(report, row).items():
             flat.update(_flat(key, value))
         flat.update({k: v for k, v in extra.items() if k not in flat})
         out.append(flat)
@@ -165,7 +171,7 @@ def table_json(report: ReportData) -> dict[str, Any]:
         "warnings": list(report.warnings),
         "stored_values_differ": list(report.stored_differences),
         "measured_from_landmarks": report.measured_from_landmarks,
-        "segments": [safe_row(report, r) for r in report.rows],
+        "segments": [table_row(report, r) for r in report.rows],
     }
 
 
@@ -208,8 +214,9 @@ def annotate_film(
     *,
     placement: Mapping[str, Mapping[str, str]] | None = None,
     max_side: int = 900,
+    verdicts: Mapping[str, str] | None = None,
 ) -> np.ndarray:
-    """Draw landmarks, endplate lines and level labels on a downsampled film.
+    """Draw landmarks, endplate lines, level labels and flagged segments on a downsampled film.
 
     Parameters
     ----------
@@ -223,6 +230,11 @@ def annotate_film(
         ``placement[level][corner]`` method, which colours the dot.
     max_side : int
         Longest side of the output, pixels (the image is only ever shrunk).
+    verdicts : mapping of str to str, optional
+        ``{"L4-L5": "unstable", ...}`` (``measure.Verdict.key``): an
+        unstable or borderline segment is outlined (upper body's ``PI-AI``, lower
+        body's ``AS-PS``) in the colour of its finding; unstable and borderline
+        (above) segments also get their label in a box on the posterior side.
 
     Returns
     -------
@@ -252,9 +264,11 @@ def annotate_film(
 
     ok = np.isfinite(pts).all(axis=-1)
     for v in range(len(pts)):
-        for (a, b), colour in (((0, 1), _SUPERIOR_COLOUR), ((2, 3), _INFERIOR_COLOUR)):
+        for a, b in ((0, 1), (2, 3)):
             if ok[v, a] and ok[v, b]:
-                cv2.line(rgb, ipt(pts[v, a]), ipt(pts[v, b]), colour, thick, cv2.LINE_AA, shift)
+                cv2.line(rgb, ipt(pts[v, a]), ipt(pts[v, b]), ENDPLATE_RGB, thick, cv2.LINE_AA,
+                         shift)
+    _mark_segments(rgb, pts, ok, levels, verdicts or {}, thick, shift)
     for v in range(len(pts)):
         level = levels[v] if v < len(levels) else str(v)
         for c, corner in enumerate(CORNERS):
@@ -288,6 +302,44 @@ def annotate_film(
     return rgb
 
 
+def _mark_segments(rgb: np.ndarray, pts: np.ndarray, ok: np.ndarray, levels: Sequence[str],
+                   verdicts: Mapping[str, str], thick: int, shift: int) -> None:
+    """Outline each flagged segment's disc space (upper PI-AI, lower AS-PS) in place."""
+    import cv2
+
+    f = 1 << shift
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    font_scale = max(0.35, max(rgb.shape[:2]) / 1700)
+    for v in range(len(pts) - 1):
+        segment = f"{levels[v]}-{levels[v + 1]}" if v + 1 < len(levels) else ""
+        verdict = verdicts.get(segment)
+        if verdict not in _MARKED or not (ok[v, 2:].all() and ok[v + 1, :2].all()):
+            continue
+        quad = np.array([pts[v, 3], pts[v, 2], pts[v + 1, 1], pts[v + 1, 0]])  # AI PI PS AS
+        centre = quad.mean(axis=0)
+        grown = centre + 1.25 * (quad - centre)  # around the endplates, not on them
+        poly = np.round(grown * f).astype(np.int32).reshape(-1, 1, 2)
+        colour = FINDING_RGB[verdict]
+        strong = verdict != "borderline-below"
+        width = thick * (3 if strong else 1)
+        cv2.polylines(rgb, [poly], True, (0, 0, 0), width + 2, cv2.LINE_AA, shift)
+        cv2.polylines(rgb, [poly], True, colour, width, cv2.LINE_AA, shift)
+        if not strong:
+            continue
+        text = f"{segment} {verdict.split('-')[0].upper()}"
+        (tw, th), base = cv2.getTextSize(text, font, font_scale, thick)
+        posterior = (quad[1] + quad[2]) / 2  # PI of the upper, PS of the lower body
+        direction = posterior - centre
+        norm = np.linalg.norm(direction)
+        direction = direction / norm if norm > 0 else np.array([1.0, 0.0])
+        anchor = posterior + direction * (0.3 * norm + 0.6 * tw + 6)
+        x0 = int(min(max(anchor[0] - tw / 2, 1), rgb.shape[1] - tw - 5))
+        y0 = int(min(max(anchor[1] - th / 2, 3), rgb.shape[0] - th - base - 3))
+        cv2.rectangle(rgb, (x0 - 3, y0 - 3), (x0 + tw + 3, y0 + th + base + 1), colour, -1)
+        cv2.putText(rgb, text, (x0, y0 + th), font, font_scale, FINDING_TEXT_RGB[verdict],
+                    thick, cv2.LINE_AA)
+
+
 def annotated_films(
     report: ReportData,
     *,
@@ -299,6 +351,7 @@ def annotated_films(
     ``images`` may give the display images already loaded (the viewer has them).
     """
     out = {}
+    verdicts = {str(r.get("segment")): verdict_of(r).key for r in report.rows}
     for view, film in report.films.items():
         image = (images or {}).get(view)
         if image is None:
@@ -306,7 +359,8 @@ def annotated_films(
                 continue
             image = display_image(film.path)
         out[view] = annotate_film(image, film.landmarks, report.levels,
-                                  placement=film.record.get("placement"), max_side=max_side)
+                                  placement=film.record.get("placement"), max_side=max_side,
+                                  verdicts=verdicts)
     return out
 
 

@@ -18,10 +18,19 @@ from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
+from measure._proportion import wilson_interval
 from measure._refine import RefinementResult, refine_corners
 from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
+from measure._verdict import (
+    VERDICT_KINDS,
+    Verdict,
+    quantity_verdicts,
+    quantity_verdicts_of_record,
+    segment_verdict,
+    verdict_of_record,
+)
 
 __all__ = [
     "CORNERS",
@@ -29,6 +38,7 @@ __all__ = [
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
     "REVIEW_THRESHOLD",
+    "VERDICT_KINDS",
     "Z95",
     "BlandAltman",
     "Calibration",
@@ -42,6 +52,7 @@ __all__ = [
     "SeededResult",
     "SegmentalMotion",
     "TrackingResult",
+    "Verdict",
     "bland_altman",
     "cohen_kappa",
     "corners_from_seeds",
@@ -50,9 +61,14 @@ __all__ = [
     "get_criteria",
     "intraclass_correlation",
     "level_sort_key",
+    "quantity_verdicts",
+    "quantity_verdicts_of_record",
     "refine_corners",
     "segment_labels",
+    "segment_verdict",
     "segmental_motion",
     "sort_levels",
     "track_bodies",
+    "verdict_of_record",
+    "wilson_interval",
 ]

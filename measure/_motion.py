@@ -18,6 +18,7 @@ import numpy as np
 from measure._calibration import Calibration
 from measure._criteria import Criteria, get_criteria
 from measure._levels import CORNERS, DEFAULT_LEVELS, segment_labels
+from measure._verdict import Verdict, quantity_verdicts, segment_verdict
 
 __all__ = ["Z95", "SegmentalMotion", "segmental_motion"]
 
@@ -172,6 +173,45 @@ class SegmentalMotion:
         """ndarray of shape (..., V-1, 2), %: 95 % interval (low, high)."""
         return self._ci95(self.translation_pct, self.translation_sd_pct)
 
+    def _verdict_inputs(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        values = {
+            "translation_mm": self.translation_mm,
+            "translation_pct": self.translation_pct,
+            "angulation_deg": self.angulation_deg,
+        }
+        ci95 = {
+            "translation_mm": self.translation_ci95_mm,
+            "translation_pct": self.translation_ci95_pct,
+            "angulation_deg": self.angulation_ci95_deg,
+        }
+        return values, ci95
+
+    @property
+    def verdict(self) -> np.ndarray:
+        """ndarray of int8, shape (..., V-1): :class:`measure.Verdict` code per segment.
+
+        The one verdict rule of :func:`measure.segment_verdict` (value and 95 %
+        interval against the thresholds); ``Verdict(int(code)).label`` is the text
+        every output shows.
+        """
+        values, ci95 = self._verdict_inputs()
+        return segment_verdict(values, self.thresholds, ci95, measured=self.measured)
+
+    @property
+    def translation_verdict(self) -> np.ndarray:
+        """ndarray of int8, shape (..., V-1): verdict of the translation (mm and %) alone."""
+        values, ci95 = self._verdict_inputs()
+        per = quantity_verdicts(values, self.thresholds, ci95)
+        code = np.maximum(per["translation_mm"], per["translation_pct"])
+        return np.where(self.measured, code, np.int8(Verdict.NOT_MEASURED)).astype(np.int8)
+
+    @property
+    def angulation_verdict(self) -> np.ndarray:
+        """ndarray of int8, shape (..., V-1): verdict of the angulation alone."""
+        values, ci95 = self._verdict_inputs()
+        code = quantity_verdicts(values, self.thresholds, ci95)["angulation_deg"]
+        return np.where(self.measured, code, np.int8(Verdict.NOT_MEASURED)).astype(np.int8)
+
     @property
     def magnification_warning(self) -> np.ndarray:
         """ndarray of bool, shape (...): some body's depth differs by more than 5 %."""
@@ -262,6 +302,7 @@ class SegmentalMotion:
         criterion = one.criterion
         note = one.rotation_centre_note
         ci_a, ci_mm, ci_pct = one.angulation_ci95_deg, one.translation_ci95_mm, one.translation_ci95_pct
+        verdict, t_verdict, a_verdict = one.verdict, one.translation_verdict, one.angulation_verdict
         rows = []
         for k, segment in enumerate(one.segments):
             measured = bool(np.isfinite(one.angulation_deg[k]))
@@ -289,6 +330,9 @@ class SegmentalMotion:
                     "unstable": bool(one.unstable[k]),
                     "criterion": None if not measured else str(criterion[k]),
                     "borderline": bool(one.borderline[k]),
+                    "verdict": Verdict(int(verdict[k])).key,
+                    "translation_verdict": Verdict(int(t_verdict[k])).key,
+                    "angulation_verdict": Verdict(int(a_verdict[k])).key,
                     "translation_assessed": bool(one.translation_assessed[k]),
                     "thresholds": {kind: _num(v[k]) for kind, v in one.thresholds.items()},
                     "rotation_centre": _interval(centre),

@@ -15,9 +15,12 @@ disc height), and the image gives everything else:
 2. **Box per body**: in a frame aligned with the column, sampled at a fixed
    number of pixels per pitch, the superior and inferior endplates are the
    strongest dark-to-bright and bright-to-dark steps along the column axis
-   whose distance is 0.45–0.95 pitch apart, the two walls likewise across it
-   (0.65–1.45 pitch apart); the tilt (±21°) is the one with the sharpest
-   endplates.  Two passes re-centre the frame on the box.
+   0.45–0.95 pitch apart; the walls are read on the lower half of the body
+   (below the pedicles) and chosen between the innermost and the strongest
+   pair of steps by the typical depth/height ratio; the tilt (±21°) is the
+   one with the sharpest endplates.  S1's endplate is sought just below L5's
+   (a lumbosacral disc away), its depth near L5's.  A second pass re-fits
+   every body along the column found (docs/one-click-landmarks.md).
 3. **Facing** (which wall is anterior) from two cues that hold in flexion as
    well as extension: the posterior elements (pedicles, facets, laminae)
    make the band behind the posterior wall brighter than the soft tissue in
@@ -47,6 +50,10 @@ _PX_PER_PITCH = 40.0  # working resolution of the box fit
 _ANGLES_DEG = np.arange(-21.0, 21.1, 3.0)
 _HEIGHT_RANGE = (0.45, 0.95)  # body height / pitch
 _DEPTH_RANGE = (0.65, 1.45)  # endplate depth / pitch
+_DEPTH_TO_HEIGHT = (0.95, 1.65)
+_TYPICAL_DEPTH_TO_HEIGHT = 1.25  # lumbar body: ~35 mm deep, ~27 mm high
+_WALL_ROWS = (0.5, 0.88)  # part of the body height (from the superior endplate) where walls are read
+_SACRAL_WALL_ROWS = (0.05, 0.4)  # S1: just under its endplate (the sacrum narrows and turns below)  # endplate depth / body height (lumbar bodies, sacrum)
 _WALK_ANGLES_DEG = np.arange(-12.0, 12.1, 4.0)
 _ARRIVAL_TOLERANCE = 0.45  # pitch
 _MAX_MOVE = 0.25  # of the depth, for refinement
@@ -128,7 +135,10 @@ def _rotate(axis: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
     return np.concatenate([c * axis[0] - s * axis[1], s * axis[0] + c * axis[1]], axis=1)
 
 
-def _best_pair(deriv: np.ndarray, lo: int, hi: int, min_gap: float, max_gap: float, centre: int):
+def _best_pair(
+    deriv: np.ndarray, lo: int, hi: int, min_gap: float, max_gap: float, centre: int,
+    first_range: tuple[float, float] | None = None,
+):  # fmt: skip
     """Rising step before ``centre`` and falling step after it, ``min_gap``–``max_gap`` apart.
 
     Parameters
@@ -142,6 +152,8 @@ def _best_pair(deriv: np.ndarray, lo: int, hi: int, min_gap: float, max_gap: flo
     n = deriv.shape[1]
     idx = np.arange(n)
     first_ok = (idx >= lo) & (idx < centre)
+    if first_range is not None:
+        first_ok = (idx >= max(lo, first_range[0])) & (idx <= min(hi, first_range[1]))
     second_ok = (idx > centre) & (idx <= hi)
     gap = idx[None, :] - idx[:, None]  # second - first
     allowed = first_ok[:, None] & second_ok[None, :] & (gap >= min_gap) & (gap <= max_gap)
@@ -152,8 +164,51 @@ def _best_pair(deriv: np.ndarray, lo: int, hi: int, min_gap: float, max_gap: flo
     return flat[np.arange(len(best)), best], best // n, best % n
 
 
-def _fit_box(image: np.ndarray, seed: np.ndarray, axis: np.ndarray, pitch: float, is_sacrum: bool):
+def _innermost_pair(deriv: np.ndarray, lo: int, hi: int, min_gap: float, max_gap: float, centre: int):
+    """The walls: the narrowest pair of strong steps around ``centre``.
+
+    Behind the posterior wall the pedicles and facets are bone too, and their
+    own outer edge is often the strongest step on that side; the wall is the
+    first strong step going outwards.  Among pairs (rising before ``centre``,
+    falling after it, ``min_gap``–``max_gap`` apart) scoring at least 60 % of
+    the best pair, the narrowest wins.
+
+    Returns
+    -------
+    (score, first index, second index)
+    """
+    n = deriv.size
+    idx = np.arange(n)
+    gap = idx[None, :] - idx[:, None]
+    allowed = (
+        ((idx >= lo) & (idx < centre))[:, None] & ((idx > centre) & (idx <= hi))[None, :]
+        & (gap >= min_gap) & (gap <= max_gap)
+    )  # fmt: skip
+    # local maxima of the rising step, local minima of the falling one
+    rise = np.r_[False, (deriv[1:-1] >= deriv[:-2]) & (deriv[1:-1] >= deriv[2:]), False] & (deriv > 0)
+    fall = np.r_[False, (deriv[1:-1] <= deriv[:-2]) & (deriv[1:-1] <= deriv[2:]), False] & (deriv < 0)
+    allowed &= rise[:, None] & fall[None, :]
+    if not np.any(allowed):
+        score, first, second = _best_pair(deriv[None], lo, hi, min_gap, max_gap, centre)
+        return float(score[0]), int(first[0]), int(second[0])
+    score = np.where(allowed, deriv[:, None] - deriv[None, :], -np.inf)
+    strong = score >= 0.6 * np.max(score)
+    width = np.where(strong, gap, n + 1)
+    first, second = np.unravel_index(int(np.argmin(width)), width.shape)
+    return float(score[first, second]), int(first), int(second)
+
+
+def _fit_box(
+    image: np.ndarray, seed: np.ndarray, axis: np.ndarray, pitch: float, is_sacrum: bool,
+    endplate_above: np.ndarray | None = None, depth_above: float | None = None,
+):  # fmt: skip
     """Rotated box of one body around a click.
+
+    ``endplate_above``: the midpoint of the inferior endplate of the body above
+    (for S1: its superior endplate is sought 0.03–0.45 pitch below it, the
+    height of a lumbosacral disc, not on the iliac lines further down);
+    ``depth_above``: that body's depth, px (S1's endplate is 0.8–1.25 times
+    as deep as L5's).
 
     Returns
     -------
@@ -172,32 +227,63 @@ def _fit_box(image: np.ndarray, seed: np.ndarray, axis: np.ndarray, pitch: float
         axes = _rotate(axis, _ANGLES_DEG)
         patches = np.stack([_sample(image, centre, a, scale, size) for a in axes])  # (A, S, S)
         band = round(0.22 * p)
-        vertical = patches[:, :, half - band : half + band + 1].mean(axis=2)  # along the axis
-        vertical = _smooth(vertical)
-        dv = np.gradient(vertical, axis=1)
+        # median over the central columns of each column's step along the axis:
+        # an endplate crosses every column, a pedicle or gas bubble only some
+        central = patches[:, :, half - band : half + band + 1].transpose(0, 2, 1)  # (A, cols, rows)
+        dv = np.median(_derivative(central.reshape(-1, size)).reshape(central.shape), axis=1)
         lo, hi = half - int(0.8 * p), half + int(0.8 * p)
-        score, top, bottom = _best_pair(dv, lo, hi, _HEIGHT_RANGE[0] * p, _HEIGHT_RANGE[1] * p, half)
+        first_range = None
+        if endplate_above is not None:
+            # row index of the endplate above along each tilt's axis
+            rel = (np.asarray(endplate_above) - centre) @ axes.T / scale + half  # (A,)
+            first_range = (float(np.max(rel)) + 0.03 * p, float(np.min(rel)) + 0.45 * p)
+        score, top, bottom = _best_pair(
+            dv, lo, hi, _HEIGHT_RANGE[0] * p, _HEIGHT_RANGE[1] * p, half, first_range
+        )  # fmt: skip
         if is_sacrum:  # only the superior endplate matters; the S1-S2 remnant is faint
             score = dv[np.arange(len(top)), top] + 0.5 * (score - dv[np.arange(len(top)), top])
         a = int(np.argmax(score))
         axis = axes[a]
         t, b = top[a], bottom[a]
-        rows = slice(int(t + 0.2 * (b - t)), int(b - 0.2 * (b - t)) + 1)
-        horizontal = _smooth(patches[a][rows].mean(axis=0)[None])  # across the axis
-        dh = np.gradient(horizontal, axis=1)
+        wall_rows = _SACRAL_WALL_ROWS if is_sacrum else _WALL_ROWS
+        rows = slice(int(t + wall_rows[0] * (b - t)), int(t + wall_rows[1] * (b - t)) + 1)
+        # median over the lower rows of each row's step across the axis: the
+        # pedicles join the upper half of the body; below them the foramen is
+        # dark behind the posterior wall
+        dh = np.median(_derivative(patches[a][rows]), axis=0)[None]
         lo, hi = half - int(0.85 * p), half + int(0.85 * p)
-        wscore, left, right = _best_pair(dh, lo, hi, _DEPTH_RANGE[0] * p, _DEPTH_RANGE[1] * p, half)
-        left, right = int(left[0]), int(right[0])
+        height = float(b - t)
+        min_depth = max(_DEPTH_RANGE[0] * p, _DEPTH_TO_HEIGHT[0] * height)
+        max_depth = max(min(_DEPTH_RANGE[1] * p, _DEPTH_TO_HEIGHT[1] * height), min_depth + 1)
+        if is_sacrum and depth_above is not None:
+            min_depth, max_depth = 0.8 * depth_above / scale, 1.25 * depth_above / scale
+        if is_sacrum:  # no pedicle over the sacral walls just under the endplate
+            ws, ls, rs = _best_pair(dh, lo, hi, min_depth, max_depth, half)
+            wscore, left, right = float(ws[0]), int(ls[0]), int(rs[0])
+        else:
+            # innermost strong pair (a pedicle's outer edge behind the wall) or the
+            # strongest pair (a pedicle's front edge over the body): the one whose
+            # depth is nearer the typical lumbar depth/height ratio
+            cands = [_innermost_pair(dh[0], lo, hi, min_depth, max_depth, half)]
+            ws, ls, rs = _best_pair(dh, lo, hi, min_depth, max_depth, half)
+            cands.append((float(ws[0]), int(ls[0]), int(rs[0])))
+            misfit = [abs((c[2] - c[1]) / max(height, 1.0) - _TYPICAL_DEPTH_TO_HEIGHT) for c in cands]
+            wscore, left, right = cands[int(np.argmin(misfit))]
         normal = np.array([-axis[1], axis[0]])
         offs = np.array([[left, t], [right, t], [right, b], [left, b]], float) - half
         box = centre + scale * (offs[:, :1] * normal + offs[:, 1:] * axis)
         new_centre = centre + scale * (((left + right) / 2 - half) * normal + ((t + b) / 2 - half) * axis)
-        strength = float(score[a] + wscore[0])
+        strength = float(score[a] + wscore)
         if np.linalg.norm(new_centre - centre) < 0.5 * scale:
             break
         centre = new_centre
     depth = float(np.linalg.norm(box[1] - box[0]))
     return box, axis, strength, depth
+
+
+def _derivative(profiles: np.ndarray) -> np.ndarray:
+    """Derivative along the last axis of (N, S) profiles after Gaussian smoothing (sigma 1.2)."""
+    return np.gradient(_smooth(profiles), axis=-1)
 
 
 def _smooth(profiles: np.ndarray) -> np.ndarray:
@@ -322,7 +408,12 @@ def corners_from_seeds(
     centre = pts[0]
     while v < n:
         is_s1 = last_is_sacrum and v == n - 1
-        box, ax, s, _ = _fit_box(work, centre, axis[v], pitch[v], is_s1)
+        above = None
+        if is_s1 and v > 0 and np.isfinite(boxes[v - 1, 0, 0]):
+            axis[v] = axis[v - 1]  # the sacral endplate turns < 21° from L5's (lumbosacral angle)
+            above = boxes[v - 1, 2:].mean(axis=0)
+        depth_above = float(np.linalg.norm(boxes[v - 1, 2] - boxes[v - 1, 3])) if above is not None else None
+        box, ax, s, _ = _fit_box(work, centre, axis[v], pitch[v], is_s1, above, depth_above)
         boxes[v], strength[v] = box, s
         axis[v] = ax
         nxt = v + 1
@@ -364,6 +455,7 @@ def corners_from_seeds(
         v = target
 
     found = np.all(np.isfinite(boxes[..., 0]), axis=1)
+    boxes, axis, strength = _second_pass(work, boxes, axis, pitch, strength, found, last_is_sacrum)
     # ------------- facing --------------------------------------------------
     evidence = _facing_evidence(work, boxes, axis, pitch, found, last_is_sacrum)
     if facing is None:
@@ -418,6 +510,39 @@ def corners_from_seeds(
         corners, sd, refined_mask, clicked, quality, facing_out,
         facing_evidence, tuple(failures), pitch,
     )  # fmt: skip
+
+
+def _second_pass(work, boxes, axis, pitch, strength, found, last_is_sacrum):
+    """Re-fit every body along the column the first pass found.
+
+    A click-based axis (from L1 to S1 when only the ends are clicked) can be
+    far from a body's own axis where the column curves; the centres of the
+    boxes found give each body its local axis (central differences) and
+    pitch, and each box is fitted again from its own centre.
+    """
+    boxes, axis, strength = boxes.copy(), axis.copy(), strength.copy()
+    n = len(boxes)
+    centre = boxes.mean(axis=1)
+    lumbar = np.flatnonzero(found[: n - 1] if last_is_sacrum else found)
+    for v in lumbar:
+        nb = [u for u in (v - 1, v + 1) if 0 <= u < n and found[u] and not (last_is_sacrum and u == n - 1)]
+        if not nb:
+            continue
+        lo_c = centre[v - 1] if v - 1 in nb else centre[v]
+        hi_c = centre[v + 1] if v + 1 in nb else centre[v]
+        step = (hi_c - lo_c) / (len(nb) if len(nb) == 2 else 1)
+        length = float(np.linalg.norm(step))
+        if length < 1e-6:
+            continue
+        box, ax, s, _ = _fit_box(work, centre[v], step / length, length, False)
+        boxes[v], axis[v], strength[v] = box, ax, s
+    if last_is_sacrum and found[-1] and n >= 2 and found[-2]:
+        box, ax, s, _ = _fit_box(
+            work, boxes[-1].mean(axis=0), axis[-2], pitch[-1], True, boxes[-2, 2:].mean(axis=0),
+            float(np.linalg.norm(boxes[-2, 2] - boxes[-2, 3])),
+        )  # fmt: skip
+        boxes[-1], axis[-1], strength[-1] = box, ax, s
+    return boxes, axis, strength
 
 
 def _label_corners(boxes: np.ndarray, axis: np.ndarray, facing: str) -> np.ndarray:

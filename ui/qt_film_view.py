@@ -34,6 +34,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from app.palette import ENDPLATE_RGB, OUTLINE_RGBA, PLACEMENT_RGB, SELECTED_RGB
 from ui._interaction import (
     EditorState,
     KeyEvent,
@@ -50,14 +51,9 @@ __all__ = ["PLACEMENT_COLOURS", "WINDOW_PRESETS", "QtFilmView", "grey_qimage"]
 WINDOW_PRESETS = ("DICOM default", "Bone", "Soft tissue", "Full range")
 """Window/level presets offered for every film (see :meth:`QtFilmView.apply_window_preset`)."""
 
-PLACEMENT_COLOURS = {
-    "manual": QColor(0, 220, 255),
-    "edited": QColor(90, 255, 120),
-    "refined": QColor(120, 160, 255),
-    "tracked": QColor(255, 170, 40),
-    "detected": QColor(255, 110, 200),
-}
-_SELECTED = QColor(255, 235, 0)
+PLACEMENT_COLOURS = {method: QColor(*rgb) for method, rgb in PLACEMENT_RGB.items()}
+"""Corner marker fill by placement method (``app.palette``: the reports use the same)."""
+_SELECTED = QColor(*SELECTED_RGB)
 _NOT_CORRECTED = "not corrected for magnification"
 _CORNER_NAMES = ("AS", "PS", "PI", "AI")
 _CORNER_LONG = {
@@ -504,7 +500,7 @@ class QtFilmView(QWidget):
         def w(v: int, c: int) -> QPointF:
             return QPointF(*t.to_widget(*lm[v, c]))
 
-        thin = QPen(QColor(0, 200, 255, 120), 1.0)
+        thin = QPen(QColor(*OUTLINE_RGBA), 1.0)
         for v in range(lm.shape[0]):
             # body outline
             corners = [c for c in range(4) if placed[v, c]]
@@ -517,7 +513,7 @@ class QtFilmView(QWidget):
             for (a, b), side in (((0, 1), "superior"), ((2, 3), "inferior")):
                 if placed[v, a] and placed[v, b]:
                     hl = (v, side) in highlighted
-                    painter.setPen(QPen(_SELECTED if hl else QColor(0, 230, 255), 3.0 if hl else 1.6))
+                    painter.setPen(QPen(_SELECTED if hl else QColor(*ENDPLATE_RGB), 3.0 if hl else 1.6))
                     painter.drawLine(w(v, a), w(v, b))
                     if hl and side == "superior":
                         # the lower endplate line, extended: the reference of the translation
@@ -542,7 +538,7 @@ class QtFilmView(QWidget):
         r = 4.0 if not loupe else 5.0
         for v, c in np.argwhere(placed):
             method = state.placement[v, c] or "manual"
-            colour = PLACEMENT_COLOURS.get(str(method), QColor(0, 220, 255))
+            colour = PLACEMENT_COLOURS.get(str(method), PLACEMENT_COLOURS["manual"])
             p = w(int(v), int(c))
             sel = self.state.selected == (int(v), int(c))
             painter.setPen(QPen(_SELECTED if sel else QColor(0, 0, 0), 2.0 if sel else 1.0))

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import UserError
+from app.palette import FINDING_RGB
+from measure import Verdict, quantity_verdicts_of_record, verdict_of_record
 
 __all__ = ["COLUMNS", "DISCLAIMER", "QtResultsPanel", "QtThresholdsDialog"]
 
@@ -58,9 +60,17 @@ _HEADER_TIPS = {
     3: "translation as % of the lower body's endplate depth (needs no calibration); ± 95 %",
     4: "theta_ext - theta_flex; positive = normal motion; ± half the 95 % interval",
 }
-_UNSTABLE = QColor(150, 30, 30)
-_BORDERLINE = QColor(255, 236, 179)  # pale amber, dark text: below every threshold, only uncertain
-_BORDERLINE_ABOVE = QColor(176, 70, 0)
+_UNSTABLE = QColor(*FINDING_RGB["unstable"])
+_BORDERLINE = QColor(*FINDING_RGB["borderline-below"])  # pale amber, dark text: only uncertain
+_BORDERLINE_ABOVE = QColor(*FINDING_RGB["borderline-above"])
+_STATUS = {
+    Verdict.UNSTABLE: "unstable",
+    Verdict.BORDERLINE_ABOVE: "borderline",
+    Verdict.BORDERLINE_BELOW: "borderline",
+    Verdict.WITHIN: "stable",
+    Verdict.NOT_ASSESSED: "stable",
+    Verdict.NOT_MEASURED: "not measured",
+}
 
 
 def _fmt(value: Any, digits: int = 1, signed: bool = True) -> str:
@@ -116,25 +126,24 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     for col in (7, 8):
         if texts[col] == _DASH:
             tips[col] = "no usable pixel spacing on this film"
-    criterion = row.get("criterion") or "none"
-    status = row.get("finding") or ("borderline" if row.get("borderline") else "unstable" if row.get("unstable") else "stable")
-    if status == "borderline":
-        # the 95 % interval straddles a threshold: neither a confident yes nor no
-        side = f"ABOVE threshold: {criterion}" if row.get("unstable") else "below thresholds"
-        texts[9] = f"BORDERLINE ({side})"
-    elif status == "unstable":
-        texts[9] = f"UNSTABLE ({criterion})"
-    else:
-        texts[9] = "below thresholds"
-    if row.get("translation_assessed") is False and status != "unstable":
-        # "below thresholds" must not read as "translation checked" when it was not
+    # the one verdict rule (measure.verdict_of_record), as in the tables, reports and review
+    verdict = verdict_of_record(row)
+    status = _STATUS[verdict]
+    texts[9] = verdict.label
+    if verdict in (Verdict.UNSTABLE, Verdict.BORDERLINE_ABOVE):
+        # which quantity is at that level (not merely above its threshold)
+        which = [name for name, v in quantity_verdicts_of_record(row).items() if v is verdict]
+        if which:
+            texts[9] += f": {' and '.join(which)}"
+    if row.get("translation_assessed") is False and verdict is not Verdict.UNSTABLE:
+        # "within thresholds" must not read as "translation checked" when it was not
         texts[9] += " (angulation only)"
     th = row.get("thresholds") or {}
     limits = [
         f"{k.replace('_', ' ')} > {v:g}" for k, v in th.items() if v is not None
     ]
     tips[9] = "Thresholds: " + ", ".join(limits) if limits else ""
-    if row.get("borderline"):
+    if verdict.is_borderline:
         tips[9] += "; the 95 % interval straddles a threshold"
     if row.get("translation_assessed") is False:
         if th.get("translation_mm") is None and th.get("translation_pct") is None:
@@ -271,7 +280,7 @@ class QtResultsPanel(QWidget):
                     item.setText(text)
                 if item.toolTip() != tips[c]:
                     item.setToolTip(tips[c])
-                shade = status + ("-above" if status == "borderline" and row.get("unstable") else "")
+                shade = status + ("-above" if texts[9].startswith(Verdict.BORDERLINE_ABOVE.label) else "")
                 if item.data(Qt.ItemDataRole.UserRole) == shade:
                     continue  # colours unchanged: a drag only changes numbers
                 item.setData(Qt.ItemDataRole.UserRole, shade)

@@ -47,7 +47,6 @@ from app.report_data import (
     VIEWS,
     ReportData,
     find_images_by_uid,
-    finding_of,
     read_session_file,
     report_from_session,
 )
@@ -133,8 +132,8 @@ class QtReviewPanel(QWidget):
             f"{report.software_version}. The table shows the values as reported.")
         self.table.setRowCount(len(report.rows))
         for r, row in enumerate(report.rows):
-            texts, tips, _ = format_row(dict(row), roles)
-            finding = finding_of(row)
+            # the status follows the one verdict rule (measure.verdict_of_record), as the viewer
+            texts, tips, finding = format_row(dict(row), roles)
             for c, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 if tips[c]:
@@ -320,6 +319,9 @@ class QtReviewController(QObject):
             load_doc[view]["image"] = image
             image["path"] = str(film.path.resolve()) if film.path is not None else (
                 image.get("path") or "")
+        # the films were found in the session's folder or a folder the reader chose
+        self._image_dirs = [f.path.resolve().parent for f in report.films.values()
+                            if f.path is not None]
         with tempfile.TemporaryDirectory(prefix="lumbar-review-") as tmp:
             tmp_path = Path(tmp) / "review.json"
             tmp_path.write_text(json.dumps(load_doc), encoding="utf-8")
@@ -338,7 +340,8 @@ class QtReviewController(QObject):
         self._show_review_messages()
 
     def _open_session_model(self, path: Path) -> None:
-        self.session.load(path, loader=self.window.loader)
+        self.session.load(path, loader=self.window.loader,
+                          image_dirs=getattr(self, "_image_dirs", ()))
 
     def _show_review_messages(self) -> None:
         banner = self.window.banner

@@ -30,6 +30,8 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("flexion_file", "string"),
     ("extension_file", "string"),
     ("pairing", "string"),
+    ("study_date", "string"),
+    ("acquisition_date", "string"),
     ("segment", "string"),
     ("upper", "string"),
     ("lower", "string"),
@@ -51,6 +53,7 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("unstable", "bool"),
     ("criterion", "string"),
     ("borderline", "bool"),
+    ("verdict", "string"),
     ("translation_assessed", "bool"),
     ("criteria", "string"),
     ("depth_ratio", "float64"),
@@ -180,6 +183,11 @@ def _rows(
         columns[name] = np.asarray(getattr(motion, name), dtype=bool).tolist()
     columns["measured"] = motion.measured.tolist()
     columns["criterion"] = motion.criterion.tolist()
+    # the one verdict rule (measure.segment_verdict), as its key
+    from measure import Verdict
+
+    keys = np.array([v.key for v in sorted(Verdict)])  # index = the verdict's code
+    columns["verdict"] = keys[motion.verdict].tolist()
     columns["depth_ratio"] = motion.depth_ratio[:, 1:].tolist()
     # Fit quality of a segment: the poorer of its two bodies.
     quality = {}

@@ -41,6 +41,8 @@ class FilmRecord:
         Which attributes the spacing came from.
     rows, columns : int
         Image size in pixels.
+    study_date : str
+        ``YYYYMMDD`` of StudyDate (0008,0020); empty when absent.
     """
 
     path: str
@@ -56,6 +58,7 @@ class FilmRecord:
     calibration_detail: str = ""
     rows: int = 0
     columns: int = 0
+    study_date: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""

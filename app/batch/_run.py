@@ -30,6 +30,7 @@ from app.batch._pairing import (
 from app.batch._progress import Progress, format_duration
 from app.batch._records import Failure, FilmRecord, StudyOutcome, StudyPlan
 from app.batch._scan import HeaderChunk, list_files, read_header_chunk
+from app.batch._studies import STUDY_SCHEMA, dicom_date, study_rows
 from app.batch._tables import write_csv, write_parquet
 from app.batch._worker import NO_DETECTION, StudyTask, process_study
 from app.errors import UserError
@@ -78,6 +79,8 @@ class BatchOptions:
         Also write a PDF report / DICOM SR per measured study.
     retry_failed : bool
         Redo studies whose failure is in the journal (default: keep them).
+    plots : bool
+        Write the cohort plots and ``summary.html`` (default True).
     quiet : bool
         No progress bar.
     """
@@ -95,6 +98,7 @@ class BatchOptions:
     sr: bool = False
     retry_failed: bool = False
     quiet: bool = False
+    plots: bool = True
 
 
 @dataclass
@@ -159,7 +163,10 @@ class BatchSummary:
             lines.append(f"failures: {total} ({detail}); see {self.outputs.get('failures_csv')}")
         else:
             lines.append("failures: none")
-        lines.append(f"results: {self.outputs.get('results_csv')} (+ .parquet)")
+        lines.append(f"results: {self.outputs.get('results_csv')} (+ .parquet), one row per "
+                     f"study: {self.outputs.get('studies_csv')}")
+        if self.outputs.get("summary_html"):
+            lines.append(f"cohort summary and plots: {self.outputs['summary_html']}")
         lines.append(
             f"time: {format_duration(self.seconds)} on {self.executor}"
             + (f", {100 * self.decode_seconds / self.worker_seconds:.0f} % of worker time "
@@ -337,6 +344,18 @@ def run_batch(
             failures.extend(
                 _reports(reportable, input_dir, out_dir, executor, options, log, stream)
             )
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the workers now (not after the studies in flight); what they
+        # finished is journaled, and a rerun resumes from it.
+        if own:
+            executor.abort()
+            own = False
+        kept = len(list(Journal(out_dir).folder.glob("*.json")))
+        raise UserError(
+            f"interrupted: {kept} finished studies are kept in {out_dir / '.work'}; run the "
+            "same command again to resume (no tables were written by this run)",
+            exit_status=130,
+        ) from None
     finally:
         if own:
             executor.close()
@@ -350,12 +369,16 @@ def run_batch(
     summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
     summary.failures = dict(Counter(f.category for f in failures))
 
+    days = {(r["study_instance_uid"], r["flexion_sop_instance_uid"]): r.pop("_day") for r in rows}
+    studies = study_rows(rows, options.criteria, {k: v for k, v in days.items() if v is not None})
     failure_rows = [scrub.failure_row(f) for f in failures]
     metadata = {"software_version": __version__, "criteria": _criteria_name(options.criteria),
                 "anonymized": str(options.anonymize).lower()}
     outputs = {
         "results_csv": out_dir / "results.csv",
         "results_parquet": out_dir / "results.parquet",
+        "studies_csv": out_dir / "studies.csv",
+        "studies_parquet": out_dir / "studies.parquet",
         "failures_csv": out_dir / "failures.csv",
         "failures_parquet": out_dir / "failures.parquet",
         "pairs_csv": out_dir / "pairs.csv",
@@ -370,16 +393,45 @@ def run_batch(
         write_parquet(current, rows, RESULT_SCHEMA, metadata)
         current = outputs["results_csv"]
         write_csv(current, rows, result_columns)
+        current = outputs["studies_parquet"]
+        write_parquet(current, studies, STUDY_SCHEMA, metadata)
+        current = outputs["studies_csv"]
+        write_csv(current, studies, [name for name, _ in STUDY_SCHEMA])
         current = outputs["failures_parquet"]
         write_parquet(current, failure_rows, FAILURE_SCHEMA, metadata)
         current = outputs["failures_csv"]
         write_csv(current, failure_rows, failure_columns)
+        if options.plots:
+            _write_cohort(out_dir, rows, studies, options, summary, log)
         summary.seconds = time.perf_counter() - start
         current = outputs["summary_json"]
         atomic_write_text(current, json.dumps(summary.to_json(), indent=2) + "\n")
     except OSError as exc:
         raise _write_error(current, exc) from None
     return summary
+
+
+def _write_cohort(out_dir: Path, rows, studies, options: BatchOptions, summary: BatchSummary,
+                  log) -> None:
+    """Cohort plots and summary.html; a plotting problem is reported, never fatal."""
+    from app.batch._cohort import write_cohort
+
+    info = {
+        "studies measured": summary.measured,
+        "segments": summary.segments,
+        "unstable segments": summary.unstable_segments,
+        "failures": sum(summary.failures.values()),
+        "software": f"lumbar-instability {__version__}",
+    }
+    try:
+        written = write_cohort(out_dir, rows, studies, options.criteria, info)
+    except OSError as exc:
+        raise _write_error(out_dir / "summary.html", exc) from None
+    except Exception as exc:  # the tables are written; a plot must not fail the run
+        log(f"cohort plots not written: {type(exc).__name__}: {exc}")
+        return
+    summary.outputs.update({p.stem if p.suffix == ".png" else "summary_html": str(p)
+                            for p in written})
 
 
 def _criteria_name(criteria: Any) -> str:
@@ -613,6 +665,14 @@ def _row(
         "pairing": plan.pairing,
         "landmark_method": outcome.landmark_method,
     }
+    # Dates order a patient's studies over time; --anonymize keeps only the interval
+    # (studies.days_since_first_study), never the date itself.
+    study_date = dicom_date(plan.flexion.study_date or plan.extension.study_date)
+    acquired = dicom_date(plan.flexion.acquisition_datetime)
+    row["study_date"] = "" if pseudo.enabled or study_date is None else study_date.isoformat()
+    row["acquisition_date"] = "" if pseudo.enabled or acquired is None else acquired.isoformat()
+    when = study_date or acquired
+    row["_day"] = when.toordinal() if when else None
     for role in ("flexion", "extension"):
         spacing = getattr(outcome, f"{role}_spacing_mm") or (None, None)
         row[f"{role}_calibration_source"] = getattr(outcome, f"{role}_calibration_source")

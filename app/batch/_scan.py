@@ -8,6 +8,7 @@ in parallel.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -33,7 +34,9 @@ class ScanResult:
     json_files : list of str
         ``*.json`` files (possible session or landmarks files), relative paths.
     failures : list of Failure
-        Folders that could not be listed.
+        Folders that could not be listed, and entries that are not regular
+        files (named pipes, sockets, devices: never opened, a pipe would
+        block the scan forever).
     """
 
     files: list[str] = field(default_factory=list)
@@ -76,11 +79,38 @@ def list_files(root: Path, exclude: Sequence[Path] = ()) -> ScanResult:
             if name in IGNORED_NAMES or name.startswith("."):
                 continue
             relative = _relative(Path(folder) / name, root)
+            kind = _not_regular(os.path.join(folder, name))
+            if kind:
+                result.failures.append(
+                    Failure("file", relative, f"read: not a regular file ({kind}): skipped",
+                            files=(relative,))
+                )
+                continue
             if name.lower().endswith(".json"):
                 result.json_files.append(relative)
             else:
                 result.files.append(relative)
     return result
+
+
+def _not_regular(path: str) -> str | None:
+    """What a directory entry is when it is not a regular file (None for a file).
+
+    ``os.stat`` follows symbolic links: a link to a film is a film, a link to
+    a pipe is a pipe; a dangling link is left to the reader (``no such file``).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -105,7 +135,10 @@ def read_header_chunk(chunk: HeaderChunk) -> list[FilmRecord | Failure | tuple[s
     (``kind="file"``) or ``("sr", study_instance_uid)`` for a structured report
     that may carry landmarks.
     """
-    return [_read_one(Path(chunk.root), path) for path in chunk.paths]
+    from app.batch._worker import single_threaded
+
+    with single_threaded():
+        return [_read_one(Path(chunk.root), path) for path in chunk.paths]
 
 
 def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, str]:
@@ -115,7 +148,7 @@ def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, st
     try:
         header = _read_film_header(path)
     except InputFileError as exc:
-        sr = _structured_report_study(path)
+        sr = _structured_report_study(path) if _not_regular(str(path)) is None else None
         if sr is not None:
             return ("sr", sr)
         return Failure("file", relative, f"read: {exc.reason}", files=(relative,))
@@ -142,9 +175,12 @@ def _structured_report_study(path: Path) -> str | None:
     try:
         import pydicom
 
-        ds = pydicom.dcmread(
-            path, stop_before_pixels=True, specific_tags=["Modality", "StudyInstanceUID"]
-        )
+        from app.dicom_io import quiet_pydicom
+
+        with quiet_pydicom():  # pydicom's warnings quote raw values
+            ds = pydicom.dcmread(
+                path, stop_before_pixels=True, specific_tags=["Modality", "StudyInstanceUID"]
+            )
     except Exception:
         return None
     if str(getattr(ds, "Modality", "")) != "SR":
@@ -199,6 +235,7 @@ def film_record(header: Any, relative: str) -> FilmRecord:
         sop_instance_uid=_text(getattr(identity, "sop_instance_uid", "")),
         acquisition_datetime=_datetime_text(getattr(identity, "acquisition_datetime", None)),
         instance_number=instance,
+        study_date=_datetime_text(getattr(identity, "study_date", None))[:8],
         view=view if view in ("flexion", "extension", "neutral") else "unknown",
         spacing_mm=tuple(float(v) for v in spacing) if spacing else None,
         calibration_source=_text(getattr(source, "value", source)) or "uncalibrated",

@@ -8,7 +8,10 @@ parent stacks every study's landmarks and measures them in one vectorised call.
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import numpy as np
 
 from app.batch._records import FilmRecord, StudyOutcome, StudyPlan
 
-__all__ = ["StudyTask", "limit_threads", "process_study"]
+__all__ = ["StudyTask", "limit_threads", "process_study", "single_threaded", "worker_init"]
 
 #: Environment that keeps numpy's BLAS / OpenMP to one thread in a worker process
 #: (read when those libraries load).  Several single-threaded workers use the
@@ -56,6 +59,46 @@ def limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
+def worker_init() -> None:
+    """Process-pool initializer: single-threaded OpenCV, and Ctrl-C left to the parent.
+
+    The parent decides what an interrupt means (keep what is finished, stop the
+    workers); a worker that also caught the terminal's SIGINT would die in the
+    middle of a study and be reported as a failure.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+
+
+_controller: Any = None  # threadpoolctl.ThreadpoolController of this process, built once
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run one task with numpy's BLAS/OpenMP and OpenCV on one thread, then restore them.
+
+    Set in the task itself, not only when a worker starts: a worker of any
+    cluster (``tcp://``, a LocalCluster, a process pool, this very process)
+    then computes with the same thread count, hence the same floating-point
+    results, and an API caller's own thread settings come back afterwards.
+    """
+    global _controller
+    import cv2
+    from threadpoolctl import ThreadpoolController
+
+    import measure  # noqa: F401  (loads scipy's and numpy's BLAS before they are listed)
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with _controller.limit(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def _film_calibration(film: Any, record: FilmRecord) -> tuple[list[float] | None, str, str]:
     calibration = getattr(film, "calibration", None)
     if calibration is None:
@@ -83,7 +126,8 @@ def process_study(task: StudyTask) -> StudyOutcome:
     plan = task.plan
     outcome = StudyOutcome(key=plan.key, ok=False)
     try:
-        _process(task, outcome)
+        with single_threaded():
+            _process(task, outcome)
     except Exception as exc:  # a bug must cost one study, not the run
         outcome.ok = False
         outcome.reason = f"internal: {type(exc).__name__} while processing the study"

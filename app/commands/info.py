@@ -5,13 +5,17 @@ spacing and where it came from, with a warning where it is not calibrated.
 A file that cannot be read is reported with its reason; the others still are.
 Exit status 0 when every file was read, 1 when some could not be.
 
-Patient names, birth dates and IDs are never printed.
+Patient names, birth dates and IDs are never printed.  Free-text attributes
+(SeriesDescription, ImageComments, WindowCenterWidthExplanation, ...) can hold a
+name: they are shown only with ``--free-text``; otherwise the attribute that
+decided is named and its text replaced by ``[text]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -29,12 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--header-only",
         action="store_true",
-        help="read headers only, without decoding the pixel data (faster; a file whose "
-        "compressed pixel data are corrupt is then not detected)",
+        help="read headers only, without decoding the pixel data (faster; the structure of "
+        "compressed pixel data is checked, but damage inside them is not detected)",
+    )
+    parser.add_argument(
+        "--free-text",
+        action="store_true",
+        help="also show free-text attributes (SeriesDescription, ImageComments, window "
+        "explanations) that decided the view or window; they may hold a name",
     )
 
 
-def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
+#: A quoted value in evidence strings (Python repr of a str).
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def redact_free_text(text: str | None) -> str | None:
+    """``SeriesDescription 'LAT FLEX' -> flexion`` becomes ``SeriesDescription [text] -> flexion``."""
+    return None if text is None else _QUOTED.sub("[text]", text)
+
+
+def describe(path: str, *, header_only: bool = False, free_text: bool = False) -> dict[str, Any]:
     """The ``info`` record of one file (the keys of ``--json``).
 
     Parameters
@@ -43,6 +62,10 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
         The file.
     header_only : bool, optional
         Read the header only (no pixel decoding, no window, no sha256).
+    free_text : bool, optional
+        Keep free-text values in ``view_evidence``, ``calibration_detail`` and
+        ``window_source``, and fill ``series_description``; by default they are
+        replaced by ``[text]`` and ``series_description`` is None.
 
     Returns
     -------
@@ -71,6 +94,7 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
     except Exception as exc:  # pragma: no cover - a reader bug must not hide the other files
         record["error"] = f"unexpected error while reading ({type(exc).__name__})"
         return record
+    shown = (lambda text: text) if free_text else redact_free_text
     calibration = film.calibration
     spacing = calibration.spacing_mm
     identity = film.identity
@@ -80,10 +104,10 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
         columns=film.columns,
         photometric_interpretation=film.photometric_interpretation,
         view=film.view.value,
-        view_evidence=film.view_evidence,
+        view_evidence=shown(film.view_evidence),
         pixel_spacing_mm=[spacing[0], spacing[1]] if spacing else None,
         calibration_source=calibration.source.value,
-        calibration_detail=calibration.detail,
+        calibration_detail=shown(calibration.detail),
         warning=_warning(film),
         error=None,
         source_format=film.source_format,
@@ -96,11 +120,12 @@ def describe(path: str, *, header_only: bool = False) -> dict[str, Any]:
         series_instance_uid=identity.series_instance_uid,
         sop_instance_uid=identity.sop_instance_uid,
         acquisition_datetime=acquired.isoformat() if acquired else None,
+        series_description=identity.series_description if free_text else None,
     )
     if not header_only:
         record.update(
             window=[film.window[0], film.window[1]],
-            window_source=film.window_source,
+            window_source=shown(film.window_source),
             invert=film.invert,
             sha256=film.sha256,
         )
@@ -137,6 +162,7 @@ _KEYS = (
     "series_instance_uid",
     "sop_instance_uid",
     "acquisition_datetime",
+    "series_description",
     "window",
     "window_source",
     "invert",
@@ -192,7 +218,10 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Describe each file; exit 0 when every file was read, 1 otherwise."""
-    records = [describe(path, header_only=args.header_only) for path in args.files]
+    records = [
+        describe(path, header_only=args.header_only, free_text=args.free_text)
+        for path in args.files
+    ]
     if args.json:
         json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

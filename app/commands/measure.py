@@ -117,6 +117,8 @@ def _pm(value: float | None, interval: list[float] | None, digits: int, unit: st
 
 def format_table(doc: dict[str, Any]) -> str:
     """The readable report of one study."""
+    import measure
+
     cal = doc["calibration"]
     lines = []
     if doc.get("file"):
@@ -152,14 +154,8 @@ def format_table(doc: dict[str, Any]) -> str:
                 ]
             )
             continue
-        # the same vocabulary as the viewer and the reports: a borderline segment is
-        # BORDERLINE first, with which side of the thresholds its value lies on
-        if s["borderline"]:
-            result = (
-                "BORDERLINE (ABOVE threshold)" if s["unstable"] else "BORDERLINE (below thresholds)"
-            )
-        else:
-            result = "UNSTABLE" if s["unstable"] else "within"
+        # the one verdict rule (measure.verdict_of_record), as in the viewer and the reports
+        result = measure.verdict_of_record(s).label
         if not s["translation_assessed"]:
             result += " *"
         if both_mm:
@@ -188,6 +184,9 @@ def format_table(doc: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Angles: positive = lordotic; angulation = extension - flexion. Translation: positive =")
     lines.append("upper body anterior; motion = flexion - extension. ± = half-width of the 95 % interval.")
+    lines.append("UNSTABLE: a 95 % interval wholly beyond its threshold; BORDERLINE (ABOVE threshold): the")
+    lines.append("value is above, its interval straddles the threshold; BORDERLINE (below thresholds): below,")
+    lines.append("but an interval reaches a threshold; within thresholds: every interval within.")
     if not both_mm:
         lines.append("Per-film translation in % of that film's endplate depth (no mm without calibration).")
     if any(not s["translation_assessed"] for s in doc["segments"] if s["measured"]):

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", metavar="DIR", type=Path, action="append", default=[],
                         help="folder holding the films when they are not where the session "
                              "says (matched by file name; repeatable)")
+    parser.add_argument("--trust-image-paths", action="store_true",
+                        help="open the films at the paths the session names even outside its "
+                             "folder and the --images folders (only for sessions you trust)")
 
 
 def _is_dicom(path: Path) -> bool:
@@ -61,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         content = read_sr(source)
         sr_identity = content.identity
         report = report_from_session(dict(content), source,
-                                     search_dirs=[*args.images, source.parent])
+                                     search_dirs=[*args.images, source.parent],
+                                     trust_paths=args.trust_image_paths)
     else:
-        report = load_report(source, search_dirs=args.images)
+        report = load_report(source, search_dirs=args.images, trust_paths=args.trust_image_paths)
     for path in wanted.values():
         if path.resolve() == Path(source).resolve():
             raise UserError(f"{path}: would overwrite the input")

@@ -22,6 +22,7 @@ file and never raises: the attribute is ignored and named in the warning.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -73,6 +74,21 @@ def raw_text(ds: Dataset, tag: Any) -> str | None:
     return text.strip(" \x00")
 
 
+_NUMERIC_TEXT = re.compile(r"[0-9eE+\-. \\]*")
+_CODE_TEXT = re.compile(r"[A-Z0-9_ ]*")
+
+
+def _shown(text: str) -> str:
+    """A numeric attribute's text as found, or a placeholder when it is not numeric text.
+
+    A damaged length field can make a value swallow the attributes that follow
+    it (a patient's name): only digits, signs, points and backslashes are quoted.
+    """
+    if not _NUMERIC_TEXT.fullmatch(text):
+        return "[non-numeric text]"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _positive_numbers(
     ds: Dataset, tag: Any, count: int, problems: list[str]
 ) -> tuple[float, ...] | None:
@@ -85,7 +101,7 @@ def _positive_numbers(
         problems.append(f"{name} is empty")
         return None
     parts = [p.strip() for p in text.split("\\")]
-    shown = text if len(text) <= 40 else text[:37] + "..."
+    shown = _shown(text)
     if len(parts) != count:
         problems.append(f"{name} '{shown}' ignored: {len(parts)} values, expected {count}")
         return None
@@ -165,12 +181,14 @@ def _decide(
             )
             description = raw_text(ds, CALIBRATION_DESCRIPTION)
             if description:
-                detail += f" ({description[:64]})"
+                detail += f" ({description[:64]!r})"  # free text: repr-quoted, redactable
             return Calibration(*pixel_spacing, CalibrationSource.CALIBRATED, detail)
         problems.append(f"{_NAMES[CALIBRATION_TYPE]} {calibration_type} without a usable {ps_name}")
     elif calibration_type:
         problems.append(
-            f"{_NAMES[CALIBRATION_TYPE]} '{calibration_type[:16]}' is neither FIDUCIAL nor GEOMETRY"
+            f"{_NAMES[CALIBRATION_TYPE]} "
+            f"'{calibration_type[:16] if _CODE_TEXT.fullmatch(calibration_type) else '[text]'}' "
+            "is neither FIDUCIAL nor GEOMETRY"
         )
     # 3. detector spacing corrected for the estimated magnification
     if imager_spacing is not None and factor is not None:

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import logging
 import math
 import os
+import re
 import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,19 +34,37 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
+    JPEG2000,
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
 )
 
 from app.dicom_io._calibration import calibration_and_warning, raw_text
+from app.dicom_io._codestream import CodestreamError, check_rle, codestream_image, image_file_size
 from app.dicom_io._film import Film, FilmHeader, FilmIdentity, VoiLut
+from app.dicom_io._limits import (
+    check_budget,
+    check_regular_file,
+    memory_budget_bytes,
+    run_guarded,
+    silenced_stderr,
+)
 from app.dicom_io._view import dataset_view_tiers, view_from_sources
 from app.errors import InputFileError
 from measure import Calibration
 
-__all__ = ["file_sha256", "load_film", "read_film_header"]
+__all__ = ["DECODING_PLUGINS", "file_sha256", "load_film", "quiet_pydicom", "read_film_header"]
 
 _IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -62,8 +84,39 @@ _FLOAT_PIXEL_DATA = {
 }
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR_PHOTOMETRICS = frozenset(
+    {"RGB", "ARGB", "CMYK", "HSV", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
+     "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
+)  # fmt: skip
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 _PERCENTILES = (0.5, 99.5)
+HTJ2KLossless = UID("1.2.840.10008.1.2.4.201")
+HTJ2KLosslessRPCL = UID("1.2.840.10008.1.2.4.202")
+HTJ2K = UID("1.2.840.10008.1.2.4.203")
+_JPEG_SYNTAXES = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1})
+_JPEG_LS_SYNTAXES = frozenset({JPEGLSLossless, JPEGLSNearLossless})
+_J2K_SYNTAXES = frozenset({JPEG2000Lossless, JPEG2000, HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K})
+
+#: Decoding plugins per transfer syntax, fastest first (``benchmarks/bench_load.py
+#: --decoders`` measures them).  GDCM aborts the process on some damaged
+#: codestreams (C++ exceptions, ``std::bad_alloc``): it only ever runs in a
+#: forked child (:func:`app.dicom_io._limits.run_guarded`).  A plugin that
+#: fails hands the film to the next one.
+DECODING_PLUGINS: dict[str, tuple[str, ...]] = {
+    JPEGBaseline8Bit: ("pillow", "pylibjpeg"),
+    JPEGExtended12Bit: ("pylibjpeg", "pillow"),
+    JPEGLossless: ("gdcm", "pylibjpeg"),
+    JPEGLosslessSV1: ("gdcm", "pylibjpeg"),
+    JPEGLSLossless: ("pyjpegls", "pylibjpeg"),
+    JPEGLSNearLossless: ("pyjpegls", "pylibjpeg"),
+    JPEG2000Lossless: ("gdcm", "pylibjpeg", "pillow"),
+    JPEG2000: ("gdcm", "pylibjpeg", "pillow"),
+    HTJ2KLossless: ("pylibjpeg",),
+    HTJ2KLosslessRPCL: ("pylibjpeg",),
+    HTJ2K: ("pylibjpeg",),
+    RLELossless: ("pylibjpeg", "pydicom"),
+}
+_GUARDED_PLUGINS = frozenset({"gdcm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +126,8 @@ class _PixelElement:
     offset: int
     length: int | None  # None: undefined length (encapsulated)
     available: int  # bytes of the value actually in the file
-    in_memory: bytes | None = None  # deflated files: the inflated value
+    in_memory: bytearray | memoryview | None = None  # deflated files: the inflated value
+    fragments: tuple[tuple[int, int], ...] = ()  # encapsulated: (offset, length) of each item
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +137,20 @@ class _Opened:
     has_meta_syntax: bool
     pixel: _PixelElement | None
     deflated: bool
+    budget: int = 0  # memory budget of this film, bytes
+    deflate_start: int = 0  # deflated files: where the deflated stream starts in the file
 
 
 # ----------------------------------------------------------------------------- sniffing
 
 
 def _sniff(path: Path) -> str:
-    """``"dicom"``, ``"dicom-raw"`` (no preamble), ``"png"``, ``"jpeg"`` or ``"tiff"``."""
+    """``"dicom"``, ``"dicom-raw"`` (no preamble), ``"png"``, ``"jpeg"`` or ``"tiff"``.
+
+    Only a regular file is opened: a named pipe, socket or device is refused
+    from its ``os.stat`` alone (opening a pipe blocks until a writer comes).
+    """
+    check_regular_file(path)
     try:
         with path.open("rb") as handle:
             head = handle.read(132)
@@ -130,15 +191,34 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 # ----------------------------------------------------------------------------- DICOM header
 
 
+_UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
 def _syntax_label(uid: UID) -> str:
     name = uid.name if uid.name != str(uid) else "unknown"
     return f"transfer syntax {uid} ({name})"
 
 
-def _open_dicom(path: Path, raw: bool) -> _Opened:
+def _transfer_syntax(path: Path, value: Any) -> UID:
+    """The file meta's TransferSyntaxUID, refused without quoting it when it is not a UID.
+
+    A damaged length field makes the value swallow the header that follows
+    (names, dates, accession numbers): only a well-formed UID is ever shown.
+    """
+    text = str(value).strip(" \x00") if isinstance(value, str) else None
+    if text is None or len(text) > 64 or not _UID_PATTERN.fullmatch(text):
+        raise InputFileError(
+            path, "damaged file meta: TransferSyntaxUID (0002,0010) is not a valid UID"
+        )
+    return UID(text)
+
+
+def _open_dicom(path: Path, raw: bool, budget: int) -> _Opened:
     """Parse the header (everything before the pixel data) and locate the pixel data."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if not raw and _deflated_meta(path):  # pydicom would inflate the whole data set
+            return _open_deflated(path, raw, UID(DeflatedExplicitVRLittleEndian), budget)
         with path.open("rb") as fp:
             size = os.fstat(fp.fileno()).st_size
             try:
@@ -147,11 +227,13 @@ def _open_dicom(path: Path, raw: bool) -> _Opened:
                 raise InputFileError(
                     path, "not a DICOM file (no DICM preamble and not an image)"
                 ) from None
-            except Exception as exc:
-                raise InputFileError(path, f"unreadable DICOM header: {_one_line(exc)}") from None
+            except Exception as exc:  # its message may quote header bytes: never shown
+                raise InputFileError(
+                    path, f"unreadable DICOM header ({type(exc).__name__})"
+                ) from None
             meta_syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-            if meta_syntax:
-                syntax = UID(str(meta_syntax).strip())
+            if meta_syntax is not None:
+                syntax = _transfer_syntax(path, meta_syntax)
             else:
                 implicit, little = ds.original_encoding
                 if implicit is None or little is None:
@@ -161,17 +243,27 @@ def _open_dicom(path: Path, raw: bool) -> _Opened:
                     if implicit
                     else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
                 )
-            _drop_damaged_elements(ds, path)
             if not syntax.is_transfer_syntax:
                 raise InputFileError(
                     path, f"{_syntax_label(syntax)} cannot be decoded: not supported"
                 )
+            if syntax.is_deflated:
+                return _open_deflated(path, raw, syntax, budget)
+            _drop_damaged_elements(ds, path)
             if len(ds) == 0:
                 raise InputFileError(path, "not a DICOM file (no DICM preamble and not an image)")
-            if syntax.is_deflated:
-                return _open_deflated(path, raw, syntax, bool(meta_syntax))
             pixel = _locate_pixel_data(fp, path, syntax, size)
-    return _Opened(ds, syntax, bool(meta_syntax), pixel, deflated=False)
+    return _Opened(ds, syntax, meta_syntax is not None, pixel, deflated=False, budget=budget)
+
+
+def _deflated_meta(path: Path) -> bool:
+    """Whether the file meta names the Deflated transfer syntax (group 0002 only is read)."""
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+    except Exception:
+        return False
+    value = meta.get("TransferSyntaxUID")
+    return isinstance(value, str) and value.strip(" \x00") == DeflatedExplicitVRLittleEndian
 
 
 def _drop_damaged_elements(ds: Dataset, path: Path) -> None:
@@ -180,7 +272,8 @@ def _drop_damaged_elements(ds: Dataset, path: Path) -> None:
     pydicom converts elements lazily, so a damaged one (an unknown VR, a
     broken sequence) would otherwise raise wherever it is first read.  A
     damaged image pixel attribute (group 0028) makes the film unreadable; any
-    other damaged attribute is dropped and the film is read without it.
+    other damaged attribute is dropped and the film is read without it.  The
+    message names the tag, never the value (it may be a patient's name).
     """
     for tag in list(ds.keys()):
         try:
@@ -189,32 +282,156 @@ def _drop_damaged_elements(ds: Dataset, path: Path) -> None:
                 for item in element.value:
                     for _ in item.iterall():
                         pass
-        except Exception as exc:
+        except Exception:
             if tag.group == 0x0028:
-                raise InputFileError(
-                    path, f"damaged attribute {tag}: {_one_line(exc, 120)}"
-                ) from None
+                raise InputFileError(path, f"damaged attribute {tag}") from None
             del ds[tag]
 
 
-def _open_deflated(path: Path, raw: bool, syntax: UID, has_meta: bool) -> _Opened:
-    """Deflated data sets are inflated by pydicom as a whole: read them fully."""
+# ----------------------------------------------------------------------------- deflate
+
+_INFLATE_HEADER_STEPS = (1 << 20, 1 << 23, 1 << 26)  # a header beyond 64 MiB is refused
+
+
+def _meta_end(fp: BinaryIO, raw: bool) -> int:
+    """Byte offset just after the file meta group (0002), which deflate leaves uncompressed."""
+    fp.seek(0 if raw else 132)
+    while True:
+        start = fp.tell()
+        head = fp.read(8)
+        if len(head) < 8:
+            return start
+        group, _ = struct.unpack("<HH", head[:4])
+        if group != 0x0002:
+            return start
+        if head[4:6] in _LONG_VRS:
+            (length,) = struct.unpack("<L", fp.read(4))
+            fp.seek(length, os.SEEK_CUR)
+        else:
+            (length,) = struct.unpack("<H", head[6:8])
+            fp.seek(length, os.SEEK_CUR)
+
+
+class _Inflater:
+    """Inflate a file's deflated data set from ``start``, never beyond a size limit."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        self._fp = path.open("rb")
+        self._fp.seek(start)
+        self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._pending = b""
+        self.buffer = bytearray()
+        self.ended = False  # the deflate stream or the file ended
+
+    def close(self) -> None:
+        self._fp.close()
+
+    def _step(self, most: int) -> bytes:
+        if not self._pending:
+            self._pending = self._fp.read(1 << 16)
+            if not self._pending:
+                self.ended = True
+                return b""
+        out = self._zlib.decompress(self._pending, most)
+        self._pending = self._zlib.unconsumed_tail
+        if self._zlib.eof:
+            self.ended = True
+        return out
+
+    def fill(self, limit: int) -> None:
+        """Inflate into ``buffer`` until it holds ``limit`` bytes or the stream ends."""
+        while len(self.buffer) < limit and not self.ended:
+            self.buffer += self._step(min(limit - len(self.buffer), 1 << 22))
+
+    def count(self, limit: int) -> int:
+        """Inflate and discard; the number of bytes beyond ``buffer`` (at most ``limit``)."""
+        total = 0
+        while total < limit and not self.ended:
+            total += len(self._step(min(limit - total, 1 << 22)))
+        return total
+
+
+def _stop_at_pixels(tag: Any, vr: Any, length: int) -> bool:
+    return int(tag) >= 0x7FE00000
+
+
+def _open_deflated(path: Path, raw: bool, syntax: UID, budget: int) -> _Opened:
+    """Parse a deflated data set's header, inflating no more than the header needs.
+
+    pydicom inflates the whole data set into memory before parsing it: a
+    small file declaring gigabytes (a decompression bomb) would fill the
+    memory.  Here the header is parsed from the first MiB inflated (up to
+    64 MiB for a huge header); the pixel data are inflated later, after their
+    declared size has passed the memory budget (:func:`_inflate_pixels`).
+    """
+    from pydicom.filereader import read_dataset
+
     try:
-        ds = pydicom.dcmread(path, force=raw)
+        with path.open("rb") as fp:
+            start = _meta_end(fp, raw)
+        meta = pydicom.filereader.read_file_meta_info(path)
     except Exception as exc:
-        raise InputFileError(
-            path, f"unreadable deflated DICOM data set: {_one_line(exc)}"
-        ) from None
+        raise InputFileError(path, f"unreadable DICOM header ({type(exc).__name__})") from None
+    inflater = _Inflater(path, start)
+    try:
+        for limit in _INFLATE_HEADER_STEPS:
+            inflater.fill(limit)
+            stream = io.BytesIO(bytes(inflater.buffer))
+            try:
+                ds = read_dataset(stream, False, True, stop_when=_stop_at_pixels)
+            except Exception:
+                ds = None
+            position = stream.tell()
+            at_pixels = inflater.buffer[position : position + 2] == b"\xe0\x7f"
+            if ds is not None and (at_pixels or inflater.ended):
+                break
+        else:
+            raise InputFileError(path, "deflated data set: header larger than 64 MB")
+    except zlib.error:
+        raise InputFileError(path, "deflated data set is damaged (not a valid deflate stream)") from None
+    finally:
+        inflater.close()
+    ds.file_meta = meta
     _drop_damaged_elements(ds, path)
-    for tag, name in _FLOAT_PIXEL_DATA.items():
-        if tag in ds:
-            raise InputFileError(path, f"{name.lower()} (a parametric map), not a radiograph")
-    if "PixelData" not in ds:
-        return _Opened(ds, syntax, has_meta, None, deflated=True)
-    value = ds.PixelData or b""
-    pixel = _PixelElement(0, len(value), len(value), in_memory=value)
-    del ds.PixelData
-    return _Opened(ds, syntax, has_meta, pixel, deflated=True)
+    if len(ds) == 0:
+        raise InputFileError(path, "deflated data set is empty or damaged")
+    head = bytes(inflater.buffer[position : position + 12])
+    if len(head) < 12 or head[:2] != b"\xe0\x7f":
+        return _Opened(ds, syntax, True, None, deflated=True, budget=budget, deflate_start=start)
+    group, element = struct.unpack("<HH", head[:4])
+    if (group, element) in _FLOAT_PIXEL_DATA:
+        name = _FLOAT_PIXEL_DATA[(group, element)]
+        raise InputFileError(path, f"{name.lower()} (a parametric map), not a radiograph")
+    if (group, element) != _PIXEL_DATA:
+        return _Opened(ds, syntax, True, None, deflated=True, budget=budget, deflate_start=start)
+    (length,) = struct.unpack("<L", head[8:12])
+    if length == 0xFFFFFFFF:
+        raise InputFileError(path, "deflated data set with encapsulated pixel data")
+    pixel = _PixelElement(position + 12, length, length)
+    return _Opened(ds, syntax, True, pixel, deflated=True, budget=budget, deflate_start=start)
+
+
+def _inflate_pixels(path: Path, opened: _Opened, keep: bool) -> _Opened:
+    """Inflate a deflated file's pixel data (kept in memory, or only counted)."""
+    from dataclasses import replace
+
+    pixel = opened.pixel
+    assert pixel is not None and pixel.length is not None
+    end = pixel.offset + pixel.length
+    inflater = _Inflater(path, opened.deflate_start)
+    try:
+        if keep:
+            inflater.fill(end)
+            available = max(0, len(inflater.buffer) - pixel.offset)
+        else:
+            inflater.fill(pixel.offset)
+            available = inflater.count(pixel.length)
+    except zlib.error:
+        raise InputFileError(path, "deflated data set is damaged (not a valid deflate stream)") from None
+    finally:
+        inflater.close()
+    value = memoryview(inflater.buffer)[pixel.offset : end] if keep else None
+    return replace(opened, pixel=replace(pixel, available=available, in_memory=value))
 
 
 def _locate_pixel_data(fp: BinaryIO, path: Path, syntax: UID, size: int) -> _PixelElement | None:
@@ -248,6 +465,7 @@ def _locate_pixel_data(fp: BinaryIO, path: Path, syntax: UID, size: int) -> _Pix
     # Encapsulated: walk the items (without reading them) up to the sequence delimiter.
     fp.seek(offset)
     position, total = offset, 0
+    items: list[tuple[int, int]] = []
     while True:
         item = fp.read(8)
         if len(item) < 8:
@@ -271,10 +489,13 @@ def _locate_pixel_data(fp: BinaryIO, path: Path, syntax: UID, size: int) -> _Pix
                 f"truncated: encapsulated pixel data end after {total} bytes "
                 "without their sequence delimiter",
             )
+        items.append((position, item_length))
         fp.seek(item_length, os.SEEK_CUR)
         position += item_length
         total += item_length
-    return _PixelElement(offset, None, total)
+    if len(items) > 1 << 16:
+        raise InputFileError(path, f"encapsulated pixel data in {len(items)} fragments")
+    return _PixelElement(offset, None, total, fragments=tuple(items))
 
 
 def _int_attribute(
@@ -293,11 +514,10 @@ def _int_attribute(
         value = value[0] if len(value) else ""
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        shown = str(value)[:20]
-        raise InputFileError(path, f"{keyword} {tag} '{shown}' is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputFileError(path, f"{keyword} {tag} is not a number") from None
     if not math.isfinite(number) or number != int(number):
-        raise InputFileError(path, f"{keyword} {tag} '{value}' is not a whole number")
+        raise InputFileError(path, f"{keyword} {tag} is not a whole number")
     return int(number)
 
 
@@ -315,21 +535,17 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
                     path, f"{samples} samples per pixel, a lateral film must be grayscale"
                 )
             raise InputFileError(path, "missing PhotometricInterpretation (0028,0004)")
-        if photometric in ("RGB", "ARGB", "CMYK", "HSV", "PALETTE COLOR") or photometric.startswith(
-            "YBR"
-        ):
+        if photometric in _COLOUR_PHOTOMETRICS:
             raise InputFileError(path, f"{photometric} image, a lateral film must be grayscale")
         raise InputFileError(
-            path, f"photometric interpretation {photometric[:20]} is not a greyscale film"
+            path, "PhotometricInterpretation (0028,0004) is not MONOCHROME1/2 (not a greyscale film)"
         )
     frames_text = raw_text(ds, 0x00280008)
     if frames_text not in (None, ""):
         try:
             frames = int(float(frames_text.split("\\")[0]))
-        except ValueError:
-            raise InputFileError(
-                path, f"NumberOfFrames (0028,0008) '{frames_text[:20]}' is not a number"
-            ) from None
+        except (ValueError, OverflowError):
+            raise InputFileError(path, "NumberOfFrames (0028,0008) is not a number") from None
         if frames > 1:
             raise InputFileError(path, f"{frames} frames, a lateral film is a single frame")
         if frames < 1:
@@ -345,6 +561,7 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
         raise InputFileError(
             path, f"BitsAllocated {bits_allocated} / BitsStored {bits_stored} are inconsistent"
         )
+    check_budget(path, rows, columns, samples, opened.budget)
 
     syntax = opened.transfer_syntax
     from pydicom.pixels import get_decoder
@@ -377,6 +594,8 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
             raise InputFileError(
                 path, f"truncated: pixel data has {pixel.available} of {expected} bytes"
             )
+    else:
+        _check_codestream(path, opened, rows, columns, bits_allocated)
     return {
         "rows": rows,
         "columns": columns,
@@ -385,6 +604,74 @@ def _check_image(opened: _Opened, path: Path) -> dict[str, Any]:
         "signed": representation == 1,
         "photometric": photometric,
     }
+
+
+def _frame_bytes(path: Path, pixel: _PixelElement, budget: int) -> bytes:
+    """The single frame's codestream: every fragment after the Basic Offset Table."""
+    fragments = pixel.fragments[1:]
+    total = sum(length for _, length in fragments)
+    if total > budget:
+        raise InputFileError(path, f"compressed pixel data of {total // 10**6} MB exceed the memory budget")
+    parts = []
+    with path.open("rb") as fp:
+        for offset, length in fragments:
+            fp.seek(offset)
+            parts.append(fp.read(length))
+    return b"".join(parts)
+
+
+def _codestream_family(syntax: UID) -> str | None:
+    if syntax in _JPEG_LS_SYNTAXES:
+        return "jpeg-ls"
+    if syntax in _J2K_SYNTAXES:
+        return "j2k"
+    if syntax in _JPEG_SYNTAXES:
+        return "jpeg"
+    if syntax == RLELossless:
+        return "rle"
+    return None
+
+
+def _check_codestream(
+    path: Path, opened: _Opened, rows: int, columns: int, bits_allocated: int
+) -> None:
+    """Refuse a compressed frame that is cut short or declares another image size.
+
+    The decoder allocates what its codestream declares, not what the DICOM
+    header says: a JPEG-LS stream declaring 65535 x 65535 aborts GDCM with
+    ``std::bad_alloc``.  A stream without its end marker was cut short: libjpeg
+    would fill the missing rows with garbage and return a film.
+    """
+    pixel, syntax = opened.pixel, opened.transfer_syntax
+    family = _codestream_family(syntax)
+    if family is None or pixel is None:
+        return
+    if len(pixel.fragments) < 2:
+        raise InputFileError(path, "encapsulated pixel data without a frame")
+    frame = _frame_bytes(path, pixel, opened.budget)
+    try:
+        if family == "rle":
+            check_rle(frame, rows, columns, bits_allocated)
+            return
+        declared = codestream_image(frame, family)
+    except CodestreamError as exc:
+        reason = str(exc)
+        if not reason.startswith("truncated"):
+            reason = f"{_syntax_label(syntax)} cannot be decoded: {reason}"
+        raise InputFileError(path, reason) from None
+    if (declared.rows, declared.columns) != (rows, columns):
+        raise InputFileError(
+            path,
+            f"{_syntax_label(syntax)} cannot be decoded: the codestream declares "
+            f"{declared.columns} x {declared.rows} pixels, the DICOM header "
+            f"{columns} x {rows} (Columns x Rows)",
+        )
+    if declared.components != 1:
+        raise InputFileError(
+            path,
+            f"{_syntax_label(syntax)} cannot be decoded: the codestream has "
+            f"{declared.components} components, a film has one",
+        )
 
 
 # ----------------------------------------------------------------------------- identity
@@ -488,7 +775,9 @@ def _dicom_header(path: Path, opened: _Opened, geometry: dict[str, Any]) -> Film
     )
 
 
-def read_film_header(path: str | os.PathLike[str], *, sha256: bool = False) -> FilmHeader:
+def read_film_header(
+    path: str | os.PathLike[str], *, sha256: bool = False, memory_budget_mb: float | None = None
+) -> FilmHeader:
     """Read a film's metadata without decoding its pixel data.
 
     Checks everything :func:`load_film` checks before decoding (a DICOM file
@@ -502,6 +791,10 @@ def read_film_header(path: str | os.PathLike[str], *, sha256: bool = False) -> F
         The file.
     sha256 : bool, optional
         Also hash the file's bytes (reads the whole file).
+    memory_budget_mb : float, optional
+        Refuse a film whose decoding would need more memory (MB); default:
+        ``LUMBAR_INSTABILITY_MEMORY_BUDGET_MB`` or 2048.  A deflated file's
+        pixel data are inflated in blocks and counted, never kept.
 
     Returns
     -------
@@ -513,13 +806,18 @@ def read_film_header(path: str | os.PathLike[str], *, sha256: bool = False) -> F
         One line naming the file and the problem.
     """
     path = Path(path)
+    budget = memory_budget_bytes(memory_budget_mb)
     kind = _sniff(path)
     if kind not in ("dicom", "dicom-raw"):
-        header = _load_image(path, kind).header()
+        header = _load_image(path, kind, budget).header()
         return header if sha256 else _replace_sha(header, None)
     with _quiet():
-        opened = _open_dicom(path, raw=kind == "dicom-raw")
-        header = _dicom_header(path, opened, _check_image(opened, path))
+        opened = _open_dicom(path, raw=kind == "dicom-raw", budget=budget)
+        geometry = _check_image(opened, path)
+        if opened.deflated:
+            opened = _inflate_pixels(path, opened, keep=False)
+            _check_inflated(path, opened, geometry)
+        header = _dicom_header(path, opened, geometry)
     return _replace_sha(header, file_sha256(path)) if sha256 else header
 
 
@@ -539,10 +837,12 @@ def _quiet() -> Iterator[None]:
     one out, so threads reading films at once leave it as they found it.
     """
     global _quiet_depth, _quiet_previous
+    logger = logging.getLogger("pydicom")
     with _QUIET_LOCK:
         if _quiet_depth == 0:
             _quiet_previous = pydicom.config.settings.reading_validation_mode
             pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+            logger.addFilter(_drop_record)
         _quiet_depth += 1
     try:
         with warnings.catch_warnings():
@@ -553,6 +853,23 @@ def _quiet() -> Iterator[None]:
             _quiet_depth -= 1
             if _quiet_depth == 0:
                 pydicom.config.settings.reading_validation_mode = _quiet_previous
+                logger.removeFilter(_drop_record)
+
+
+def _drop_record(record: logging.LogRecord) -> bool:
+    """A logging filter that drops every record (pydicom's quote attribute values)."""
+    return False
+
+
+quiet_pydicom = _quiet
+
+
+def _check_inflated(path: Path, opened: _Opened, geometry: dict[str, Any]) -> None:
+    expected = math.ceil(geometry["rows"] * geometry["columns"] * geometry["bits_allocated"] / 8)
+    if opened.pixel is not None and opened.pixel.available < expected:
+        raise InputFileError(
+            path, f"truncated: pixel data has {opened.pixel.available} of {expected} bytes"
+        )
 
 
 def _replace_sha(header: FilmHeader, digest: str | None) -> FilmHeader:
@@ -568,15 +885,14 @@ def _read_native(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.nd
     """Native little-endian 8/16/32-bit pixel data read straight into one array.
 
     ``np.fromfile`` fills a fresh array from the file (no intermediate bytes
-    object); unused high bits are then cleared (unsigned) or sign-extended
+    object; a deflated file's inflated value is used in place); unused high bits are then cleared (unsigned) or sign-extended
     (signed) in place, as pydicom does (``correct_unused_bits``).  Returns None
     for the encodings this fast path does not handle.
     """
     syntax, pixel = opened.transfer_syntax, opened.pixel
     bits_allocated, bits_stored = geometry["bits_allocated"], geometry["bits_stored"]
     if (
-        opened.deflated
-        or syntax.is_compressed
+        syntax.is_compressed
         or not syntax.is_little_endian
         or bits_allocated not in (8, 16, 32)
         or pixel is None
@@ -586,9 +902,17 @@ def _read_native(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.nd
     kind = "i" if geometry["signed"] else "u"
     dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
     count = geometry["rows"] * geometry["columns"]
-    with path.open("rb") as fp:
-        fp.seek(pixel.offset)
-        array = np.fromfile(fp, dtype=dtype, count=count)
+    if opened.deflated:  # inflated into memory, already checked against the budget
+        if pixel.in_memory is None or pixel.available < count * dtype.itemsize:
+            raise InputFileError(
+                path,
+                f"truncated: pixel data has {pixel.available} of {count * dtype.itemsize} bytes",
+            )
+        array = np.frombuffer(pixel.in_memory, dtype=dtype, count=count)
+    else:
+        with path.open("rb") as fp:
+            fp.seek(pixel.offset)
+            array = np.fromfile(fp, dtype=dtype, count=count)
     if array.size != count:  # pragma: no cover - caught by the length check before
         raise InputFileError(
             path, f"truncated: pixel data has {array.nbytes} of {count * dtype.itemsize} bytes"
@@ -603,45 +927,76 @@ def _read_native(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.nd
     return array.reshape(geometry["rows"], geometry["columns"])
 
 
-def _decode_file(path: Path, syntax: UID, options: dict[str, Any]) -> np.ndarray:
-    """Decode from the open file; compressed data by pylibjpeg first, then any plugin.
+def _output_dtype(geometry: dict[str, Any]) -> np.dtype:
+    kind = "i" if geometry["signed"] else "u"
+    return np.dtype(f"{kind}{max(1, geometry['bits_allocated'] // 8)}")
 
-    pylibjpeg's JPEG 2000 decoder peaks at less than half of GDCM's memory on a
-    4000 x 5000 film (112 MB against 257 MB); pydicom would try GDCM first.
+
+def _decode_file(
+    path: Path, syntax: UID, options: dict[str, Any], geometry: dict[str, Any]
+) -> np.ndarray:
+    """Decode compressed pixel data with the plugins of :data:`DECODING_PLUGINS`, in order.
+
+    Every plugin reads from the open file.  GDCM runs in a forked child
+    (:func:`run_guarded`): an abort there costs the film, not the process.
     """
     from pydicom.pixels import get_decoder, pixel_array
 
-    if syntax.is_compressed and "pylibjpeg" in get_decoder(syntax).available_plugins:
+    available = get_decoder(syntax).available_plugins
+    plugins = [p for p in DECODING_PLUGINS.get(str(syntax), available) if p in available]
+    if not hasattr(os, "fork"):
+        plugins = [p for p in plugins if p not in _GUARDED_PLUGINS]
+    if not plugins:
+        raise InputFileError(path, f"{_syntax_label(syntax)} cannot be decoded: no safe decoder")
+
+    def decode(plugin: str) -> np.ndarray:
+        with path.open("rb") as fp, silenced_stderr():
+            return pixel_array(fp, decoding_plugin=plugin, **options)
+
+    problems = []
+    for plugin in plugins:
         try:
-            with path.open("rb") as fp:
-                return pixel_array(fp, decoding_plugin="pylibjpeg", **options)
+            if plugin in _GUARDED_PLUGINS:
+                shape = (geometry["rows"], geometry["columns"])
+                return run_guarded(
+                    lambda plugin=plugin: decode(plugin), shape, _output_dtype(geometry)
+                )
+            return decode(plugin)
         except (MemoryError, KeyboardInterrupt, SystemExit):
             raise
-        except BaseException:  # also a decoder's Rust panic; every plugin is tried next
-            pass
-    with path.open("rb") as fp:
-        return pixel_array(fp, **options)
+        except BaseException as exc:  # also a decoder's Rust panic; the next plugin is tried
+            problems.append(f"{plugin}: {_decoder_message(exc)}")
+    raise InputFileError(
+        path, f"{_syntax_label(syntax)} cannot be decoded: {'; '.join(problems)}"
+    )
 
 
-def _decode(path: Path, opened: _Opened) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+def _decoder_message(exc: BaseException) -> str:
+    """A decoder's complaint on one line, without pydicom's preamble."""
+    text = _one_line(exc, 160)
+    prefix = "Unable to decode as exceptions were raised by all available plugins: "
+    return text.removeprefix(prefix)
 
+
+def _decode(path: Path, opened: _Opened, geometry: dict[str, Any]) -> np.ndarray:
     syntax = opened.transfer_syntax
     options: dict[str, Any] = {"view_only": True}
+    if not opened.has_meta_syntax:
+        options["transfer_syntax_uid"] = syntax
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if opened.deflated:
+            if syntax.is_compressed:
+                return _decode_file(path, syntax, options, geometry)
+            from pydicom.pixels import pixel_array
+
+            if opened.deflated:  # e.g. 1-bit pixels: pydicom unpacks the inflated value
                 ds = opened.ds.copy()
-                ds.PixelData = opened.pixel.in_memory
+                ds.PixelData = bytes(opened.pixel.in_memory)
                 ds.file_meta = opened.ds.file_meta
-                if not opened.has_meta_syntax:
-                    ds.file_meta.TransferSyntaxUID = syntax
-                array = pixel_array(ds, **options)
-            else:
-                if not opened.has_meta_syntax:
-                    options["transfer_syntax_uid"] = syntax
-                array = _decode_file(path, syntax, options)
+                return pixel_array(ds, view_only=True)
+            with path.open("rb") as fp:
+                return pixel_array(fp, **options)
     except InputFileError:
         raise
     except MemoryError:
@@ -649,9 +1004,7 @@ def _decode(path: Path, opened: _Opened) -> np.ndarray:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a decoder's Rust panic is a BaseException
-        what = _syntax_label(syntax) if syntax.is_compressed else "pixel data"
-        raise InputFileError(path, f"{what} cannot be decoded: {_one_line(exc)}") from None
-    return array
+        raise InputFileError(path, f"pixel data cannot be decoded: {_one_line(exc)}") from None
 
 
 def _modality_lut(path: Path, array: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -663,21 +1016,17 @@ def _modality_lut(path: Path, array: np.ndarray, ds: Dataset) -> np.ndarray:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return apply_modality_lut(array, ds)
-        except Exception as exc:
-            raise InputFileError(
-                path, f"Modality LUT Sequence unusable: {_one_line(exc)}"
-            ) from None
+        except Exception:
+            raise InputFileError(path, "Modality LUT Sequence (0028,3000) unusable") from None
     slope_text, intercept_text = raw_text(ds, 0x00281053), raw_text(ds, 0x00281052)
     if not slope_text or not intercept_text:
         return array
     try:
         slope = float(slope_text.split("\\")[0])
         intercept = float(intercept_text.split("\\")[0])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InputFileError(
-            path,
-            f"RescaleSlope '{slope_text[:20]}' / RescaleIntercept '{intercept_text[:20]}' "
-            "are not numbers",
+            path, "RescaleSlope (0028,1053) / RescaleIntercept (0028,1052) are not numbers"
         ) from None
     if not (math.isfinite(slope) and math.isfinite(intercept)):
         raise InputFileError(path, "RescaleSlope / RescaleIntercept are not finite")
@@ -755,7 +1104,7 @@ def _window(
             source = "WindowCenter/WindowWidth (0028,1050/0028,1051)"
             explanation = raw_text(ds, 0x00281055)
             if explanation:
-                source += f" '{explanation.split(chr(92))[0][:32]}'"
+                source += f" {explanation.split(chr(92))[0][:32]!r}"
             return (center, width), source, function
     if voi_lut is not None:
         entries = voi_lut.data.size
@@ -765,13 +1114,16 @@ def _window(
     return window, "pixel values, 0.5th-99.5th percentile", "LINEAR"
 
 
-def _load_dicom(path: Path, kind: str) -> Film:
-    opened = _open_dicom(path, raw=kind == "dicom-raw")
+def _load_dicom(path: Path, kind: str, budget: int) -> Film:
+    opened = _open_dicom(path, raw=kind == "dicom-raw", budget=budget)
     geometry = _check_image(opened, path)
+    if opened.deflated:
+        opened = _inflate_pixels(path, opened, keep=True)
+        _check_inflated(path, opened, geometry)
     header = _dicom_header(path, opened, geometry)
     stored = _read_native(path, opened, geometry)
     if stored is None:
-        stored = _decode(path, opened)
+        stored = _decode(path, opened, geometry)
     if stored.shape != (geometry["rows"], geometry["columns"]):
         raise InputFileError(
             path,
@@ -828,10 +1180,36 @@ def _opencv_silent() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
-def _load_image(path: Path, kind: str) -> Film:
+def _declared_image_size(path: Path, kind: str, budget: int) -> None:
+    """Refuse a PNG/JPEG/TIFF whose header declares more pixels than the budget allows.
+
+    OpenCV allocates what the header declares: a 1.75 MB PNG declaring
+    30000 x 30000 pixels would take gigabytes before failing or succeeding.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+
+        def read(offset: int, size: int) -> bytes:
+            handle.seek(offset)
+            return handle.read(min(size, 1 << 20))
+
+        try:
+            declared = image_file_size(head, kind, read)
+        except CodestreamError as exc:
+            raise InputFileError(path, str(exc)) from None
+    if declared.rows < 1 or declared.columns < 1:
+        raise InputFileError(path, f"{kind.upper()} header declares an empty image")
+    bytes_per_sample = max(1, math.ceil(declared.bits / 8))
+    check_budget(
+        path, declared.rows, declared.columns, declared.components * bytes_per_sample, budget
+    )
+
+
+def _load_image(path: Path, kind: str, budget: int) -> Film:
     import cv2
 
     name = kind.upper()
+    _declared_image_size(path, kind, budget)
     if kind == "tiff":
         try:
             with _opencv_silent():
@@ -846,7 +1224,7 @@ def _load_image(path: Path, kind: str) -> Film:
             tail = handle.read().rstrip(b"\x00\r\n\t ")
         if not tail.endswith(b"\xff\xd9"):
             raise InputFileError(path, "truncated: JPEG image without its end-of-image marker")
-    with _opencv_silent():
+    with _opencv_silent(), silenced_stderr():
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise InputFileError(path, f"cannot be decoded as a {name} image")
@@ -890,7 +1268,7 @@ def _load_image(path: Path, kind: str) -> Film:
     )
 
 
-def load_film(path: str | os.PathLike[str]) -> Film:
+def load_film(path: str | os.PathLike[str], *, memory_budget_mb: float | None = None) -> Film:
     """Load a lateral film: DICOM (any transfer syntax with a decoder) or PNG/JPEG/TIFF.
 
     Parameters
@@ -898,7 +1276,11 @@ def load_film(path: str | os.PathLike[str]) -> Film:
     path : str or os.PathLike
         The file.  DICOM files are recognised by their ``DICM`` preamble (a
         data set without preamble is read too); PNG, JPEG and TIFF by their
-        signature, whatever the file name.
+        signature, whatever the file name.  Only regular files are opened.
+    memory_budget_mb : float, optional
+        Refuse a film whose decoding would need more memory (MB), judged from
+        the sizes its headers declare before anything is allocated; default:
+        ``LUMBAR_INSTABILITY_MEMORY_BUDGET_MB`` or 2048.
 
     Returns
     -------
@@ -915,8 +1297,9 @@ def load_film(path: str | os.PathLike[str]) -> Film:
         and ``calibration_warning`` says why.
     """
     path = Path(path)
+    budget = memory_budget_bytes(memory_budget_mb)
     kind = _sniff(path)
     if kind in ("dicom", "dicom-raw"):
         with _quiet():
-            return _load_dicom(path, kind)
-    return _load_image(path, kind)
+            return _load_dicom(path, kind, budget)
+    return _load_image(path, kind, budget)

@@ -113,11 +113,20 @@ class PersistenceMixin:
         loader: Callable[[str], Any] | None = None,
         *,
         recovered: bool = False,
+        image_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> list[str]:
         """Open a session (or landmarks) file and the films it names.
 
         Films whose file is missing or whose content changed (SHA-256) are reported;
-        the landmarks are kept either way so no work is lost.
+        the landmarks are kept either way so no work is lost.  A film path that
+        points outside the session's folder and ``image_dirs`` is not opened
+        (``../../etc/passwd``, another patient's film): the message says so and
+        the reader opens the film explicitly.  A recovery file (written by this
+        software for an unsaved session) may name films anywhere.
+
+        The document is checked first (:func:`app.session_format.check_session_document`):
+        a duplicate key, a level spelt two ways, a number out of range or a
+        value of the wrong type is an error naming the file and the key.
 
         Returns
         -------
@@ -131,31 +140,22 @@ class PersistenceMixin:
         """
         if loader is None:
             from app.dicom_io import load_film as loader
+        from app.jsonfile import read_json
+        from app.session_format import check_session_document
+
         path = Path(path)
+        doc = read_json(path)
+        levels = check_session_document(doc, path)
+        allowed = None if recovered else [path.parent, *map(Path, image_dirs)]
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputFileError(path, f"not a JSON file ({exc})") from None
-        if not isinstance(doc, dict):
-            raise InputFileError(path, "not a session file (top level is not an object)")
-        version = doc.get("format_version", FORMAT_VERSION) if doc.get("format") == FORMAT else FORMAT_VERSION
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise InputFileError(
-                path,
-                f"session format version {version!r} is newer than this software reads "
-                f"({FORMAT_VERSION}): update lumbar-instability",
-            )
-        try:
-            levels = tuple(str(v) for v in doc.get("levels") or measure.DEFAULT_LEVELS)
             criteria = _criteria_from_json(doc.get("criteria"))
             states: dict[str, FilmState | None] = {"flexion": None, "extension": None}
             messages: list[str] = []
             base = path.parent
             for role in ROLES:
                 if isinstance(doc.get(role), dict):
-                    states[role] = _film_from_json(doc[role], levels, base, loader, messages, role)
+                    states[role] = _film_from_json(doc[role], levels, base, loader, messages, role,
+                                                   allowed)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputFileError(path, f"malformed session file ({type(exc).__name__}: {exc})") from None
         if states["flexion"] is None and states["extension"] is None:
@@ -293,12 +293,20 @@ def _film_from_json(
     loader: Callable[[str], Any],
     messages: list[str],
     role: str,
+    allowed: Sequence[Path] | None = None,
 ) -> FilmState:
     image = data.get("image") or {}
     raw_path = str(image.get("path") or "")
     path = Path(raw_path)
     if raw_path and not path.is_absolute():
         path = (base / path).resolve()
+    outside = ""
+    if raw_path and allowed is not None:
+        from app.session_format import resolve_image_path
+
+        _, outside = resolve_image_path(raw_path, allowed[0], allowed[1:])
+        if outside:
+            messages.append(f"the {role} film's {outside}; its landmarks are kept.")
     ref = ImageRef(
         path=str(path) if raw_path else "",
         sop_instance_uid=str(image.get("sop_instance_uid") or ""),
@@ -307,8 +315,8 @@ def _film_from_json(
         sha256=str(image.get("sha256") or ""),
     )
     film = None
-    if raw_path:
-        if not path.exists():
+    if raw_path and not outside:
+        if not path.is_file():
             messages.append(f"{path}: the {role} film is missing; its landmarks are kept but not shown.")
         else:
             from app.dicom_io import file_sha256

@@ -119,7 +119,10 @@ def result_rows() -> list[dict]:
         (4.1, 12.9, 12.25),
         (0.5, 1.6, 3.0),
     ]
-    finding = ["stable", "borderline", "unstable", "unstable", "stable"]
+    # the findings the one verdict rule (measure.verdict_of_record) gives for these values
+    # and intervals: L1-L2 9.2 [7.1, 11.3]° below but reaching 10°; L2-L3 10.5 [8.4, 12.6]°
+    # and L3-L4 4.75 [3.85, 5.65] mm above, straddling; L4-L5 12.25 [10.15, 14.35]° wholly above
+    finding = ["borderline", "borderline", "borderline", "unstable", "stable"]
     for (label, (t, pct, ang)), find in zip(
         zip([f"{a}-{b}" for a, b in itertools.pairwise(LEVELS)], values, strict=False),
         finding,
@@ -149,12 +152,21 @@ def result_rows() -> list[dict]:
                 "calibration_source": "detector",
                 "translation_note": None,
                 "criterion": "translation" if t > 4 else ("angulation" if ang > 10 else "none"),
-                "unstable": find == "unstable",
+                "unstable": t > 4 or ang > 10,  # the value above a threshold
                 "borderline": find == "borderline",
                 "n_corners": 8,
             }
         )
     return rows
+
+
+TABLE_VERDICTS = ["borderline-below", "borderline-above", "borderline-above", "unstable", "within"]
+"""The verdicts of :func:`result_rows` by the rule of measurement-methods.md (hand-derived)."""
+
+
+def table_rows() -> list[dict]:
+    """:func:`result_rows` as the CSV/JSON tables export them: with their ``verdict``."""
+    return [{**row, "verdict": v} for row, v in zip(result_rows(), TABLE_VERDICTS, strict=True)]
 
 
 def sha256(path: Path) -> str:
@@ -275,3 +287,34 @@ def make_stale_uncalibrated_study(folder: Path, **row_extra) -> Path:
         row.update(row_extra)
     session_path.write_text(json.dumps(session))
     return session_path
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_dicoms"
+
+
+def sample_session(folder: Path, *, method: str = "tracked", reader: dict | None = None) -> Path:
+    """A session of the bundled sample study saved by the viewer's model, with the
+    phantom's true corners on both films (placed by ``method``): L4-L5 is unstable
+    (truth 6.2 mm, 13.3 deg), every other segment within the thresholds."""
+    from app.dicom_io import load_film
+    from app.session import Session
+
+    truth = json.loads((SAMPLE_DIR / "truth.json").read_text())
+    session = Session()
+    session.open_paths([SAMPLE_DIR / "flexion.dcm", SAMPLE_DIR / "extension.dcm"],
+                       loader=load_film)
+    for view in ("flexion", "extension"):
+        lm = np.full((len(session.levels), 4, 2), np.nan)
+        for i, level in enumerate(session.levels):
+            for j, corner in enumerate(CORNERS):
+                xy = truth[view]["landmarks"].get(level, {}).get(corner)
+                if xy is not None:
+                    lm[i, j] = xy
+        session.set_landmarks(view, lm, method=method)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = session.save(folder / "sample.json")
+    if reader is not None:
+        doc = json.loads(path.read_text())
+        doc["reader"] = reader
+        path.write_text(json.dumps(doc, indent=2))
+    return path

@@ -24,7 +24,7 @@ TEST_FILES = sorted(
 # Files pydicom itself cannot decode (or that are not images), with the reason expected.
 EXPECTED_REASONS = {
     "MR_truncated.dcm": "truncated: pixel data has 8130 of 8192 bytes",
-    "badVR.dcm": "NumberOfFrames (0028,0008) '1A' is not a number",
+    "badVR.dcm": "NumberOfFrames (0028,0008) is not a number",  # the tag, never the value
     "JPEG-lossy.dcm": "transfer syntax 1.2.840.10008.1.2.4.51 (JPEG Extended (Process 2 and 4)) "
     "cannot be decoded:",
     "JPEG2000-embedded-sequence-delimiter.dcm": "transfer syntax 1.2.840.10008.1.2.4.91 "

@@ -29,13 +29,20 @@ def test_landmark_array_keeps_nan_for_absent_corners(tmp_path):
 
 @pytest.mark.parametrize(("session", "message"), [
     ([], "top level is not a JSON object"),
-    ({"format": "other"}, "format is 'other'"),
-    ({"levels": ["L1", "L1"]}, "'levels'"),
+    ({"format": "other"}, 'key format: "other" is not a format this tool reads'),
+    ({"levels": ["L1", "L1"]}, "key levels: labels must be unique"),
+    ({"levels": ["L1", "l1"]}, 'key levels: "L1" and "l1" name the same level'),
     ({"flexion": {"landmarks": {"L9": {}}}}, "unknown level 'L9'"),
-    ({"flexion": {"landmarks": {"L1": {"XX": [1, 2]}}}}, "unknown corner 'XX'"),
-    ({"flexion": {"landmarks": {"L1": {"AS": [1, "a"]}}}}, r"must be \[x, y\] numbers"),
-    ({"flexion": {"calibration_source": "guess"}}, "not a calibration source"),
-    ({"results": {"segments": {}}}, "'results.segments'"),
+    ({"flexion": {"landmarks": {"L1": {"XX": [1, 2]}}}}, "key flexion.landmarks.L1.XX: unknown corner"),
+    ({"flexion": {"landmarks": {"L1": {"AS": [1, "a"]}}}},
+     r"key flexion.landmarks.L1.AS: expected \[x, y\] numbers"),
+    ({"flexion": {"calibration_source": "guess"}}, "key flexion.calibration_source: expected one of"),
+    ({"results": {"segments": {}}}, "key results.segments: expected a list of objects"),
+    ({"flexion": {"image": "x.dcm"}}, 'key flexion.image: expected an object with path and UIDs, got "x.dcm"'),
+    ({"flexion": {"pixel_spacing_mm": "ab", "calibration_source": "calibrated"}},
+     r'key flexion.pixel_spacing_mm: expected \[row, column\] positive numbers in mm or null, got "ab"'),
+    ({"flexion": {"manual_calibration": {"p0": [0, 0], "p1": [10, 0], "length_mm": 1e-300}}},
+     "key flexion.manual_calibration.length_mm: expected a number of mm from 0.1 to 10000, got 1e-300"),
 ])
 def test_bad_sessions_name_the_problem(session, message):
     with pytest.raises(InputFileError, match=message) as info:
@@ -48,7 +55,7 @@ def test_unreadable_files(tmp_path):
         read_session_file(tmp_path / "absent.json")
     binary = tmp_path / "b.json"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(InputFileError, match="cannot be read"):
+    with pytest.raises(InputFileError, match="not valid JSON: not UTF-8 text"):
         read_session_file(binary)
 
 

@@ -74,7 +74,7 @@ def test_segment_group_codes_and_values(study):
     method = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "370129005"]
     assert _cv(method[0].ConceptCodeSequence[0]) == "criteria-default"
     finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
-    assert _cv(finding[0].ConceptCodeSequence[0]) == "unstable"
+    assert _cv(finding[0].ConceptCodeSequence[0]) == "borderline"  # 4.75 [3.85, 5.65] mm
     assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
     nums = {_cv(i.ConceptNameCodeSequence[0]): i for i in items if i.ValueType == "NUM"}
     row = fx.result_rows()[2]

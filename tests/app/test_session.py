@@ -305,9 +305,19 @@ def test_save_load_round_trip(tmp_path):
     }
     assert doc["results"]["segments"] == json.loads(json.dumps(rows))
 
+    # the films lie outside the session's folder: named, not opened, until their folder is given
     other = Session(recovery_path=None)
     msgs = other.load(out, loader=files.__getitem__)
+    assert msgs == [
+        f"the {role} film's image path \"../{role}.dcm\" points outside the session's folder: not "
+        "opened (open the film explicitly, or give its folder); its landmarks are kept."
+        for role in ("flexion", "extension")
+    ]
+    assert other.film("flexion").film is None and other.result_rows() == rows
+    other = Session(recovery_path=None)
+    msgs = other.load(out, loader=files.__getitem__, image_dirs=[tmp_path])
     assert msgs == []
+    assert other.film("flexion").film is files[str(tmp_path / "flexion.dcm")]
     assert other.levels == LEVELS and other.criteria == "white-panjabi"
     assert other.selected_segment == 0
     assert other.result_rows() == rows
@@ -333,9 +343,10 @@ def test_load_reports_missing_and_changed_images(tmp_path):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("{", "not a JSON file"),
+        ("{", "not valid JSON"),
         ("[1]", "top level"),
-        ('{"format": "x"}', "neither a flexion"),
+        ('{"format": "x"}', 'key format: "x" is not a format this tool reads'),
+        ('{"format": "lumbar-instability-session"}', "neither a flexion"),
         ('{"format": "lumbar-instability-session", "format_version": 2}', "newer than this software"),
     ],
 )

@@ -154,11 +154,11 @@ def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
     opened.session.set_landmarks("flexion", flex, landmark_sd_mm=precise)
     opened.session.set_landmarks("extension", ext, landmark_sd_mm=precise)
     assert leading_number(opened.results.cell("L4-L5", "Angulation (°)")) == pytest.approx(12.0, abs=0.05)
-    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE (angulation)"
+    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE: angulation"
     assert opened.results.statuses[3] == "unstable"
     opened.results.criteria_combo.setCurrentText("white-panjabi")
     assert opened.session.criteria == "white-panjabi"
-    assert opened.results.cell("L4-L5", "Result") == "below thresholds"
+    assert opened.results.cell("L4-L5", "Result") == "within thresholds"
     assert "measurement aid, not a diagnosis" in opened.results.disclaimer.text()
     # manual SDs (0.6 mm) on 12 mm deep bodies: 12 +- ~4 degrees straddles 10: borderline, not a yes
     opened.results.criteria_combo.setCurrentText("default")
@@ -166,7 +166,7 @@ def test_criteria_combo_changes_flags(qtbot, opened, synthetic_pair):
     opened.session.set_landmarks("flexion", flex)
     low, high = opened.session.result_rows()[3]["angulation_deg_ci95"]
     assert low < 10 < high
-    assert opened.results.cell("L4-L5", "Result") == "BORDERLINE (ABOVE threshold: angulation)"
+    assert opened.results.cell("L4-L5", "Result") == "BORDERLINE (ABOVE threshold): angulation"
     assert opened.results.statuses[3] == "borderline"
     # above a threshold: strong orange, bold; a below-threshold borderline row would be pale
     item = opened.results.table.item(3, 9)
@@ -403,7 +403,7 @@ def test_custom_thresholds(qtbot, opened, synthetic_pair):
     precise = np.full((6, 4), 0.02)
     for film in synthetic_pair.values():
         opened.session.set_landmarks(film.view, film.truth, landmark_sd_mm=precise)
-    assert opened.results.cell("L4-L5", "Result") == "below thresholds"  # 0.6 mm, 0 degrees
+    assert opened.results.cell("L4-L5", "Result") == "within thresholds"  # 0.6 mm, 0 degrees
     dialog = opened.results.edit_thresholds()
     check_mm, spin_mm = dialog.boxes["translation_mm"]
     assert check_mm.isChecked() and spin_mm.value() == 4.0  # filled from the default preset
@@ -412,14 +412,14 @@ def test_custom_thresholds(qtbot, opened, synthetic_pair):
     assert dialog.apply()
     assert opened.session.criteria == "custom"
     assert opened.results.criteria_combo.currentText() == "custom"
-    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE (translation)"
+    assert opened.results.cell("L4-L5", "Result") == "UNSTABLE: translation"
     for check, _ in dialog.boxes.values():
         check.setChecked(False)
     assert not dialog.apply()
     assert "at least one" in dialog.error.text()
     opened.actions_by_name["undo"].trigger()
     assert opened.session.criteria == "default"
-    assert opened.results.cell("L4-L5", "Result") == "below thresholds"
+    assert opened.results.cell("L4-L5", "Result") == "within thresholds"
     dialog.close()
 
 
@@ -495,13 +495,15 @@ def test_result_cell_colours_and_tooltips_tell_above_from_below_threshold(qtbot)
         "thresholds": {"translation_mm": 4.0, "translation_pct": None, "angulation_deg": 10.0},
     }
     roles = ("flexion", "extension")
-    texts, tips, status = format_row({**base, "unstable": False, "translation_assessed": False}, roles)
+    texts, tips, status = format_row({**base, "unstable": False, "translation_assessed": False,
+                                      "angulation_deg_ci95": [6.0, 11.0]}, roles)
     assert (texts[9], status) == ("BORDERLINE (below thresholds) (angulation only)", "borderline")
     assert tips[9].endswith("translation criterion not applied: these criteria need millimetres")
     texts, tips, _ = format_row({**base, "unstable": True, "translation_assessed": False,
+                                 "angulation_deg": 11.0, "angulation_deg_ci95": [9.0, 13.0],
                                  "thresholds": {"translation_mm": None, "translation_pct": None,
                                                 "angulation_deg": 10.0}}, roles)
-    assert texts[9] == "BORDERLINE (ABOVE threshold: angulation) (angulation only)"
-    assert format_row({**base, "borderline": False, "unstable": False,
-                       "translation_assessed": False}, roles)[0][9] == "below thresholds (angulation only)"
+    assert texts[9] == "BORDERLINE (ABOVE threshold): angulation (angulation only)"
+    assert format_row({**base, "borderline": False, "unstable": False, "angulation_deg_ci95": [7.0, 9.0],
+                       "translation_assessed": False}, roles)[0][9] == "within thresholds (angulation only)"
     assert "no translation threshold" in tips[9] and "millimetres" not in tips[9]
