@@ -360,13 +360,7 @@ def run_batch(
         if own:
             executor.close()
 
-    summary.segments = len(rows)
-    # verdicts of unsure detections count only once a reader has reviewed them
-    counted = [r for r in rows if not r.get("needs_review")]
-    summary.unstable_segments = sum(bool(r.get("unstable")) for r in counted)
-    summary.unstable_studies = len({r["study_instance_uid"] for r in counted if r.get("unstable")})
-    summary.borderline_segments = sum(bool(r.get("borderline")) for r in counted)
-    summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
+    count_verdicts(summary, rows)
     summary.failures = dict(Counter(f.category for f in failures))
 
     days = {(r["study_instance_uid"], r["flexion_sop_instance_uid"]): r.pop("_day") for r in rows}
@@ -650,6 +644,22 @@ def _anonymous_plan(plan: StudyPlan, pseudo: Pseudonymizer) -> StudyPlan:
         flexion=film(plan.flexion),
         extension=film(plan.extension),
     )
+
+
+def count_verdicts(summary: BatchSummary, rows: list[dict[str, Any]]) -> None:
+    """Fill the summary's segment counts from the result rows.
+
+    Verdicts of rows with ``needs_review`` (detected landmarks whose labels or
+    facing are unsure) are not counted until a reader has reviewed them (a
+    reviewed session or landmarks file given to the next run); they are
+    counted in ``review_studies`` instead.
+    """
+    summary.segments = len(rows)
+    counted = [r for r in rows if not r.get("needs_review")]
+    summary.unstable_segments = sum(bool(r.get("unstable")) for r in counted)
+    summary.unstable_studies = len({r["study_instance_uid"] for r in counted if r.get("unstable")})
+    summary.borderline_segments = sum(bool(r.get("borderline")) for r in counted)
+    summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
 
 
 def _row(
