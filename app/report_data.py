@@ -368,7 +368,10 @@ def _find_image(
     else:
         from app.session_format import resolve_image_path
 
-        allowed, refused = resolve_image_path(str(raw), base_dir, search_dirs)
+        allowed, refused = resolve_image_path(
+            str(raw), base_dir, search_dirs,
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         tries = [allowed] if allowed is not None else []
     tries += [Path(d) / candidate.name for d in search_dirs]
     for path in tries:

@@ -304,7 +304,10 @@ def _film_from_json(
     if raw_path and allowed is not None:
         from app.session_format import resolve_image_path
 
-        _, outside = resolve_image_path(raw_path, allowed[0], allowed[1:])
+        _, outside = resolve_image_path(
+            raw_path, allowed[0], allowed[1:],
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         if outside:
             messages.append(f"the {role} film's {outside}; its landmarks are kept.")
     ref = ImageRef(

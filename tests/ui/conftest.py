@@ -194,3 +194,15 @@ def synthetic_dicoms(tmp_path):
         }
     (out / "landmarks.json").write_text(json.dumps(doc))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_file_dialogs(monkeypatch):
+    """A file dialog in a test would wait forever for a click: fail the test instead."""
+    from PySide6.QtWidgets import QFileDialog
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a test opened a modal file dialog: set the window's ask_* hook")
+
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, staticmethod(refuse))
