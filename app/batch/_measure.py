@@ -67,6 +67,8 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("landmark_method", "string"),
     ("flexion_fit_quality", "float64"),
     ("extension_fit_quality", "float64"),
+    ("needs_review", "bool"),
+    ("review_reasons", "string"),
     ("warnings", "string"),
 )
 

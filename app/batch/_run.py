@@ -120,6 +120,7 @@ class BatchSummary:
     unstable_studies: int = 0
     borderline_segments: int = 0
     safety_studies: int = 0
+    review_studies: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     landmark_files: dict[str, Any] | None = None
     clutter: int = 0
@@ -148,6 +149,7 @@ class BatchSummary:
             "unstable_studies": self.unstable_studies,
             "borderline_segments": self.borderline_segments,
             "safety_studies": self.safety_studies,
+            "needs_review_studies": self.review_studies,
             "failures_by_reason": dict(sorted(self.failures.items())),
             "landmark_files": self.landmark_files,
             "clutter_files": self.clutter,
@@ -165,7 +167,9 @@ class BatchSummary:
             f"studies: {self.studies} found, {self.measured} measured"
             + (f" ({self.resumed} from an earlier run)" if self.resumed else ""),
             f"segments: {self.segments}, unstable: {self.unstable_segments} "
-            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}",
+            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}"
+            + (f" (not counting {self.review_studies} studies whose detected landmarks need review: "
+               "needs_review in the results)" if self.review_studies else ""),
         ]
         total = sum(self.failures.values())
         if total:
@@ -408,10 +412,7 @@ def run_batch(
         if own:
             executor.close()
 
-    summary.segments = len(rows)
-    summary.unstable_segments = sum(bool(r.get("unstable")) for r in rows)
-    summary.unstable_studies = len({r["study_instance_uid"] for r in rows if r.get("unstable")})
-    summary.borderline_segments = sum(bool(r.get("borderline")) for r in rows)
+    count_verdicts(summary, rows)
     summary.failures = dict(Counter(f.category for f in failures))
 
     days = {(r["study_instance_uid"], r["flexion_sop_instance_uid"]): r.pop("_day") for r in rows}
@@ -800,6 +801,22 @@ def _anonymous_plan(plan: StudyPlan, pseudo: Pseudonymizer) -> StudyPlan:
     )
 
 
+def count_verdicts(summary: BatchSummary, rows: list[dict[str, Any]]) -> None:
+    """Fill the summary's segment counts from the result rows.
+
+    Verdicts of rows with ``needs_review`` (detected landmarks whose labels or
+    facing are unsure) are not counted until a reader has reviewed them (a
+    reviewed session or landmarks file given to the next run); they are
+    counted in ``review_studies`` instead.
+    """
+    summary.segments = len(rows)
+    counted = [r for r in rows if not r.get("needs_review")]
+    summary.unstable_segments = sum(bool(r.get("unstable")) for r in counted)
+    summary.unstable_studies = len({r["study_instance_uid"] for r in counted if r.get("unstable")})
+    summary.borderline_segments = sum(bool(r.get("borderline")) for r in counted)
+    summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
+
+
 def _row(
     plan: StudyPlan, outcome: StudyOutcome, segment: dict[str, Any], pseudo: Pseudonymizer
 ) -> dict[str, Any]:
@@ -827,6 +844,8 @@ def _row(
         row[f"{role}_row_spacing_mm"] = spacing[0]
         row[f"{role}_column_spacing_mm"] = spacing[1]
     row.update(segment)
+    row["needs_review"] = bool(outcome.needs_review)
+    row["review_reasons"] = "; ".join(outcome.review_reasons)
     warnings = list(outcome.warnings)
     for role in ("flexion", "extension"):
         source = CalibrationSource(getattr(outcome, f"{role}_calibration_source"))

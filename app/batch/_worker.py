@@ -314,7 +314,7 @@ def _detected_landmarks(
     """
     try:
         import measure
-        from app.autolandmarks import detect_film, track_film
+        from app.autolandmarks import detect_study, track_film
 
         measure.detect_vertebrae  # noqa: B018 - the detector itself may be missing
     except (ImportError, AttributeError):
@@ -322,12 +322,13 @@ def _detected_landmarks(
         return False
     levels = tuple(task.levels)
     reasons = []
+    try:
+        both = dict(zip(ROLES, detect_study(films["flexion"], films["extension"], levels=levels), strict=True))
+    except ImportError:
+        outcome.reason = NO_DETECTION
+        return False
     for source, target in (("flexion", "extension"), ("extension", "flexion")):
-        try:
-            detected = detect_film(films[source], levels=levels)
-        except ImportError:
-            outcome.reason = NO_DETECTION
-            return False
+        detected = both[source]
         if not detected:
             reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
             continue
@@ -340,6 +341,14 @@ def _detected_landmarks(
     else:
         outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
         return False
+    # labels and facing come from the detection (tracking never changes them); unsure
+    # detections are counted only once a reader has reviewed them
+    review = list(detected.details.get("review_reasons", []))
+    if not both[target]:
+        review.append(f"labels not cross-checked on the {target} film "
+                      f"({getattr(both[target], 'reason', 'not detected')})")
+    outcome.needs_review = bool(detected.details.get("needs_review")) or not both[target]
+    outcome.review_reasons = list(dict.fromkeys(review)) if outcome.needs_review else []
     outcome.levels = list(levels)
     for role, result in ((source, detected), (target, tracked)):
         setattr(outcome, f"{role}_landmarks", np.asarray(result.corners, dtype=float).tolist())
