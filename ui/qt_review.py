@@ -470,7 +470,11 @@ class QtReviewController(QObject):
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
+        from app.safety import require_acknowledged
+
         report, films = self.current_report()
+        # the reader acknowledges the safety warnings in the window (banner) first
+        require_acknowledged(report.safety, report.safety_acknowledged)
         return self._write(Path(path), report, films)
 
     def export_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
@@ -481,8 +485,11 @@ class QtReviewController(QObject):
         (files not yet written are then skipped; each file is written
         atomically, so none is left half-written).
         """
+        from app.safety import require_acknowledged
+
         try:
             report, films = self.current_report()
+            require_acknowledged(report.safety, report.safety_acknowledged)
         except UserError as exc:
             self.window.show_error(str(exc))
             return False

@@ -76,6 +76,7 @@ class PersistenceMixin:
         if self._label_review is not None:
             doc["labels_need_review"] = self._label_review
         doc["results"] = {"segments": self.result_rows()}
+        doc["safety"] = self._safety_to_json()
         return doc
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -176,6 +177,7 @@ class PersistenceMixin:
         self._load_errors = []
         self.discard_recovery()  # read already; recover() writes it again
         self._recompute()
+        self._safety_from_json(doc.get("safety"))
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None
         self.events.levels(value=levels)
@@ -310,7 +312,10 @@ def _film_from_json(
     if raw_path and allowed is not None:
         from app.session_format import resolve_image_path
 
-        _, outside = resolve_image_path(raw_path, allowed[0], allowed[1:])
+        _, outside = resolve_image_path(
+            raw_path, allowed[0], allowed[1:],
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         if outside:
             messages.append(f"the {role} film's {outside}; its landmarks are kept.")
     ref = ImageRef(
