@@ -16,7 +16,10 @@ reader's corners and its reason is shown in the window, never hidden.
    quick clicks; detected corners are refined by the detector already, and
    tracked ones are tighter than refinement): a body takes the refined
    corners only when their SD is below the SD it has;
-3. track the bodies to the other film.
+3. track the bodies to the other film; when the bodies were detected, detect
+   them on the other film too and leave unplaced (and ask the reader about the
+   labels) every body where tracking and detection disagree by more than half
+   an endplate depth: a body a level off is never placed silently.
 
 When detection is unsure of a level label (low confidence, or the detector
 says ``needs_review``) the reader is asked to confirm the labels (Enter) or
@@ -26,6 +29,7 @@ shift them, and the results do not count until then
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -350,8 +354,14 @@ class QtAutoLandmarks:
             if target is not None and np.isfinite(lm).any():
                 steps["track"] = call(
                     autolandmarks.track_film, pixels[source], lm, pixels[target], levels=levels,
-                    target_calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.4, 1.0),
+                    target_calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.4, 0.8),
                 )  # fmt: skip
+                if detect and steps["track"]:
+                    # an independent check of the levels: detection on the target film itself
+                    steps["check"] = call(
+                        autolandmarks.detect_film, pixels[target], levels=levels,
+                        calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.8, 1.0),
+                    )  # fmt: skip
             return steps
 
         return self.tasks.start("Auto", work, lambda steps: self._apply_auto(steps, source, target, detect))
@@ -373,8 +383,16 @@ class QtAutoLandmarks:
         ):
             marks[source] = (lm, placement, sd)
         tracked = steps.get("track")
+        disagree: list[str] = []
         if tracked:
-            marks[target] = (tracked.corners, tracked.placement, tracked.sd_mm)
+            corners = tracked.corners
+            check = steps.get("check")
+            if check:
+                # two independent methods must put each body at the same place, else it is not placed
+                far = _disagreeing_bodies(corners, check.corners)
+                disagree = [lv for lv, f in zip(self.session.levels, far, strict=True) if f]
+                corners = np.where(far[:, None, None], np.nan, corners)
+            marks[target] = (corners, tracked.placement, tracked.sd_mm)
         elif tracked is not None:
             self.window.show_error(f"Auto: tracking to the {target} film failed: {tracked.reason}")
         done = []
@@ -391,9 +409,33 @@ class QtAutoLandmarks:
         self.last_summary = [*(found.summary() if found else []), *(tracked.summary() if tracked else [])]
         if tracked and tracked.failures:
             self._report(target, tracked, "Auto track", int(np.isfinite(tracked.corners).all(-1).sum()))
-        if detect:
+        if disagree:
+            self.session.request_label_review(
+                f"{target} film: tracking and detection disagree on {', '.join(disagree)} "
+                "(left unplaced there: place them, or check the labels on both films)"
+            )
+        elif detect:
             self._ask_labels(found, source)
         self.window.statusBar().showMessage("Auto: " + ", ".join(done), 8000)
+
+
+def _disagreeing_bodies(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Bodies (V,) whose tracked and detected centres are more than half an endplate depth apart.
+
+    A body the detector did not find is not a disagreement; one it found where
+    tracking put another body is (a level off).
+    """
+    with warnings.catch_warnings():  # bodies absent from one result are all-NaN: no centre
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _far(tracked, detected)
+
+
+def _far(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    centre_t = np.nanmean(np.where(np.isfinite(tracked).all(-1, keepdims=True), tracked, np.nan), axis=1)
+    centre_d = np.nanmean(np.where(np.isfinite(detected).all(-1, keepdims=True), detected, np.nan), axis=1)
+    depth = np.linalg.norm(tracked[:, 0] - tracked[:, 1], axis=-1)
+    gap = np.linalg.norm(centre_t - centre_d, axis=-1)
+    return np.isfinite(gap) & (gap > 0.5 * np.where(np.isfinite(depth), depth, np.nanmedian(depth)))
 
 
 def _pixels(film: Any) -> np.ndarray:
