@@ -93,7 +93,8 @@ def synthetic_pair(tmp_path):
         path = tmp_path / f"{view}.dcm"
         path.write_bytes(view.encode())
         lm = synthetic_truth(shift)
-        films[str(path)] = SyntheticFilm(str(path), view, synthetic_image(lm), cal)
+        identity = SyntheticIdentity(sop_instance_uid=f"1.2.826.0.1.3680043.10.1.1.{len(films) + 1}")
+        films[str(path)] = SyntheticFilm(str(path), view, synthetic_image(lm), cal, identity)
         films[str(path)].truth = lm
     return films
 
