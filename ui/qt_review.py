@@ -495,13 +495,15 @@ class QtReviewController(QObject):
             return False
         targets = [Path(p) for p in paths]
 
+        identity = self._sr_identity
+
         def work(checkpoint):
-            written = []
-            for k, target in enumerate(targets):
-                checkpoint(k / len(targets))
-                written.append(self._write(target, report, films))
-            checkpoint(1.0)
-            return written
+            # in the worker process: PDF and PNG drawing hold the GIL for long stretches
+            from app.background import shared_worker
+            from app.report_export import write_reports
+
+            return shared_worker().call(write_reports, targets, report, films, sr_identity=identity,
+                                        checkpoint=checkpoint)
 
         def done(written) -> None:
             self.last_written = list(written)
@@ -512,29 +514,9 @@ class QtReviewController(QObject):
         return self.window.tasks.start(name, work, done)
 
     def _write(self, path: Path, report: ReportData, films: dict[str, Any]) -> Path:
-        suffix = path.suffix.lower()
-        if suffix == ".pdf":
-            from app.report_pdf import write_pdf
+        from app.report_export import write_report
 
-            return write_pdf(report, path, films=films or None, sr_identity=self._sr_identity)
-        if suffix == ".dcm":
-            from app.report_sr import write_sr
-
-            return write_sr(report, path)
-        if suffix == ".csv":
-            from app.report_tables import write_csv
-
-            return write_csv(report, path)
-        if suffix == ".json":
-            from app.report_tables import write_json
-
-            return write_json(report, path)
-        if suffix == ".png":
-            from app.report_tables import write_png
-
-            images = {v: f.display_image() for v, f in films.items()}
-            return write_png(report, path, images=images or None)
-        raise UserError(f"{path}: unknown report format (use .pdf, .dcm, .csv, .json or .png)")
+        return write_report(path, report, films, sr_identity=self._sr_identity)
 
     def _export_dialog(self) -> None:
         path = self.ask_export_path()

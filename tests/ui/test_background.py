@@ -35,7 +35,9 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     undo_before = window.session.undo_text
     stamps, timer = _ticks(qtbot, window)
     progress: list[int] = []
+    busy: list[bool] = []
     timer.timeout.connect(lambda: progress.append(window.tasks.progress.value()))
+    timer.timeout.connect(lambda: busy.append(window.tasks.busy))
     timer.start()
     t0 = time.perf_counter()
     with qtbot.waitSignal(window.tasks.finished, timeout=120_000) as finished:
@@ -45,9 +47,12 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     elapsed = time.perf_counter() - t0
     timer.stop()
     assert finished.args == ["Track flexion → extension", "done"]
-    # the timer kept firing: never more than 100 ms without the event loop
-    gaps = np.diff([t0, *stamps])
-    assert len(stamps) >= 5 and elapsed > 0.1
+    # the timer kept firing while the run was in the background: never more than 100 ms
+    # without the event loop (starting the run and applying its result are UI work, before
+    # the first and after the last of these ticks)
+    during = np.array(stamps)[np.array(busy, bool)]
+    gaps = np.diff(during)
+    assert len(during) >= 5 and elapsed > 0.1
     assert gaps.max() < 0.1, f"longest stall {gaps.max() * 1000:.0f} ms"
     # the status bar showed the progress going up
     assert max(progress) >= 50 and np.all(np.diff(progress[: int(np.argmax(progress)) + 1]) >= 0)
