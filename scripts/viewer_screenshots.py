@@ -105,7 +105,7 @@ def main() -> int:
     session_file.parent.mkdir()
     window.session.save(session_file)
     doc = json.loads(session_file.read_text())
-    doc["reader"] = doc.get("reader") or "Dr Example (reader)"
+    doc["reader"] = doc.get("reader") or {"name": "Dr Example", "comment": "screenshot"}
     session_file.write_text(json.dumps(doc))
     window.review.open_review(session_file)
     shoot("review-warnings.png")
