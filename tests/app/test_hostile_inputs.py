@@ -274,3 +274,19 @@ def test_flipped_bytes_give_a_film_or_one_line(seeds, tmp_path, codec, flips):
     damaged.write_bytes(bytes(data))
     for read in (read_film_header, load_film):
         _outcome(read, damaged)  # a Film or a one-line InputFileError, nothing else
+
+
+def test_info_shows_free_text_only_when_asked(tmp_path):
+    from app.commands.info import describe
+
+    path = write_codec(tmp_path / "f.dcm", "native", SeriesDescription="LAT FLEX Mustermann",
+                       WindowCenter=2000, WindowWidth=4000,
+                       WindowCenterWidthExplanation="Dr Mustermann's window")
+    quiet = describe(str(path))
+    assert quiet["view_evidence"] == "SeriesDescription [text] -> flexion"
+    assert quiet["series_description"] is None
+    assert "Mustermann" not in json.dumps(quiet)
+    loud = describe(str(path), free_text=True)
+    assert loud["view_evidence"] == "SeriesDescription 'LAT FLEX Mustermann' -> flexion"
+    assert loud["series_description"] == "LAT FLEX Mustermann"
+    assert "Dr Mustermann's window" in loud["window_source"]
