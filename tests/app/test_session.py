@@ -496,3 +496,24 @@ def test_merge_landmarks_keeps_what_the_tool_did_not_place(tmp_path):
     np.testing.assert_array_equal(session.landmarks("extension"), flex)
     assert session.merge_landmarks("extension", np.full((3, 4, 2), np.nan), methods) == 0
     assert not session.can_redo or session.redo_text == "Refine (extension)"
+
+
+def test_image_paths_outside_the_session_folder_are_never_opened(tmp_path):
+    session, files = make_session(tmp_path)
+    place_all(session, *hand_case())
+    out = tmp_path / "s" / "case.json"
+    session.save(out)
+    doc = json.loads(out.read_text())
+    doc["flexion"]["image"]["path"] = "../../../../../../../../etc/passwd"
+    doc["extension"]["image"]["path"] = str(tmp_path / "extension.dcm")  # absolute, outside
+    out.write_text(json.dumps(doc))
+    opened = []
+    other = Session(recovery_path=None)
+    msgs = other.load(out, loader=lambda p: opened.append(p) or files[p])
+    assert opened == []  # neither read nor hashed
+    assert len(msgs) == 2 and all("points outside the session's folder: not opened" in m for m in msgs)
+    assert other.result_rows() == session.result_rows()  # the landmarks are kept
+    # the reader names the folder explicitly: the film inside it is opened, /etc is not
+    msgs = other.load(out, loader=lambda p: opened.append(p) or files[p], image_dirs=[tmp_path])
+    assert opened == [str(tmp_path / "extension.dcm")]
+    assert len(msgs) == 1 and "passwd" in msgs[0]
