@@ -259,7 +259,11 @@ def run_info(tally: Tally, films: list[Hostile], work: Path, timeout: float) -> 
                     verdict = "traceback"
                 else:
                     for case, record in zip(chunk, records, strict=True):
-                        tally.record(case.name, "clean error" if record["error"] else "clean")
+                        error = record["error"] or ""
+                        if error.startswith("unexpected error"):  # info's last-resort catch
+                            tally.record(case.name, "internal error", f"{label}: {error}")
+                            continue
+                        tally.record(case.name, "clean error" if error else "clean")
                         if case.expect and case.expect not in (record["error"] or "") and not (
                             extra and case.header_may_pass):
                             tally.record(case.name, "internal error",
