@@ -75,6 +75,18 @@ def test_every_hostile_film_gets_its_reason(corpus, fast_budget):
                 assert secret not in str(outcome), (case.name, secret)
 
 
+def test_batch_scan_reads_every_hostile_film_without_raising(corpus, fast_budget):
+    from app.batch._records import Failure
+    from app.batch._scan import _read_one
+
+    for case in corpus:
+        outcome = _read_one(case.path.parent, case.name)
+        if case.expect:
+            assert isinstance(outcome, Failure), case.name
+            for secret in SECRETS.values():
+                assert secret not in outcome.reason
+
+
 @pytest.mark.timeout(180)
 def test_info_on_the_whole_corpus_is_one_clean_run(corpus):
     """One ``info --json`` subprocess over every hostile film: exit 1, a record per file,
