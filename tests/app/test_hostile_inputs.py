@@ -302,3 +302,17 @@ def test_info_shows_free_text_only_when_asked(tmp_path):
     assert loud["view_evidence"] == "SeriesDescription 'LAT FLEX Mustermann' -> flexion"
     assert loud["series_description"] == "LAT FLEX Mustermann"
     assert "Dr Mustermann's window" in loud["window_source"]
+
+
+def test_track_refuses_a_deeply_nested_landmarks_file_in_one_line(tmp_path):
+    from tests.app._hostile import deep_json
+
+    films = [write_codec(tmp_path / f"{v}.dcm", "native") for v in ("flexion", "extension")]
+    nested = tmp_path / "nested.json"
+    nested.write_text(deep_json())
+    done = _cli("track", *map(str, films), "--landmarks", str(nested), "--out",
+                str(tmp_path / "out.json"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"lumbar-instability: {nested}: JSON nested more than 64 levels deep: not a file of "
+        "this tool"]
