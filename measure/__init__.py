@@ -15,7 +15,7 @@ from measure._agreement import (
 from measure._auto_common import LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
-from measure._detect import DetectionResult, detect_vertebrae
+from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._proportion import wilson_interval
@@ -37,6 +37,7 @@ __all__ = [
     "CRITERIA_PRESETS",
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
+    "REVIEW_THRESHOLD",
     "VERDICT_KINDS",
     "Z95",
     "BlandAltman",

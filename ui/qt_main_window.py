@@ -109,6 +109,7 @@ class QtMainWindow(QMainWindow):
         self._build_actions()
         self.session.events.films.connect(self._on_films_change)
         self.session.events.messages.connect(self._on_messages_change)
+        self.session.events.results.connect(self._update_borderline_hint)
         self.session.events.history.connect(self._on_history_change)
         self.session.events.dirty.connect(self._on_title_change)
         self.session.events.path.connect(self._on_title_change)
@@ -257,6 +258,38 @@ class QtMainWindow(QMainWindow):
         for text in self.session.messages:
             if text != mismatch:
                 self.banner.show_message(text, "error" if text in errors else "warning")
+        self._show_safety()
+
+    def _update_borderline_hint(self, event=None) -> None:
+        """Most levels borderline: say what would resolve them (only when the text changes)."""
+        hint = self.session.borderline_hint
+        if hint == getattr(self, "_hint_text", None):
+            return
+        self._hint_text = hint
+        if hint:
+            self.banner.show_message(hint, "info", key="borderline-hint")
+        else:
+            self.banner.remove("borderline-hint")
+
+    def _show_safety(self) -> None:
+        """The session's safety warnings (app.safety): red until the reader acknowledges
+        them (export waits for it), then amber and marked acknowledged."""
+        self._hint_text = None
+        self._update_borderline_hint()
+        warnings = self.session.safety_warnings
+        if not warnings:
+            self.banner.remove("safety")
+            return
+        text = " ".join(w.message for w in warnings)
+        if self.session.unacknowledged_safety:
+            self.banner.show_message(
+                "⛔ SAFETY: " + text + " Results do not count and export is blocked until you acknowledge.",
+                "safety", key="safety", closable=False,
+                action=("Acknowledge", self.session.acknowledge_safety),
+            )
+        else:
+            self.banner.show_message("SAFETY (acknowledged): " + text, "warning", key="safety",
+                                     closable=False)
 
     def _on_messages_change(self, event=None) -> None:
         self._show_session_messages()

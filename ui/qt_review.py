@@ -425,8 +425,12 @@ class QtReviewController(QObject):
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
+        from app.safety import require_acknowledged
+
         path = Path(path)
         report, films = self.current_report()
+        # the reader acknowledges the safety warnings in the window (banner) first
+        require_acknowledged(report.safety, report.safety_acknowledged)
         suffix = path.suffix.lower()
         if suffix == ".pdf":
             from app.report_pdf import write_pdf

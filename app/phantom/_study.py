@@ -47,7 +47,7 @@ _TRUTH_LEVELS: tuple[str, ...] = ("T11", "T12", *MEASURED_LEVELS)
 CORNER_NAMES: tuple[str, ...] = ("AS", "PS", "PI", "AI")
 CALIBRATIONS: tuple[str, ...] = (
     "calibrated", "magnification-corrected", "detector", "detector-differs",
-    "uncalibrated", "garbage",
+    "uncalibrated", "garbage", "unit-spacing",
 )  # fmt: skip
 COMPRESSIONS: tuple[str, ...] = ("none", "rle", "jpeg-ls", "jpeg2000", "jpeg-lossless")
 CORNER_DEFINITION = (
@@ -280,6 +280,9 @@ def _header_calibration(calibration: str, film: PhantomFilm) -> dict:
         "detector-differs": ("calibrated", true),
         "uncalibrated": ("uncalibrated", None),
         "garbage": ("uncalibrated", None),
+        # 1 mm/px as old CR exports write: read as detector spacing, but the bodies come out
+        # 4-5x too deep; a reader must flag it and not use the millimetres (issue 14 §1)
+        "unit-spacing": ("detector", [1.0, 1.0]),
     }[calibration]
     return {"variant": calibration, "source": source, "pixel_spacing_mm": spacing}
 

@@ -73,6 +73,7 @@ class PersistenceMixin:
             None if self._selected_segment is None else self.segments[self._selected_segment]
         )
         doc["results"] = {"segments": self.result_rows()}
+        doc["safety"] = self._safety_to_json()
         return doc
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -171,6 +172,7 @@ class PersistenceMixin:
         self._load_errors = []
         self.discard_recovery()  # read already; recover() writes it again
         self._recompute()
+        self._safety_from_json(doc.get("safety"))
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None
         self.events.levels(value=levels)
@@ -304,7 +306,10 @@ def _film_from_json(
     if raw_path and allowed is not None:
         from app.session_format import resolve_image_path
 
-        _, outside = resolve_image_path(raw_path, allowed[0], allowed[1:])
+        _, outside = resolve_image_path(
+            raw_path, allowed[0], allowed[1:],
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         if outside:
             messages.append(f"the {role} film's {outside}; its landmarks are kept.")
     ref = ImageRef(

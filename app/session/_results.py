@@ -10,6 +10,7 @@ import numpy as np
 import measure
 from app.errors import UserError
 from app.report_data import finding_of
+from app.safety import implausible_spacing
 from app.session._model import FilmState
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class ResultsMixin:
 
     def _recompute(self) -> None:
         self._results = _compute_motion(self)
+        if self._recompute_safety() and hasattr(self, "events"):
+            self.events.messages(value=list(self.messages))
 
     def result_rows(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per segment (the ``results.segments`` of the session file)."""
@@ -90,11 +93,16 @@ def _compute_motion(session: Session) -> Any:
     """``measure.segmental_motion`` on the session's films, or None (with the reason kept)."""
     roles = session.roles
     session._motion_error = None
+    session._spacing_reasons = {}
     if not roles or len(session.levels) < 2:
         return None
     states = {r: session.film(r) for r in roles}
     lm = {r: _usable(s.landmarks) for r, s in states.items()}
     spacing = {r: s.calibration.spacing_mm for r, s in states.items()}
+    # issue 14 §1: a spacing that makes the bodies implausibly large or small is not the
+    # patient's; that film's millimetres are not used (the safety warning says why)
+    session._spacing_reasons = {r: implausible_spacing(lm[r], spacing[r]) for r in roles}
+    spacing = {r: None if session._spacing_reasons[r] else sp for r, sp in spacing.items()}
     sds = {r: _sd_mm(s) for r, s in states.items()}
     flex_role = "flexion" if "flexion" in roles else roles[0]
     ext_role = "extension" if "extension" in roles else roles[0]
@@ -138,12 +146,15 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
     sources = {str(cal[r].source) for r in roles}
     source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
     uncalibrated = [r for r in roles if not cal[r].is_calibrated]
+    implausible = [r for r in roles if cal[r].is_calibrated and session._spacing_reasons.get(r)]
+    note = None
+    if uncalibrated:
+        note = f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
+    elif implausible:
+        note = (f"no mm: the {' and '.join(implausible)} film's pixel spacing gives implausible "
+                "endplate depths (see the safety warning)")
     for row in rows:
         row["finding"] = finding_of(row)
         row["calibration_source"] = source
-        row["translation_mm_note"] = (
-            None
-            if not uncalibrated
-            else f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
-        )
+        row["translation_mm_note"] = note
     return rows

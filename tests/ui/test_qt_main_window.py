@@ -131,7 +131,7 @@ def test_save_reopen_same_numbers(qtbot, make_window, opened, synthetic_pair, tm
     _place_truth(opened, synthetic_pair)
     opened.session.set_corner("flexion", 1, 2, (109.0, 135.0))
     shown = {(s, c): opened.results.cell(s, c) for s in opened.session.segments for c in COLUMNS}
-    target = tmp_path / "out" / "case.json"
+    target = tmp_path / "case.json"  # beside the films: a session opens only films in its own folder
     opened.ask_save_path = lambda: str(target)
     assert opened.actions_by_name["save"].isEnabled()
     opened.actions_by_name["save"].trigger()
