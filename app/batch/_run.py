@@ -100,6 +100,7 @@ class BatchOptions:
     criteria: Any = "default"
     pdf: bool = False
     sr: bool = False
+    acknowledge_safety: bool = False
     retry_failed: bool = False
     quiet: bool = False
     plots: bool = True
@@ -118,6 +119,7 @@ class BatchSummary:
     unstable_segments: int = 0
     unstable_studies: int = 0
     borderline_segments: int = 0
+    safety_studies: int = 0
     review_studies: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     landmark_files: dict[str, Any] | None = None
@@ -146,6 +148,7 @@ class BatchSummary:
             "unstable_segments": self.unstable_segments,
             "unstable_studies": self.unstable_studies,
             "borderline_segments": self.borderline_segments,
+            "safety_studies": self.safety_studies,
             "needs_review_studies": self.review_studies,
             "failures_by_reason": dict(sorted(self.failures.items())),
             "landmark_files": self.landmark_files,
@@ -371,7 +374,22 @@ def run_batch(
                                         (plan.flexion.path, plan.extension.path)))
                 continue
             summary.measured += 1
-            reportable.append((plan, outcome, [seg.pop("_record", None) for seg in segments]))
+            records = [seg.pop("_record", None) for seg in segments]
+            safeties = [seg.pop("_safety", []) for seg in segments]
+            safety = safeties[0] if safeties else []
+            if safety:
+                summary.safety_studies += 1
+                if not options.acknowledge_safety:
+                    # the rows stay in the tables (column 'safety'); the study is listed
+                    # with the reason, no report is written for it, and the exit status is 1
+                    failures.append(Failure(
+                        "study", _folder(plan),
+                        "safety: " + " ".join(w["message"] for w in safety)
+                        + " (rows kept in the tables; no report; --acknowledge-safety to accept)",
+                        plan.patient_id, plan.study_instance_uid,
+                        (plan.flexion.path, plan.extension.path)))
+            accepted = not safety or options.acknowledge_safety
+            reportable.append((plan, outcome, records if accepted else None, safety))
             for segment in segments:
                 rows.append(_row(plan, outcome, segment, pseudo))
         if want_reports:
@@ -706,7 +724,7 @@ def _process(
 
 
 def _reports(
-    reportable: list[tuple[StudyPlan, StudyOutcome, list]],
+    reportable: list[tuple[StudyPlan, StudyOutcome, list | None, list]],
     input_dir: Path,
     out_dir: Path,
     executor: Executor,
@@ -719,7 +737,9 @@ def _reports(
 
     folder = out_dir / "reports"
     tasks, owners = [], []
-    for plan, outcome, records in reportable:
+    for plan, outcome, records, safety in reportable:
+        if records is None:  # unacknowledged safety warnings: no report
+            continue
         stem = f"{_safe(plan.study_instance_uid or plan.key)}_{plan.key[:8]}"
         pdf = folder / f"{stem}.pdf" if options.pdf else None
         sr = folder / f"{stem}.sr.dcm" if options.sr else None
@@ -729,6 +749,8 @@ def _reports(
             continue
         session = session_dict(plan, outcome, records, _criteria_name(options.criteria),
                                input_dir)
+        # acknowledged by --acknowledge-safety (else the study has no report)
+        session["safety"] = {"warnings": safety, "acknowledged": sorted({w["check"] for w in safety})}
         tasks.append(ReportTask(session, todo_pdf, todo_sr))
         owners.append(plan)
     if not tasks:

@@ -160,6 +160,11 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
             outcome.reason = f"decode: {role} film: {type(exc).__name__}: {exc}"
             return
     outcome.decode_seconds = time.perf_counter() - tic
+    from app.safety import check_films
+    from app.session import identity_mismatch
+
+    flex, ext = films["flexion"], films["extension"]
+    outcome.safety = [w.to_json() for w in check_films(flex, ext, mismatch=identity_mismatch(flex, ext))]
 
     warnings = list(plan.warnings)
     for role in ROLES:
