@@ -54,6 +54,21 @@ _SD_FLOOR_MM = {
 }
 
 
+#: Films narrower than this (pixels) hold no vertebral body to find.
+MIN_FILM_SIDE = 16
+
+
+def _too_small(*films: Any) -> LandmarkFailure | None:
+    """A failure for a film too small to search (a 1-pixel-wide film), else None."""
+    for film in films:
+        shape = np.shape(film.pixels if hasattr(film, "pixels") else film)
+        if len(shape) >= 2 and min(shape[:2]) < MIN_FILM_SIDE:
+            return LandmarkFailure(
+                f"not found: the film is too small ({shape[1]} x {shape[0]} pixels)"
+            )
+    return None
+
+
 def film_image(film: Any) -> np.ndarray:
     """The pixels of a film as float32 with bone bright.
 
@@ -231,6 +246,9 @@ def track_film(
     """
     corners = np.asarray(source_corners, dtype=np.float64)
     levels = _check_levels(levels, corners)
+    small = _too_small(source, target)
+    if small is not None:
+        return small
     result = track_bodies(
         film_image(source), corners, film_image(target),
         estimate_scale=estimate_scale, levels=levels,
@@ -261,6 +279,9 @@ def refine_film(
     """
     corners = np.asarray(corners, dtype=np.float64)
     levels = _check_levels(levels, corners)
+    small = _too_small(film)
+    if small is not None:
+        return small
     result = refine_corners(film_image(film), corners, levels=levels)
     if not result:
         return result
@@ -306,6 +327,9 @@ def detect_film(
             "not found: detection counts the levels from the sacrum, so they must end with S1 "
             f"(got {', '.join(levels) or 'none'})"
         )
+    small = _too_small(film)
+    if small is not None:
+        return small
     cal = _calibration_of(film, calibration)
     spacing = cal.spacing_mm
     result = detect_vertebrae(
@@ -483,6 +507,9 @@ def complete_film(
         seeds = np.asarray(clicks, dtype=np.float64)
         if seeds.shape != (len(levels), 2):
             raise ValueError(f"clicks: expected shape ({len(levels)}, 2), got {seeds.shape}")
+    small = _too_small(film)
+    if small is not None:
+        return small
     result = corners_from_seeds(
         film_image(film), seeds, last_is_sacrum=levels[-1] == "S1", facing=facing, levels=levels,
     )  # fmt: skip

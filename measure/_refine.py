@@ -28,6 +28,7 @@ from measure._auto_common import (
     endplate_depth_px,
     nan_tolerant,
 )
+from measure._threads import single_threaded_call
 
 __all__ = ["RefinementResult", "refine_corners"]
 
@@ -78,6 +79,7 @@ class RefinementResult:
         return np.array([r is None for r in self.body_failures])
 
 
+@single_threaded_call
 @nan_tolerant
 def refine_corners(
     image: np.ndarray,

@@ -43,6 +43,7 @@ import numpy as np
 
 from measure._auto_common import LandmarkFailure, as_image, nan_tolerant
 from measure._refine import refine_corners
+from measure._threads import single_threaded_call
 
 __all__ = ["SeededResult", "corners_from_seeds"]
 
@@ -311,6 +312,7 @@ def _walk(image, box, axis, pitch, template_scale) -> tuple[np.ndarray, np.ndarr
     return best[1], best[2], best[0]
 
 
+@single_threaded_call
 @nan_tolerant
 def corners_from_seeds(
     image: np.ndarray,
@@ -492,12 +494,17 @@ def corners_from_seeds(
             search_fraction=0.2, max_move_fraction=_MAX_MOVE, levels=names,
         )  # fmt: skip
         if result:
-            refined_mask = result.refined & found
+            implausible = ~_plausible_outline(result.landmarks)
+            refined_mask = result.refined & found & ~implausible
             corners = np.where(refined_mask[:, None, None], result.landmarks, corners)
             sd = np.where(refined_mask[:, None], result.corner_sd_px, sd)
             for u in range(n):
                 if found[u] and not refined_mask[u]:
-                    failures[u] = f"not refined: {result.body_failures[u]}"
+                    failures[u] = (
+                        f"not refined: {names[u]}: the refined outline is not a plausible body "
+                        "(a corner angle outside 55-125°)" if result.refined[u]
+                        else f"not refined: {result.body_failures[u]}"
+                    )
         else:
             for u in range(n):
                 if found[u]:
@@ -510,6 +517,25 @@ def corners_from_seeds(
         corners, sd, refined_mask, clicked, quality, facing_out,
         facing_evidence, tuple(failures), pitch,
     )  # fmt: skip
+
+
+def _plausible_outline(corners: np.ndarray) -> np.ndarray:
+    """Per body: every corner angle of the outline within 55–125° (S1: its two superior corners pass).
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2)
+
+    Returns
+    -------
+    ndarray of bool, shape (V,)
+    """
+    prev = np.roll(corners, 1, axis=1) - corners
+    nxt = np.roll(corners, -1, axis=1) - corners
+    cos = np.sum(prev * nxt, axis=-1) / (np.linalg.norm(prev, axis=-1) * np.linalg.norm(nxt, axis=-1) + 1e-12)
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    ok = (angle >= 55) & (angle <= 125)
+    return np.all(ok | ~np.isfinite(angle), axis=1)
 
 
 def _second_pass(work, boxes, axis, pitch, strength, found, last_is_sacrum):

@@ -45,6 +45,7 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
     "retry_failed": ("bool", "retry_failed"),
     "quiet": ("bool", "quiet"),
     "plots": ("bool", "plots"),
+    "force": ("bool", "force"),
 }
 
 
@@ -52,7 +53,7 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
 DEFAULTS: dict[str, Any] = {
     "workers": 1, "scheduler": None, "landmarks_dir": None, "manifest": None,
     "criteria": "default", "anonymize": False, "salt_file": None, "pdf": False, "sr": False,
-    "retry_failed": False, "quiet": False, "plots": True,
+    "retry_failed": False, "quiet": False, "plots": True, "force": False,
 }  # fmt: skip
 
 

@@ -101,18 +101,21 @@ class PoolExecutor(Executor):
         self._context = multiprocessing.get_context("forkserver")
         # Imported once in the fork server, so every worker starts with them loaded.
         self._context.set_forkserver_preload(
-            ["app.batch._worker", "app.batch._scan", "app.dicom_io", "app.landmarks_io",
-             "measure"]
+            ["app.batch._lifeline_forkserver", "app.batch._worker", "app.batch._scan",
+             "app.dicom_io", "app.landmarks_io", "measure"]
         )
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
+            from app.batch._lifeline import PARENT_ENV
             from app.batch._worker import SINGLE_THREAD_ENV, worker_init
 
-            _start_forkserver(SINGLE_THREAD_ENV)
+            # the fork server, and every worker, ends when this process ends (kill -9)
+            _start_forkserver({**SINGLE_THREAD_ENV, PARENT_ENV: str(os.getpid())})
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=self._context, initializer=worker_init
+                max_workers=self.workers, mp_context=self._context, initializer=worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

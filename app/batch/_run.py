@@ -20,6 +20,7 @@ from app.batch._executors import Executor, make_executor
 from app.batch._journal import Journal
 from app.batch._landmark_files import LandmarkIndex
 from app.batch._measure import RESULT_SCHEMA, measure_studies
+from app.batch._output import StagedTables
 from app.batch._pairing import (
     group_studies,
     pair_films,
@@ -83,6 +84,9 @@ class BatchOptions:
         Write the cohort plots and ``summary.html`` (default True).
     quiet : bool
         No progress bar.
+    force : bool
+        Write into a results folder that belongs to a run over a different
+        input (refused by default: its tables would silently be replaced).
     """
 
     input_dir: Path
@@ -99,6 +103,7 @@ class BatchOptions:
     retry_failed: bool = False
     quiet: bool = False
     plots: bool = True
+    force: bool = False
 
 
 @dataclass
@@ -114,6 +119,9 @@ class BatchSummary:
     unstable_studies: int = 0
     borderline_segments: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    landmark_files: dict[str, Any] | None = None
+    clutter: int = 0
+    input: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     decode_seconds: float = 0.0
     worker_seconds: float = 0.0
@@ -138,6 +146,9 @@ class BatchSummary:
             "unstable_studies": self.unstable_studies,
             "borderline_segments": self.borderline_segments,
             "failures_by_reason": dict(sorted(self.failures.items())),
+            "landmark_files": self.landmark_files,
+            "clutter_files": self.clutter,
+            "input": self.input,
             "seconds": round(self.seconds, 3),
             "decode_seconds": round(self.decode_seconds, 3),
             "worker_seconds": round(self.worker_seconds, 3),
@@ -159,6 +170,14 @@ class BatchSummary:
             lines.append(f"failures: {total} ({detail}); see {self.outputs.get('failures_csv')}")
         else:
             lines.append("failures: none")
+        if self.clutter:
+            lines.append(f"clutter: {self.clutter} files that are not films (README, DICOMDIR, "
+                         f"thumbs.db ...), listed in {self.outputs.get('clutter_csv')}; not failures")
+        if self.landmark_files is not None:
+            used, read = self.landmark_files["used"], self.landmark_files["read"]
+            lines.append(f"landmark files: {used} of {read} used"
+                         + (f", {read - used} ignored (see {self.outputs.get('landmark_files_csv')})"
+                            if read > used else ""))
         lines.append(f"results: {self.outputs.get('results_csv')} (+ .parquet), one row per "
                      f"study: {self.outputs.get('studies_csv')}")
         if self.outputs.get("summary_html"):
@@ -282,6 +301,8 @@ def run_batch(
     """
     start = time.perf_counter()
     stream = stream if stream is not None else sys.stderr
+    landmark_files: dict[str, Any] | None = None
+    clutter: list[tuple[str, str]] = []
     input_dir, out_dir = _check_options(options)
     manifest = read_manifest(options.manifest) if options.manifest else []
     pseudo = Pseudonymizer(
@@ -299,17 +320,30 @@ def run_batch(
             print(text, file=stream, flush=True)
 
     try:
-        films, failures, found = _scan(input_dir, out_dir, executor, options, log, stream)
+        films, failures, found, clutter = _scan(input_dir, out_dir, executor, options, log,
+                                                stream, summary.input)
+        summary.clutter = len(clutter)
         summary.files = len(films) + sum(f.kind == "file" for f in failures)
-        plans, pair_failures = _plan(input_dir, films, found, manifest, options)
+        plans, pair_failures, landmark_files = _plan(input_dir, films, found, manifest, options)
         failures.extend(pair_failures)
+        if landmark_files is not None:
+            summary.landmark_files = {k: v for k, v in landmark_files.items() if k != "files"}
+            log(_landmarks_line(landmark_files, options.landmarks_dir))
+            unusable = [r for r in landmark_files["files"]
+                        if r["status"] == "ignored" and not r["reason"].startswith("matched")]
+            if landmark_files["read"] and len(unusable) == landmark_files["read"]:
+                # not one file in the landmarks format: the user meant to give
+                # landmarks, and detecting every study instead would hide it
+                first = unusable[0]
+                raise UserError(
+                    f"{options.landmarks_dir}: --landmarks: 0 of {landmark_files['read']} files "
+                    f"used, none is a landmarks file (e.g. {Path(first['path']).name}: "
+                    f"{first['reason']}); fix the files or leave out --landmarks to detect "
+                    "the landmarks"
+                )
         summary.studies = len(plans) + sum(
             1 for f in pair_failures if f.category == "pairing"
         )
-        try:
-            write_pairs_csv(out_dir / "pairs.csv", [_anonymous_plan(p, pseudo) for p in plans])
-        except OSError as exc:
-            raise _write_error(out_dir / "pairs.csv", exc) from None
 
         outcomes = _process(
             plans, input_dir, out_dir, executor, options, scrub, summary, log, stream
@@ -375,38 +409,120 @@ def run_batch(
         "failures_csv": out_dir / "failures.csv",
         "failures_parquet": out_dir / "failures.parquet",
         "pairs_csv": out_dir / "pairs.csv",
+        "clutter_csv": out_dir / "clutter.csv",
         "summary_json": out_dir / "summary.json",
     }
+    if landmark_files is not None:
+        outputs["landmark_files_csv"] = out_dir / "landmark_files.csv"
     summary.outputs = {k: str(v) for k, v in outputs.items()}
     result_columns = [name for name, _ in RESULT_SCHEMA]
     failure_columns = [name for name, _ in FAILURE_SCHEMA]
+    # Every table goes to a staging folder first and the set is swapped in only
+    # when all are written: a full disk leaves the previous run's tables intact.
     current = None
     try:
+        tables = StagedTables(out_dir)
         current = outputs["results_parquet"]
-        write_parquet(current, rows, RESULT_SCHEMA, metadata)
+        write_parquet(tables.path(current.name), rows, RESULT_SCHEMA, metadata)
         current = outputs["results_csv"]
-        write_csv(current, rows, result_columns)
+        write_csv(tables.path(current.name), rows, result_columns)
         current = outputs["studies_parquet"]
-        write_parquet(current, studies, STUDY_SCHEMA, metadata)
+        write_parquet(tables.path(current.name), studies, STUDY_SCHEMA, metadata)
         current = outputs["studies_csv"]
-        write_csv(current, studies, [name for name, _ in STUDY_SCHEMA])
+        write_csv(tables.path(current.name), studies, [name for name, _ in STUDY_SCHEMA])
         current = outputs["failures_parquet"]
-        write_parquet(current, failure_rows, FAILURE_SCHEMA, metadata)
+        write_parquet(tables.path(current.name), failure_rows, FAILURE_SCHEMA, metadata)
         current = outputs["failures_csv"]
-        write_csv(current, failure_rows, failure_columns)
+        write_csv(tables.path(current.name), failure_rows, failure_columns)
+        current = outputs["pairs_csv"]
+        write_pairs_csv(tables.path(current.name), [_anonymous_plan(p, pseudo) for p in plans])
+        current = outputs["clutter_csv"]
+        write_csv(tables.path(current.name),
+                  [{"path": pseudo(path, "file"), "reason": reason} for path, reason in clutter],
+                  ["path", "reason"])
+        if landmark_files is not None:
+            current = outputs["landmark_files_csv"]
+            write_csv(tables.path(current.name),
+                      [{**row, "path": _landmark_file_name(row["path"], options, pseudo)}
+                       for row in landmark_files["files"]],
+                      ["path", "status", "reason"])
         if options.plots:
-            _write_cohort(out_dir, rows, studies, options, summary, log)
+            _write_cohort(tables, rows, studies, options, summary, log)
         summary.seconds = time.perf_counter() - start
         current = outputs["summary_json"]
-        atomic_write_text(current, json.dumps(summary.to_json(), indent=2) + "\n")
+        atomic_write_text(tables.path(current.name),
+                          json.dumps(summary.to_json(), indent=2) + "\n")
+        current = out_dir
+        tables.commit()
     except OSError as exc:
         raise _write_error(current, exc) from None
     return summary
 
 
-def _write_cohort(out_dir: Path, rows, studies, options: BatchOptions, summary: BatchSummary,
-                  log) -> None:
-    """Cohort plots and summary.html; a plotting problem is reported, never fatal."""
+_INPUT_RECORD = Path(".work") / "input.json"
+
+
+def _check_input_identity(
+    input_dir: Path, out_dir: Path, listing: Any, options: BatchOptions
+) -> dict[str, Any]:
+    """Refuse a results folder that belongs to a run over another input (unless ``force``).
+
+    The input is identified by its folder and a fingerprint of the files found in it
+    (relative paths, SHA-256).  The same folder is always accepted (a rerun resumes,
+    new studies are added); another folder is accepted when it holds the same files
+    (the archive was moved).  The identity is recorded before any work starts, in
+    ``RESULTS_DIR/.work/input.json`` and later in ``summary.json``.
+    """
+    names = sorted([*listing.files, *listing.json_files])
+    digest = hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+    identity = {
+        "input_dir": str(input_dir),
+        "files": len(names),
+        "files_sha256": digest,
+        "landmarks_dir": str(Path(options.landmarks_dir).resolve()) if options.landmarks_dir else None,
+    }
+    record = out_dir / _INPUT_RECORD
+    previous = None
+    if record.is_file():
+        from app.errors import InputFileError
+        from app.jsonfile import read_json
+
+        try:
+            previous = read_json(record)
+        except InputFileError:
+            previous = None
+    if (
+        isinstance(previous, dict)
+        and previous.get("input_dir") != identity["input_dir"]
+        and previous.get("files_sha256") != identity["files_sha256"]
+        and not options.force
+    ):
+        raise UserError(
+            f"{options.out_dir}: holds the results of a run over another input "
+            f"({previous.get('input_dir')}, {previous.get('files')} files); choose another "
+            "results folder, or add --force to replace them"
+        )
+    try:
+        atomic_write_text(record, json.dumps(identity, indent=2) + "\n")
+    except OSError as exc:
+        raise _write_error(record, exc) from None
+    return identity
+
+
+def _landmark_file_name(path: str, options: BatchOptions, pseudo: Pseudonymizer) -> str:
+    """A --landmarks file relative to its folder (a pseudonym under --anonymize: the
+    names are often StudyInstanceUIDs)."""
+    try:
+        name = Path(path).relative_to(Path(options.landmarks_dir).resolve()).as_posix()
+    except ValueError:
+        name = Path(path).name
+    return pseudo(name, "file")
+
+
+def _write_cohort(tables: StagedTables, rows, studies, options: BatchOptions,
+                  summary: BatchSummary, log) -> None:
+    """Cohort plots and summary.html, staged with the tables; a plotting problem is
+    reported, never fatal."""
     from app.batch._cohort import write_cohort
 
     info = {
@@ -417,14 +533,16 @@ def _write_cohort(out_dir: Path, rows, studies, options: BatchOptions, summary: 
         "software": f"lumbar-instability {__version__}",
     }
     try:
-        written = write_cohort(out_dir, rows, studies, options.criteria, info)
+        written = write_cohort(tables.staging, rows, studies, options.criteria, info)
     except OSError as exc:
-        raise _write_error(out_dir / "summary.html", exc) from None
+        raise _write_error(tables.out_dir / "summary.html", exc) from None
     except Exception as exc:  # the tables are written; a plot must not fail the run
         log(f"cohort plots not written: {type(exc).__name__}: {exc}")
         return
-    summary.outputs.update({p.stem if p.suffix == ".png" else "summary_html": str(p)
-                            for p in written})
+    for path in written:
+        tables.path(path.name)  # swapped in with the tables
+    summary.outputs.update({p.stem if p.suffix == ".png" else "summary_html":
+                            str(tables.out_dir / p.name) for p in written})
 
 
 def _criteria_name(criteria: Any) -> str:
@@ -438,9 +556,12 @@ def _folder(plan: StudyPlan) -> str:
 
 
 def _scan(
-    input_dir: Path, out_dir: Path, executor: Executor, options: BatchOptions, log, stream
-) -> tuple[list[FilmRecord], list[Failure], list[tuple[Path, str]]]:
+    input_dir: Path, out_dir: Path, executor: Executor, options: BatchOptions, log, stream,
+    scan_input: dict[str, Any],
+) -> tuple[list[FilmRecord], list[Failure], list[tuple[Path, str]], list[tuple[str, str]]]:
     listing = list_files(input_dir, exclude=[out_dir])
+    options_input = _check_input_identity(input_dir, out_dir, listing, options)
+    scan_input.update(options_input)
     log(f"scanning {len(listing.files)} files on {executor.describe()}")
     # Small folders are split so every worker gets some headers; large ones use
     # chunks of HEADER_CHUNK files to keep the task overhead low.
@@ -477,7 +598,8 @@ def _scan(
             else:
                 seen[item.sop_instance_uid] = path
                 films.append(item)
-    return films, failures, reports + [(input_dir / p, "json") for p in listing.json_files]
+    return (films, failures, reports + [(input_dir / p, "json") for p in listing.json_files],
+            listing.clutter)
 
 
 def _plan(
@@ -486,7 +608,7 @@ def _plan(
     found: list[tuple[Path, str]],
     manifest: Sequence,
     options: BatchOptions,
-) -> tuple[list[StudyPlan], list[Failure]]:
+) -> tuple[list[StudyPlan], list[Failure], dict[str, Any] | None]:
     index = LandmarkIndex.build(
         Path(options.landmarks_dir).resolve() if options.landmarks_dir else None,
         [p for p, kind in found if kind == "json"],
@@ -496,7 +618,8 @@ def _plan(
     plans = []
     for flexion, extension, pairing, warnings in pairs:
         path, origin = index.lookup(
-            flexion.sop_instance_uid, extension.sop_instance_uid, flexion.study_instance_uid
+            flexion.sop_instance_uid, extension.sop_instance_uid, flexion.study_instance_uid,
+            PurePosixPath(flexion.path).parent.as_posix(),
         )
         if path:
             try:
@@ -516,7 +639,17 @@ def _plan(
             landmarks_origin=origin,
             warnings=warnings,
         ))
-    return plans, failures
+    return plans, failures, index.accounting() if options.landmarks_dir else None
+
+
+def _landmarks_line(accounting: dict[str, Any], landmarks_dir: Path) -> str:
+    """``landmarks: 12 of 60 files in DIR used; 48 ignored (...)``."""
+    line = (f"landmarks: {accounting['used']} of {accounting['read']} files in {landmarks_dir} "
+            "used")
+    if accounting["ignored"]:
+        reasons = "; ".join(f"{n} {why}" for why, n in sorted(accounting["ignored_by_reason"].items()))
+        line += f"; {accounting['ignored']} ignored ({reasons}; see landmark_files.csv)"
+    return line
 
 
 def _process(

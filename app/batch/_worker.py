@@ -59,15 +59,21 @@ def limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
-def worker_init() -> None:
-    """Process-pool initializer: single-threaded OpenCV, and Ctrl-C left to the parent.
+def worker_init(parent_pid: int | None = None) -> None:
+    """Process-pool initializer: single-threaded OpenCV, Ctrl-C left to the parent,
+    and the end of this worker when the batch process ``parent_pid`` ends.
 
     The parent decides what an interrupt means (keep what is finished, stop the
     workers); a worker that also caught the terminal's SIGINT would die in the
-    middle of a study and be reported as a failure.
+    middle of a study and be reported as a failure.  A batch killed with
+    ``kill -9`` cannot stop its workers: they watch it (``app.batch._lifeline``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads()
+    if parent_pid is not None:
+        from app.batch._lifeline import end_with_parent
+
+        end_with_parent(parent_pid)
 
 
 _controller: Any = None  # threadpoolctl.ThreadpoolController of this process, built once
@@ -219,6 +225,12 @@ def _given_landmarks(
     origin = plan.landmarks_origin or "file"
     outcome.landmark_method = f"given:{origin}" + (f" ({'+'.join(sorted(methods))})"
                                                    if methods else "")
+    facing = None
+    for role in ROLES:  # clicks inside the bodies: complete that film (one-click path)
+        if given.clicks.get(role) and not np.isfinite(given.landmarks[role]).any():
+            facing = _complete_from_clicks(given, role, films, outcome, warnings, facing)
+            if facing is None:
+                return False
     empty = [r for r in ROLES if not np.isfinite(given.landmarks[r]).any()]
     if len(empty) == 2:
         outcome.reason = f"landmarks: {Path(plan.landmarks_path).name} has no corners"
@@ -226,6 +238,37 @@ def _given_landmarks(
     if empty:  # outlined on one film only: carry the bodies to the other (measurement.md §7)
         return _track_other_film(given, empty[0], films, outcome, warnings)
     return True
+
+
+def _complete_from_clicks(
+    given: Any, role: str, films: dict[str, Any], outcome: StudyOutcome, warnings: list[str],
+    facing: str | None,
+) -> str | None:
+    """Corners of one film from the clicks inside its bodies; returns the facing used, None on failure.
+
+    The second film of a study is completed with the first one's facing, so
+    the two films cannot disagree.
+    """
+    from app.autolandmarks import complete_film
+
+    done = complete_film(films[role], given.clicks[role], levels=given.levels, facing=facing)
+    if not done:
+        outcome.reason = f"landmarks: the {role} clicks could not be completed: {done.reason}"
+        return None
+    given.landmarks[role] = np.asarray(done.corners, dtype=float)
+    setattr(outcome, f"{role}_landmarks", given.landmarks[role].tolist())
+    sd = np.where(np.isfinite(done.sd_mm), done.sd_mm, given.sd_mm[role])
+    setattr(outcome, f"{role}_sd_mm", np.asarray(sd, dtype=float).tolist())
+    setattr(outcome, f"{role}_placement",
+            [[str(m) for m in body] for body in np.asarray(done.placement).tolist()])
+    setattr(outcome, f"{role}_fit_quality", np.asarray(done.quality, dtype=float).tolist())
+    warnings.extend(f"{role} film: {level} not placed: {why}" for level, why in done.failures.items())
+    warnings.extend(f"{role} film: {level} not refined: {why}"
+                    for level, why in done.details["unrefined"].items())
+    if done.details["facing_evidence"].get("agree") is False:
+        warnings.append(f"{role} film: facing {done.details['facing']} from the anatomy is unsure: check it")
+    outcome.landmark_method += f"+clicks:{role}"
+    return str(done.details["facing"])
 
 
 def _track_other_film(

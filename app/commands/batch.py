@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sr", action=flag, help="also write a DICOM SR (TID 1500) per study")
     parser.add_argument("--retry-failed", action=flag,
                         help="redo studies that failed in an earlier run of the same folder")
+    parser.add_argument("--force", action=flag,
+                        help="write into a results folder that holds a run over a different "
+                             "input (its tables are replaced; by default this is refused)")
     parser.add_argument("--quiet", action=flag, help="no progress bar")
     parser.add_argument("--plots", action=flag,
                         help="cohort plots (cohort_*.png) and summary.html (default: on)")

@@ -87,6 +87,9 @@ def read_clicks(path: str, n_films: int) -> tuple[tuple[str, ...], dict[str, dic
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for name, clicks in films.items():
         prefix = f"{name}." if name else ""
+        if isinstance(clicks, dict) and isinstance(clicks.get("clicks"), dict):
+            clicks = clicks["clicks"]  # the batch/session layout: {"flexion": {"clicks": {...}}}
+            prefix += "clicks."
         if not isinstance(clicks, dict):
             raise InputFileError(path, f"key {name}: expected {{level: [x, y]}}")
         for level in clicks:

@@ -175,7 +175,11 @@ def test_failures_table_names_every_broken_file_and_study(archive: Archive, seri
                 expected.add(("study", folder, "landmarks"))
     assert found == expected
     reasons = {f["path"]: f["reason"] for f in failures}
-    assert reasons["broken/notes.txt"].startswith("read: not a DICOM file")
+    assert reasons["broken/IMG0003"].startswith("read: not a DICOM file")
+    clutter = {row["path"]: row["reason"] for row in _csv(out / "clutter.csv")}
+    assert set(clutter) == archive.clutter
+    assert clutter["DICOMDIR"] == "a DICOMDIR index"
+    assert clutter["broken/notes.txt"] == "a .txt file, not a film"
     assert "2 films recognised as flexion" in reasons["three"]
     assert "1 film in the study" in reasons["one"]
     assert "films of 2 patients" in reasons["shared"]

@@ -160,6 +160,15 @@ def test_truncated_jpeg_ls_is_never_a_film(tmp_path):
             "truncated: JPEG-LS codestream without its end-of-image marker")
 
 
+def test_detection_and_tracking_answer_not_found_on_a_one_pixel_wide_film(tmp_path):
+    from app.autolandmarks import detect_film, track_film
+
+    film = load_film(write_codec(tmp_path / "thin.dcm", "native", noisy_film(200, 1)))
+    assert detect_film(film).reason == "not found: the film is too small (1 x 200 pixels)"
+    corners = np.full((6, 4, 2), 10.0)
+    assert not track_film(film, corners, film)
+
+
 def test_memory_budget_from_parameter_and_environment(tmp_path, monkeypatch):
     path = write_codec(tmp_path / "f.dcm", "native", noisy_film(200, 100))
     need = 200 * 100 * 13
