@@ -43,6 +43,7 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
     "pdf": ("bool", "pdf"),
     "sr": ("bool", "sr"),
     "retry_failed": ("bool", "retry_failed"),
+    "acknowledge_safety": ("bool", "acknowledge_safety"),
     "quiet": ("bool", "quiet"),
     "plots": ("bool", "plots"),
     "force": ("bool", "force"),
@@ -53,7 +54,7 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
 DEFAULTS: dict[str, Any] = {
     "workers": 1, "scheduler": None, "landmarks_dir": None, "manifest": None,
     "criteria": "default", "anonymize": False, "salt_file": None, "pdf": False, "sr": False,
-    "retry_failed": False, "quiet": False, "plots": True, "force": False,
+    "retry_failed": False, "acknowledge_safety": False, "quiet": False, "plots": True, "force": False,
 }  # fmt: skip
 
 

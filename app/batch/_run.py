@@ -100,6 +100,7 @@ class BatchOptions:
     criteria: Any = "default"
     pdf: bool = False
     sr: bool = False
+    acknowledge_safety: bool = False
     retry_failed: bool = False
     quiet: bool = False
     plots: bool = True
@@ -118,6 +119,8 @@ class BatchSummary:
     unstable_segments: int = 0
     unstable_studies: int = 0
     borderline_segments: int = 0
+    safety_studies: int = 0
+    review_studies: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     landmark_files: dict[str, Any] | None = None
     clutter: int = 0
@@ -145,6 +148,8 @@ class BatchSummary:
             "unstable_segments": self.unstable_segments,
             "unstable_studies": self.unstable_studies,
             "borderline_segments": self.borderline_segments,
+            "safety_studies": self.safety_studies,
+            "needs_review_studies": self.review_studies,
             "failures_by_reason": dict(sorted(self.failures.items())),
             "landmark_files": self.landmark_files,
             "clutter_files": self.clutter,
@@ -162,7 +167,9 @@ class BatchSummary:
             f"studies: {self.studies} found, {self.measured} measured"
             + (f" ({self.resumed} from an earlier run)" if self.resumed else ""),
             f"segments: {self.segments}, unstable: {self.unstable_segments} "
-            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}",
+            f"in {self.unstable_studies} studies, borderline: {self.borderline_segments}"
+            + (f" (not counting {self.review_studies} studies whose detected landmarks need review: "
+               "needs_review in the results)" if self.review_studies else ""),
         ]
         total = sum(self.failures.values())
         if total:
@@ -367,7 +374,22 @@ def run_batch(
                                         (plan.flexion.path, plan.extension.path)))
                 continue
             summary.measured += 1
-            reportable.append((plan, outcome, [seg.pop("_record", None) for seg in segments]))
+            records = [seg.pop("_record", None) for seg in segments]
+            safeties = [seg.pop("_safety", []) for seg in segments]
+            safety = safeties[0] if safeties else []
+            if safety:
+                summary.safety_studies += 1
+                if not options.acknowledge_safety:
+                    # the rows stay in the tables (column 'safety'); the study is listed
+                    # with the reason, no report is written for it, and the exit status is 1
+                    failures.append(Failure(
+                        "study", _folder(plan),
+                        "safety: " + " ".join(w["message"] for w in safety)
+                        + " (rows kept in the tables; no report; --acknowledge-safety to accept)",
+                        plan.patient_id, plan.study_instance_uid,
+                        (plan.flexion.path, plan.extension.path)))
+            accepted = not safety or options.acknowledge_safety
+            reportable.append((plan, outcome, records if accepted else None, safety))
             for segment in segments:
                 rows.append(_row(plan, outcome, segment, pseudo))
         if want_reports:
@@ -390,10 +412,7 @@ def run_batch(
         if own:
             executor.close()
 
-    summary.segments = len(rows)
-    summary.unstable_segments = sum(bool(r.get("unstable")) for r in rows)
-    summary.unstable_studies = len({r["study_instance_uid"] for r in rows if r.get("unstable")})
-    summary.borderline_segments = sum(bool(r.get("borderline")) for r in rows)
+    count_verdicts(summary, rows)
     summary.failures = dict(Counter(f.category for f in failures))
 
     days = {(r["study_instance_uid"], r["flexion_sop_instance_uid"]): r.pop("_day") for r in rows}
@@ -705,7 +724,7 @@ def _process(
 
 
 def _reports(
-    reportable: list[tuple[StudyPlan, StudyOutcome, list]],
+    reportable: list[tuple[StudyPlan, StudyOutcome, list | None, list]],
     input_dir: Path,
     out_dir: Path,
     executor: Executor,
@@ -718,7 +737,9 @@ def _reports(
 
     folder = out_dir / "reports"
     tasks, owners = [], []
-    for plan, outcome, records in reportable:
+    for plan, outcome, records, safety in reportable:
+        if records is None:  # unacknowledged safety warnings: no report
+            continue
         stem = f"{_safe(plan.study_instance_uid or plan.key)}_{plan.key[:8]}"
         pdf = folder / f"{stem}.pdf" if options.pdf else None
         sr = folder / f"{stem}.sr.dcm" if options.sr else None
@@ -728,6 +749,8 @@ def _reports(
             continue
         session = session_dict(plan, outcome, records, _criteria_name(options.criteria),
                                input_dir)
+        # acknowledged by --acknowledge-safety (else the study has no report)
+        session["safety"] = {"warnings": safety, "acknowledged": sorted({w["check"] for w in safety})}
         tasks.append(ReportTask(session, todo_pdf, todo_sr))
         owners.append(plan)
     if not tasks:
@@ -778,6 +801,22 @@ def _anonymous_plan(plan: StudyPlan, pseudo: Pseudonymizer) -> StudyPlan:
     )
 
 
+def count_verdicts(summary: BatchSummary, rows: list[dict[str, Any]]) -> None:
+    """Fill the summary's segment counts from the result rows.
+
+    Verdicts of rows with ``needs_review`` (detected landmarks whose labels or
+    facing are unsure) are not counted until a reader has reviewed them (a
+    reviewed session or landmarks file given to the next run); they are
+    counted in ``review_studies`` instead.
+    """
+    summary.segments = len(rows)
+    counted = [r for r in rows if not r.get("needs_review")]
+    summary.unstable_segments = sum(bool(r.get("unstable")) for r in counted)
+    summary.unstable_studies = len({r["study_instance_uid"] for r in counted if r.get("unstable")})
+    summary.borderline_segments = sum(bool(r.get("borderline")) for r in counted)
+    summary.review_studies = len({r["study_instance_uid"] for r in rows if r.get("needs_review")})
+
+
 def _row(
     plan: StudyPlan, outcome: StudyOutcome, segment: dict[str, Any], pseudo: Pseudonymizer
 ) -> dict[str, Any]:
@@ -805,6 +844,8 @@ def _row(
         row[f"{role}_row_spacing_mm"] = spacing[0]
         row[f"{role}_column_spacing_mm"] = spacing[1]
     row.update(segment)
+    row["needs_review"] = bool(outcome.needs_review)
+    row["review_reasons"] = "; ".join(outcome.review_reasons)
     warnings = list(outcome.warnings)
     for role in ("flexion", "extension"):
         source = CalibrationSource(getattr(outcome, f"{role}_calibration_source"))

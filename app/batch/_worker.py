@@ -160,6 +160,11 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
             outcome.reason = f"decode: {role} film: {type(exc).__name__}: {exc}"
             return
     outcome.decode_seconds = time.perf_counter() - tic
+    from app.safety import check_films
+    from app.session import identity_mismatch
+
+    flex, ext = films["flexion"], films["extension"]
+    outcome.safety = [w.to_json() for w in check_films(flex, ext, mismatch=identity_mismatch(flex, ext))]
 
     warnings = list(plan.warnings)
     for role in ROLES:
@@ -265,7 +270,7 @@ def _complete_from_clicks(
     warnings.extend(f"{role} film: {level} not placed: {why}" for level, why in done.failures.items())
     warnings.extend(f"{role} film: {level} not refined: {why}"
                     for level, why in done.details["unrefined"].items())
-    if done.details["facing_evidence"].get("agree") is False:
+    if not done.details["facing_evidence"].get("sure", True):
         warnings.append(f"{role} film: facing {done.details['facing']} from the anatomy is unsure: check it")
     outcome.landmark_method += f"+clicks:{role}"
     return str(done.details["facing"])
@@ -309,7 +314,7 @@ def _detected_landmarks(
     """
     try:
         import measure
-        from app.autolandmarks import detect_film, track_film
+        from app.autolandmarks import detect_study, track_film
 
         measure.detect_vertebrae  # noqa: B018 - the detector itself may be missing
     except (ImportError, AttributeError):
@@ -317,12 +322,13 @@ def _detected_landmarks(
         return False
     levels = tuple(task.levels)
     reasons = []
+    try:
+        both = dict(zip(ROLES, detect_study(films["flexion"], films["extension"], levels=levels), strict=True))
+    except ImportError:
+        outcome.reason = NO_DETECTION
+        return False
     for source, target in (("flexion", "extension"), ("extension", "flexion")):
-        try:
-            detected = detect_film(films[source], levels=levels)
-        except ImportError:
-            outcome.reason = NO_DETECTION
-            return False
+        detected = both[source]
         if not detected:
             reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
             continue
@@ -335,6 +341,14 @@ def _detected_landmarks(
     else:
         outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
         return False
+    # labels and facing come from the detection (tracking never changes them); unsure
+    # detections are counted only once a reader has reviewed them
+    review = list(detected.details.get("review_reasons", []))
+    if not both[target]:
+        review.append(f"labels not cross-checked on the {target} film "
+                      f"({getattr(both[target], 'reason', 'not detected')})")
+    outcome.needs_review = bool(detected.details.get("needs_review")) or not both[target]
+    outcome.review_reasons = list(dict.fromkeys(review)) if outcome.needs_review else []
     outcome.levels = list(levels)
     for role, result in ((source, detected), (target, tracked)):
         setattr(outcome, f"{role}_landmarks", np.asarray(result.corners, dtype=float).tolist())

@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "created on first use)")
     parser.add_argument("--pdf", action=flag, help="also write a PDF report per study")
     parser.add_argument("--sr", action=flag, help="also write a DICOM SR (TID 1500) per study")
+    parser.add_argument("--acknowledge-safety", action=flag,
+                        help="accept studies with safety warnings (same image twice, different "
+                             "patients, no motion, implausible spacing): their reports are written "
+                             "and they do not count as failures (the 'safety' column still names them)")
     parser.add_argument("--retry-failed", action=flag,
                         help="redo studies that failed in an earlier run of the same folder")
     parser.add_argument("--force", action=flag,

@@ -272,8 +272,9 @@ def test_rerun_skips_finished_studies_and_interrupted_runs_resume(
     out = tmp_path / "results"
     options = BatchOptions(tmp_path / "input", out, landmarks_dir=archive.landmarks_dir,
                            quiet=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(UserError, match=r"interrupted: 3 finished studies are kept") as stopped:
         run_batch(options, executor=Interrupting(after=3))
+    assert stopped.value.exit_status == 130  # the shell's status for Ctrl-C
     journal = sorted((out / ".work" / "studies").glob("*.json"))
     assert len(journal) == 3
     assert not (out / "results.csv").exists()
