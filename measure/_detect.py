@@ -447,7 +447,10 @@ def detect_vertebrae(
         depths = min(h, w) * np.geomspace(1 / 16, 1 / 3.5, 9)
     best = _find_column(img, depths, checkpoint)
     if best is None:
-        return LandmarkFailure("not found: no column of vertebral bodies on the film")
+        return LandmarkFailure(
+            "not found: no column of vertebral bodies on the film (fewer than four bodies in a row: "
+            "a spot film of one level, another body part?)"
+        )
     _, depth, f, norm, poses, responses = best
     d = depth * f
     poses = _follow(poses, responses, len(levels), down=False)

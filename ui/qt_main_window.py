@@ -312,7 +312,7 @@ class QtMainWindow(QMainWindow):
         text = " ".join(w.message for w in warnings)
         if self.session.unacknowledged_safety:
             self.banner.show_message(
-                "⛔ SAFETY: " + text + " Results do not count and export is blocked until you acknowledge.",
+                "SAFETY: " + text + " Results do not count and export is blocked until you acknowledge.",
                 "safety", key="safety", closable=False,
                 action=("Acknowledge", self.session.acknowledge_safety),
             )
