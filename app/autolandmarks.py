@@ -31,6 +31,7 @@ from measure import (
     DEFAULT_LEVELS,
     REVIEW_THRESHOLD,
     Calibration,
+    Checkpoint,
     LandmarkFailure,
     PlacementMethod,
     refine_corners,
@@ -228,6 +229,7 @@ def track_film(
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     target_calibration: Calibration | None = None,
     estimate_scale: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Carry the bodies outlined on one film to the other film.
 
@@ -243,6 +245,8 @@ def track_film(
         Default: ``target.calibration`` (uncalibrated for an array).
     estimate_scale : bool
         Allow a magnification change between the films.
+    checkpoint : callable, optional
+        Progress and cancellation hook (:data:`measure.Checkpoint`).
 
     Returns
     -------
@@ -257,7 +261,7 @@ def track_film(
         return small
     result = track_bodies(
         film_image(source), corners, film_image(target),
-        estimate_scale=estimate_scale, levels=levels,
+        estimate_scale=estimate_scale, levels=levels, checkpoint=checkpoint,
     )  # fmt: skip
     if not result:
         return result
@@ -275,20 +279,22 @@ def refine_film(
     *,
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     calibration: Calibration | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Snap rough corners (quick clicks) to the cortical corners, sub-pixel.
 
     Bodies that cannot be refined keep NaN corners here and a reason in
     ``failures``: the caller keeps the reader's clicks for them.  ``details``
     has ``displacement_px`` (how far each refined corner moved, per level) and
-    ``displacement_mm`` when calibrated.
+    ``displacement_mm`` when calibrated.  ``checkpoint`` is the progress and
+    cancellation hook (:data:`measure.Checkpoint`).
     """
     corners = np.asarray(corners, dtype=np.float64)
     levels = _check_levels(levels, corners)
     small = _too_small(film)
     if small is not None:
         return small
-    result = refine_corners(film_image(film), corners, levels=levels)
+    result = refine_corners(film_image(film), corners, levels=levels, checkpoint=checkpoint)
     if not result:
         return result
     ok = result.refined
@@ -315,6 +321,7 @@ def detect_film(
     *,
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     calibration: Calibration | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Find the bodies ``levels`` (counted from the sacrum upwards) on one film.
 
@@ -323,7 +330,8 @@ def detect_film(
     AutoLandmarks or LandmarkFailure
         Method ``detected``; ``quality`` is the confidence per body in [0, 1];
         ``details["facing"]`` is ``"left"`` or ``"right"``.  A failure reason
-        starts with ``"not found: "``.
+        starts with ``"not found: "``.  ``checkpoint`` is the progress and
+        cancellation hook (:data:`measure.Checkpoint`).
     """
     from measure import detect_vertebrae
 
@@ -341,6 +349,7 @@ def detect_film(
     result = detect_vertebrae(
         film_image(film), levels=levels,
         pixel_spacing_mm=None if spacing is None else float(np.sqrt(spacing[0] * spacing[1])),
+        checkpoint=checkpoint,
     )  # fmt: skip
     if not result:
         return result

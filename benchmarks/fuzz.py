@@ -259,7 +259,11 @@ def run_info(tally: Tally, films: list[Hostile], work: Path, timeout: float) -> 
                     verdict = "traceback"
                 else:
                     for case, record in zip(chunk, records, strict=True):
-                        tally.record(case.name, "clean error" if record["error"] else "clean")
+                        error = record["error"] or ""
+                        if error.startswith("unexpected error"):  # info's last-resort catch
+                            tally.record(case.name, "internal error", f"{label}: {error}")
+                            continue
+                        tally.record(case.name, "clean error" if error else "clean")
                         if case.expect and case.expect not in (record["error"] or "") and not (
                             extra and case.header_may_pass):
                             tally.record(case.name, "internal error",
@@ -300,7 +304,7 @@ def run_batch(tally: Tally, inputs: list[Hostile], work: Path, timeout: float,
         texts = [stdout, stderr] + [p.read_bytes().decode("latin-1") for p in out.rglob("*")
                                     if p.is_file()]
         tally.check_leaks(f"batch {label}", *texts)
-        verdict = _classify(status, stderr, 0)
+        verdict = _classify(status, stderr, 10**6)  # batch reports progress on stderr
         for case in group:
             tally.record(case.name, verdict, f"batch {label}: {stderr.strip()[-300:]}")
 

@@ -12,10 +12,11 @@ from measure._agreement import (
     fleiss_kappa,
     intraclass_correlation,
 )
-from measure._auto_common import LandmarkFailure
+from measure._auto_common import Cancelled, Checkpoint, LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
+from measure._disc import disc_heights
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._proportion import wilson_interval
@@ -43,6 +44,8 @@ __all__ = [
     "BlandAltman",
     "Calibration",
     "CalibrationSource",
+    "Cancelled",
+    "Checkpoint",
     "Criteria",
     "DetectionResult",
     "IntraclassCorrelation",
@@ -57,6 +60,7 @@ __all__ = [
     "cohen_kappa",
     "corners_from_seeds",
     "detect_vertebrae",
+    "disc_heights",
     "fleiss_kappa",
     "get_criteria",
     "intraclass_correlation",

@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from measure._auto_common import LandmarkFailure, as_image, local_normalise, nan_tolerant
+from measure._auto_common import (
+    Checkpoint,
+    LandmarkFailure,
+    as_image,
+    at_checkpoint,
+    local_normalise,
+    nan_tolerant,
+)
 from measure._column_profile import column_profiles
 from measure._refine import refine_corners
 from measure._registration import level_matrix, resample
@@ -359,10 +366,11 @@ def _ramp(value: float | np.ndarray, zero: float, one: float) -> np.ndarray:
     return np.clip((np.asarray(value, float) - zero) / (one - zero), 0.0, 1.0)
 
 
-def _find_column(img: np.ndarray, depths: np.ndarray):
+def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None):
     """The best column over the body sizes ``depths`` (full-resolution pixels), or None."""
     best = None
-    for depth in depths:
+    for k, depth in enumerate(depths):
+        at_checkpoint(checkpoint, 0.8 * k / len(depths))
         f = min(1.0, _TEMPLATE_DEPTH / depth)
         small = resample(img, f)
         norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
@@ -394,6 +402,7 @@ def detect_vertebrae(
     *,
     levels: tuple[str, ...] | list[str] = ("L1", "L2", "L3", "L4", "L5", "S1"),
     pixel_spacing_mm: float | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> DetectionResult | LandmarkFailure:
     """Find the lumbar bodies and S1 on one lateral film and propose their corners.
 
@@ -408,6 +417,9 @@ def detect_vertebrae(
     pixel_spacing_mm : float, optional
         Mean pixel spacing; narrows the body sizes searched.  Without it the
         body size is estimated from the image, never from the film's size.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between body sizes searched;
+        raising from it (:class:`measure.Cancelled`) stops the detection.
 
     Returns
     -------
@@ -433,9 +445,12 @@ def detect_vertebrae(
         depths = np.array(_BODY_DEPTH_MM) / pixel_spacing_mm
     else:
         depths = min(h, w) * np.geomspace(1 / 16, 1 / 3.5, 9)
-    best = _find_column(img, depths)
+    best = _find_column(img, depths, checkpoint)
     if best is None:
-        return LandmarkFailure("not found: no column of vertebral bodies on the film")
+        return LandmarkFailure(
+            "not found: no column of vertebral bodies on the film (fewer than four bodies in a row: "
+            "a spot film of one level, another body part?)"
+        )
     _, depth, f, norm, poses, responses = best
     d = depth * f
     poses = _follow(poses, responses, len(levels), down=False)

@@ -30,9 +30,11 @@ import cv2
 import numpy as np
 
 from measure._auto_common import (
+    Checkpoint,
     LandmarkFailure,
     as_image,
     as_landmarks,
+    at_checkpoint,
     body_outlines,
     endplate_depth_px,
     local_normalise,
@@ -153,6 +155,7 @@ def track_bodies(
     scale_range: tuple[float, float] = (0.85, 1.18),
     min_quality: float = 0.4,
     levels: tuple[str, ...] | list[str] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrackingResult | LandmarkFailure:
     """Find the bodies outlined on one film in the other film.
 
@@ -179,6 +182,9 @@ def track_bodies(
         A body whose correlation after registration is below this is rejected.
     levels : sequence of str, optional
         Level labels, used in failure reasons.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between stages and bodies;
+        raising from it (:class:`measure.Cancelled`) stops the tracking.
 
     Returns
     -------
@@ -237,6 +243,7 @@ def track_bodies(
         )
 
     # ---------------- coarse alignment of the column -------------------------
+    at_checkpoint(checkpoint, 0.0)
     fc = min(1.0, _COARSE_DEPTH / depth)
     sigma_c = _NORM_SIGMA_COARSE * depth * fc
     fixed_c = local_normalise(resample(fixed, fc), sigma_c)
@@ -265,6 +272,7 @@ def track_bodies(
         else np.array([1.0])
     )
     poses = coarse_candidates(fixed_c, band, centre_c, moving_c, angles, scales)
+    at_checkpoint(checkpoint, 0.1)
     if not poses:
         return LandmarkFailure("not found: the column outlined on the fixed film does not fit in the other film")
     if poses[0].score < 0.15:
@@ -370,10 +378,11 @@ def track_bodies(
 
     # initial candidates for the base bodies under each coarse hypothesis
     best_score, candidates, coarse, coarse_full = -np.inf, {}, hypotheses[0], None
-    for hyp in hypotheses:
+    for h, hyp in enumerate(hypotheses):
         hyp_full = compose(invert(lc), compose(hyp.matrix, lc))  # full res fixed -> moving
         found: dict[int, tuple] = {}
-        for i in np.flatnonzero(base):
+        for j, i in enumerate(np.flatnonzero(base)):
+            at_checkpoint(checkpoint, 0.1 + 0.3 * (h + j / base.sum()) / len(hypotheses))
             result = best_fine(i, search(i, hyp_full, 0.75, np.deg2rad(16)), final=False)
             if result is not None:
                 found[i] = result
@@ -396,7 +405,8 @@ def track_bodies(
     fits[anchor] = candidates[anchor]
     # outwards from the anchor, each body starting from its neighbour's pose
     order = [*range(anchor - 1, -1, -1), *range(anchor + 1, n_bodies)]
-    for i in order:
+    for k, i in enumerate(order):
+        at_checkpoint(checkpoint, 0.4 + 0.4 * k / max(len(order), 1))
         if not present[i]:
             continue
         neighbour = i + 1 if i < anchor else i - 1
@@ -416,7 +426,8 @@ def track_bodies(
     scale = 1.0
     if estimate_scale and fits:
         scales_each = []
-        for i, (mat, fit, _) in fits.items():
+        for k, (i, (mat, fit, _)) in enumerate(fits.items()):
+            at_checkpoint(checkpoint, 0.8 + 0.15 * k / len(fits))
             if fit.correlation < min_quality:
                 continue
             free = fine(i, mat, True)
@@ -436,6 +447,7 @@ def track_bodies(
             fits[i] = fine(i, fits[i][0], False, final_outlines)
 
     # ---------------- corners, SDs and checks ----------------------------------
+    at_checkpoint(checkpoint, 0.95)
     proposed = np.full_like(corners, np.nan)
     corner_sd = np.full(corners.shape[:2], np.nan)
     failures: list[str | None] = [None] * n_bodies

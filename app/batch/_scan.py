@@ -219,11 +219,12 @@ def _structured_report_study(path: Path) -> str | None:
             ds = pydicom.dcmread(
                 path, stop_before_pixels=True, specific_tags=["Modality", "StudyInstanceUID"]
             )
+            # elements are converted lazily: a damaged VR raises here, not in dcmread
+            if str(getattr(ds, "Modality", "")) != "SR":
+                return None
+            return str(getattr(ds, "StudyInstanceUID", ""))
     except Exception:
         return None
-    if str(getattr(ds, "Modality", "")) != "SR":
-        return None
-    return str(getattr(ds, "StudyInstanceUID", ""))
 
 
 def _text(value: Any) -> str:

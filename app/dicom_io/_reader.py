@@ -264,7 +264,12 @@ def _open_dicom(path: Path, raw: bool, budget: int) -> _Opened:
                 raise InputFileError(
                     path, f"unreadable DICOM header ({type(exc).__name__})"
                 ) from None
-            meta_syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+            try:
+                meta_syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+            except Exception:  # an unknown VR in the meta group: converted lazily
+                raise InputFileError(
+                    path, "damaged file meta: TransferSyntaxUID (0002,0010) cannot be read"
+                ) from None
             if meta_syntax is not None:
                 syntax = _transfer_syntax(path, meta_syntax)
             else:
@@ -292,10 +297,9 @@ def _open_dicom(path: Path, raw: bool, budget: int) -> _Opened:
 def _deflated_meta(path: Path) -> bool:
     """Whether the file meta names the Deflated transfer syntax (group 0002 only is read)."""
     try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-    except Exception:
+        value = pydicom.filereader.read_file_meta_info(path).get("TransferSyntaxUID")
+    except Exception:  # a damaged meta group: the main parse reports it
         return False
-    value = meta.get("TransferSyntaxUID")
     return isinstance(value, str) and value.strip(" \x00") == DeflatedExplicitVRLittleEndian
 
 

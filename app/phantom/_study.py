@@ -26,6 +26,7 @@ from app.phantom._realism import (
     realistic_motion,
 )
 from app.phantom._realism_film import export_8bit, film_artefacts
+from measure._threads import single_threaded
 
 __all__ = [
     "CALIBRATIONS",
@@ -337,7 +338,19 @@ def make_study(seed: int, **options) -> PhantomStudy:
     (384, 307)
     >>> study.motion["L4-L5"]["dt_mm"] > 4
     True
+
+    Notes
+    -----
+    Rendering runs single-threaded: OpenCV's warps and resizes round differently
+    with another thread count (464 pixels of the sample's flexion film moved by
+    one grey level between 1 and 2 threads), and the same seed must give the
+    same pixels on a laptop, a 2-core CI machine and a 64-core server.
     """
+    with single_threaded():
+        return _make_study(seed, **options)
+
+
+def _make_study(seed: int, **options) -> PhantomStudy:
     opts = PhantomOptions(seed=seed, **options)
     if opts.realistic and opts.realism is None:
         opts = replace(opts, realism=draw_realism(_rng(seed, 20)))

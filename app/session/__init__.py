@@ -75,7 +75,8 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixi
     events : EmitterGroup
         ``films``, ``landmarks`` (info ``role``), ``calibration`` (``role``),
         ``levels``, ``criteria``, ``selected_segment``, ``results``, ``dirty``,
-        ``history`` (undo/redo availability), ``path``, ``messages``.
+        ``history`` (undo/redo availability), ``path``, ``messages``,
+        ``label_review`` (the level labels await the reader's confirmation).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixi
                 "history",
                 "path",
                 "messages",
+                "label_review",
             ),
         )
         self._levels: tuple[str, ...] = tuple(levels or measure.DEFAULT_LEVELS)
@@ -107,6 +109,7 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixi
         self._redo: list[_Step] = []
         self._open_merge: Hashable | None = None
         self._selected_segment: int | None = None
+        self._label_review: str | None = None
         self._dirty = False
         self.path: Path | None = None
         self.recovery_path = Path(recovery_path) if recovery_path is not None else None

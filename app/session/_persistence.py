@@ -50,6 +50,7 @@ class PersistenceMixin:
     _levels: tuple[str, ...]
     _criteria: measure.Criteria
     _selected_segment: int | None
+    _label_review: str | None
     path: Path | None
     recovery_path: Path | None
 
@@ -72,6 +73,8 @@ class PersistenceMixin:
         doc["selected_segment"] = (
             None if self._selected_segment is None else self.segments[self._selected_segment]
         )
+        if self._label_review is not None:
+            doc["labels_need_review"] = self._label_review
         doc["results"] = {"segments": self.result_rows()}
         doc["safety"] = self._safety_to_json()
         return doc
@@ -168,6 +171,8 @@ class PersistenceMixin:
         self._redo.clear()
         self._open_merge = None
         self.path = None if recovered else path
+        review = doc.get("labels_need_review")
+        self._label_review = str(review) if review else None
         self._load_messages = list(messages)
         self._load_errors = []
         self.discard_recovery()  # read already; recover() writes it again
@@ -182,6 +187,7 @@ class PersistenceMixin:
             self.events.landmarks(role=role)
             self.events.calibration(role=role)
         self.events.selected_segment(value=self._selected_segment)
+        self.events.label_review(value=self._label_review)
         self.events.results(value=self._results)
         self.events.messages(value=list(self.messages))
         self.events.path(value=self.path)

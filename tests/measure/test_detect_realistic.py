@@ -105,3 +105,15 @@ def test_colour_photograph_of_a_film_is_refused_with_what_was_seen():
     assert not result and "colour image" in result.reason
     # the same pixels as grey are a film
     assert detect_vertebrae(grey)
+
+
+def test_spot_film_of_one_level_is_refused_with_what_was_seen():
+    study = make_study(90016, scale=0.4)
+    film = study.extension
+    l3 = film.landmark_array(("L3",))[0]
+    x0, y0 = np.floor(l3.min(axis=0)).astype(int) - 25
+    x1, y1 = np.ceil(l3.max(axis=0)).astype(int) + 25
+    spot = _image(film)[y0:y1, x0:x1]  # one body and its two discs
+    result = detect_vertebrae(spot, pixel_spacing_mm=film.pixel_spacing_mm[0])
+    assert not result
+    assert result.reason.startswith("not found: no column of vertebral bodies")

@@ -197,6 +197,18 @@ def synthetic_dicoms(tmp_path):
     return out
 
 
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The sample study folder (flexion.dcm, extension.dcm, truth.json); a phantom when absent."""
+    if (SAMPLE_DIR / "truth.json").exists():
+        return SAMPLE_DIR
+    from app.phantom import make_study, write_study
+
+    out = tmp_path_factory.mktemp("sample")
+    write_study(make_study(7), out)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _no_modal_file_dialogs(monkeypatch):
     """A file dialog in a test would wait forever for a click: fail the test instead."""
