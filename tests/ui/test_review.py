@@ -47,7 +47,7 @@ def test_session_opens_read_only_with_the_reported_table(window, study):
     assert review.panel.cell("L2-L3", "Result").startswith("BORDERLINE")
     assert review.panel.isVisible() and not window.results.isVisible()
     # the hand-written rows differ from what the landmarks give: the user is told
-    assert any("computes different values" in m for m in window.banner.messages())
+    assert any("stored values differ from its landmarks" in m for m in window.banner.messages())
     assert "read-only" in window.windowTitle()
     for name in ("save", "save_as", "undo", "guided", "swap", "calibrate_flexion"):
         assert not window.actions_by_name[name].isEnabled(), name
