@@ -93,7 +93,8 @@ def write_reports(task: ReportTask) -> str:
     from app.report_data import report_from_session
 
     try:
-        report = report_from_session(task.session, verify_images=False)
+        # the batch built this session from the films it scanned: their paths are trusted
+        report = report_from_session(task.session, verify_images=False, trust_paths=True)
         if task.sr_path:
             from app.report_sr import write_sr
 
