@@ -14,6 +14,7 @@ Public API
 track_film(source, source_corners, target, *, levels) -> AutoLandmarks | LandmarkFailure
 refine_film(film, corners, *, levels) -> AutoLandmarks | LandmarkFailure
 detect_film(film, *, levels) -> AutoLandmarks | LandmarkFailure
+detect_study(flexion, extension, *, levels) -> (AutoLandmarks | LandmarkFailure, ...)
 track_study(study, flexion, extension, *, source=None, replace=False) -> (StudyLandmarks, dict)
 complete_film(film, clicks, *, levels, facing=None) -> AutoLandmarks | LandmarkFailure
 film_image(film) -> ndarray (bone bright, float32)
@@ -28,7 +29,9 @@ import numpy as np
 
 from measure import (
     DEFAULT_LEVELS,
+    REVIEW_THRESHOLD,
     Calibration,
+    Checkpoint,
     LandmarkFailure,
     PlacementMethod,
     refine_corners,
@@ -47,11 +50,30 @@ __all__ = [
 
 # Smallest SD reported per method, mm: what the benchmark cannot resolve below
 # (benchmarks/bench_accuracy.py; docs/auto-landmarks.md).
+# a neighbour's label must match the other film's bodies this much better (mean
+# correlation) than the same label before the films are said to disagree
+_LABEL_MARGIN = 0.1
+
 _SD_FLOOR_MM = {
     PlacementMethod.TRACKED: 0.05,
     PlacementMethod.REFINED: 0.15,
     PlacementMethod.DETECTED: 0.5,
 }
+
+
+#: Films narrower than this (pixels) hold no vertebral body to find.
+MIN_FILM_SIDE = 16
+
+
+def _too_small(*films: Any) -> LandmarkFailure | None:
+    """A failure for a film too small to search (a 1-pixel-wide film), else None."""
+    for film in films:
+        shape = np.shape(film.pixels if hasattr(film, "pixels") else film)
+        if len(shape) >= 2 and min(shape[:2]) < MIN_FILM_SIDE:
+            return LandmarkFailure(
+                f"not found: the film is too small ({shape[1]} x {shape[0]} pixels)"
+            )
+    return None
 
 
 def film_image(film: Any) -> np.ndarray:
@@ -207,6 +229,7 @@ def track_film(
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     target_calibration: Calibration | None = None,
     estimate_scale: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Carry the bodies outlined on one film to the other film.
 
@@ -222,6 +245,8 @@ def track_film(
         Default: ``target.calibration`` (uncalibrated for an array).
     estimate_scale : bool
         Allow a magnification change between the films.
+    checkpoint : callable, optional
+        Progress and cancellation hook (:data:`measure.Checkpoint`).
 
     Returns
     -------
@@ -231,9 +256,12 @@ def track_film(
     """
     corners = np.asarray(source_corners, dtype=np.float64)
     levels = _check_levels(levels, corners)
+    small = _too_small(source, target)
+    if small is not None:
+        return small
     result = track_bodies(
         film_image(source), corners, film_image(target),
-        estimate_scale=estimate_scale, levels=levels,
+        estimate_scale=estimate_scale, levels=levels, checkpoint=checkpoint,
     )  # fmt: skip
     if not result:
         return result
@@ -251,17 +279,22 @@ def refine_film(
     *,
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     calibration: Calibration | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Snap rough corners (quick clicks) to the cortical corners, sub-pixel.
 
     Bodies that cannot be refined keep NaN corners here and a reason in
     ``failures``: the caller keeps the reader's clicks for them.  ``details``
     has ``displacement_px`` (how far each refined corner moved, per level) and
-    ``displacement_mm`` when calibrated.
+    ``displacement_mm`` when calibrated.  ``checkpoint`` is the progress and
+    cancellation hook (:data:`measure.Checkpoint`).
     """
     corners = np.asarray(corners, dtype=np.float64)
     levels = _check_levels(levels, corners)
-    result = refine_corners(film_image(film), corners, levels=levels)
+    small = _too_small(film)
+    if small is not None:
+        return small
+    result = refine_corners(film_image(film), corners, levels=levels, checkpoint=checkpoint)
     if not result:
         return result
     ok = result.refined
@@ -288,6 +321,7 @@ def detect_film(
     *,
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     calibration: Calibration | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """Find the bodies ``levels`` (counted from the sacrum upwards) on one film.
 
@@ -296,7 +330,8 @@ def detect_film(
     AutoLandmarks or LandmarkFailure
         Method ``detected``; ``quality`` is the confidence per body in [0, 1];
         ``details["facing"]`` is ``"left"`` or ``"right"``.  A failure reason
-        starts with ``"not found: "``.
+        starts with ``"not found: "``.  ``checkpoint`` is the progress and
+        cancellation hook (:data:`measure.Checkpoint`).
     """
     from measure import detect_vertebrae
 
@@ -306,19 +341,146 @@ def detect_film(
             "not found: detection counts the levels from the sacrum, so they must end with S1 "
             f"(got {', '.join(levels) or 'none'})"
         )
+    small = _too_small(film)
+    if small is not None:
+        return small
     cal = _calibration_of(film, calibration)
     spacing = cal.spacing_mm
     result = detect_vertebrae(
         film_image(film), levels=levels,
         pixel_spacing_mm=None if spacing is None else float(np.sqrt(spacing[0] * spacing[1])),
+        checkpoint=checkpoint,
     )  # fmt: skip
     if not result:
         return result
     wanted = np.ones(len(levels), bool)
+    details = {
+        "facing": result.facing,
+        "facing_confidence": round(float(result.facing_confidence), 3),
+        "facing_evidence": round(float(result.facing_evidence), 4),
+        "label_confidence": {
+            level: round(float(c), 3)
+            for level, c in zip(levels, result.label_confidence, strict=True)
+            if np.isfinite(c)
+        },
+        "needs_review": result.needs_review,
+        "review_reasons": list(result.review_reasons),
+    }
     return _result(
         levels, result.landmarks, result.corner_sd_px, result.confidence, result.body_failures,
-        PlacementMethod.DETECTED, cal, {"facing": result.facing}, wanted,
+        PlacementMethod.DETECTED, cal, details, wanted,
     )  # fmt: skip
+
+
+def detect_study(
+    flexion: Any,
+    extension: Any,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    calibrations: tuple[Calibration | None, Calibration | None] = (None, None),
+) -> tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]:
+    """Detect on both films of a study and make them agree on the facing and the labels.
+
+    Each film is detected on its own (:func:`detect_film`); then
+
+    - **facing**: the posterior-element evidence of the two films is added (the
+      patient faces the same way in both).  Films that disagree both need
+      review; a film unsure on its own is settled by a sure film that agrees.
+    - **labels**: the same vertebra looks the same in both films (a rigid
+      body), so each detected body is compared with the other film's bodies at
+      the same label and one level up or down (normalised correlation of the
+      bodies resampled into their own frame).  When a neighbour's label fits
+      better, the labels of the two films differ by a level: both need review.
+
+    Returns
+    -------
+    (flexion, extension) : AutoLandmarks or LandmarkFailure
+        ``details["needs_review"]`` and ``details["review_reasons"]`` include
+        the study-level checks (``details["study_check"]`` has the figures).
+    """
+    levels = tuple(levels)
+    outcomes = [
+        detect_film(film, levels=levels, calibration=cal)
+        for film, cal in zip((flexion, extension), calibrations, strict=True)
+    ]
+    if not all(outcomes):
+        return outcomes[0], outcomes[1]
+    flex, ext = outcomes
+    reasons: list[str] = []
+    ev = np.array([o.details["facing_evidence"] for o in outcomes])
+    conf = np.array([o.details["facing_confidence"] for o in outcomes])
+    facing_agree = flex.details["facing"] == ext.details["facing"]
+    if not facing_agree:
+        reasons.append(
+            f"the films disagree on the facing (flexion {flex.details['facing']}, extension "
+            f"{ext.details['facing']}): every angle and translation would change sign"
+        )
+    offset, scores = _label_offset(
+        (film_image(flexion), film_image(extension)), (flex.corners, ext.corners)
+    )
+    if offset != 0:
+        reasons.append(
+            f"the labels of the two films differ by {abs(offset)} level(s): the same vertebra is "
+            f"{flex.levels[0] if offset > 0 else ext.levels[0]}… on one film and one level "
+            f"{'lower' if offset > 0 else 'higher'} on the other"
+        )
+    check = {
+        "facing_evidence": [round(float(e), 4) for e in ev],
+        "facing_agree": bool(facing_agree),
+        "label_offset": int(offset),
+        "label_match": {str(k): round(float(v), 3) for k, v in scores.items()},
+    }
+    out = []
+    for o in outcomes:
+        own = list(o.details["review_reasons"])
+        if facing_agree and conf.max() >= REVIEW_THRESHOLD:
+            own = [r for r in own if not r.startswith("facing unsure")]
+        merged = own + reasons
+        details = {**o.details, "needs_review": bool(merged), "review_reasons": merged, "study_check": check}
+        out.append(replace(o, details=details))
+    return out[0], out[1]
+
+
+def _body_patches(image: np.ndarray, corners: np.ndarray, size: tuple[int, int] = (40, 30)) -> np.ndarray:
+    """Each body resampled into its own frame (anterior left, superior up), standardised.
+
+    Returns an array of shape (V, rows, cols); NaN for bodies without four corners.
+    """
+    import cv2
+
+    cols, rows = size
+    target = np.array([[0, 0], [cols - 1, 0], [cols - 1, rows - 1], [0, rows - 1]], np.float32)
+    out = np.full((corners.shape[0], rows, cols), np.nan, np.float32)
+    img = np.asarray(image, np.float32)
+    for v, quad in enumerate(corners):  # at most six bodies
+        if not np.all(np.isfinite(quad)):
+            continue
+        m = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+        patch = cv2.warpPerspective(img, m, (cols, rows), flags=cv2.INTER_AREA)
+        patch -= patch.mean()
+        out[v] = patch / max(float(patch.std()), 1e-6)
+    return out
+
+
+def _label_offset(images: tuple[np.ndarray, np.ndarray], corners: tuple[np.ndarray, np.ndarray]):
+    """Level offset (-1, 0, +1) that best matches the bodies of the two films, and the scores.
+
+    Score of an offset k: mean correlation of flexion body v with extension body v + k.
+    An offset other than 0 is returned only when it beats 0 by a clear margin.
+    """
+    a, b = (_body_patches(img, c) for img, c in zip(images, corners, strict=True))
+    scores = {}
+    for k in (-1, 0, 1):
+        pairs = [
+            float(np.mean(a[v] * b[v + k]))
+            for v in range(len(a))
+            if 0 <= v + k < len(b) and np.all(np.isfinite(a[v])) and np.all(np.isfinite(b[v + k]))
+        ]
+        scores[k] = float(np.mean(pairs)) if len(pairs) >= 2 else np.nan
+    best = max((k for k in scores if np.isfinite(scores[k])), key=lambda k: scores[k], default=0)
+    if best != 0 and np.isfinite(scores[0]) and scores[best] - scores[0] < _LABEL_MARGIN:
+        best = 0
+    return best, scores
 
 
 def track_study(
@@ -460,7 +622,7 @@ def complete_film(
         image (their reason in ``details["unrefined"]``); bodies not found
         are NaN with the reason in ``failures``.  ``quality`` is the box's
         edge contrast.  ``details``: ``facing``, ``facing_evidence``
-        (``agree`` is False when the anatomical cues disagree: ask the
+        (``sure`` is False when the anatomical cues are weak or disagree: ask the
         reader), ``clicked`` and ``found_along_column`` (level lists),
         ``unrefined``.  A failure (falsy) for fewer than two clicks, clicks
         off the film or out of order, or a blank film.
@@ -483,6 +645,9 @@ def complete_film(
         seeds = np.asarray(clicks, dtype=np.float64)
         if seeds.shape != (len(levels), 2):
             raise ValueError(f"clicks: expected shape ({len(levels)}, 2), got {seeds.shape}")
+    small = _too_small(film)
+    if small is not None:
+        return small
     result = corners_from_seeds(
         film_image(film), seeds, last_is_sacrum=levels[-1] == "S1", facing=facing, levels=levels,
     )  # fmt: skip

@@ -561,6 +561,26 @@ def read_criteria(spec: str | PathLike[str]) -> Criteria:
         )
     doc = _load_json(path)
     try:
-        return Criteria.from_dict(doc, name=path.stem)
+        criteria = Criteria.from_dict(doc, name=path.stem)
     except ValueError as exc:
         raise InputFileError(path, f"key {exc}") from None
+    _check_threshold_ranges(doc, path)
+    return criteria
+
+
+#: Largest threshold that can ever fire, per table: a larger one would silently
+#: make the criterion meaningless (a typo such as 40 for 4.0 mm is still allowed).
+THRESHOLD_LIMITS = {"translation_mm": 100.0, "translation_pct": 100.0, "angulation_deg": 90.0}
+
+
+def _check_threshold_ranges(doc: Mapping[str, Any], path: Path) -> None:
+    for kind, limit in THRESHOLD_LIMITS.items():
+        table = doc.get(kind)
+        cells = table.items() if isinstance(table, Mapping) else [("", table)]
+        for segment, value in cells:
+            if _number(value) and value > limit:
+                key = f"{kind}.{segment}" if segment else kind
+                raise InputFileError(
+                    path, f"key {key}: {value:g} is out of range (a {kind} threshold above "
+                    f"{limit:g} can never fire)"
+                )

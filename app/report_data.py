@@ -321,6 +321,15 @@ class ReportData:
         (:func:`app.report_verify.stored_value_differences`); empty when they agree.
     measured_from_landmarks : bool
         The file held no results (a landmarks file): ``rows`` were measured here.
+    safety : list of app.safety.SafetyWarning
+        Safety checks (same image twice, different patients, no motion, implausible
+        spacing, ...; :func:`app.safety.session_safety`); also in ``warnings``.
+    borderline_hint : str or None
+        What would resolve the borderline levels when most are borderline
+        (:func:`app.safety.borderline_hint`), for the report to show.
+    safety_acknowledged : list of str
+        The checks (``SafetyCheck`` values) the reader acknowledged; export of an
+        unacknowledged one is refused (:func:`app.safety.require_acknowledged`).
     """
 
     session: dict[str, Any]
@@ -332,6 +341,16 @@ class ReportData:
     measurement_warnings: list[str] = field(default_factory=list)
     stored_differences: list[str] = field(default_factory=list)
     measured_from_landmarks: bool = False
+    safety: list[Any] = field(default_factory=list)
+    borderline_hint: str | None = None
+    safety_acknowledged: list[str] = field(default_factory=list)
+
+    @property
+    def unacknowledged_safety(self) -> list[Any]:
+        """The safety warnings the reader has not acknowledged."""
+        from app.safety import unacknowledged
+
+        return unacknowledged(self.safety, self.safety_acknowledged)
 
     @property
     def criteria(self) -> str:
@@ -368,7 +387,10 @@ def _find_image(
     else:
         from app.session_format import resolve_image_path
 
-        allowed, refused = resolve_image_path(str(raw), base_dir, search_dirs)
+        allowed, refused = resolve_image_path(
+            str(raw), base_dir, search_dirs,
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         tries = [allowed] if allowed is not None else []
     tries += [Path(d) / candidate.name for d in search_dirs]
     for path in tries:
@@ -464,7 +486,27 @@ def report_from_session(
     report = ReportData(session, Path(session_path) if session_path else None, levels, films,
                         rows, warnings)
     _check_against_landmarks(report, coded_findings)
+    _check_safety(report)
     return report
+
+
+def _check_safety(report: ReportData) -> None:
+    """The safety warnings of the session (saved and recomputed), first in ``warnings``."""
+    from app.safety import borderline_hint, implausible_spacing, session_safety
+
+    reasons = {
+        view: implausible_spacing(film.landmarks, film.calibration.spacing_mm)
+        for view, film in report.films.items()
+    }
+    report.safety, report.safety_acknowledged = session_safety(report.session, report.rows, reasons)
+    methods = [m for film in report.films.values() for level in (film.record.get("placement") or {}).values()
+               if isinstance(level, dict) for m in level.values() if isinstance(m, str)]
+    report.borderline_hint = borderline_hint(report.rows, methods)
+    done = set(report.safety_acknowledged)
+    report.warnings[0:0] = [
+        "SAFETY: " + w.message + (" (acknowledged by the reader)" if w.check.value in done else "")
+        for w in report.safety
+    ]
 
 
 def _check_against_landmarks(report: ReportData,

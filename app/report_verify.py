@@ -130,6 +130,7 @@ def measure_session(session: Mapping[str, Any]) -> Remeasurement | None:
     from app.errors import InputFileError
     from app.landmarks_io import parse_landmarks
     from app.report_data import finding_of
+    from app.safety import implausible_spacing
 
     if not all(isinstance(session.get(v), Mapping) for v in ("flexion", "extension")):
         return None
@@ -139,11 +140,16 @@ def measure_session(session: Mapping[str, Any]) -> Remeasurement | None:
         if len(study.levels) < 2:
             return None
         flex, ext = study.flexion, study.extension
+        # a spacing giving implausible body depths is not used (app.safety, as the viewer)
+        sp_f, sp_e = (
+            None if implausible_spacing(_usable(f.corners), f.spacing_mm) else f.spacing_mm
+            for f in (flex, ext)
+        )
         motion = measure.segmental_motion(
             _usable(flex.corners),
             _usable(ext.corners),
-            flexion_spacing_mm=flex.spacing_mm,
-            extension_spacing_mm=ext.spacing_mm,
+            flexion_spacing_mm=sp_f,
+            extension_spacing_mm=sp_e,
             criteria=criteria,
             levels=study.levels,
             flexion_landmark_sd_mm=flex.effective_sd_mm(),

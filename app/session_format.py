@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -257,8 +258,28 @@ def image_path_allowed(path: str | PathLike[str], folders: Sequence[str | PathLi
     return False
 
 
+def film_has_uid(path: str | os.PathLike[str], sop_instance_uid: str) -> bool:
+    """Whether *path* is a regular DICOM file whose SOP Instance UID is *sop_instance_uid*.
+
+    Only the header is read (no pixel data, no hash): a session naming
+    ``/etc/passwd`` or another patient's film gets False, never an image.
+    """
+    if not sop_instance_uid:
+        return False
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        from app.dicom_io import read_film_header
+
+        header = read_film_header(path)
+    except Exception:  # any unreadable file is simply not the film the session names
+        return False
+    identity = getattr(header, "identity", None)
+    return getattr(identity, "sop_instance_uid", None) == sop_instance_uid
+
+
 def resolve_image_path(
-    raw: str, base: Path | None, folders: Sequence[Path] = ()
+    raw: str, base: Path | None, folders: Sequence[Path] = (), *, sop_instance_uid: str = ""
 ) -> tuple[Path | None, str]:
     """Where a session's image path points, if it is allowed to.
 
@@ -270,6 +291,11 @@ def resolve_image_path(
         The session file's folder.
     folders : sequence of Path
         Further folders the user named (``--images``).
+    sop_instance_uid : str
+        The UID the session recorded for this film.  A path outside the folders
+        is still used when the DICOM header there carries exactly this UID (the
+        reader saved the session away from the films it opened); anything else
+        outside the folders is refused unread beyond its header.
 
     Returns
     -------
@@ -280,7 +306,7 @@ def resolve_image_path(
     if not candidate.is_absolute() and base is not None:
         candidate = base / candidate
     allowed = [*([base] if base is not None else []), *folders]
-    if image_path_allowed(candidate, allowed):
+    if image_path_allowed(candidate, allowed) or film_has_uid(candidate, sop_instance_uid):
         return Path(os.path.abspath(candidate)), ""
     return None, (
         f"image path {_show(raw)} points outside the session's folder"

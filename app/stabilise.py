@@ -129,3 +129,41 @@ def warp_to(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+
+
+def rotation_centre_px(
+    lower: np.ndarray,
+    upper: np.ndarray,
+    centre: np.ndarray,
+    spacing_mm: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """The centre of rotation of a segment as a point on the film.
+
+    Parameters
+    ----------
+    lower, upper : ndarray of shape (4, 2)
+        Corners ``AS, PS, PI, AI`` of the lower and upper body on the film, pixels.
+    centre : ndarray of shape (2,)
+        ``SegmentalMotion.rotation_centre`` of the segment: fractions of the
+        lower body's endplate depth along its superior endplate from ``PS``
+        (0) to ``AS`` (1), and perpendicular to it towards the upper body.
+    spacing_mm : (float, float), optional
+        ``(row, column)`` spacing; the frame is built in mm (square pixels when None).
+
+    Returns
+    -------
+    ndarray of shape (2,)
+        ``(x, y)`` pixels; NaN when the centre is undefined (rotation too small).
+    """
+    scale = np.array([1.0, 1.0]) if spacing_mm is None else np.array([spacing_mm[1], spacing_mm[0]], float)
+    as_, ps = np.asarray(lower[0], float) * scale, np.asarray(lower[1], float) * scale
+    e1 = as_ - ps
+    depth = float(np.hypot(*e1))
+    e1 = e1 / depth
+    e2 = np.array([-e1[1], e1[0]])
+    towards_upper = np.nanmean(np.asarray(upper, float) * scale, axis=0) - ps
+    if np.dot(e2, towards_upper) < 0:
+        e2 = -e2
+    c = np.asarray(centre, float)
+    point_mm = ps + depth * (c[0] * e1 + c[1] * e2)
+    return point_mm / scale

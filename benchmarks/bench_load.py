@@ -1,8 +1,20 @@
-"""Benchmark: loading a large lateral film (4000 x 5000, 16-bit) — time and memory.
+"""Benchmark: loading lateral films — decoding speed per codec, and memory.
 
 Run by hand (not part of the test suite)::
 
+    .venv/bin/python benchmarks/bench_load.py --codecs [--size 2500 2048] [--repeat 5]
     .venv/bin/python benchmarks/bench_load.py [--size 4000 5000] [--keep DIR]
+
+``--codecs``: one film (a downscaled copy of the bundled phantom, 12 bits,
+no patient data) in every transfer syntax a PACS sends for radiographs;
+per codec, in one process, the median over ``--repeat`` rounds (the order of
+the contestants rotates every round, so load from other jobs hits them
+alike) of ``pydicom.dcmread(path).pixel_array`` (pydicom's own decoder
+order, GDCM first), of every installed decoding plugin alone, of GDCM in a
+forked child (how ``load_film`` runs it) and of ``load_film`` itself.  This
+is how ``app.dicom_io.DECODING_PLUGINS`` was chosen.
+
+Without ``--codecs``:
 
 Writes synthetic films (a smooth ramp with noise: no patient data) as native
 Explicit VR Little Endian (12 bits stored in 16), the same with a rescale
@@ -84,13 +96,109 @@ def make_films(directory: Path, rows: int, columns: int) -> dict[str, Path]:
     return films
 
 
+SPEED_CHILD = r"""
+import json, statistics, sys, time, warnings
+sys.path.insert(0, {root!r})
+warnings.simplefilter("ignore")
+import numpy as np, pydicom
+from pydicom.pixels import get_decoder, pixel_array
+from app.dicom_io import load_film
+from app.dicom_io._limits import run_guarded, silenced_stderr
+path, repeat = {path!r}, {repeat!r}
+ds = pydicom.dcmread(path, stop_before_pixels=True)
+syntax = ds.file_meta.TransferSyntaxUID
+reference = pydicom.dcmread(path).pixel_array
+contestants = {{"pydicom pixel_array": lambda: pydicom.dcmread(path).pixel_array,
+                "load_film": lambda: load_film(path).pixels}}
+if syntax.is_compressed:
+    for plugin in get_decoder(syntax).available_plugins:
+        contestants[plugin] = lambda plugin=plugin: pixel_array(path, decoding_plugin=plugin)
+    if "gdcm" in get_decoder(syntax).available_plugins:
+        contestants["gdcm (forked)"] = lambda: run_guarded(
+            lambda: pixel_array(path, decoding_plugin="gdcm"), reference.shape, reference.dtype)
+times = {{name: [] for name in contestants}}
+equal = {{}}
+names = list(contestants)
+for round_ in range(repeat):
+    for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+        start = time.perf_counter()
+        try:
+            with silenced_stderr():
+                array = contestants[name]()
+        except Exception:
+            times[name] = None
+            continue
+        if times[name] is not None:
+            times[name].append(time.perf_counter() - start)
+            equal[name] = bool(np.array_equal(np.asarray(array), reference))
+print(json.dumps({{"syntax": str(syntax), "name": syntax.name,
+                  "median": {{k: (statistics.median(v) if v else None) for k, v in times.items()}},
+                  "equal": equal}}))
+"""
+
+
+def make_codec_films(directory: Path, rows: int, columns: int) -> dict[str, Path]:
+    """The bundled phantom's flexion film resized to ``rows x columns``, in every codec."""
+    import cv2
+    import numpy as np
+    import pydicom
+
+    sys.path.insert(0, str(ROOT))
+    from tests.app._hostile import write_codec
+    from tests.app.dicom_factory import gdcm_transcode, make_dataset
+
+    pixels = pydicom.dcmread(ROOT / "sample_dicoms" / "flexion.dcm").pixel_array
+    pixels = cv2.resize(pixels, (columns, rows), interpolation=cv2.INTER_LINEAR)
+    pixels = np.clip(pixels, 0, 4095).astype(np.uint16)
+    films = {}
+    for codec in ("native", "deflate", "rle", "jpeg-ls", "j2k", "jpeg-lossless"):
+        films[codec] = write_codec(directory / f"{codec}.dcm", codec, pixels)
+    gdcm_transcode(films["native"], directory / "jpeg-lossless-p14.dcm", "1.2.840.10008.1.2.4.57")
+    films["jpeg-lossless-p14"] = directory / "jpeg-lossless-p14.dcm"
+    eight = directory / "eight.dcm"
+    make_dataset((pixels >> 4).astype(np.uint8), bits_stored=8).save_as(
+        eight, enforce_file_format=True)
+    films["jpeg-baseline"] = gdcm_transcode(eight, directory / "jpeg-baseline.dcm",
+                                            "1.2.840.10008.1.2.4.50")
+    eight.unlink()
+    return films
+
+
+def codec_table(directory: Path, rows: int, columns: int, repeat: int) -> None:
+    films = make_codec_films(directory, rows, columns)
+    print(f"{rows} x {columns} pixels, median of {repeat} rounds (seconds)\n")
+    print("| codec (transfer syntax) | file MB | pydicom `pixel_array` | plugins alone "
+          "| `load_film` | `load_film` / pydicom |")
+    print("|---|---|---|---|---|---|")
+    for codec, path in films.items():
+        code = SPEED_CHILD.format(root=str(ROOT), path=str(path), repeat=repeat)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        median = r["median"]
+        reference, ours = median.pop("pydicom pixel_array"), median.pop("load_film")
+        plugins = ", ".join(
+            f"{name} {value:.3f}" + ("" if r["equal"].get(name, True) else " (other pixels)")
+            for name, value in median.items() if value is not None
+        ) or "native"
+        print(f"| {codec} ({r['syntax']}) | {path.stat().st_size / 1e6:.1f} | {reference:.3f} "
+              f"| {plugins} | {ours:.3f} | {ours / reference:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--size", type=int, nargs=2, default=(4000, 5000), metavar=("ROWS", "COLUMNS")
-    )
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("ROWS", "COLUMNS"))
     parser.add_argument("--keep", type=Path, help="write the films here and keep them")
+    parser.add_argument("--codecs", action="store_true", help="decoding speed per codec")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if args.codecs:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = args.keep or Path(tmp)
+            directory.mkdir(parents=True, exist_ok=True)
+            codec_table(directory, *(args.size or (2500, 2048)), args.repeat)
+        return
+    args.size = args.size or (4000, 5000)
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.keep or Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)

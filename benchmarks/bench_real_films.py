@@ -160,7 +160,7 @@ def run_lateral(
         if out:
             row |= compare(out.corners, truth)
             row["reported_facing"] = out.details["facing"]
-            row["facing_cues_agree"] = out.details["facing_evidence"]["agree"]
+            row["facing_sure"] = out.details["facing_evidence"]["sure"]
             row["refined"] = int(np.sum(out.placement[:, 0] == "refined"))
             row["not_found"] = sorted(out.failures)
             if name == "clicks L1+S1":
@@ -224,8 +224,8 @@ def markdown(rows: list[dict]) -> str:
         notes = []
         if r.get("min_confidence") is not None:
             notes.append(f"lowest confidence {r['min_confidence']:.2f}")
-        if r.get("facing_cues_agree") is False:
-            notes.append("facing cues disagree")
+        if r.get("facing_sure") is False:
+            notes.append("facing unsure")
         if "refined" in r:
             notes.append(f"{r['refined']}/6 refined")
         if r.get("not_found"):

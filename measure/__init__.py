@@ -12,12 +12,14 @@ from measure._agreement import (
     fleiss_kappa,
     intraclass_correlation,
 )
-from measure._auto_common import LandmarkFailure
+from measure._auto_common import Cancelled, Checkpoint, LandmarkFailure
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
-from measure._detect import DetectionResult, detect_vertebrae
+from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
+from measure._disc import disc_heights
 from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
 from measure._motion import Z95, SegmentalMotion, segmental_motion
+from measure._proportion import wilson_interval
 from measure._refine import RefinementResult, refine_corners
 from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
@@ -36,11 +38,14 @@ __all__ = [
     "CRITERIA_PRESETS",
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
+    "REVIEW_THRESHOLD",
     "VERDICT_KINDS",
     "Z95",
     "BlandAltman",
     "Calibration",
     "CalibrationSource",
+    "Cancelled",
+    "Checkpoint",
     "Criteria",
     "DetectionResult",
     "IntraclassCorrelation",
@@ -55,6 +60,7 @@ __all__ = [
     "cohen_kappa",
     "corners_from_seeds",
     "detect_vertebrae",
+    "disc_heights",
     "fleiss_kappa",
     "get_criteria",
     "intraclass_correlation",
@@ -68,4 +74,5 @@ __all__ = [
     "sort_levels",
     "track_bodies",
     "verdict_of_record",
+    "wilson_interval",
 ]

@@ -16,9 +16,12 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "Cancelled",
+    "Checkpoint",
     "LandmarkFailure",
     "as_image",
     "as_landmarks",
+    "at_checkpoint",
     "body_outlines",
     "endplate_depth_px",
     "local_normalise",
@@ -44,6 +47,22 @@ def nan_tolerant(func: _F) -> _F:
                 return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+Checkpoint = Callable[[float], None]
+"""A callable given the fraction of the work done, called between bodies (and
+stages) by the automatic methods; it stops the method by raising (usually
+:class:`Cancelled`).  Used by the viewer to show progress and cancel a run."""
+
+
+class Cancelled(Exception):
+    """Raised by a :data:`Checkpoint` to stop an automatic method; nothing is returned."""
+
+
+def at_checkpoint(checkpoint: Checkpoint | None, fraction: float) -> None:
+    """Call ``checkpoint(fraction)`` when one is given (it may raise :class:`Cancelled`)."""
+    if checkpoint is not None:
+        checkpoint(float(min(max(fraction, 0.0), 1.0)))
 
 
 @dataclass(frozen=True, slots=True)

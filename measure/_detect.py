@@ -2,65 +2,90 @@
 
 A classical pipeline, no learned weights:
 
-1. **Body candidates.**  On a locally normalised copy of the film (exposure,
-   window and heel effect cancel), a generic body template — a bright block
-   (endplate depth D, height 0.75 D) between two dark disc bands — is matched
-   by masked normalised cross-correlation over rotations (±60°) and a few body
-   sizes (from the pixel spacing when known, else from the film size).
-   Non-maximum suppression leaves a few dozen candidates with a pose each.
+1. **Body candidates and body size.**  On a locally normalised copy of the
+   film (exposure, window and heel effect cancel), a generic body template —
+   a bright block (endplate depth D, height 0.75 D) between two dark disc
+   bands — is matched by normalised cross-correlation over rotations (±60°)
+   and body sizes.  The sizes come from the pixel spacing when it is known;
+   otherwise a wide range is searched and the size is decided by the image
+   itself: the size whose best column of five bodies correlates best (a mean,
+   not a sum, so a long chain of half-size blocks does not win).
 2. **Column.**  Dynamic programming links candidates into the best chain of
-   bodies one pitch apart (0.8–1.35 D), each below the previous one along its
-   own axis and turned by less than 25° from it — a column of vertebrae, not
-   ribs, bowel gas or labels.
-3. **Sacrum and labels.**  The chain is followed downwards; the lowest body
-   with a disc below it and bone after the disc is L5, and the bone below that
-   disc is S1 (the sacrum has no disc inside it).  Levels are labelled from
-   the sacrum upwards (L5, L4, …), so thoracic bodies above L1 or a missing
-   top of the film do not shift the labels.
-4. **Corners.**  Each body's block corners are snapped to the cortical outline
+   bodies one pitch apart, each below the previous one along its own axis and
+   turned by less than 25° from it; the chain is then followed up and down
+   body by body in the template responses.
+3. **Sacrum and labels** (:mod:`measure._column_profile`).  Intensity
+   profiles along each body's axis at a resolution fine enough for a narrow
+   disc give the prominence of the dark band below every body, compared with
+   the column's own discs.  L5 is the lowest body with a real disc below it;
+   S1 is the bone below that disc, which must show no disc of its own.  Each
+   piece of evidence gives a confidence; the labels get the weakest of them
+   (the sacrum's, the L5-S1 disc's, and for the levels above a gap in the
+   column, the gap's).
+4. **Facing** from the posterior elements: pedicles, facets, laminae and
+   spinous processes make the band behind the bodies brighter and busier than
+   the soft tissue in front, in flexion as in extension (the disc wedge, which
+   flexion straightens or reverses, is not used).
+5. **Corners.**  Each body's block corners are snapped to the cortical outline
    by :func:`measure.refine_corners`; S1's superior corners likewise.
-5. **Facing.**  Lumbar discs open anteriorly (lordosis at L3–S1 in flexion and
-   extension alike): the side where the L3–S1 disc spaces are taller is
-   anterior, which assigns ``AS, PS, PI, AI``.
 
-Each body gets a confidence in [0, 1] (template correlation, edge support of
-the refinement, agreement with the column).  When no column or no sacrum is
-found the result is a falsy :class:`LandmarkFailure` whose reason starts with
-``"not found: "``.  The loops over sizes and rotations call OpenCV; the chain
-search is a dynamic programme over at most ``_MAX_CANDIDATES`` candidates.
+When the evidence is weak or contradictory the result says so:
+``needs_review`` with the reasons (see ``REVIEW_THRESHOLD``).  When no column
+or no sacrum is found the result is a falsy :class:`LandmarkFailure` whose
+reason starts with ``"not found: "``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from measure._auto_common import LandmarkFailure, as_image, local_normalise, nan_tolerant
+from measure._auto_common import (
+    Checkpoint,
+    LandmarkFailure,
+    as_image,
+    at_checkpoint,
+    local_normalise,
+    nan_tolerant,
+)
+from measure._column_profile import column_profiles
 from measure._refine import refine_corners
 from measure._registration import level_matrix, resample
 
-__all__ = ["DetectionResult", "detect_vertebrae"]
+__all__ = ["REVIEW_THRESHOLD", "DetectionResult", "detect_vertebrae"]
 
-_TEMPLATE_DEPTH = 24  # pixels: bodies are matched at this size
+_TEMPLATE_DEPTH = 20  # pixels: bodies are matched at this size
 _ASPECT = 0.75  # body height / endplate depth
 _DISC = 0.22  # disc height / endplate depth
-_ANGLES_DEG = np.arange(-60, 61, 5)
+_ANGLES_DEG = np.arange(-60.0, 60.1, 7.5)
 _MAX_CANDIDATES = 60
 _MIN_SCORE = 0.2
 _BODY_DEPTH_MM = (31.0, 37.0, 44.0)
-_MIN_MEAN_SCORE = 0.45
-_DISC_CONTRAST = 0.8  # normalised intensity between a body (or the sacrum) and its disc
-_SACRUM_DISC_CONTRAST = 0.5  # lenient: any disc-like band where the sacrum should be
-# a band under a body less than this share as dark as the discs above it is a
-# fused sacral disc's remnant (or a narrow disc): not trusted as the L5-S1 disc
-_REMNANT_RATIO = 0.6
+_MIN_MEAN_SCORE = 0.33
 _EDGE_MARGIN = 0.3  # a body closer than this (x depth) to the film's edge may be cut off
 _MIN_REFINED_SHARE = 0.6
-_MIN_CHAIN = 4  # bodies (sacral segment included) for a column
-_MIN_DISC_WIDTH = 0.14  # of the endplate depth
-_DEBUG = False  # endplate depth in the image, mm (incl. magnification)
+_MIN_CHAIN = 4  # bodies for a column
+_TOP_K = 5  # a column's score: mean correlation of its best five bodies
+
+# label evidence (prominence of a band / the column's typical disc prominence)
+_DISC_RATIO = 0.45  # a band at least this prominent is a disc
+_DISC_SURE = (0.30, 0.65)  # L5-S1 band ratio: confidence 0 at the first, 1 at the second
+_SACRUM_SURE = (0.55, 0.25)  # strongest band inside "S1": confidence 0 at the first, 1 at the second
+_PLATE = (1.0, 1.5)  # brightest inferior endplate (normalised): a body's at the second, none at the first
+_NARROW_DISC_CONFIDENCE = 0.7  # L5 found by its endplate when no L5-S1 disc space is seen
+_GAP_PITCH = 1.45  # consecutive bodies further apart than this x the pitch: a body missed
+# facing evidence: modulation behind minus in front of the bodies, relative
+_FACING_SURE = (0.1, 0.3)
+_BRIGHTNESS_DISAGREES = 0.3  # brighter side opposite to the modulated one by this much: halve
+
+_TRACE: list | None = None  # set to a list to collect the label evidence (benchmarks, debugging)
+
+REVIEW_THRESHOLD = 0.6
+"""Confidence below which a label, the facing or the whole film is marked for
+review.  Calibrated on the tuning seeds of ``benchmarks/bench_detect_realistic.py``
+(70000+), reported on others (80000+); see ``docs/auto-landmarks.md``."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +101,22 @@ class DetectionResult:
         Positional SD per corner, pixels (from the refinement's edge fits,
         raised where a corner could not be refined).
     confidence : ndarray of shape (V,)
-        Per level, in [0, 1]; NaN where not found.
+        Per level, in [0, 1]: the smaller of the body's outline confidence and
+        its label's confidence; NaN where not found.
     body_failures : tuple of (str or None)
         Per level, why it was not found, or None.
     facing : str
         ``"left"`` or ``"right"``: the side of the image the patient faces.
+    label_confidence : ndarray of shape (V,)
+        Per level, in [0, 1]: how surely the label is right (sacrum, L5-S1
+        disc, continuity of the column); NaN where not found.
+    facing_confidence : float
+        In [0, 1], from the posterior elements' contrast.
+    facing_evidence : float
+        Signed contrast behind minus in front (positive: facing left), for
+        combining the two films of a study.
+    review_reasons : tuple of str
+        Why the result is unsure (empty when it is not).
     """
 
     landmarks: np.ndarray
@@ -88,9 +124,18 @@ class DetectionResult:
     confidence: np.ndarray
     body_failures: tuple[str | None, ...]
     facing: str
+    label_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    facing_confidence: float = 1.0
+    facing_evidence: float = 0.0
+    review_reasons: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return True
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether a reader must confirm the labels or the facing before results count."""
+        return bool(self.review_reasons)
 
 
 def _body_template(depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,71 +160,6 @@ def _rotate(template: np.ndarray, mask: np.ndarray, angle_deg: float):
     t = cv2.warpAffine(template, matrix, (diag, diag), flags=cv2.INTER_LINEAR)
     m = cv2.warpAffine(mask, matrix, (diag, diag), flags=cv2.INTER_NEAREST)
     return t, m
-
-
-def _candidates(norm: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``(x, y, angle_deg, score)`` of local maxima of the best rotation's response,
-    and the responses of every rotation, shape (A, H, W), indexed by the body centre."""
-    template, mask = _body_template(depth)
-    best = np.full(norm.shape, -1.0, np.float32)
-    best_angle = np.zeros(norm.shape, np.float32)
-    responses = np.full((len(_ANGLES_DEG), *norm.shape), -1.0, np.float32)
-    for a_index, angle in enumerate(_ANGLES_DEG):
-        t, m = _rotate(template, mask, float(angle))
-        if t.shape[0] >= norm.shape[0] or t.shape[1] >= norm.shape[1]:
-            continue
-        response = cv2.matchTemplate(norm, t, cv2.TM_CCOEFF_NORMED, mask=m)
-        response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
-        half = t.shape[0] // 2
-        full = np.full(norm.shape, -1.0, np.float32)
-        full[half : half + response.shape[0], half : half + response.shape[1]] = response
-        responses[a_index] = full
-        better = full > best
-        best = np.where(better, full, best)
-        best_angle = np.where(better, angle, best_angle)
-    radius = max(int(0.45 * depth), 2)
-    dilated = cv2.dilate(best, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
-    peaks = (best >= dilated) & (best > _MIN_SCORE)
-    ys, xs = np.nonzero(peaks)
-    scores = best[ys, xs]
-    order = np.argsort(-scores)[:_MAX_CANDIDATES]
-    cands = np.column_stack([xs[order], ys[order], best_angle[ys, xs][order], scores[order]])
-    return cands.astype(np.float64), responses
-
-
-def _extend_upwards(chain_poses: np.ndarray, responses: np.ndarray, depth: float, count: int) -> np.ndarray:
-    """Follow the column up from its top body, one pitch at a time.
-
-    Bodies overlapped by ribs or strongly turned in extension may miss the
-    global candidate list; guided by the pose of the body below (and the turn
-    between the two bodies below), each is sought in a window of 0.3 pitch and
-    ±20° around its predicted pose, and kept if its correlation exceeds 0.3.
-    """
-    poses = [tuple(p) for p in chain_poses]
-    if len(poses) < 2:
-        return chain_poses
-    pitch = float(np.median(np.linalg.norm(np.diff(chain_poses[:, :2], axis=0), axis=1)))
-    _, h, w = responses.shape
-    for _ in range(count):
-        top, below = np.array(poses[0]), np.array(poses[1])
-        turn = np.clip((top[2] - below[2] + 180) % 360 - 180, -15, 15)
-        angle = top[2] + turn
-        a = np.deg2rad((top[2] + angle) / 2)
-        up = -np.array([-np.sin(a), np.cos(a)])
-        centre = top[:2] + pitch * up
-        r = max(int(0.3 * pitch), 1)
-        x0, x1 = int(max(centre[0] - r, 0)), int(min(centre[0] + r + 1, w))
-        y0, y1 = int(max(centre[1] - r, 0)), int(min(centre[1] + r + 1, h))
-        if x1 <= x0 or y1 <= y0:
-            break
-        near = np.flatnonzero(np.abs((_ANGLES_DEG - angle + 180) % 360 - 180) <= 20)
-        window = responses[near, y0:y1, x0:x1]
-        k, iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
-        score = float(window[k, iy, ix])
-        if score < 0.3:
-            break
-        poses.insert(0, (x0 + ix, y0 + iy, float(_ANGLES_DEG[near[k]]), score))
-    return np.array(poses, dtype=np.float64)
 
 
 def _best_chain(cands: np.ndarray, depth: float) -> list[int]:
@@ -231,28 +211,79 @@ def _block_corners(x: float, y: float, angle_deg: float, depth: float) -> np.nda
     return np.array([c - hx * ex - hy * ey, c + hx * ex - hy * ey, c + hx * ex + hy * ey, c - hx * ex + hy * ey])
 
 
-def _profile_below(
-    norm: np.ndarray, corners: np.ndarray, depth: float, steps_depth: np.ndarray | None = None
-) -> np.ndarray:
-    """Mean normalised intensity along the down axis below a block, from its bottom.
+def _candidates(norm: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(x, y, angle_deg, score)`` of local maxima of the best rotation's response,
+    and the responses of every rotation, shape (A, H, W), indexed by the body centre.
 
-    Sampled at ``steps_depth`` (fractions of the depth; default -0.1 to 0.78 by
-    0.02), each the mean across the middle 60 % of the block's width.
+    The rotated template's corners outside the block are set to its mean, so an
+    unmasked correlation (several times faster than a masked one) ignores them.
     """
-    bottom_mid = (corners[2] + corners[3]) / 2
-    ex = (corners[2] - corners[3]) / np.linalg.norm(corners[2] - corners[3])
-    ey = np.array([-ex[1], ex[0]])
-    if np.dot(ey, corners[3] - corners[0]) < 0:
-        ey = -ey
-    steps = (np.arange(-0.1, 0.8, 0.02) if steps_depth is None else steps_depth) * depth
-    across = np.linspace(-0.3, 0.3, 9) * depth
-    pts = bottom_mid + steps[:, None, None] * ey + across[None, :, None] * ex
-    flat = pts.reshape(-1, 2).astype(np.float32)
-    values = cv2.remap(
-        norm, flat[:, 0].reshape(len(steps), -1), flat[:, 1].reshape(len(steps), -1),
-        cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
-    )  # fmt: skip
-    return np.nanmean(values, axis=1) if np.any(np.isfinite(values)) else np.full(len(steps), np.nan)
+    template, mask = _body_template(depth)
+    best = np.full(norm.shape, -1.0, np.float32)
+    best_angle = np.zeros(norm.shape, np.float32)
+    responses = np.full((len(_ANGLES_DEG), *norm.shape), -1.0, np.float32)
+    for a_index, angle in enumerate(_ANGLES_DEG):
+        t, m = _rotate(template, mask, float(angle))
+        if t.shape[0] >= norm.shape[0] or t.shape[1] >= norm.shape[1]:
+            continue
+        t = np.where(m > 0, t, np.float32(t[m > 0].mean())).astype(np.float32)
+        response = cv2.matchTemplate(norm, t, cv2.TM_CCOEFF_NORMED)
+        response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
+        half = t.shape[0] // 2
+        full = responses[a_index]
+        full[half : half + response.shape[0], half : half + response.shape[1]] = response
+        better = full > best
+        best = np.where(better, full, best)
+        best_angle = np.where(better, angle, best_angle)
+    radius = max(int(0.45 * depth), 2)
+    dilated = cv2.dilate(best, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+    peaks = (best >= dilated) & (best > _MIN_SCORE)
+    ys, xs = np.nonzero(peaks)
+    scores = best[ys, xs]
+    order = np.argsort(-scores)[:_MAX_CANDIDATES]
+    cands = np.column_stack([xs[order], ys[order], best_angle[ys, xs][order], scores[order]])
+    return cands.astype(np.float64), responses
+
+
+def _follow(
+    chain_poses: np.ndarray, responses: np.ndarray, count: int, *, down: bool, min_score: float = 0.3
+) -> np.ndarray:
+    """Follow the column from its end body, one pitch at a time, up or down.
+
+    Bodies overlapped by ribs, the iliac crests or strongly turned may miss the
+    global candidate list; guided by the pose of the end body (and the turn
+    between the two end bodies), each is sought in a window of 0.3 pitch and
+    ±20° around its predicted pose, and kept if its correlation exceeds ``min_score``.
+    """
+    poses = [tuple(p) for p in chain_poses]
+    if len(poses) < 2:
+        return chain_poses
+    pitch = float(np.median(np.linalg.norm(np.diff(chain_poses[:, :2], axis=0), axis=1)))
+    _, h, w = responses.shape
+    for _ in range(count):
+        end, nxt = (np.array(poses[-1]), np.array(poses[-2])) if down else (np.array(poses[0]), np.array(poses[1]))
+        turn = np.clip((end[2] - nxt[2] + 180) % 360 - 180, -15, 15)
+        angle = end[2] + turn
+        a = np.deg2rad((end[2] + angle) / 2)
+        axis = np.array([-np.sin(a), np.cos(a)]) * (1.0 if down else -1.0)
+        centre = end[:2] + pitch * axis
+        r = max(int(0.3 * pitch), 1)
+        x0, x1 = int(max(centre[0] - r, 0)), int(min(centre[0] + r + 1, w))
+        y0, y1 = int(max(centre[1] - r, 0)), int(min(centre[1] + r + 1, h))
+        if x1 <= x0 or y1 <= y0:
+            break
+        near = np.flatnonzero(np.abs((_ANGLES_DEG - angle + 180) % 360 - 180) <= 20)
+        window = responses[near, y0:y1, x0:x1]
+        k, iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
+        score = float(window[k, iy, ix])
+        if score < min_score:
+            break
+        pose = (x0 + ix, y0 + iy, float(_ANGLES_DEG[near[k]]), score)
+        if down:
+            poses.append(pose)
+        else:
+            poses.insert(0, pose)
+    return np.array(poses, dtype=np.float64)
 
 
 def _side_contrast(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
@@ -279,6 +310,44 @@ def _side_contrast(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
     return float(np.nanmean(values[:half]) - np.nanmean(values[half:]))
 
 
+def _posterior_modulation(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
+    """How much more the band behind the +x wall varies along the column than the -x band.
+
+    Behind the bodies, pedicles (bright, level with the upper body) alternate
+    with the intervertebral foramina (dark, level with the disc) at the
+    column's pitch; in front there is only soft tissue.  Per side, the band
+    0.1-0.7 depth outside the wall is averaged across and sampled along the
+    column over one pitch centred on the body; its standard deviation along
+    the column is the side's modulation.  Returns ``(plus - minus) / (plus +
+    minus)`` over the blocks, in [-1, 1] (positive: posterior elements on +x).
+    """
+    top_left, top_right, _, bottom_left = (blocks[:, k] for k in range(4))
+    ex = top_right - top_left
+    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
+    down = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    flip = np.einsum("ij,ij->i", down, bottom_left - top_left) < 0
+    down[flip] *= -1
+    centre = blocks.mean(axis=1)
+    out = np.linspace(0.6, 1.2, 7) * depth  # from the centre: 0.1-0.7 depth beyond the wall
+    along = np.linspace(-0.55, 0.55, 23) * depth
+    stds = []
+    for sign in (1.0, -1.0):
+        pts = (
+            centre[:, None, None, :]
+            + along[None, :, None, None] * down[:, None, None, :]
+            + sign * out[None, None, :, None] * ex[:, None, None, :]
+        )  # (B, along, out, 2)
+        flat = pts.reshape(-1, 2).astype(np.float32)
+        values = cv2.remap(
+            norm, flat[:, 0].reshape(1, -1), flat[:, 1].reshape(1, -1), cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
+        ).reshape(pts.shape[:3])  # fmt: skip
+        profile = np.nanmean(values, axis=2)  # (B, along)
+        stds.append(np.nanstd(profile, axis=1))
+    plus, minus = (float(np.nanmean(v)) for v in stds)
+    return (plus - minus) / max(plus + minus, 1e-6)
+
+
 def _down_axis(corners: np.ndarray) -> np.ndarray:
     """Unit vector from a block's top edge towards its bottom edge."""
     ex = (corners[2] - corners[3]) / np.linalg.norm(corners[2] - corners[3])
@@ -286,87 +355,45 @@ def _down_axis(corners: np.ndarray) -> np.ndarray:
     return ey if np.dot(ey, corners[3] - corners[0]) >= 0 else -ey
 
 
-_SACRUM_STEPS = np.arange(-0.1, 1.2, 0.02)
+def _column_score(scores: np.ndarray) -> float:
+    """Mean correlation of a chain's best ``_TOP_K`` bodies, scaled down for shorter chains."""
+    top = np.sort(scores)[::-1][:_TOP_K]
+    return float(np.mean(top)) * min(len(scores), _TOP_K) / _TOP_K
 
 
-def _sacrum_evidence(
-    norm: np.ndarray, l5_block: np.ndarray, s1_edge: float, depth: float, disc_depth: float
-) -> tuple[float, bool]:
-    """How surely the bone under the L5-S1 disc is the sacrum: 1, 0.5 or 0; and whether
-    a faint band was seen where a disc would be.
-
-    The bone is followed from the S1 endplate downwards.  If it is on the film
-    for less than 0.4 depth, it is not seen (0).  If one lumbar-body height
-    further down there is a disc (a dark band at least 14 % of the depth tall,
-    bone on both sides, as dark as ``_REMNANT_RATIO`` × ``disc_depth``, the
-    typical depth of the discs above, and at least ``_SACRUM_DISC_CONTRAST``),
-    the bone is a lumbar body and the column was mislabelled (0).  A fainter
-    band there (a fused sacral disc's remnant, or a narrow disc) is reported
-    as ambiguous.  Otherwise it is the sacrum: 1 when the film shows the bone
-    past where such a disc would end (1.1 depth), 0.5 when the film's edge
-    comes first.
-    """
-    down = _down_axis(l5_block)
-    top_block = l5_block + down * s1_edge  # its bottom edge lies on the S1 endplate
-    prof = _profile_below(norm, top_block, depth, _SACRUM_STEPS)
-    off_film = np.flatnonzero((_SACRUM_STEPS > 0.05) & ~np.isfinite(prof))
-    seen = _SACRUM_STEPS[off_film[0]] if off_film.size else _SACRUM_STEPS[-1]
-    if seen < 0.4:
-        return 0.0, False
-    s1_block = top_block + down * (_ASPECT * depth)
-    strong = max(_SACRUM_DISC_CONTRAST, _REMNANT_RATIO * disc_depth) if np.isfinite(disc_depth) else _SACRUM_DISC_CONTRAST
-    disc, _, _ = _has_disc_below(norm, s1_block, depth, strong, need_bone=False)
-    if disc:
-        return 0.0, False
-    faint, _, _ = _has_disc_below(norm, s1_block, depth, _SACRUM_DISC_CONTRAST, need_bone=False)
-    return (1.0 if seen >= 1.1 else 0.5), faint
+def _ramp(value: float | np.ndarray, zero: float, one: float) -> np.ndarray:
+    """0 at ``zero``, 1 at ``one``, linear between, clipped (either direction)."""
+    return np.clip((np.asarray(value, float) - zero) / (one - zero), 0.0, 1.0)
 
 
-def _has_disc_below(
-    norm: np.ndarray,
-    corners: np.ndarray,
-    depth: float,
-    contrast: float = _DISC_CONTRAST,
-    need_bone: bool = True,
-) -> tuple[bool, float, float]:
-    """Whether a dark disc and then bone follow the block; the disc's far edge offset; its depth.
+def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None):
+    """The best column over the body sizes ``depths`` (full-resolution pixels), or None."""
+    best = None
+    for k, depth in enumerate(depths):
+        at_checkpoint(checkpoint, 0.8 * k / len(depths))
+        f = min(1.0, _TEMPLATE_DEPTH / depth)
+        small = resample(img, f)
+        norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
+        d = depth * f
+        cands, responses = _candidates(norm, round(d))
+        chain = _best_chain(cands, d)
+        if len(chain) < _MIN_CHAIN:
+            continue
+        score = _column_score(cands[chain, 3])
+        if best is None or score > best[0]:
+            best = (score, float(depth), f, norm, cands[chain], responses)
+    return best
 
-    With ``need_bone=False`` a dark band alone counts (the bone after it may be
-    off the film or faint).  The depth is how much darker the band is than the
-    body above it (normalised intensity; NaN when the profile leaves the film).
-    """
-    prof = _profile_below(norm, corners, depth)
-    steps = np.arange(-0.1, 0.8, 0.02)
-    needed = np.ones(steps.shape, bool) if need_bone else steps < 0.35
-    if not np.all(np.isfinite(prof[needed])):
-        return False, np.nan, np.nan
-    if not need_bone:
-        prof = np.where(np.isfinite(prof), prof, -np.inf)
-    disc_zone = (steps > 0.0) & (steps < 0.35)
-    bone_zone = (steps > 0.2) & (steps < 0.7)
-    k_disc = np.flatnonzero(disc_zone)[np.argmin(prof[disc_zone])]
-    after = bone_zone & (steps > steps[k_disc] + 0.05)
-    if not np.any(after):
-        return False, np.nan, np.nan
-    bone = float(np.max(prof[after]))
-    body = np.mean(prof[steps < 0.0])
-    dark = prof[k_disc]
-    # a disc is a dark band of some height; a sacral remnant line is thin
-    level = dark + 0.5 * (min(body, bone) - dark)
-    band = prof < level
-    lo_k = hi_k = k_disc
-    while lo_k > 0 and band[lo_k - 1]:
-        lo_k -= 1
-    while hi_k < len(prof) - 1 and band[hi_k + 1]:
-        hi_k += 1
-    width = (hi_k - lo_k + 1) * 0.02
-    bone_ok = bone - dark > contrast or not need_bone
-    ok = (body - dark > contrast) and bone_ok and width >= _MIN_DISC_WIDTH
-    # superior endplate of the next bone: first crossing above the midpoint after the disc
-    mid = (dark + bone) / 2
-    idx = np.flatnonzero(after & (prof > mid))
-    edge = steps[idx[0]] * depth if idx.size else np.nan
-    return bool(ok), float(edge), float(body - dark)
+
+def _s1_edge(profile: np.ndarray, s: np.ndarray, disc_at: float) -> float:
+    """Where the bone after the disc at ``disc_at`` starts: first rise above half-way, depths."""
+    k0 = int(np.argmin(np.abs(s - disc_at)))
+    after = profile[k0 : k0 + 30]
+    if not np.any(np.isfinite(after)):
+        return disc_at + 0.05
+    mid = 0.5 * (profile[k0] + np.nanmax(after))
+    rise = np.flatnonzero(np.nan_to_num(after, nan=-np.inf) > mid)
+    return float(s[k0 + rise[0]]) if rise.size else disc_at + 0.05
 
 
 @nan_tolerant
@@ -375,6 +402,7 @@ def detect_vertebrae(
     *,
     levels: tuple[str, ...] | list[str] = ("L1", "L2", "L3", "L4", "L5", "S1"),
     pixel_spacing_mm: float | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> DetectionResult | LandmarkFailure:
     """Find the lumbar bodies and S1 on one lateral film and propose their corners.
 
@@ -387,79 +415,107 @@ def detect_vertebrae(
         Levels wanted, top to bottom, ending with ``"S1"``; labels are
         counted from the sacrum upwards.
     pixel_spacing_mm : float, optional
-        Mean pixel spacing; narrows the body sizes searched.
+        Mean pixel spacing; narrows the body sizes searched.  Without it the
+        body size is estimated from the image, never from the film's size.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between body sizes searched;
+        raising from it (:class:`measure.Cancelled`) stops the detection.
 
     Returns
     -------
     DetectionResult or LandmarkFailure
         A failure whose reason starts with ``"not found: "`` when the film is
-        blank, no column of bodies is found or the sacrum is not seen.
+        blank, no column of bodies is found or the sacrum is not seen.  A
+        result whose labels or facing are unsure has ``needs_review`` and says
+        why in ``review_reasons``.
     """
-    img = as_image(image)
     levels = tuple(levels)
     if not levels or levels[-1] != "S1":
         raise ValueError(f"levels: must end with 'S1', got {levels}")
+    colour = _colour_reason(image)
+    if colour:
+        return LandmarkFailure(colour)
+    img = as_image(image)
     h, w = img.shape
     lo, hi = np.percentile(img[:: max(h // 256, 1), :: max(w // 256, 1)], [1, 99])
     if not hi > lo:
         return LandmarkFailure("not found: the film is blank or uniform")
+    img = _without_burned_in(img)
     if pixel_spacing_mm is not None and pixel_spacing_mm > 0:
         depths = np.array(_BODY_DEPTH_MM) / pixel_spacing_mm
     else:
-        depths = min(h, w) * np.geomspace(1 / 14, 1 / 5, 6)
-
-    best = None
-    for depth in depths:
-        f = min(1.0, _TEMPLATE_DEPTH / depth)
-        small = resample(img, f)
-        norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
-        d = depth * f
-        cands, responses = _candidates(norm, round(d))
-        chain = _best_chain(cands, d)
-        if not chain:
-            continue
-        total = float(np.sum(cands[chain, 3]))
-        if best is None or total > best[0]:
-            best = (total, depth, f, norm, cands[chain], responses)
-    if best is None or len(best[4]) < _MIN_CHAIN:
-        return LandmarkFailure("not found: no column of vertebral bodies on the film")
+        depths = min(h, w) * np.geomspace(1 / 16, 1 / 3.5, 9)
+    best = _find_column(img, depths, checkpoint)
+    if best is None:
+        return LandmarkFailure(
+            "not found: no column of vertebral bodies on the film (fewer than four bodies in a row: "
+            "a spot film of one level, another body part?)"
+        )
     _, depth, f, norm, poses, responses = best
     d = depth * f
-    poses = _extend_upwards(poses, responses, d, len(levels))
-    chain = list(range(len(poses)))
-    cands = poses
-    blocks = np.array([_block_corners(*cands[k, :3], d) for k in chain])  # (n, 4, 2) small scale
-    # walk down the chain: the lowest body followed by a disc and bone is L5
+    poses = _follow(poses, responses, len(levels), down=False)
+    poses = _follow(poses, responses, 3, down=True)
+    # the body size from the column itself: its pitch (body + disc ~ 0.97 depth)
+    pitch_small = float(np.median(np.linalg.norm(np.diff(poses[:, :2], axis=0), axis=1)))
+    d = float(np.clip(pitch_small / (_ASPECT + _DISC), 0.8 * d, 1.25 * d))
+    depth = d / f
+    n = len(poses)
+    blocks = np.array([_block_corners(*poses[k, :3], d) for k in range(n)])  # small scale
+    to_full = np.linalg.inv(np.vstack([level_matrix(f), [0, 0, 1]]))[:2]
+    blocks_full = blocks @ to_full[:, :2].T + to_full[:, 2]
+    centres = blocks_full.mean(axis=1)
+    downs = np.array([_down_axis(b) for b in blocks_full])
+
+    # -- which body is L5: profiles below every body (and two more one pitch apart below the
+    # column, followed whatever their correlation, so the body below the last one is judged too)
+    n_chain = n
+    poses = _follow(poses, responses, 2, down=True, min_score=-1.0)
+    n = len(poses)
+    if n > n_chain:
+        extra = np.array([_block_corners(*poses[k, :3], d) for k in range(n_chain, n)])
+        blocks = np.concatenate([blocks, extra])
+        blocks_full = blocks @ to_full[:, :2].T + to_full[:, 2]
+        centres = blocks_full.mean(axis=1)
+        downs = np.array([_down_axis(b) for b in blocks_full])
+    prof = column_profiles(img, centres, downs, depth)
+    disc, disc_at = prof.best_band(0.28, 0.85)
+    plate, plate_at = prof.peak(0.2, 0.55)  # the inferior endplate's cortex, seen edge on
+    seen = prof.seen_until()
+    sacrum_stop = np.minimum(disc_at + 1.0, seen - 0.02)
+    inner, _ = prof.best_band(disc_at + 0.25, np.maximum(sacrum_stop, disc_at + 0.26))
+    finite = np.flatnonzero(np.isfinite(disc[:n_chain]))
+    if finite.size < 2:
+        return LandmarkFailure("not found: no discs seen between the bodies found")
+    ref_pool = disc[finite[:-2]] if finite.size >= 5 else disc[finite]
+    reference = float(np.median(ref_pool))
+    if not reference > 0:
+        return LandmarkFailure("not found: no discs seen between the bodies found")
+    ratio = disc / reference
+    inner_ratio = inner / reference
+    if _TRACE is not None:
+        _TRACE.append({"plate": plate, "ratio": ratio, "inner": inner_ratio, "disc_at": disc_at,
+                       "seen": seen, "centres": centres, "depth": depth, "reference": reference,
+                       "poses": poses, "n_chain": n_chain})  # fmt: skip
+    # L5: the lowest body with a bright inferior endplate and bone below it; the
+    # sacrum's first segment has no inferior endplate (a fused remnant at most)
+    body_like = (plate >= _PLATE[1]) | ((plate >= _PLATE[0]) & (ratio >= _DISC_RATIO))
     l5 = None
-    s1_edge = np.nan
-    # L5 has a real disc below it and one above it (sacral segments are
-    # separated by thin remnant lines at most)
-    discs = [_has_disc_below(norm, blocks[pos], d) for pos in range(len(chain))]
-    # ... and its disc is about as dark as the discs above: the lucent band of a
-    # fused sacral disc can pass for a disc on its own (then S1 would be called
-    # L5 and every label shift by one level)
-    ambiguous = False
-    disc_depth = np.nan
-    for pos in range(len(chain) - 1, 0, -1):
-        if not (discs[pos][0] and discs[pos - 1][0]):
-            continue
-        above = [discs[p][2] for p in range(max(pos - 4, 0), pos) if discs[p][0]]
-        disc_depth = float(np.median(above))
-        if discs[pos][2] < _REMNANT_RATIO * disc_depth:
-            ambiguous = True
-            continue
-        l5, s1_edge = pos, discs[pos][1]
-        break
+    for p in range(n - 2, 0, -1):
+        if body_like[p] and seen[p] > plate_at[p] + 0.4 and (p < n_chain or ratio[p] >= _DISC_RATIO):
+            l5 = p
+            break
     if l5 is None:
         return LandmarkFailure("not found: no sacrum below the column (no L5-S1 disc seen)")
-    # the bone below that disc must be the sacrum: on the film, and without a
-    # disc of its own one body height further down (else it is a lumbar body
-    # and the film is cropped above the sacrum)
-    sacrum, faint_below = _sacrum_evidence(norm, blocks[l5], s1_edge, d, disc_depth)
-    ambiguous = ambiguous or faint_below
-    if sacrum == 0.0:
+    narrow = not ratio[l5] >= _DISC_RATIO
+    if narrow:
+        disc_at[l5] = plate_at[l5] + 0.04
+    bone_seen = float(seen[l5] - disc_at[l5])
+    if bone_seen < 0.4:
+        return LandmarkFailure("not found: the sacrum is not seen below the column (film cropped above it?)")
+    if not narrow and np.isfinite(inner_ratio[l5]) and inner_ratio[l5] >= 0.85 and bone_seen >= 1.0:
         return LandmarkFailure(
-            "not found: the sacrum is not seen below the column (film cropped above it?)"
+            "not found: the bone below the lowest disc has a disc of its own, so it is not the sacrum "
+            "(film cropped above the sacrum?)"
         )
     lumbar = levels[:-1]
     n_lumbar = len(lumbar)
@@ -468,72 +524,101 @@ def detect_vertebrae(
             f"not found: only {l5 + 1} vertebral bodies above the sacrum (a column needs "
             f"{min(_MIN_CHAIN - 1, n_lumbar)})"
         )
-    found_pos = list(range(l5, l5 - n_lumbar, -1))[::-1]  # chain positions for L1..L5
-    # S1 superior corners: the bottom corners of L5 moved across the disc
-    bottom = blocks[l5][[2, 3]]
-    ex = (blocks[l5][2] - blocks[l5][3]) / np.linalg.norm(blocks[l5][2] - blocks[l5][3])
-    ey = np.array([-ex[1], ex[0]])
-    if np.dot(ey, blocks[l5][3] - blocks[l5][0]) < 0:
-        ey = -ey
-    s1_block_top = bottom + s1_edge * ey  # (right, left) in body frame
-    # back to full resolution
-    to_full = np.linalg.inv(np.vstack([level_matrix(f), [0, 0, 1]]))[:2]
-    blocks_full = blocks @ to_full[:, :2].T + to_full[:, 2]
-    s1_full = s1_block_top @ to_full[:, :2].T + to_full[:, 2]
 
-    # facing: discs open anteriorly at L3-S1 (lordosis)
-    def disc_gaps(anterior_is_left: bool) -> float:
-        total = 0.0
-        a, p = (0, 1) if anterior_is_left else (1, 0)  # top-left/top-right of a block
-        for pos in range(max(l5 - 2, 0), l5 + 1):
-            upper = blocks_full[pos]
-            lower_top = blocks_full[pos + 1][[0, 1]] if pos + 1 < len(chain) and pos < l5 else s1_full[::-1]
-            # upper inferior corners: bottom-left = 3, bottom-right = 2
-            ai_u = upper[3] if anterior_is_left else upper[2]
-            pi_u = upper[2] if anterior_is_left else upper[3]
-            total += np.linalg.norm(ai_u - lower_top[a]) - np.linalg.norm(pi_u - lower_top[p])
-        return total
+    # -- label evidence
+    evidence: list[tuple[float, str]] = []  # (confidence, why it is not higher)
+    c_plate = float(_ramp(plate[l5], *_PLATE))
+    c_below = float(_ramp(np.nan_to_num(plate[l5 + 1], nan=0.0), _PLATE[1], _PLATE[0] - 0.2))
+    c_disc = _NARROW_DISC_CONFIDENCE if narrow else 1.0
+    c_sacrum = 1.0 if narrow else float(_ramp(np.nan_to_num(inner_ratio[l5], nan=0.0), *_SACRUM_SURE))
+    c_seen = 1.0 if bone_seen >= 0.9 else 0.5
+    sacral = min(c_plate, c_below, c_disc, c_sacrum, c_seen)
+    if c_plate < 1.0:
+        evidence.append((c_plate,
+            f"the body taken for L5 has a faint inferior endplate ({plate[l5]:.1f}): it may be the "
+            "sacrum's first segment, and every label one level off"
+        ))
+    if c_below < 1.0:
+        evidence.append((c_below,
+            f"the bone below the level taken for S1 shows an endplate ({plate[l5 + 1]:.1f}) like a "
+            "lumbar body's: S1 may be L5 (narrow L5-S1 disc or transitional vertebra), every label one level off"
+        ))
+    if narrow:
+        evidence.append((c_disc,
+            "no L5-S1 disc space seen (narrow or degenerate disc?): L5 is the lowest body with an "
+            "inferior endplate"
+        ))
+    if c_sacrum < 1.0:
+        evidence.append((c_sacrum,
+            f"a disc-like band ({inner_ratio[l5]:.2f} of the discs above) inside the bone taken for S1: "
+            "it may be L5 over a narrow L5-S1 disc or a transitional vertebra, and every label one level off"
+        ))
+    if c_seen < 1.0:
+        evidence.append((c_seen, "the film's edge cuts the sacrum close below the L5-S1 disc"))
+    found_pos = list(range(l5 - n_lumbar + 1, l5 + 1))  # chain positions of L1..L5
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    pitch = float(np.median(steps[max(l5 - 4, 0) : l5])) if l5 > 0 else float(np.median(steps))
+    gap_after = steps > _GAP_PITCH * pitch  # between chain positions k and k + 1
+    label_conf = np.full(len(levels), np.nan)
+    for v, pos in enumerate(found_pos):
+        if pos < 0:
+            continue
+        gaps = np.flatnonzero(gap_after[pos:l5])
+        label_conf[v] = sacral * (0.3 if gaps.size else 1.0)
+        if gaps.size and not any("missing" in r for _, r in evidence):
+            evidence.append((0.3,
+                f"the column has a gap of {steps[pos + gaps[0]] / pitch:.1f} body pitches above "
+                f"{levels[min(v + gaps[0] + 1, n_lumbar - 1)]}: a body may be missing and the labels above it off"
+            ))
+    label_conf[-1] = sacral
+    reasons = [why for c, why in evidence if c < REVIEW_THRESHOLD]
 
-    # posterior elements (pedicles, facets, spinous processes) make the side
-    # behind the bodies brighter than the soft tissue in front of them
-    behind = _side_contrast(norm, blocks[max(l5 - n_lumbar + 1, 0) : l5 + 1], d)
-    gaps = disc_gaps(True) / d
-    facing_left_score = gaps + behind  # both O(1): depth units / normalised intensity
-    facing = "left" if facing_left_score >= 0 else "right"
-    # in the block frame the "left" of an upright body is its -x side
+    # -- facing from the posterior elements
+    lumbar_blocks = blocks[max(l5 - n_lumbar + 1, 0) : l5 + 1]
+    behind = _side_contrast(norm, lumbar_blocks, d)
+    modulation = _posterior_modulation(norm, lumbar_blocks, d)
+    if _TRACE is not None:
+        _TRACE[-1].update(behind=behind, modulation=modulation)
+    facing = "left" if modulation >= 0 else "right"
+    facing_conf = float(_ramp(abs(modulation), *_FACING_SURE))
+    if np.sign(behind) != np.sign(modulation) and abs(behind) > _BRIGHTNESS_DISAGREES:
+        facing_conf *= 0.5
+    if facing_conf < REVIEW_THRESHOLD:
+        reasons.append(
+            "facing unsure: the posterior elements (pedicles and foramina) barely stand out behind "
+            f"the bodies (modulation {modulation:+.2f}, brightness {behind:+.2f})"
+        )
+
+    # -- corners
     if facing == "left":
         order = [0, 1, 2, 3]  # AS=top-left, PS=top-right, PI=bottom-right, AI=bottom-left
-        s1_as_ps = s1_full[[1, 0]]  # s1_full is (bottom-right, bottom-left) shifted
     else:
         order = [1, 0, 3, 2]
-        s1_as_ps = s1_full[[0, 1]]
-
+    edge = plate_at[l5] + 0.06 if narrow else _s1_edge(prof.profiles[l5], prof.s, float(disc_at[l5]))
+    bottom_full = blocks_full[l5][[2, 3]]  # (right, left) in the block frame
+    s1_top = bottom_full + (edge - 0.5 * _ASPECT) * depth * downs[l5]
+    s1_as_ps = s1_top[[1, 0]] if facing == "left" else s1_top[[0, 1]]
     corners = np.full((len(levels), 4, 2), np.nan)
-    confidence = np.full(len(levels), np.nan)
+    body_conf = np.full(len(levels), np.nan)
     failures: list[str | None] = [None] * len(levels)
+    margin = _EDGE_MARGIN * depth
     for v, pos in enumerate(found_pos):
         if pos < 0:
             failures[v] = f"{levels[v]}: not found: above the top of the column found (cropped film?)"
             continue
         block = blocks_full[pos]
-        margin = _EDGE_MARGIN * depth
         if (
             np.any(block < margin - 0.5) or np.any(block[:, 0] > w - 0.5 - margin)
             or np.any(block[:, 1] > h - 0.5 - margin)
-        ):
+        ):  # fmt: skip
             failures[v] = f"{levels[v]}: cut off by the edge of the film"
+            label_conf[v] = np.nan
             continue
         corners[v] = block[order]
-        confidence[v] = float(np.clip((cands[chain[pos], 3] - _MIN_SCORE) / 0.4, 0, 1))
+        body_conf[v] = float(_ramp(poses[pos, 3], _MIN_SCORE, _MIN_SCORE + 0.3))
     corners[-1, :2] = s1_as_ps
-    lumbar_conf = confidence[:n_lumbar]
-    confidence[-1] = float(np.nanmin(lumbar_conf)) if np.any(np.isfinite(lumbar_conf)) else 0.5
-    # the labels hang on the sacrum: an unsure sacrum makes every level unsure
-    confidence = confidence * sacrum
-    # a faint band at the sacral end of the column (read as a remnant here) could
-    # also be a narrow L5-S1 disc: the labels may be one level off
-    if ambiguous:
-        confidence = confidence * 0.5
+    lumbar_conf = body_conf[:n_lumbar]
+    body_conf[-1] = float(np.nanmin(lumbar_conf)) if np.any(np.isfinite(lumbar_conf)) else 0.5
 
     refined = refine_corners(img, corners, search_fraction=0.25, max_move_fraction=0.4, levels=levels)
     sd = np.full(corners.shape[:2], np.nan)
@@ -541,19 +626,66 @@ def detect_vertebrae(
         ok = refined.refined
         corners = np.where(ok[:, None, None], refined.landmarks, corners)
         sd = np.where(ok[:, None], refined.corner_sd_px, 0.08 * depth)
-        confidence = np.where(ok, confidence, confidence * 0.5)
+        body_conf = np.where(ok, body_conf, body_conf * 0.5)
     else:
         sd[:] = 0.08 * depth
-        confidence = confidence * 0.5
+        body_conf = body_conf * 0.5
     sd = np.where(np.isfinite(corners[..., 0]), sd, np.nan)
     if all(failures[v] is not None for v in range(n_lumbar)):
         return LandmarkFailure("not found: no lumbar body above the sacrum")
-    found = np.array([f is None for f in failures])
-    scores = np.array([cands[chain[p], 3] for p in found_pos if p >= 0])
+    found = np.array([fl is None for fl in failures])
+    scores = np.array([poses[p, 3] for p in found_pos if p >= 0])
     refined_share = float(np.mean(refined.refined[found])) if refined else 0.0
     if np.mean(scores) < _MIN_MEAN_SCORE or refined_share < _MIN_REFINED_SHARE:
         return LandmarkFailure(
             "not found: the shapes found do not look like vertebral bodies "
             f"(mean correlation {np.mean(scores):.2f}, outlines confirmed {refined_share:.0%})"
         )
-    return DetectionResult(corners, sd, confidence, tuple(failures), facing)
+    confidence = np.fmin(body_conf, label_conf)
+    confidence = np.where(found, confidence, np.nan)
+    label_conf = np.where(found, label_conf, np.nan)
+    unsure = [lv for lv, c in zip(levels, body_conf, strict=True) if np.isfinite(c) and c < REVIEW_THRESHOLD]
+    if unsure:
+        reasons.append(f"outline unsure for {', '.join(unsure)}")
+    return DetectionResult(
+        corners, sd, confidence, tuple(failures), facing,
+        label_confidence=label_conf, facing_confidence=facing_conf, facing_evidence=float(modulation),
+        review_reasons=tuple(reasons),
+    )  # fmt: skip
+
+
+def _without_burned_in(img: np.ndarray) -> np.ndarray:
+    """The film with saturated pixels (burned-in text, markers, shutter borders) filled in.
+
+    Pixels at the image's exact minimum or maximum carry no anatomy; their hard
+    edges would otherwise look like cortical outlines.  They are replaced by the
+    mean of the valid pixels nearby (normalised convolution), and by the median
+    of the film where there are none (the middle of a black shutter).
+    """
+    vmin, vmax = float(img.min()), float(img.max())
+    invalid = (img <= vmin) | (img >= vmax)
+    share = float(invalid.mean())
+    if share < 1e-4 or share > 0.9:
+        return img
+    valid = (~invalid).astype(np.float32)
+    sigma = max(min(img.shape) / 300.0, 2.0)
+    num = cv2.GaussianBlur(img * valid, (0, 0), sigma)
+    den = cv2.GaussianBlur(valid, (0, 0), sigma)
+    fill = np.where(den > 0.05, num / np.maximum(den, 1e-6), float(np.median(img[~invalid])))
+    return np.where(invalid, fill, img).astype(np.float32)
+
+
+def _colour_reason(image: np.ndarray) -> str | None:
+    """A reason when ``image`` is a colour picture (a photograph of a film), else None."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        return None
+    rgb = array[..., :3].astype(np.float32)
+    spread = float(np.percentile(np.ptp(rgb[:: 4, :: 4], axis=2), 99))
+    scale = float(np.percentile(rgb, 99) - np.percentile(rgb, 1)) or 1.0
+    if spread > 0.08 * scale:
+        return (
+            "not found: a colour image (a photograph of a film or a screen?); "
+            "detection needs the radiograph itself, greyscale"
+        )
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +25,11 @@ __all__ = ["Z95", "SegmentalMotion", "segmental_motion"]
 
 Z95 = 1.959963984540054
 """Two-sided 95 % quantile of the standard normal distribution."""
+
+NOMINAL_ENDPLATE_DEPTH_MM = 40.0
+"""Typical adult superior endplate depth of L1–S1 (mm).  Converts landmark SDs in
+mm to pixels on an uncalibrated film, so that its angles and percentages keep
+their 95 % intervals: those are scale-free and depend only on SD / body size."""
 
 DEPTH_RATIO_TOLERANCE = 0.05
 """Endplate depths of one body differing by more than 5 % between the films
@@ -599,6 +605,7 @@ def segmental_motion(
     flexion_landmark_sd_mm: Any = None,
     extension_landmark_sd_mm: Any = None,
     landmark_sd_px: Any = None,
+    nominal_depth_mm: float | None = NOMINAL_ENDPLATE_DEPTH_MM,
     min_rotation_deg: float = 5.0,
     workers: int | None = None,
 ) -> SegmentalMotion:
@@ -631,6 +638,11 @@ def segmental_motion(
         SDs used on uncalibrated films (where mm cannot be converted); on a
         calibrated film used only when no mm SD is given (converted with the
         geometric mean of the spacing).
+    nominal_depth_mm : float or None, default :data:`NOMINAL_ENDPLATE_DEPTH_MM` (40 mm)
+        Without ``landmark_sd_px``, an uncalibrated film converts its mm SDs to
+        pixels taking the median superior endplate depth of its bodies as this
+        many mm, so that angles and percentages keep their intervals (no mm value
+        is produced).  None: no interval for values that depend on such a film.
     min_rotation_deg : float, default 5.0
         A centre of rotation is reported only when ``|angulation_deg|`` is at
         least this large.
@@ -735,11 +747,19 @@ def segmental_motion(
     sd_f = sd_both if sd_f is None else sd_f
     sd_e = sd_both if sd_e is None else sd_e
     has_sd = sd_f is not None or sd_e is not None or sd_px is not None
+    if nominal_depth_mm is not None and not (
+        isinstance(nominal_depth_mm, int | float) and math.isfinite(nominal_depth_mm) and nominal_depth_mm > 0
+    ):
+        raise ValueError(f"nominal_depth_mm: expected a positive number or None, got {nominal_depth_mm!r}")
 
     n = math.prod(batch)
     shape4 = (n, n_bodies, 4, 2)
     flex = np.broadcast_to(flex, (*batch, n_bodies, 4, 2)).reshape(shape4)
     ext = np.broadcast_to(ext, (*batch, n_bodies, 4, 2)).reshape(shape4)
+    sd_px_f = sd_px_e = sd_px
+    if sd_px is None and nominal_depth_mm is not None:
+        sd_px_f = _nominal_sd_px(flex, sp_f, sd_f, nominal_depth_mm)
+        sd_px_e = _nominal_sd_px(ext, sp_e, sd_e, nominal_depth_mm)
 
     # outputs are filled as (segments, studies) so that every chunk operation runs on
     # contiguous blocks of studies; the result exposes them transposed, (..., V-1)
@@ -759,7 +779,7 @@ def segmental_motion(
 
     ctx = _Context(
         flex=flex, ext=ext, sp_f=sp_f, sp_e=sp_e, cal_f=cal_f, cal_e=cal_e,
-        sd_f=sd_f, sd_e=sd_e, sd_px=sd_px, has_sd=has_sd, levels=levels, batch=batch,
+        sd_f=sd_f, sd_e=sd_e, sd_px_f=sd_px_f, sd_px_e=sd_px_e, has_sd=has_sd, levels=levels, batch=batch,
         thresholds={k: v.astype(dtype)[:, None] for k, v in thresholds.items()},
         all_mm_thresholds=bool(np.isfinite(thresholds["translation_mm"]).all()),
         any_pct_threshold=bool(np.isfinite(thresholds["translation_pct"]).any()),
@@ -817,7 +837,8 @@ class _Context:
     cal_e: np.ndarray
     sd_f: np.ndarray | None
     sd_e: np.ndarray | None
-    sd_px: np.ndarray | None
+    sd_px_f: np.ndarray | None
+    sd_px_e: np.ndarray | None
     has_sd: bool
     levels: tuple[str, ...]
     batch: tuple[int, ...]
@@ -841,6 +862,26 @@ def _corners(landmarks: np.ndarray, spacing: np.ndarray | None, calibrated: np.n
         spacing = np.where(calibrated[:, None], spacing, np.ones((), dtype))
     scale = spacing.T[::-1, None, :]  # (2, 1, n): x scaled by the column spacing, y by the row
     return np.multiply(src, scale, out=np.empty(src.shape, dtype))
+
+
+def _nominal_sd_px(landmarks: np.ndarray, spacing: np.ndarray | None, sd_mm: np.ndarray | None,
+                   depth_mm: float) -> np.ndarray | None:
+    """(N, V, 4) SDs in pixels for uncalibrated studies: mm SD × median depth (px) / depth_mm.
+
+    None when nothing needs it (no mm SD, or every study calibrated); NaN for a
+    study without two endplates to take the scale from.
+    """
+    if sd_mm is None:
+        return None
+    calibrated = np.zeros(landmarks.shape[0], bool) if spacing is None else np.isfinite(spacing).all(axis=1)
+    if calibrated.all():
+        return None
+    d = landmarks[:, :, 0] - landmarks[:, :, 1]  # AS - PS, (N, V, 2) px
+    depth = np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN studies
+        px_per_mm = np.nanmedian(depth, axis=1) / depth_mm  # (N,)
+    return (sd_mm * px_per_mm[:, None, None]).astype(sd_mm.dtype, copy=False)
 
 
 def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
@@ -974,8 +1015,8 @@ def _chunk_body(ctx: _Context, lo: int, hi: int) -> None:
         def sub(a):
             return None if a is None else a[lo:hi]
 
-        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px), sp_f, cal_f, pixels=False)
-        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px), sp_e, cal_e, pixels=False)
+        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px_f), sp_f, cal_f, pixels=False)
+        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px_e), sp_e, cal_e, pixels=False)
         var_th_f, var_t_f, sq_f = _variances(gf, wf)
         var_th_e, var_t_e, sq_e = _variances(ge, we)
         np.multiply(np.sqrt(var_th_f + var_th_e), rad2deg, out=out["angulation_sd_deg"])
@@ -1072,8 +1113,8 @@ def _recompute_mixed(ctx, lo, rows, sp_f, sp_e, cal_f, cal_e) -> None:
         def rows_of(a):
             return None if a is None else a[rows]
 
-        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px), rows_of(sp_f), cal_f[rows], pixels=True)
-        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px), rows_of(sp_e), cal_e[rows], pixels=True)
+        wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px_f), rows_of(sp_f), cal_f[rows], pixels=True)
+        we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px_e), rows_of(sp_e), cal_e[rows], pixels=True)
         _, _, sq_f = _variances(gf, wf)
         _, _, sq_e = _variances(ge, we)
         out["translation_sd_pct"][:, idx] = _pct_sd(dt, dbar, sq_f, sq_e)

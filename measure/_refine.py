@@ -21,13 +21,16 @@ import cv2
 import numpy as np
 
 from measure._auto_common import (
+    Checkpoint,
     LandmarkFailure,
     as_image,
     as_landmarks,
+    at_checkpoint,
     body_outlines,
     endplate_depth_px,
     nan_tolerant,
 )
+from measure._threads import single_threaded_call
 
 __all__ = ["RefinementResult", "refine_corners"]
 
@@ -78,6 +81,7 @@ class RefinementResult:
         return np.array([r is None for r in self.body_failures])
 
 
+@single_threaded_call
 @nan_tolerant
 def refine_corners(
     image: np.ndarray,
@@ -86,6 +90,7 @@ def refine_corners(
     search_fraction: float = 0.14,
     max_move_fraction: float = 0.12,
     levels: tuple[str, ...] | list[str] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> RefinementResult | LandmarkFailure:
     """Snap rough corners to the cortical corners of each body, sub-pixel.
 
@@ -103,6 +108,9 @@ def refine_corners(
         depth is not trusted: the body is left as placed, with a reason.
     levels : sequence of str, optional
         Level labels used in the reasons.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between passes; raising
+        from it (:class:`measure.Cancelled`) stops the refinement.
 
     Returns
     -------
@@ -135,7 +143,8 @@ def refine_corners(
     smoothed = cv2.GaussianBlur(img, (0, 0), 1.0)
     noise = _noise_sigma(smoothed)
     current = np.where(present[:, None, None], corners, np.nan)
-    for _ in range(_PASSES):  # each pass re-centres the profiles on the last corners
+    for k in range(_PASSES):  # each pass re-centres the profiles on the last corners
+        at_checkpoint(checkpoint, k / _PASSES)
         refined, corner_sd, side_ok, strength, usable = _snap(
             smoothed, current, is_s1, noise, search_fraction
         )

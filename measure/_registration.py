@@ -225,6 +225,7 @@ def coarse_candidates(
 
 
 _HUBER_K = 1.345
+_STALL = 8  # iterations without a better correlation before a registration gives up
 
 
 def _parabola_peak(values: np.ndarray, index: int) -> float:
@@ -267,6 +268,7 @@ def register_similarity(
     tolerance: float = 1e-4,
     smoothing: float = 1.0,
     robust: bool = True,
+    image_smoothed: bool = False,
 ) -> PatchFit:
     """Rigid (+ optional isotropic scale) registration of a masked patch, sub-pixel.
 
@@ -289,6 +291,9 @@ def register_similarity(
     robust : bool
         Down-weight pixels with large residuals (Huber, k = 1.345 robust SDs),
         so that structures overlying the body that move differently pull less.
+    image_smoothed : bool
+        ``image`` is already smoothed with ``smoothing`` (a caller registering
+        many patches in one image blurs it once instead of at every call).
 
     Returns
     -------
@@ -304,7 +309,9 @@ def register_similarity(
     ``k = 4 pi sigma^2`` the area over which smoothed residuals are correlated.
     """
     tmpl = cv2.GaussianBlur(np.asarray(template, np.float32), (0, 0), smoothing)
-    img = cv2.GaussianBlur(np.asarray(image, np.float32), (0, 0), smoothing)
+    img = np.asarray(image, np.float32)
+    if not image_smoothed:
+        img = cv2.GaussianBlur(img, (0, 0), smoothing)
     gx = cv2.Sobel(tmpl, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
     gy = cv2.Sobel(tmpl, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
     ys, xs = np.nonzero(mask)
@@ -324,22 +331,23 @@ def register_similarity(
     n_params = steepest.shape[1]
     matrix = np.asarray(initial, dtype=np.float64).copy()
     h, w = tmpl.shape
-    ones = np.ones(img.shape, np.uint8)
     valid = np.ones(xs.size, bool)
     iterations = 0
     correlation = -1.0
     residual_var = 1.0
     hessian = steepest.T @ steepest
+    best: tuple | None = None  # (correlation, matrix, hessian, residual_var, valid) of the best pose
+    stalled = 0
+    converged = False
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - iterations reported
         warped = cv2.warpAffine(
             img, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        inside = cv2.warpAffine(
-            ones, matrix, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-        )
-        valid = inside[ys, xs] > 0
+        # mask pixels whose warped position falls on the image (nearest pixel)
+        u = np.rint(matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2])
+        v = np.rint(matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2])
+        valid = (u >= 0) & (u <= img.shape[1] - 1) & (v >= 0) & (v <= img.shape[0] - 1)
         if valid.sum() < 32:
             break
         i = warped[ys, xs].astype(np.float64)
@@ -348,6 +356,15 @@ def register_similarity(
         tv = t_hat[valid] - t_hat[valid].mean()
         tv /= np.linalg.norm(tv) / np.sqrt(tv.size) + 1e-12
         correlation = float(np.mean(tv * i_hat[valid]))
+        # A pose that stops improving the correlation for _STALL iterations
+        # (a wrong start circling, not converging) ends the search; the best
+        # pose seen is returned.
+        if best is None or correlation > best[0] + 1e-5:
+            stalled = 0
+        else:
+            stalled += 1
+            if stalled >= _STALL:
+                break
         # least-squares optimal gain, as in ECC: compare t_hat with i_hat scaled
         error = (i_hat - t_hat)[valid]
         sd = steepest[valid]
@@ -360,6 +377,8 @@ def register_similarity(
             weight = np.ones_like(error)
         hessian = (sd * weight[:, None]).T @ sd
         residual_var = float(np.sum(weight * error**2) / np.sum(weight))
+        if best is None or correlation > best[0]:
+            best = (correlation, matrix.copy(), hessian, residual_var, valid)
         try:
             delta = np.linalg.solve(hessian, (sd * weight[:, None]).T @ error)
         except np.linalg.LinAlgError:
@@ -373,7 +392,10 @@ def register_similarity(
         radius = np.sqrt(np.mean(xc**2 + yc**2))
         motion = np.hypot(*shift) + radius * (abs(angle) + abs(log_scale))
         if motion < tolerance:
+            converged = True
             break
+    if not converged and best is not None and best[0] > correlation:
+        correlation, matrix, hessian, residual_var, valid = best
     k = 4.0 * np.pi * max(smoothing, 0.5) ** 2
     try:
         covariance = residual_var * np.linalg.inv(hessian) * k

@@ -21,12 +21,13 @@ disc height), and the image gives everything else:
    one with the sharpest endplates.  S1's endplate is sought just below L5's
    (a lumbosacral disc away), its depth near L5's.  A second pass re-fits
    every body along the column found (docs/one-click-landmarks.md).
-3. **Facing** (which wall is anterior) from two cues that hold in flexion as
-   well as extension: the posterior elements (pedicles, facets, laminae)
-   make the band behind the posterior wall brighter than the soft tissue in
-   front of the anterior wall, and the sacral endplate slopes down anteriorly
-   on an upright lateral film (sacral slope, ~20–60° standing).  A given
-   ``facing`` overrides both; disagreement between the cues is reported.
+3. **Facing** (which wall is anterior) from anatomy that holds in flexion
+   as well as extension: behind the posterior wall, the pedicles (bright, at
+   the upper half of each body) alternate with the neural foramina (dark, at
+   the lower half and the disc); in front of the anterior wall the soft
+   tissue does not.  Second cue: the sacral endplate descends anteriorly on
+   an upright lateral film (sacral slope).  A given ``facing`` overrides
+   both; disagreement is reported (``facing_evidence["sure"]``).
 4. **Refinement**: the boxes go to :func:`measure.refine_corners` (corners
    may move up to 25 % of the depth) to reach the cortical corners,
    sub-pixel, wedge shape included.  A body refinement rejects keeps its box
@@ -43,6 +44,7 @@ import numpy as np
 
 from measure._auto_common import LandmarkFailure, as_image, nan_tolerant
 from measure._refine import refine_corners
+from measure._threads import single_threaded_call
 
 __all__ = ["SeededResult", "corners_from_seeds"]
 
@@ -57,7 +59,10 @@ _SACRAL_WALL_ROWS = (0.05, 0.4)  # S1: just under its endplate (the sacrum narro
 _WALK_ANGLES_DEG = np.arange(-12.0, 12.1, 4.0)
 _ARRIVAL_TOLERANCE = 0.45  # pitch
 _MAX_MOVE = 0.25  # of the depth, for refinement
-_BOX_SD_FRACTION = 0.06  # SD of an unrefined box corner, fraction of the depth
+_BOX_SD_FRACTION = 0.06
+# foramen cue (pedicle-level minus foramen-level brightness behind each wall, in SDs of the
+# film): below this it does not count; realistic phantoms gave |cue| >= 0.58 (23/23 right)
+_FORAMEN_MIN = 0.25  # SD of an unrefined box corner, fraction of the depth
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,11 @@ class SeededResult:
     facing : {'left', 'right'}
         Side of the image the anterior walls are on.
     facing_evidence : dict
-        ``{"posterior_elements": +/-score or None, "sacral_slope_deg": angle or
-        None, "agree": bool or None, "given": bool}``; positive scores vote
-        for ``facing``.
+        ``{"foramen": score, "sacral_slope_deg": angle or None,
+        "posterior_elements": score, "agree": bool or None, "sure": bool,
+        "given": bool}``; positive values vote for ``facing``.  ``sure`` is
+        False when the foramen cue is too weak or the sacral slope disagrees
+        with it: ask the reader.
     body_failures : tuple of (str or None)
         Per body, why it was not found, or why it was not refined.
     pitch_px : ndarray of shape (V,)
@@ -311,6 +318,7 @@ def _walk(image, box, axis, pitch, template_scale) -> tuple[np.ndarray, np.ndarr
     return best[1], best[2], best[0]
 
 
+@single_threaded_call
 @nan_tolerant
 def corners_from_seeds(
     image: np.ndarray,
@@ -458,27 +466,37 @@ def corners_from_seeds(
     boxes, axis, strength = _second_pass(work, boxes, axis, pitch, strength, found, last_is_sacrum)
     # ------------- facing --------------------------------------------------
     evidence = _facing_evidence(work, boxes, axis, pitch, found, last_is_sacrum)
+    foramen, slope = evidence["foramen"], evidence["sacral_slope"]
+    counts = {
+        "foramen": foramen is not None and abs(foramen) >= _FORAMEN_MIN,
+        "sacral_slope": slope is not None,  # only set when |slope| >= 8°
+    }
     if facing is None:
-        vote = 0.0
-        if evidence["posterior_elements"] is not None:
-            vote += np.sign(evidence["posterior_elements"])
-        if evidence["sacral_slope"] is not None:
-            vote += 1.5 * np.sign(evidence["sacral_slope"])
-        facing_out = "right" if vote >= 0 else "left"
-        signs = [np.sign(e) for e in (evidence["posterior_elements"], evidence["sacral_slope"]) if e is not None]
-        agree = None if len(signs) < 2 else bool(signs[0] == signs[1])
+        if counts["foramen"]:
+            facing_out = "right" if foramen > 0 else "left"
+        elif counts["sacral_slope"]:
+            facing_out = "right" if slope > 0 else "left"
+        else:  # no usable cue: the weak brightness cue decides, and says it is unsure
+            facing_out = "right" if (evidence["posterior_elements"] or 0.0) >= 0 else "left"
+        agree = (
+            bool(np.sign(foramen) == np.sign(slope)) if counts["foramen"] and counts["sacral_slope"] else None
+        )
+        sure = counts["foramen"] and agree is not False
     else:
-        facing_out = facing
-        agree = None
+        facing_out, agree, sure = facing, None, True
     factor = 1.0 if facing_out == "right" else -1.0
+
+    def signed(value, digits):
+        return None if value is None else round(float(factor * value), digits)
+
     facing_evidence = {
         "given": facing is not None,
-        "posterior_elements": None if evidence["posterior_elements"] is None
-        else round(float(factor * evidence["posterior_elements"]), 3),
-        "sacral_slope_deg": None if evidence["sacral_slope"] is None
-        else round(float(factor * evidence["sacral_slope"]), 1),
+        "foramen": signed(foramen, 3),
+        "sacral_slope_deg": signed(slope, 1),
+        "posterior_elements": signed(evidence["posterior_elements"], 3),
         "agree": agree,
-    }  # fmt: skip
+        "sure": bool(sure),
+    }
 
     corners = _label_corners(boxes, axis, facing_out)
     if last_is_sacrum:
@@ -492,12 +510,17 @@ def corners_from_seeds(
             search_fraction=0.2, max_move_fraction=_MAX_MOVE, levels=names,
         )  # fmt: skip
         if result:
-            refined_mask = result.refined & found
+            implausible = ~_plausible_outline(result.landmarks)
+            refined_mask = result.refined & found & ~implausible
             corners = np.where(refined_mask[:, None, None], result.landmarks, corners)
             sd = np.where(refined_mask[:, None], result.corner_sd_px, sd)
             for u in range(n):
                 if found[u] and not refined_mask[u]:
-                    failures[u] = f"not refined: {result.body_failures[u]}"
+                    failures[u] = (
+                        f"not refined: {names[u]}: the refined outline is not a plausible body "
+                        "(a corner angle outside 55-125°)" if result.refined[u]
+                        else f"not refined: {result.body_failures[u]}"
+                    )
         else:
             for u in range(n):
                 if found[u]:
@@ -510,6 +533,25 @@ def corners_from_seeds(
         corners, sd, refined_mask, clicked, quality, facing_out,
         facing_evidence, tuple(failures), pitch,
     )  # fmt: skip
+
+
+def _plausible_outline(corners: np.ndarray) -> np.ndarray:
+    """Per body: every corner angle of the outline within 55–125° (S1: its two superior corners pass).
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2)
+
+    Returns
+    -------
+    ndarray of bool, shape (V,)
+    """
+    prev = np.roll(corners, 1, axis=1) - corners
+    nxt = np.roll(corners, -1, axis=1) - corners
+    cos = np.sum(prev * nxt, axis=-1) / (np.linalg.norm(prev, axis=-1) * np.linalg.norm(nxt, axis=-1) + 1e-12)
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    ok = (angle >= 55) & (angle <= 125)
+    return np.all(ok | ~np.isfinite(angle), axis=1)
 
 
 def _second_pass(work, boxes, axis, pitch, strength, found, last_is_sacrum):
@@ -569,7 +611,10 @@ def _facing_evidence(work, boxes, axis, pitch, found, last_is_sacrum) -> dict:
     ``posterior_elements``: mean over lumbar bodies of (band behind the
     left wall − band beyond the right wall) in noise-normalised intensity;
     ``sacral_slope``: signed slope of S1's superior endplate in degrees,
-    positive when it descends towards larger x.
+    positive when it descends towards larger x; ``foramen``: median over
+    lumbar bodies of (left − right) of the brightness at pedicle level minus
+    at foramen level in a band 0.05–0.4 depth beyond each wall, in SDs of the
+    film (positive: the foramina are on the left, so the patient faces right).
     """
     lumbar = found.copy()
     if last_is_sacrum:
@@ -595,6 +640,31 @@ def _facing_evidence(work, boxes, axis, pitch, found, last_is_sacrum) -> dict:
                 bands.append(float(np.mean(vals)))
             diffs.append((bands[0] - bands[1]) / spread)  # left brighter -> posterior on the left
         post = float(np.median(diffs))
+    foramen = None
+    if np.any(lumbar):
+        spread = float(np.std(work)) + 1e-9
+        votes = []
+        for v in np.flatnonzero(lumbar):
+            centre = boxes[v].mean(axis=0)
+            depth = float(np.linalg.norm(boxes[v, 1] - boxes[v, 0]))
+            height = float(np.linalg.norm(boxes[v, 3] - boxes[v, 0]))
+            normal = np.array([-axis[v, 1], axis[v, 0]])
+            right = normal if normal[0] > 0 else -normal
+            disc = max(pitch[v] - height, 0.1 * height)
+            offs = 0.5 * depth + np.linspace(0.05, 0.4, 8) * depth
+            zones = (np.linspace(-0.35, -0.05, 7) * height, np.linspace(0.2 * height, 0.5 * height + 0.5 * disc, 7))
+            contrast = []
+            for side in (-1.0, 1.0):
+                means = []
+                for along in zones:
+                    grid = centre + side * offs[:, None, None] * right + along[None, :, None] * axis[v]
+                    xy = grid.reshape(-1, 2).astype(np.float32)
+                    vals = cv2.remap(work, xy[:, 0].reshape(1, -1), xy[:, 1].reshape(1, -1), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+                    means.append(float(np.mean(vals)))
+                contrast.append(means[0] - means[1])  # pedicle level minus foramen level
+            votes.append((contrast[0] - contrast[1]) / spread)  # > 0: the foramina are on the left
+        foramen = float(np.median(votes))
     slope = None
     if last_is_sacrum and found[-1]:
         top = boxes[-1, 1] - boxes[-1, 0]  # along the superior endplate
@@ -603,4 +673,4 @@ def _facing_evidence(work, boxes, axis, pitch, found, last_is_sacrum) -> dict:
         angle = float(np.degrees(np.arctan2(top[1], top[0])))  # > 0: descends to the right
         if abs(angle) >= 8.0:
             slope = angle
-    return {"posterior_elements": post, "sacral_slope": slope}
+    return {"posterior_elements": post, "sacral_slope": slope, "foramen": foramen}

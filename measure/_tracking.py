@@ -30,9 +30,11 @@ import cv2
 import numpy as np
 
 from measure._auto_common import (
+    Checkpoint,
     LandmarkFailure,
     as_image,
     as_landmarks,
+    at_checkpoint,
     body_outlines,
     endplate_depth_px,
     local_normalise,
@@ -47,6 +49,7 @@ from measure._registration import (
     register_similarity,
     resample,
 )
+from measure._threads import single_threaded_call
 
 __all__ = ["TrackingResult", "track_bodies"]
 
@@ -54,6 +57,7 @@ __all__ = ["TrackingResult", "track_bodies"]
 _COARSE_DEPTH = 14.0
 _SEARCH_DEPTH = 28.0
 _FINE_DEPTH = 110.0
+_MID_DEPTH = 55.0  # px per endplate depth where candidate poses are compared
 # Smallest SD reported for a tracked corner, pixels at full resolution: the
 # reproducibility of the corner on the fixed film is accounted for separately.
 _SD_FLOOR_PX = 0.15
@@ -139,6 +143,7 @@ def _scale_of(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
+@single_threaded_call
 @nan_tolerant
 def track_bodies(
     fixed_image: np.ndarray,
@@ -150,6 +155,7 @@ def track_bodies(
     scale_range: tuple[float, float] = (0.85, 1.18),
     min_quality: float = 0.4,
     levels: tuple[str, ...] | list[str] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrackingResult | LandmarkFailure:
     """Find the bodies outlined on one film in the other film.
 
@@ -176,6 +182,9 @@ def track_bodies(
         A body whose correlation after registration is below this is rejected.
     levels : sequence of str, optional
         Level labels, used in failure reasons.
+    checkpoint : callable, optional
+        Called with the fraction of the work done between stages and bodies;
+        raising from it (:class:`measure.Cancelled`) stops the tracking.
 
     Returns
     -------
@@ -234,6 +243,7 @@ def track_bodies(
         )
 
     # ---------------- coarse alignment of the column -------------------------
+    at_checkpoint(checkpoint, 0.0)
     fc = min(1.0, _COARSE_DEPTH / depth)
     sigma_c = _NORM_SIGMA_COARSE * depth * fc
     fixed_c = local_normalise(resample(fixed, fc), sigma_c)
@@ -253,14 +263,16 @@ def track_bodies(
     for o in out_c:
         band |= _outline_mask(fixed_c.shape, o, 0.3 * depth * fc)
     centre_c = out_c.reshape(-1, 2).mean(axis=0)
-    step = np.deg2rad(2.0)
+    # 3° and ~8 % steps move the edge of a 3-body block by about one pixel at this level
+    step = np.deg2rad(3.0)
     angles = np.arange(-np.deg2rad(max_rotation_deg), np.deg2rad(max_rotation_deg) + 1e-9, step)
     scales = (
-        np.exp(np.linspace(np.log(scale_range[0]), np.log(scale_range[1]), 7))
+        np.exp(np.linspace(np.log(scale_range[0]), np.log(scale_range[1]), 5))
         if estimate_scale
         else np.array([1.0])
     )
     poses = coarse_candidates(fixed_c, band, centre_c, moving_c, angles, scales)
+    at_checkpoint(checkpoint, 0.1)
     if not poses:
         return LandmarkFailure("not found: the column outlined on the fixed film does not fit in the other film")
     if poses[0].score < 0.15:
@@ -290,6 +302,14 @@ def track_bodies(
     moving_s = local_normalise(resample(moving, fs), sigma_s)
     fixed_f = local_normalise(resample(fixed, ff), sigma_f)
     moving_f = local_normalise(resample(moving, ff), sigma_f)
+    # a middle level to compare candidate poses (a quarter of the fine pixels)
+    fm = min(1.0, _MID_DEPTH / depth)
+    lm = level_matrix(fm)
+    fixed_m = local_normalise(resample(fixed, fm), _NORM_SIGMA * depth * fm)
+    moving_m = local_normalise(resample(moving, fm), _NORM_SIGMA * depth * fm)
+    # the registrations' smoothing (sigma 1 px), once per level
+    moving_f_smooth = cv2.GaussianBlur(moving_f, (0, 0), 1.0)
+    moving_m_smooth = cv2.GaussianBlur(moving_m, (0, 0), 1.0)
 
     def search(i: int, prior: np.ndarray, radius: float, angle_span: float) -> list[np.ndarray]:
         """Up to ``_PEAKS`` distinct poses (full-res fixed -> moving) of body i near ``prior``."""
@@ -303,7 +323,7 @@ def track_bodies(
         a0 = _angle_of(prior_s)
         found = coarse_candidates(
             fixed_s, mask, centre, moving_s,
-            a0 + np.arange(-angle_span, angle_span + 1e-9, np.deg2rad(2.5)),
+            a0 + np.arange(-angle_span, angle_span + 1e-9, np.deg2rad(4.0)),
             np.array([_scale_of(prior_s)]), window,
         )
         peaks: list = []
@@ -315,28 +335,41 @@ def track_bodies(
                 break
         return [compose(invert(ls), compose(m.matrix, ls)) for m in peaks]
 
-    def best_fine(i: int, poses: list[np.ndarray]):
-        """The fine registration of body i with the highest correlation, or None."""
-        results = [fine(i, pose, False) for pose in poses]
-        return max(results, key=lambda r: r[1].correlation) if results else None
+    def best_fine(i: int, poses: list[np.ndarray], final: bool = True):
+        """The registration of body i with the highest correlation, or None.
 
-    def fine(i: int, start: np.ndarray, scale_free: bool, shapes: np.ndarray = reg_outlines):
+        Candidates are compared at the middle level; with ``final`` the winner
+        is registered again at the fine level.
+        """
+        results = [fine(i, pose, False, mid=True) for pose in poses]
+        if not results:
+            return None
+        best = max(results, key=lambda r: r[1].correlation)
+        return fine(i, best[0], False) if final else best
+
+    def fine(
+        i: int, start: np.ndarray, scale_free: bool, shapes: np.ndarray = reg_outlines, mid: bool = False
+    ):
         """Sub-pixel registration of body i; returns (full-res matrix, PatchFit, offset)."""
-        o = apply_matrix(lf, shapes[i])
-        pad = 0.35 * depth * ff
+        lv, fv, fixed_v, moving_v = (
+            (lm, fm, fixed_m, moving_m_smooth) if mid else (lf, ff, fixed_f, moving_f_smooth)
+        )
+        o = apply_matrix(lv, shapes[i])
+        pad = 0.35 * depth * fv
         x0 = int(max(np.floor(o[:, 0].min() - pad), 0))
         y0 = int(max(np.floor(o[:, 1].min() - pad), 0))
-        x1 = int(min(np.ceil(o[:, 0].max() + pad) + 1, fixed_f.shape[1]))
-        y1 = int(min(np.ceil(o[:, 1].max() + pad) + 1, fixed_f.shape[0]))
-        template = fixed_f[y0:y1, x0:x1]
+        x1 = int(min(np.ceil(o[:, 0].max() + pad) + 1, fixed_v.shape[1]))
+        y1 = int(min(np.ceil(o[:, 1].max() + pad) + 1, fixed_v.shape[0]))
+        template = fixed_v[y0:y1, x0:x1]
         shifted = o - np.array([x0, y0])
-        mask = _outline_mask(template.shape, shifted, _FINE_GROW * depth * ff).astype(bool)
-        crop = np.array([[1.0, 0, x0], [0, 1.0, y0]])  # template frame -> fine fixed frame
-        start_f = compose(lf, compose(start, invert(lf)))  # fine fixed -> fine moving
+        mask = _outline_mask(template.shape, shifted, _FINE_GROW * depth * fv).astype(bool)
+        crop = np.array([[1.0, 0, x0], [0, 1.0, y0]])  # template frame -> level's fixed frame
+        start_v = compose(lv, compose(start, invert(lv)))  # level's fixed -> level's moving
         fit = register_similarity(
-            template, mask, moving_f, compose(start_f, crop), estimate_scale=scale_free
-        )
-        full = compose(invert(lf), compose(compose(fit.matrix, invert(crop)), lf))
+            template, mask, moving_v, compose(start_v, crop), estimate_scale=scale_free,
+            smoothing=1.0, image_smoothed=True,
+        )  # fmt: skip
+        full = compose(invert(lv), compose(compose(fit.matrix, invert(crop)), lv))
         return full, fit, np.array([x0, y0], dtype=np.float64)
 
     quality = np.full(n_bodies, np.nan)
@@ -345,11 +378,12 @@ def track_bodies(
 
     # initial candidates for the base bodies under each coarse hypothesis
     best_score, candidates, coarse, coarse_full = -np.inf, {}, hypotheses[0], None
-    for hyp in hypotheses:
+    for h, hyp in enumerate(hypotheses):
         hyp_full = compose(invert(lc), compose(hyp.matrix, lc))  # full res fixed -> moving
         found: dict[int, tuple] = {}
-        for i in np.flatnonzero(base):
-            result = best_fine(i, search(i, hyp_full, 0.75, np.deg2rad(16)))
+        for j, i in enumerate(np.flatnonzero(base)):
+            at_checkpoint(checkpoint, 0.1 + 0.3 * (h + j / base.sum()) / len(hypotheses))
+            result = best_fine(i, search(i, hyp_full, 0.75, np.deg2rad(16)), final=False)
             if result is not None:
                 found[i] = result
         if not found:
@@ -361,6 +395,8 @@ def track_bodies(
             best_score, candidates, coarse, coarse_full = score, found, hyp, hyp_full
     if not candidates:
         return LandmarkFailure("not found: no body of the fixed film fits in the other film")
+    # the chosen hypothesis's bodies, registered at the fine level
+    candidates = {i: fine(i, r[0], False) for i, r in candidates.items()}
     anchor = max(candidates, key=lambda k: candidates[k][1].correlation)
     if np.any(sacral):
         s1 = int(np.flatnonzero(sacral)[-1])
@@ -369,7 +405,8 @@ def track_bodies(
     fits[anchor] = candidates[anchor]
     # outwards from the anchor, each body starting from its neighbour's pose
     order = [*range(anchor - 1, -1, -1), *range(anchor + 1, n_bodies)]
-    for i in order:
+    for k, i in enumerate(order):
+        at_checkpoint(checkpoint, 0.4 + 0.4 * k / max(len(order), 1))
         if not present[i]:
             continue
         neighbour = i + 1 if i < anchor else i - 1
@@ -389,7 +426,8 @@ def track_bodies(
     scale = 1.0
     if estimate_scale and fits:
         scales_each = []
-        for i, (mat, fit, _) in fits.items():
+        for k, (i, (mat, fit, _)) in enumerate(fits.items()):
+            at_checkpoint(checkpoint, 0.8 + 0.15 * k / len(fits))
             if fit.correlation < min_quality:
                 continue
             free = fine(i, mat, True)
@@ -409,6 +447,7 @@ def track_bodies(
             fits[i] = fine(i, fits[i][0], False, final_outlines)
 
     # ---------------- corners, SDs and checks ----------------------------------
+    at_checkpoint(checkpoint, 0.95)
     proposed = np.full_like(corners, np.nan)
     corner_sd = np.full(corners.shape[:2], np.nan)
     failures: list[str | None] = [None] * n_bodies

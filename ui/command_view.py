@@ -53,6 +53,15 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _qt_missing() -> str | None:
+    """Why Qt cannot be imported (a headless install, missing system libraries), or None."""
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+    except ImportError as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the viewer; returns Qt's exit status."""
     from app.errors import UserError
@@ -71,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.landmarks}: no such landmarks file")
     if args.landmarks and not paths:
         raise UserError("--landmarks: give the films too (FILES or --sample)")
+    missing = _qt_missing()
+    if missing is not None:
+        raise UserError(
+            f"the viewer needs PySide6, which this installation lacks ({missing}): install it with "
+            "`bash scripts/install.sh` (not --headless) or `pip install 'lumbar-instability[viewer]'`; "
+            "every other command works without it"
+        )
     if not _has_display():
         raise UserError(
             "no display to open the viewer on (DISPLAY and WAYLAND_DISPLAY are not set): "

@@ -1,61 +1,132 @@
-"""Automatic landmarks in the viewer: Landmarks › Track, Refine and Detect actions.
+"""Automatic landmarks in the viewer: Auto, Detect, Track and Refine, off the UI thread.
 
 The algorithms and their wiring to films are :mod:`app.autolandmarks` (issue
-#5); this module only calls them on the session's films and puts the result in
-the session as one undoable edit (:meth:`app.session.Session.merge_landmarks`).
-A body the tool could not place keeps the reader's corners and its reason is
-shown in the window, never hidden.
+#5, #12); this module runs them in the background (:mod:`ui.qt_tasks`: progress
+in the status bar, Esc cancels, the window keeps painting and panning) and puts
+the result in the session as one undoable edit
+(:meth:`app.session.Session.merge_landmarks`) when the run completes.  A
+cancelled run changes nothing.  A body the tool could not place keeps the
+reader's corners and its reason is shown in the window, never hidden.
+
+*Auto* (toolbar) does what the films allow in one run and one undo step:
+
+1. when neither film has corners, detect the bodies on the extension film (or
+   the one film), else start from the film the reader outlined (more corners);
+2. refine the reader's own clicks on that film (refinement measurably helps
+   quick clicks; detected corners are refined by the detector already, and
+   tracked ones are tighter than refinement): a body takes the refined
+   corners only when their SD is below the SD it has;
+3. track the bodies to the other film; when the bodies were detected, detect
+   them on the other film too and leave unplaced (and ask the reader about the
+   labels) every body where tracking and detection disagree by more than half
+   an endplate depth: a body a level off is never placed silently.
+
+When detection is unsure of a level label (low confidence, or the detector
+says ``needs_review``) the reader is asked to confirm the labels (Enter) or
+shift them, and the results do not count until then
+(:meth:`app.session.Session.request_label_review`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtGui import QAction, QKeySequence
 
 from app import autolandmarks
+from app.background import shared_worker
 from app.session import ROLES
+from measure import PlacementMethod
 
-__all__ = ["QtAutoLandmarks", "install_auto_landmarks"]
+__all__ = ["LABEL_CONFIDENCE_MIN", "QtAutoLandmarks", "install_auto_landmarks"]
+
+#: A detected body below this confidence makes its label uncertain: the reader confirms.
+LABEL_CONFIDENCE_MIN = 0.5
 
 
 def _other(role: str) -> str:
     return "extension" if role == "flexion" else "flexion"
 
 
+def _scaled(checkpoint: Callable[[float], None], start: float, stop: float) -> Callable[[float], None]:
+    """A checkpoint for one step of a chain, mapping its [0, 1] onto [start, stop]."""
+    return lambda fraction: checkpoint(start + (stop - start) * fraction)
 
-@contextmanager
-def _wait_cursor() -> Iterator[None]:
-    """The busy cursor while an automatic landmark method runs."""
-    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-    try:
-        yield
-    finally:
-        QGuiApplication.restoreOverrideCursor()
+
+def _current_sd_mm(state: Any) -> np.ndarray:
+    """SD (mm) of each corner of a film state: its own, else its placement method's default."""
+    sd = np.array(state.landmark_sd_mm, dtype=float)
+    default = np.array(
+        [[PlacementMethod(m or "manual").default_sd_mm for m in row] for row in state.placement], dtype=float
+    )
+    return np.where(np.isfinite(sd), sd, default)
+
+
+def label_doubts(outcome: Any, levels: tuple[str, ...]) -> list[str]:
+    """Why the labels of a detection need the reader's confirmation (empty: they do not).
+
+    Uses the detector's own ``needs_review`` / per-label confidence when it
+    gives them (``details``), else the per-body confidence (``quality``).
+    """
+    details = getattr(outcome, "details", {}) or {}
+    doubts = []
+    review = details.get("needs_review")
+    if isinstance(review, str) and review:
+        doubts.append(review)
+    elif review is True:
+        doubts.append("the detector asks for review of the level labels")
+    confidence = details.get("label_confidence")
+    if isinstance(confidence, dict):
+        pairs = [(str(k), float(v)) for k, v in confidence.items()]
+    else:
+        quality = np.asarray(getattr(outcome, "quality", []), dtype=float)
+        pairs = [(lv, float(q)) for lv, q in zip(levels, quality, strict=False) if np.isfinite(q)]
+    low = [f"{lv} {q:.2f}" for lv, q in pairs if q < LABEL_CONFIDENCE_MIN]
+    if low:
+        doubts.append(f"low label confidence ({', '.join(low)} < {LABEL_CONFIDENCE_MIN:.2f})")
+    return doubts
+
 
 class QtAutoLandmarks:
-    """Track and Refine actions of one :class:`ui.qt_main_window.QtMainWindow`.
+    """Auto, Detect, Track and Refine of one :class:`ui.qt_main_window.QtMainWindow`.
 
     Attributes
     ----------
     last_summary : list of str
         What the last run placed or could not place, one line per body.
+    last_placed : int
+        Corners placed by the last completed run.
     """
 
     def __init__(self, window) -> None:
         self.window = window
         self.session = window.session
+        self.tasks = window.tasks
+        self.worker = shared_worker()  # the methods run in a process: the UI thread never waits
+        self._warm = False
         self.last_summary: list[str] = []
+        self.last_placed = 0
         menu = window.landmarks_menu
         menu.addSeparator()
         actions = window.actions_by_name
+        auto = QAction("&Auto (detect or track, refine where it helps)", window)
+        auto.setShortcut(QKeySequence("Ctrl+Shift+A"))
+        auto.setIconText("Auto")
+        auto.setStatusTip("Find the bodies on one film, refine them and carry them to the other film")
+        auto.triggered.connect(lambda _=False: self.auto())
+        menu.addAction(auto)
+        window.addAction(auto)
+        actions["auto"] = auto
+        # one mnemonic per item of the Landmarks menu (G, I, U, D, W are taken above)
+        mnemonic = {"flexion": ("T", "N"), "extension": ("R", "X")}
         for source in ROLES:
             target = _other(source)
-            act = QAction(f"&Track {source} → {target} (carry the bodies over)", window)
+            act = QAction(
+                _mnemonic(f"Track {source} → {target} (carry the bodies over)", mnemonic[source][0]), window
+            )
             act.setStatusTip(
                 f"Find each body outlined on the {source} film in the {target} film by rigid "
                 "registration of its own pixels"
@@ -63,26 +134,57 @@ class QtAutoLandmarks:
             act.triggered.connect(lambda _=False, s=source: self.track(s))
             menu.addAction(act)
             actions[f"track_{source}"] = act
-        for role in ROLES:
-            act = QAction(f"&Refine corners on the {role} film (snap to the cortex)", window)
+        for role, key in zip(ROLES, ("E", "F"), strict=True):
+            act = QAction(_mnemonic(f"Refine corners on the {role} film (snap to the cortex)", key), window)
             act.triggered.connect(lambda _=False, r=role: self.refine(r))
             menu.addAction(act)
             actions[f"refine_{role}"] = act
-        for role in ROLES:
-            act = QAction(f"&Detect vertebrae on the {role} film (no clicks; review them)", window)
+        for role, key in zip(ROLES, ("V", "B"), strict=True):
+            act = QAction(_mnemonic(f"Detect vertebrae on the {role} film (no clicks; review them)", key), window)
             act.triggered.connect(lambda _=False, r=role: self.detect(r))
             menu.addAction(act)
             actions[f"detect_{role}"] = act
+        # toolbar: Detect acts on the extension film (or the one film), Track from the outlined film
+        self.detect_action = QAction("Detect", window)
+        self.detect_action.setStatusTip("Detect the vertebrae on the extension film (or the one film open)")
+        self.detect_action.triggered.connect(lambda _=False: self.detect(self._detect_role()))
+        self.track_action = QAction("Track", window)
+        self.track_action.setShortcut(QKeySequence("T"))
+        self.track_action.setStatusTip("Carry the bodies from the outlined film to the other film")
+        self.track_action.triggered.connect(lambda _=False: self.track(self._track_source()))
+        window.addAction(self.track_action)
+        actions["detect"], actions["track"] = self.detect_action, self.track_action
+        self.tasks.started.connect(lambda _name: self._on_films_change())
+        self.tasks.finished.connect(lambda _name, _how: self._on_films_change())
         self.session.events.films.connect(self._on_films_change)
         self._on_films_change()
 
     def _on_films_change(self, event=None) -> None:
         roles = self.session.roles
         actions = self.window.actions_by_name
+        if roles and not self._warm:  # start the worker's imports while the reader looks
+            self.worker.warm_up()
+            self._warm = True
+        idle = not self.tasks.busy
+        review = getattr(self.window, "review", None)
+        editable = idle and not (review is not None and review.active)
         for role in ROLES:
-            actions[f"track_{role}"].setEnabled(len(roles) == 2)
-            actions[f"refine_{role}"].setEnabled(role in roles)
-            actions[f"detect_{role}"].setEnabled(role in roles)
+            actions[f"track_{role}"].setEnabled(editable and len(roles) == 2)
+            actions[f"refine_{role}"].setEnabled(editable and role in roles)
+            actions[f"detect_{role}"].setEnabled(editable and role in roles)
+        actions["auto"].setEnabled(editable and bool(roles))
+        actions["detect"].setEnabled(editable and bool(roles))
+        actions["track"].setEnabled(editable and len(roles) == 2)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _detect_role(self) -> str:
+        roles = self.session.roles
+        return "extension" if "extension" in roles or not roles else roles[0]
+
+    def _track_source(self) -> str:
+        counts = {r: int(np.isfinite(self.session.landmarks(r)).all(-1).sum()) for r in ROLES}
+        return "flexion" if counts["flexion"] >= counts["extension"] else "extension"
 
     def _film(self, role: str) -> Any:
         state = self.session.film(role)
@@ -95,9 +197,15 @@ class QtAutoLandmarks:
         if not outcome:
             self.window.show_error(f"{description} ({role}): {outcome.reason}")
             self.last_summary = [outcome.reason]
+            self.last_placed = 0
             return 0
         n = self.session.merge_landmarks(role, outcome.corners, outcome.placement, outcome.sd_mm, description)
         self.last_summary = outcome.summary()
+        self.last_placed = n
+        self._report(role, outcome, description, n)
+        return n
+
+    def _report(self, role: str, outcome, description: str, n: int) -> None:
         failures = [f"{level}: {reason}" for level, reason in outcome.failures.items()]
         text = f"{description} ({role}): {n} corners placed"
         if failures:
@@ -105,56 +213,242 @@ class QtAutoLandmarks:
                 f"{text}; not placed, your corners kept: " + "; ".join(failures), "warning"
             )
         self.window.statusBar().showMessage(text, 8000)
-        return n
 
-    def track(self, source: str) -> int:
-        """Carry the bodies outlined on ``source`` to the other film; returns corners placed."""
+    def _ask_labels(self, outcome, role: str) -> None:
+        doubts = label_doubts(outcome, self.session.levels)
+        if doubts:
+            self.session.request_label_review(f"{role} film: " + "; ".join(doubts))
+
+    # ----------------------------------------------------------------- the actions
+
+    def track(self, source: str) -> bool:
+        """Carry the bodies outlined on ``source`` to the other film, in the background.
+
+        Returns True when the run started; the corners are placed when it completes.
+        """
         target = _other(source)
         films = self._film(source), self._film(target)
         if films[0] is None or films[1] is None:
-            return 0
+            return False
         corners = self.session.landmarks(source)
         if not np.isfinite(corners).any():
             self.window.show_error(f"track: outline the bodies on the {source} film first")
-            return 0
-        with _wait_cursor():
-            outcome = autolandmarks.track_film(
-                films[0], corners, films[1],
-                levels=self.session.levels, target_calibration=self.session.calibration(target),
-            )  # fmt: skip
-        return self._apply(target, outcome, f"Track from {source}")
+            return False
+        levels, calibration = self.session.levels, self.session.calibration(target)
 
-    def refine(self, role: str) -> int:
-        """Snap the placed corners of ``role`` to the cortical corners; returns corners moved."""
+        def work(checkpoint):
+            return self.worker.call(
+                autolandmarks.track_film, _pixels(films[0]), corners, _pixels(films[1]),
+                levels=levels, target_calibration=calibration, checkpoint=checkpoint,
+            )  # fmt: skip
+
+        return self.tasks.start(
+            f"Track {source} → {target}", work, lambda out: self._apply(target, out, f"Track from {source}")
+        )
+
+    def refine(self, role: str) -> bool:
+        """Snap the placed corners of ``role`` to the cortical corners, in the background."""
         film = self._film(role)
         if film is None:
-            return 0
+            return False
         corners = self.session.landmarks(role)
         if not np.isfinite(corners).any():
             self.window.show_error(f"refine: place the corners on the {role} film first")
-            return 0
-        with _wait_cursor():
-            outcome = autolandmarks.refine_film(
-                film, corners, levels=self.session.levels, calibration=self.session.calibration(role)
-            )
-        return self._apply(role, outcome, "Refine")
+            return False
+        levels, calibration = self.session.levels, self.session.calibration(role)
 
-    def detect(self, role: str) -> int:
-        """Find the bodies on ``role`` without any click; returns corners placed.
+        def work(checkpoint):
+            return self.worker.call(
+                autolandmarks.refine_film, _pixels(film), corners,
+                levels=levels, calibration=calibration, checkpoint=checkpoint,
+            )  # fmt: skip
+
+        return self.tasks.start(f"Refine ({role})", work, lambda out: self._apply(role, out, "Refine"))
+
+    def detect(self, role: str) -> bool:
+        """Find the bodies on ``role`` without any click, in the background.
 
         Detected corners replace the film's corners of the bodies found (one undo
         step); they are ``detected`` (unreviewed, larger SD) until moved.
         """
         film = self._film(role)
         if film is None:
-            return 0
-        with _wait_cursor():
-            outcome = autolandmarks.detect_film(
-                film, levels=self.session.levels, calibration=self.session.calibration(role)
+            return False
+        levels, calibration = self.session.levels, self.session.calibration(role)
+
+        def work(checkpoint):
+            return self.worker.call(
+                autolandmarks.detect_film, _pixels(film),
+                levels=levels, calibration=calibration, checkpoint=checkpoint,
+            )  # fmt: skip
+
+        def done(outcome) -> None:
+            if self._apply(role, outcome, "Detect"):
+                self._ask_labels(outcome, role)
+
+        return self.tasks.start(f"Detect ({role})", work, done)
+
+    def auto(self) -> bool:
+        """Detect (or start from the reader's outline), refine where it helps, track: one undo step."""
+        roles = self.session.roles
+        if not roles:
+            self.window.show_error("Auto: open the flexion and extension films first")
+            return False
+        counts = {r: int(np.isfinite(self.session.landmarks(r)).all(-1).sum()) for r in roles}
+        outlined = max(roles, key=lambda r: (counts[r], r == "flexion"))
+        detect = counts[outlined] == 0
+        source = self._detect_role() if detect else outlined
+        target = _other(source) if len(roles) == 2 else None
+        films = {r: self._film(r) for r in roles}
+        if any(f is None for f in films.values()):
+            return False
+        state = self.session.film(source)
+        levels = self.session.levels
+        calibration = {r: self.session.calibration(r) for r in roles}
+        corners = state.landmarks.copy()
+        sd_now = _current_sd_mm(state)
+        placement_now = state.placement.copy()
+
+        call = self.worker.call
+
+        def work(checkpoint):
+            pixels = {r: _pixels(f) for r, f in films.items()}
+            steps: dict[str, Any] = {}
+            lm, placement, sd = corners.copy(), placement_now.copy(), sd_now.copy()
+            if detect:
+                found = call(
+                    autolandmarks.detect_film, pixels[source], levels=levels, calibration=calibration[source],
+                    checkpoint=_scaled(checkpoint, 0.0, 0.3),
+                )  # fmt: skip
+                steps["detect"] = found
+                if not found:
+                    return steps
+                got = np.isfinite(found.corners).all(-1)
+                lm = np.where(got[..., None], found.corners, np.nan)
+                placement = np.where(got, found.placement, None).astype(object)
+                default = PlacementMethod.DETECTED.default_sd_mm
+                sd = np.where(got, np.where(np.isfinite(found.sd_mm), found.sd_mm, default), np.nan)
+            # refinement helps the reader's quick clicks; detected corners are refined by the
+            # detector already and tracked ones are tighter than refinement (docs/auto-landmarks.md)
+            manual = np.isfinite(lm).all(-1) & (placement == PlacementMethod.MANUAL.value)
+            clicked = manual.any(-1) & np.all(manual | ~np.isfinite(lm).all(-1), axis=-1)
+            if clicked.any():
+                refined = call(
+                    autolandmarks.refine_film, pixels[source], np.where(clicked[:, None, None], lm, np.nan),
+                    levels=levels, calibration=calibration[source], checkpoint=_scaled(checkpoint, 0.3, 0.4),
+                )  # fmt: skip
+                steps["refine"] = refined
+                if refined:
+                    new_sd = np.where(
+                        np.isfinite(refined.sd_mm), refined.sd_mm, PlacementMethod.REFINED.default_sd_mm
+                    )
+                    got = np.isfinite(refined.corners).all(-1)
+                    # a body takes the refinement only when every corner's SD gets smaller
+                    better = got.any(-1) & np.all(~got | (new_sd < np.where(np.isfinite(sd), sd, np.inf)), axis=-1)
+                    take = better[:, None] & got
+                    lm = np.where(take[..., None], refined.corners, lm)
+                    placement = np.where(take, refined.placement, placement).astype(object)
+                    sd = np.where(take, new_sd, sd)
+                    steps["refined_levels"] = [lv for lv, b in zip(levels, better, strict=True) if b]
+            steps["source"] = (lm, placement, sd)
+            if target is not None and np.isfinite(lm).any():
+                steps["track"] = call(
+                    autolandmarks.track_film, pixels[source], lm, pixels[target], levels=levels,
+                    target_calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.4, 0.8),
+                )  # fmt: skip
+                if detect and steps["track"]:
+                    # an independent check of the levels: detection on the target film itself
+                    steps["check"] = call(
+                        autolandmarks.detect_film, pixels[target], levels=levels,
+                        calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.8, 1.0),
+                    )  # fmt: skip
+            return steps
+
+        return self.tasks.start("Auto", work, lambda steps: self._apply_auto(steps, source, target, detect))
+
+    def _apply_auto(self, steps: dict[str, Any], source: str, target: str | None, detect: bool) -> None:
+        found = steps.get("detect")
+        if detect and not found:
+            self.window.show_error(
+                f"Auto: {found.reason}. Place the corners of the {source} film (G: guided placement), "
+                "then press Auto again to carry them over."
             )
-        return self._apply(role, outcome, "Detect")
+            self.last_summary = [found.reason]
+            return
+        lm, placement, sd = steps["source"]
+        marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        current = self.session.film(source)
+        if not (
+            np.array_equal(lm, current.landmarks, equal_nan=True) and np.array_equal(placement, current.placement)
+        ):
+            marks[source] = (lm, placement, sd)
+        tracked = steps.get("track")
+        disagree: list[str] = []
+        if tracked:
+            corners = tracked.corners
+            check = steps.get("check")
+            if check:
+                # two independent methods must put each body at the same place, else it is not placed
+                far = _disagreeing_bodies(corners, check.corners)
+                disagree = [lv for lv, f in zip(self.session.levels, far, strict=True) if f]
+                corners = np.where(far[:, None, None], np.nan, corners)
+            marks[target] = (corners, tracked.placement, tracked.sd_mm)
+        elif tracked is not None:
+            self.window.show_error(f"Auto: tracking to the {target} film failed: {tracked.reason}")
+        done = []
+        if detect:
+            done.append(f"detected {len(found.placed)} bodies on the {source} film")
+        if steps.get("refined_levels"):
+            done.append(f"refined {', '.join(steps['refined_levels'])}")
+        if tracked:
+            done.append(f"tracked {len(tracked.placed)} bodies to the {target} film")
+        if not marks:
+            self.window.statusBar().showMessage("Auto: nothing to change", 8000)
+            return
+        self.last_placed = self.session.merge_landmarks_of(marks, "Auto: " + ", ".join(done))
+        self.last_summary = [*(found.summary() if found else []), *(tracked.summary() if tracked else [])]
+        if tracked and tracked.failures:
+            self._report(target, tracked, "Auto track", int(np.isfinite(tracked.corners).all(-1).sum()))
+        if disagree:
+            self.session.request_label_review(
+                f"{target} film: tracking and detection disagree on {', '.join(disagree)} "
+                "(left unplaced there: place them, or check the labels on both films)"
+            )
+        elif detect:
+            self._ask_labels(found, source)
+        self.window.statusBar().showMessage("Auto: " + ", ".join(done), 8000)
+
+
+def _disagreeing_bodies(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Bodies (V,) whose tracked and detected centres are more than half an endplate depth apart.
+
+    A body the detector did not find is not a disagreement; one it found where
+    tracking put another body is (a level off).
+    """
+    with warnings.catch_warnings():  # bodies absent from one result are all-NaN: no centre
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _far(tracked, detected)
+
+
+def _far(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    centre_t = np.nanmean(np.where(np.isfinite(tracked).all(-1, keepdims=True), tracked, np.nan), axis=1)
+    centre_d = np.nanmean(np.where(np.isfinite(detected).all(-1, keepdims=True), detected, np.nan), axis=1)
+    depth = np.linalg.norm(tracked[:, 0] - tracked[:, 1], axis=-1)
+    gap = np.linalg.norm(centre_t - centre_d, axis=-1)
+    return np.isfinite(gap) & (gap > 0.5 * np.where(np.isfinite(depth), depth, np.nanmedian(depth)))
+
+
+def _pixels(film: Any) -> np.ndarray:
+    """The film's pixels for the worker process (bone bright, float32)."""
+    return autolandmarks.film_image(film)
+
+
+def _mnemonic(text: str, key: str) -> str:
+    """``text`` with ``&`` before the first ``key`` (case-insensitive) as its menu mnemonic."""
+    i = text.lower().find(key.lower())
+    return text if i < 0 else text[:i] + "&" + text[i:]
 
 
 def install_auto_landmarks(window) -> QtAutoLandmarks:
-    """Add the automatic landmark actions to a main window's Landmarks menu."""
+    """Add the automatic landmark actions to a main window's Landmarks menu and toolbar."""
     return QtAutoLandmarks(window)

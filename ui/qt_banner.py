@@ -13,6 +13,7 @@ __all__ = ["QtMessageBanner"]
 _STYLES = {
     "error": "background: #8e1b1b; color: white;",
     "mismatch": "background: #c40000; color: white; font-weight: bold; font-size: 15px;",
+    "safety": "background: #c40000; color: white; font-weight: bold;",
     "warning": "background: #f2c14e; color: #222;",
     "info": "background: #2d5d8a; color: white;",
 }

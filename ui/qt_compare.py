@@ -9,8 +9,8 @@ body's motion remains visible.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,8 @@ class _Canvas(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.pixmap: QPixmap | None = None
+        self.marker: tuple[float, float] | None = None  # centre of rotation, picture pixels
+        self.marker_label = ""
         self.setMinimumSize(400, 400)
 
     def paintEvent(self, event) -> None:
@@ -39,8 +41,29 @@ class _Canvas(QWidget):
         painter.fillRect(self.rect(), Qt.GlobalColor.black)
         if self.pixmap is not None:
             scaled = self.pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-            painter.drawPixmap((self.width() - scaled.width()) // 2, (self.height() - scaled.height()) // 2, scaled)
+            left, top = (self.width() - scaled.width()) // 2, (self.height() - scaled.height()) // 2
+            painter.drawPixmap(left, top, scaled)
+            if self.marker is not None:
+                k = scaled.width() / self.pixmap.width()
+                self._draw_marker(painter, QPointF(left + (self.marker[0] + 0.5) * k, top + (self.marker[1] + 0.5) * k))
         painter.end()
+
+    def _draw_marker(self, painter: QPainter, at: QPointF) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for colour, width in ((QColor(0, 0, 0), 4.0), (QColor(255, 80, 60), 2.0)):
+            painter.setPen(QPen(colour, width))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(at, 9, 9)
+            painter.drawLine(at - QPointF(16, 0), at + QPointF(16, 0))
+            painter.drawLine(at - QPointF(0, 16), at + QPointF(0, 16))
+        font = QFont(self.font())
+        font.setBold(True)
+        painter.setFont(font)
+        m = painter.fontMetrics()
+        box = QRectF(at.x() + 14, at.y() + 10, m.horizontalAdvance(self.marker_label) + 10, m.height() + 4)
+        painter.fillRect(box, QColor(0, 0, 0, 180))
+        painter.setPen(QColor(255, 120, 100))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.marker_label)
 
 
 class QtStabilisedComparison(QDialog):
@@ -80,6 +103,11 @@ class QtStabilisedComparison(QDialog):
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         layout.addWidget(self.caption)
+        # what the numbers mean: centre of rotation, translation per degree, disc heights
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.details)
         self.canvas = _Canvas()
         layout.addWidget(self.canvas, 1)
         self.resize(800, 800)
@@ -132,7 +160,37 @@ class QtStabilisedComparison(QDialog):
             f"{self.session.levels[lower]} held still (extension rotated {angle:+.1f}°, scaled ×{scale:.3f} onto flexion); "
             f"the motion of {self.session.levels[segment]} is what moves."
         )
+        self._show_details(segment, x0, y0)
         self._compose()
+
+    def _show_details(self, segment: int, x0: int, y0: int) -> None:
+        d = self.session.segment_details(segment)
+        lower = self.session.levels[segment + 1]
+        lines = []
+        if d["rotation_centre_px"] is not None:
+            u, v = d["rotation_centre"]
+            x, y = d["rotation_centre_px"]
+            self.canvas.marker = (x - x0, y - y0)
+            self.canvas.marker_label = "centre of rotation"
+            lines.append(
+                f"Centre of rotation (red cross): {100 * u:.0f} % of {lower}'s endplate depth from its posterior "
+                f"corner, {100 * v:+.0f} % of the depth above its superior endplate."
+            )
+        else:
+            self.canvas.marker = None
+            lines.append(f"Centre of rotation: not shown ({d['rotation_centre_note']}).")
+        per_degree = d["translation_per_degree_mm"]
+        if per_degree is not None:
+            lines.append(f"Translation per degree of rotation: {per_degree:+.2f} mm/°.")
+        heights = []
+        for role, h in d["disc_heights"].items():
+            if h["anterior"] is not None or h["posterior"] is not None:
+                a = "—" if h["anterior"] is None else f"{h['anterior']:.1f}"
+                p = "—" if h["posterior"] is None else f"{h['posterior']:.1f}"
+                heights.append(f"{role} anterior {a} / posterior {p} {h['unit']}")
+        if heights:
+            lines.append("Disc height: " + "; ".join(heights) + ".")
+        self.details.setText("\n".join(lines))
 
     def _on_flicker(self, on: bool) -> None:
         if on:

@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
+    QFontMetricsF,
     QImage,
     QKeyEvent,
     QMouseEvent,
@@ -149,6 +150,7 @@ class QtFilmView(QWidget):
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
         self.show_loupe = True
+        self.show_corner_diagram = True
         session.events.films.connect(self._on_films_change)
         session.events.landmarks.connect(self._on_landmarks_change)
         session.events.calibration.connect(self._on_landmarks_change)
@@ -317,8 +319,20 @@ class QtFilmView(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if self._needs_fit:
-            self.fit()
+        if self._needs_fit or self._was_fitted(event.oldSize()):
+            self.fit()  # a fitted film stays fitted and centred (one-film mode, window resize)
+
+    def _was_fitted(self, old) -> bool:
+        """Whether the view showed the film fitted to its previous size (not zoomed or panned since)."""
+        if self._film is None or old.width() <= 0 or old.height() <= 0:
+            return False
+        rows, columns = self._film.pixels.shape[:2]
+        before = ViewTransform.fit(rows, columns, old.width(), old.height())
+        now = self.transform
+        return bool(
+            np.isclose(before.scale, now.scale, rtol=1e-9)
+            and np.allclose(before.to_widget(0.0, 0.0), now.to_widget(0.0, 0.0), atol=1e-6)
+        )
 
     # ----------------------------------------------------------------- mouse and keys
 
@@ -571,10 +585,12 @@ class QtFilmView(QWidget):
         state = self.session.film(self.role)
         study_date = getattr(identity, "study_date", None)
         view = str(getattr(getattr(film, "view", None), "value", getattr(film, "view", "")) or "unknown")
+        fmt = str(getattr(film, "source_format", "dicom") or "dicom")
+        dicom = fmt == "dicom"
         top_left = [
             f"ID: {getattr(identity, 'patient_id', None) or '—'}",
             f"Study date: {study_date.isoformat() if hasattr(study_date, 'isoformat') else (study_date or '—')}",
-            f"DICOM view: {view}",
+            f"DICOM view: {view}" if dicom else f"View: {view} ({fmt.upper()} file)",
         ]
         rows, columns = film.pixels.shape[:2]
         top_right = [Path(str(getattr(film, "path", "") or "")).name, f"{columns} × {rows} px"]
@@ -595,7 +611,7 @@ class QtFilmView(QWidget):
             wl = f"W {wdt:.0f}  L {c:.0f}"
         bottom_right = [
             f"Zoom {self.transform.scale * 100:.0f} %",
-            f"{wl} ({self._preset})",
+            f"{wl} ({self._preset if dicom or self._preset != 'DICOM default' else fmt.upper() + ' file range'})",
         ]
         if self._displayed_inverted() != bool(getattr(film, "invert", False)):
             bottom_right.append("Inverted")
@@ -657,16 +673,65 @@ class QtFilmView(QWidget):
             painter.fillRect(box, QColor(20, 60, 120, 220))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, prompt)
+        if self.state.mode == "guided" and self.show_corner_diagram:
+            self._draw_corner_diagram(painter)
         painter.restore()
+
+    def corner_diagram_rect(self) -> QRectF:
+        """Where the corner diagram goes: left edge, mid-height (clear of the corner texts)."""
+        w, h = 170.0, 124.0
+        return QRectF(8.0, max((self.height() - h) / 2, 8.0), w, h)
+
+    def _anterior_left(self) -> bool:
+        """Whether the front of the bodies is on the left, from the corners placed (default left)."""
+        lm = self.session.landmarks(self.role)
+        dx = lm[:, 0, 0] - lm[:, 1, 0]  # AS.x - PS.x per body
+        dx = dx[np.isfinite(dx)]
+        return True if dx.size == 0 else bool(np.median(dx) < 0)
+
+    def _draw_corner_diagram(self, painter: QPainter) -> None:
+        from ui.qt_help import draw_corner_diagram
+
+        target = self.session.next_missing_corner(self.role)
+        draw_corner_diagram(
+            painter, self.corner_diagram_rect(), None if target is None else target[1], self._anterior_left()
+        )
+
+    def loupe_scale(self) -> float:
+        """Loupe magnification, screen px per image px: 3 times the view's zoom, 1 to 16.
+
+        Relative to the view, so at fit zoom it shows the body's corner (a few
+        mm around the pointer) rather than single pixels of noise.
+        """
+        return min(max(self.transform.scale * 3.0, 1.0), 16.0)
+
+    def loupe_rect(self, wx: float, wy: float, size: float = 180.0) -> QRectF:
+        """The loupe's box for a pointer at widget ``(wx, wy)``: on the side away from the
+        pointer, and clear of the overlay texts in the four corners."""
+        texts = self.overlay_texts()
+        line_h = QFontMetricsF(QFont(self.font().family(), 10)).height()
+        right = wx < self.width() / 2
+        side = "right" if right else "left"
+        top_lines = len(texts.get(f"top_{side}", ()))
+        bottom_lines = len(texts.get(f"bottom_{side}", ()))
+        left = self.width() - size - 10 if right else 10.0
+        upper = 8 + top_lines * line_h + 6
+        lower = self.height() - 8 - bottom_lines * line_h - 6 - size
+        if self.state.mode == "guided" and not right:  # keep the corner diagram visible
+            diagram = self.corner_diagram_rect()
+            upper, lower = upper, min(lower, diagram.top() - size - 4)
+            if lower < upper:
+                upper = lower = diagram.bottom() + 4
+        top = lower if wy < self.height() / 2 else upper
+        return QRectF(left, max(top, 0.0), size, size)
 
     def _draw_loupe(self, painter: QPainter) -> None:
         size = 180.0
         wx, wy = mouse_to_widget(self._pointer.x(), self._pointer.y())
         x, y = self.transform.to_image(wx, wy)
-        scale = min(max(self.transform.scale * 4.0, 4.0), 32.0)
-        left = self.width() - size - 10 if wx < self.width() / 2 else 10.0
-        top = self.height() - size - 80 if wy < self.height() / 2 else 60.0
-        box = QRectF(left, top, size, size)
+        scale = self.loupe_scale()
+        box = self.loupe_rect(wx, wy, size)
+        left, top = box.left(), box.top()
         t = ViewTransform(scale, 0, 0).centred_on(x, y, size, size)
         t = t.panned(left, top)
         painter.save()

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -39,8 +40,10 @@ from app.session import ROLES, ManualCalibration, Session, default_recovery_path
 from ui.qt_auto import install_auto_landmarks
 from ui.qt_banner import QtMessageBanner
 from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
+from ui.qt_help import install_help
 from ui.qt_results import QtResultsPanel
 from ui.qt_review import install_review
+from ui.qt_tasks import QtTaskRunner
 
 __all__ = ["QtMainWindow"]
 
@@ -86,6 +89,13 @@ class QtMainWindow(QMainWindow):
         layout.setSpacing(0)
         self.banner = QtMessageBanner()
         layout.addWidget(self.banner)
+        # one line saying what to do next (issue #13: "one obvious path")
+        self.hint_label = QLabel()
+        self.hint_label.setObjectName("next-step-hint")
+        self.hint_label.setStyleSheet(
+            "QLabel#next-step-hint { background: #1d3b5c; color: white; padding: 4px 10px; font-size: 13px; }"
+        )
+        layout.addWidget(self.hint_label)
         self.views = {role: QtFilmView(self.session, role) for role in ROLES}
         self.film_splitter = QSplitter(Qt.Orientation.Horizontal)
         for role in ROLES:
@@ -107,8 +117,11 @@ class QtMainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.position_label)
 
         self._build_actions()
+        # Detect, Track, Refine, Auto, opening and export run off the UI thread (issue #13)
+        self.tasks = QtTaskRunner(self)
         self.session.events.films.connect(self._on_films_change)
         self.session.events.messages.connect(self._on_messages_change)
+        self.session.events.results.connect(self._update_borderline_hint)
         self.session.events.history.connect(self._on_history_change)
         self.session.events.dirty.connect(self._on_title_change)
         self.session.events.path.connect(self._on_title_change)
@@ -117,7 +130,19 @@ class QtMainWindow(QMainWindow):
         self.review = install_review(self)
         # Track and Refine (issue #5): app.autolandmarks on the session's films
         self.auto = install_auto_landmarks(self)
+        # Help: shortcuts generated from the actions, how to measure (issue #13)
+        install_help(self)
+        a = self.actions_by_name
+        self.toolbar.insertActions(a["guided"], [a["auto"], a["detect"], a["track"]])
+        self.toolbar.insertSeparator(a["guided"])
+        self.session.events.label_review.connect(self._on_label_review)
+        for name in ("films", "landmarks", "levels", "results"):
+            getattr(self.session.events, name).connect(self.update_hint)
+        self.tasks.started.connect(lambda _name: self.update_hint())
+        self.tasks.finished.connect(lambda _name, _how: self.update_hint())
+        self.actions_by_name["guided"].toggled.connect(lambda _on: self.update_hint())
         self._on_films_change()
+        self._on_label_review()
         self._on_history_change()
         self._on_title_change()
 
@@ -198,11 +223,16 @@ class QtMainWindow(QMainWindow):
             "&Guided placement", self._on_guided_toggled, "G", checkable=True,
             tip="Click each corner in turn: L1 AS, PS, PI, AI … S1 AS, PS",
         )
-        a["shift_up"] = self._action("Shift level labels &up (e.g. T12)", lambda: self._try(self.session.shift_levels, -1))
-        a["shift_down"] = self._action("Shift level labels &down (e.g. L6)", lambda: self._try(self.session.shift_levels, 1))
+        a["shift_up"] = self._action("Shift level labels &up (e.g. T12)", lambda: self._try(self.session.shift_levels, -1), "[")
+        a["shift_down"] = self._action("Shift level labels &down (e.g. L6)", lambda: self._try(self.session.shift_levels, 1), "]")
+        a["confirm_labels"] = self._action(
+            "&Confirm the level labels", self.session.confirm_labels, QKeySequence(Qt.Key.Key_Return),
+            tip="The labels the detector was unsure of are right: the results count",
+        )
+        a["confirm_labels"].setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
         a["swap"] = self._action("S&wap flexion and extension", lambda: self._try(self.session.swap_films), "Ctrl+Shift+X")
         a["import_landmarks"] = self._action("&Import landmarks…", self._import_landmarks_dialog)
-        for key in ("guided", "import_landmarks", "shift_up", "shift_down", "swap"):
+        for key in ("guided", "import_landmarks", "shift_up", "shift_down", "confirm_labels", "swap"):
             marks.addAction(a[key])
 
         tools = menu.addMenu("&Tools")
@@ -214,7 +244,7 @@ class QtMainWindow(QMainWindow):
         a["uncalibrate"] = self._action("Remove manual calibrations", self._remove_manual_calibration)
         tools.addAction(a["uncalibrate"])
 
-        toolbar = self.addToolBar("Main")
+        toolbar = self.toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main-toolbar")
         for key in ("open", "save", "undo", "redo", "guided", "fit", "one_to_one", "invert", "swap", "compare"):
             toolbar.addAction(a[key])
@@ -257,6 +287,38 @@ class QtMainWindow(QMainWindow):
         for text in self.session.messages:
             if text != mismatch:
                 self.banner.show_message(text, "error" if text in errors else "warning")
+        self._show_safety()
+
+    def _update_borderline_hint(self, event=None) -> None:
+        """Most levels borderline: say what would resolve them (only when the text changes)."""
+        hint = self.session.borderline_hint
+        if hint == getattr(self, "_hint_text", None):
+            return
+        self._hint_text = hint
+        if hint:
+            self.banner.show_message(hint, "info", key="borderline-hint")
+        else:
+            self.banner.remove("borderline-hint")
+
+    def _show_safety(self) -> None:
+        """The session's safety warnings (app.safety): red until the reader acknowledges
+        them (export waits for it), then amber and marked acknowledged."""
+        self._hint_text = None
+        self._update_borderline_hint()
+        warnings = self.session.safety_warnings
+        if not warnings:
+            self.banner.remove("safety")
+            return
+        text = " ".join(w.message for w in warnings)
+        if self.session.unacknowledged_safety:
+            self.banner.show_message(
+                "SAFETY: " + text + " Results do not count and export is blocked until you acknowledge.",
+                "safety", key="safety", closable=False,
+                action=("Acknowledge", self.session.acknowledge_safety),
+            )
+        else:
+            self.banner.show_message("SAFETY (acknowledged): " + text, "warning", key="safety",
+                                     closable=False)
 
     def _on_messages_change(self, event=None) -> None:
         self._show_session_messages()
@@ -295,6 +357,33 @@ class QtMainWindow(QMainWindow):
             other.centre_on(x, y, source.transform.scale)
         finally:
             self._linking = False
+
+    def _on_label_review(self, event=None) -> None:
+        reason = self.session.label_review
+        self.actions_by_name["confirm_labels"].setEnabled(reason is not None)
+        if reason is None:
+            self.banner.remove("labels")
+        else:
+            self.banner.show_message(
+                f"Check the level labels: {reason}. Results do not count until you confirm them "
+                "(Enter); [ and ] shift every label up or down first if they are wrong.",
+                "warning",
+                key="labels",
+                action=("Confirm labels (Enter)", self.session.confirm_labels),
+                closable=False,
+            )
+        self.update_hint()
+
+    def update_hint(self, event=None) -> None:
+        """Show the one-line hint of the next step (:func:`next_step_hint`)."""
+        text = next_step_hint(
+            self.session,
+            busy=self.tasks.task.name if self.tasks.busy else None,
+            guided=self.actions_by_name["guided"].isChecked(),
+            review=bool(getattr(getattr(self, "review", None), "active", False)),
+        )
+        if self.hint_label.text() != text:
+            self.hint_label.setText(text)
 
     def set_layout(self, which: str) -> None:
         """``"both"``, ``"flexion"`` or ``"extension"`` (one-film mode)."""
@@ -548,13 +637,41 @@ class QtMainWindow(QMainWindow):
         if not self._maybe_discard_changes():
             event.ignore()
             return
+        if self.tasks.busy:  # a background run must not outlive the window it reports to
+            self.tasks.cancel()
+            self.tasks.wait(30.0)
         self.session.discard_recovery()
+        lock = getattr(self, "_instance_lock", None)
+        if lock is not None:
+            lock.release()
         event.accept()
 
     # ----------------------------------------------------------------- recovery
 
     def offer_recovery(self) -> bool:
-        """If a previous run left unsaved work, move it aside and offer it in a banner."""
+        """If a previous run left unsaved work, move it aside and offer it in a banner.
+
+        Not while another viewer is open (its recovery file is its live work):
+        this window then autosaves to a file of its own.
+        """
+        from app.instance_lock import InstanceLock, other_instances
+
+        state_dir = default_recovery_path().parent
+        try:
+            self._instance_lock = InstanceLock(state_dir)
+            others = other_instances(state_dir)
+        except OSError as exc:
+            _log.warning("cannot write the instance lock in %s: %s", state_dir, exc.strerror or exc)
+            others = []
+        if others:
+            if self.session.recovery_path is not None:
+                self.session.recovery_path = self.session.recovery_path.with_name(
+                    f"recovery.{os.getpid()}.autosave.json"
+                )
+            self.statusBar().showMessage(
+                f"Another viewer is open (process {others[0]}): its unsaved work is not offered here", 10000
+            )
+            return False
         try:
             aside = self.session.set_aside_recovery()
         except OSError as exc:
@@ -579,6 +696,61 @@ class QtMainWindow(QMainWindow):
             self.show_error(f"cannot recover the previous work: {exc}")
             return
         self._recovery_file.unlink(missing_ok=True)
+
+
+def next_step_hint(session: Session, busy: str | None = None, guided: bool = False, review: bool = False) -> str:
+    """The one-line hint of what to do next, from the state of the session.
+
+    Parameters
+    ----------
+    session : Session
+    busy : str or None
+        Name of the background task running, if any.
+    guided : bool
+        Guided placement is on.
+    review : bool
+        A report is shown read-only (review mode).
+    """
+    if busy:
+        return f"{busy} is running: the films can be panned and zoomed meanwhile; Esc cancels (nothing is changed)."
+    roles = session.roles
+    if review:
+        return "Review mode (read-only): the values as reported. File › Edit the reviewed report to change it."
+    if not roles:
+        return "Next: open the flexion and extension films (File › Open films…, Ctrl+O, or drop them on the window)."
+    placed = {r: int(np.isfinite(session.landmarks(r)).all(-1).sum()) for r in roles}
+    needed = len(session.corner_order())
+    if session.label_review is not None:
+        return "Next: check the level labels on the films; Enter confirms them, [ or ] shifts them first."
+    if all(n == 0 for n in placed.values()):
+        if guided:
+            return "Guided placement: click the corners in the order asked on the film (see the diagram)."
+        return (
+            "Next: press Auto (Ctrl+Shift+A) to find the bodies, or G for guided placement "
+            "(click AS, PS, PI, AI of each body)."
+        )
+    if len(roles) == 2:
+        short = [r for r in roles if placed[r] < needed]
+        if len(short) == 1 and placed[short[0]] == 0:
+            other = "flexion" if short[0] == "extension" else "extension"
+            return f"Next: Track (T) carries the bodies from the {other} film to the {short[0]} film."
+        if short:
+            missing = ", ".join(f"{r} {needed - placed[r]}" for r in short)
+            return f"Next: place the missing corners ({missing}); Auto or Track fill them from the other film."
+    uncalibrated = [r for r in roles if not session.calibration(r).is_calibrated]
+    if uncalibrated:
+        return (
+            f"Next: the {' and '.join(uncalibrated)} film has no pixel spacing: Tools › Calibrate for millimetres; "
+            "% of endplate depth is shown meanwhile."
+        )
+    if len(roles) == 1:
+        return "One film: its own angles are shown; open the other film to measure the motion."
+    detected = any(
+        m in ("detected", "tracked") for r in roles for m in session.film(r).placement.ravel() if m is not None
+    )
+    if detected:
+        return "Next: check each automatic corner (drag to correct); then Ctrl+K shows the stabilised comparison."
+    return "Done: the results are below. Ctrl+K shows the stabilised comparison, Ctrl+E exports the report."
 
 
 def run_viewer(

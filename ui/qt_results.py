@@ -94,7 +94,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     Returns
     -------
     texts, tooltips : list of str, one per column of :data:`COLUMNS`
-    status : {"unstable", "borderline", "stable", "not measured", "single film"}
+    status : {"unstable", "borderline", "stable", "not measured", "single film", "to confirm"}
     """
     texts = [row["segment"]] + [_DASH] * (len(COLUMNS) - 1)
     tips = [""] * len(COLUMNS)
@@ -126,6 +126,11 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     for col in (7, 8):
         if texts[col] == _DASH:
             tips[col] = "no usable pixel spacing on this film"
+    if row.get("needs_review"):
+        # the detector was unsure of the level labels: no verdict until the reader confirms them
+        texts[9] = "labels to confirm (Enter)"
+        tips[9] = f"Not counted: {row.get('needs_review_reason') or 'the level labels are uncertain'}"
+        return texts, tips, "to confirm"
     # the one verdict rule (measure.verdict_of_record), as in the tables, reports and review
     verdict = verdict_of_record(row)
     status = _STATUS[verdict]

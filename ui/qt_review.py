@@ -48,17 +48,38 @@ from app.report_data import (
     ReportData,
     find_images_by_uid,
     read_session_file,
+    reader_fields,
     report_from_session,
 )
 from app.report_verify import STORED_VALUES_DIFFER
+from ui.qt_film_view import PLACEMENT_COLOURS
 from ui.qt_results import COLUMNS, format_row, table_cell
 
-__all__ = ["QtReviewController", "QtReviewPanel", "install_review", "next_version_path"]
+__all__ = ["QtReviewController", "QtReviewPanel", "install_review", "local_time", "next_version_path"]
 
 _EDIT_ACTIONS = ("save", "save_as", "undo", "redo", "guided", "shift_up", "shift_down", "swap",
                  "calibrate_flexion", "calibrate_extension", "uncalibrate")
 _VIEW_KEYS = {Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_I, Qt.Key.Key_R}
 _FINDING_COLOURS = {"unstable": QColor(150, 30, 30), "borderline": QColor(140, 100, 0)}
+
+
+def local_time(iso: Any) -> str:
+    """An ISO 8601 time (as saved, UTC) shown in the local time zone, e.g. ``2026-12-03 18:40 CET``."""
+    import datetime as dt
+
+    if not iso:
+        return "at an unknown time"
+    try:
+        when = dt.datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _html(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def next_version_path(path: str | os.PathLike[str]) -> Path:
@@ -123,14 +144,26 @@ class QtReviewPanel(QWidget):
         self.calibration_label.setObjectName("review-calibration")
         self.calibration_label.setWordWrap(True)
         layout.addWidget(self.calibration_label)
+        self.legend_label = QLabel()
+        self.legend_label.setObjectName("review-legend")
+        layout.addWidget(self.legend_label)
+        self.warnings_label = QLabel()
+        self.warnings_label.setObjectName("review-warnings")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #8a4b00;")
+        layout.addWidget(self.warnings_label)
 
     def show_report(self, report: ReportData, source: Path) -> None:
-        """Fill the table with the saved rows of ``report``."""
+        """Fill the table with the saved rows of ``report``, who measured it, when, and every warning."""
         roles = tuple(v for v in VIEWS if v in report.films)
+        reader, comment = reader_fields(report.session)
+        by = f"measured by <b>{_html(reader)}</b>" if reader else "reader not recorded"
+        if comment:
+            by += f" ({_html(comment)})"
         self.source_label.setText(
-            f"<b>Review (read-only)</b>: {source.name} — criteria {report.criteria}, saved "
-            f"{report.session.get('saved_at') or '?'} with lumbar-instability "
-            f"{report.software_version}. The table shows the values as reported.")
+            f"<b>Review (read-only)</b>: {_html(source.name)} — {by}, saved "
+            f"{local_time(report.session.get('saved_at'))} with lumbar-instability "
+            f"{report.software_version}; criteria {report.criteria}. The table shows the values as reported.")
         self.table.setRowCount(len(report.rows))
         for r, row in enumerate(report.rows):
             # the status follows the one verdict rule (measure.verdict_of_record), as the viewer
@@ -150,6 +183,18 @@ class QtReviewPanel(QWidget):
                 text += f" ({cal.warning})"
             parts.append(text)
         self.calibration_label.setText("Calibration — " + "; ".join(parts))
+        # how each corner was placed (the colours of the films) and every warning of the report
+        methods = sorted({
+            str(m) for view in roles
+            for marks in ((report.session.get(view) or {}).get("placement") or {}).values()
+            for m in (marks or {}).values()
+        })
+        self.legend_label.setText("Corners: " + "  ".join(
+            f"<span style='color:{PLACEMENT_COLOURS.get(m, PLACEMENT_COLOURS['manual']).name()}'>●</span> {m}"
+            for m in methods) if methods else "")
+        warnings = list(dict.fromkeys([*report.warnings, *report.measurement_warnings]))
+        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings_label.setVisible(bool(warnings))
 
     def cell(self, segment: str, column: str) -> str:
         """Text shown for ``segment`` in ``column`` (a name of :data:`ui.qt_results.COLUMNS`)."""
@@ -423,8 +468,48 @@ class QtReviewController(QObject):
 
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
-        path = Path(path)
+        from app.safety import require_acknowledged
+
         report, films = self.current_report()
+        # the reader acknowledges the safety warnings in the window (banner) first
+        require_acknowledged(report.safety, report.safety_acknowledged)
+        return self._write(Path(path), report, films)
+
+    def export_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
+        """Write one report per path (format by suffix) off the UI thread; True when started.
+
+        The report is taken from the session now (what is on screen); writing
+        the files runs in the background with progress and Esc to cancel
+        (files not yet written are then skipped; each file is written
+        atomically, so none is left half-written).
+        """
+        from app.safety import require_acknowledged
+
+        try:
+            report, films = self.current_report()
+            require_acknowledged(report.safety, report.safety_acknowledged)
+        except UserError as exc:
+            self.window.show_error(str(exc))
+            return False
+        targets = [Path(p) for p in paths]
+
+        def work(checkpoint):
+            written = []
+            for k, target in enumerate(targets):
+                checkpoint(k / len(targets))
+                written.append(self._write(target, report, films))
+            checkpoint(1.0)
+            return written
+
+        def done(written) -> None:
+            self.last_written = list(written)
+            names = ", ".join(w.name for w in written)
+            self.window.statusBar().showMessage(f"Report written: {names} (in {written[0].parent})", 10000)
+
+        name = "Export " + ", ".join(t.suffix.lstrip(".").upper() for t in targets)
+        return self.window.tasks.start(name, work, done)
+
+    def _write(self, path: Path, report: ReportData, films: dict[str, Any]) -> Path:
         suffix = path.suffix.lower()
         if suffix == ".pdf":
             from app.report_pdf import write_pdf
@@ -453,12 +538,7 @@ class QtReviewController(QObject):
         path = self.ask_export_path()
         if not path:
             return
-        try:
-            written = self.export(path)
-        except (UserError, ValueError, OSError) as exc:
-            self.window.show_error(str(exc))
-            return
-        self.window.statusBar().showMessage(f"Report written: {written}", 8000)
+        self.export_in_background([path])
 
     def _ask_export_dialog(self) -> str | None:
         path, _ = QFileDialog.getSaveFileName(

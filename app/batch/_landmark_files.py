@@ -17,10 +17,9 @@ used, except that a manual calibration stored in the file is honoured.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +34,71 @@ ROLES = ("flexion", "extension")
 LANDMARK_FORMATS = ("lumbar-instability-session", "lumbar-instability-landmarks")
 
 
+#: The expected shape, named in every "not used" reason.
+EXPECTED_FORMAT = ("expected a landmarks or session file: an object with flexion and extension, "
+                   "each with landmarks {level: {corner: [x, y]}} (docs/landmarks-format.md)")
+TRUTH_FORMAT = "lumbar-instability-phantom-truth"
+
+
 class LandmarkIndex:
-    """Which JSON file holds the landmarks of which films and studies."""
+    """Which JSON file holds the landmarks of which films and studies.
+
+    Every file of ``--landmarks DIR`` is accounted for: :attr:`files` maps its
+    path to why it is not usable ("" when it was indexed), and :meth:`lookup`
+    records which ones a study used, so a run can say "12 of 60 files used" and
+    why the others were not.
+    """
 
     def __init__(self) -> None:
         self.by_sop: dict[tuple[str, str], tuple[str, str]] = {}
         self.by_study: dict[str, tuple[str, str]] = {}
+        self.by_folder: dict[str, tuple[str, str]] = {}
         self.sr_by_study: dict[str, str] = {}
+        self.files: dict[str, str] = {}  # --landmarks files: path -> reason not usable ("" = indexed)
+        self.used: set[str] = set()
 
-    def add_json(self, path: Path, origin: str) -> None:
-        """Index one JSON file (silently skipped when it is not a landmarks file)."""
+    def add_json(self, path: Path, origin: str, folder: str | None = None) -> None:
+        """Index one JSON file (a file that is not a landmarks file is noted, not raised).
+
+        ``folder`` (files of ``--landmarks DIR`` only): the file's folder relative
+        to DIR, under which a phantom's ``truth.json`` gives the landmarks of the
+        study in the same folder of INPUT_DIR.
+        """
+        from app.errors import InputFileError
+        from app.jsonfile import read_json
+
+        reason = ""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
+            data = read_json(path)
+        except InputFileError as exc:
+            reason = f"not usable: {exc.reason}"
+            data = None
+        if data is not None and (
+            not isinstance(data, dict) or not all(isinstance(data.get(r), dict) for r in ROLES)
+        ):
+            reason = f"not in the landmarks format: {EXPECTED_FORMAT}"
+        elif data is not None and data.get("format", LANDMARK_FORMATS[0]) not in (
+            *LANDMARK_FORMATS, TRUTH_FORMAT
+        ):
+            reason = (f"not in the landmarks format: format {str(data.get('format'))[:60]!r}; "
+                      f"{EXPECTED_FORMAT}")
+        if origin == "landmarks-dir":
+            self.files[str(path)] = reason
+        if reason:
             return
-        if not isinstance(data, dict) or not all(isinstance(data.get(r), dict) for r in ROLES):
+        entry = (str(path), origin)
+        if data.get("format") == TRUTH_FORMAT:
+            # A phantom's ground truth names no film: only an explicit --landmarks
+            # folder laid out like INPUT_DIR applies it (never one found beside the
+            # films, which would replace the detection being evaluated).
+            if folder is not None:
+                self.by_folder.setdefault(folder, entry)
+            elif origin == "landmarks-dir":
+                self.files[str(path)] = "phantom truth outside a folder matching INPUT_DIR"
             return
-        if data.get("format", LANDMARK_FORMATS[0]) not in LANDMARK_FORMATS:
-            return  # e.g. a phantom's truth.json: not landmarks placed for this study
         images = [data[r].get("image") or {} for r in ROLES]
         sops = tuple(str(i.get("sop_instance_uid", "")) if isinstance(i, dict) else ""
                      for i in images)
-        entry = (str(path), origin)
         if all(sops):
             # A file naming its films is used for exactly those films in that role
             # order, never for another pair of the same study.
@@ -73,14 +115,46 @@ class LandmarkIndex:
         if study_instance_uid:
             self.sr_by_study.setdefault(study_instance_uid, str(path))
 
-    def lookup(self, flexion_sop: str, extension_sop: str, study: str) -> tuple[str, str]:
-        """``(path, origin)`` of the landmarks of a film pair, or ``("", "")``."""
-        found = self.by_sop.get((flexion_sop, extension_sop)) or self.by_study.get(study)
+    def lookup(self, flexion_sop: str, extension_sop: str, study: str,
+               folder: str = "") -> tuple[str, str]:
+        """``(path, origin)`` of the landmarks of a film pair, or ``("", "")``.
+
+        ``folder``: the films' folder relative to INPUT_DIR (for truth files).
+        """
+        found = (self.by_sop.get((flexion_sop, extension_sop)) or self.by_study.get(study)
+                 or self.by_folder.get(folder))
         if found:
+            self.used.add(found[0])
             return found
         if study in self.sr_by_study:
             return self.sr_by_study[study], "sr"
         return "", ""
+
+    def accounting(self) -> dict[str, Any]:
+        """What became of the ``--landmarks`` files: counts and a reason per unused file.
+
+        Returns
+        -------
+        dict
+            ``{"read": n, "used": n, "ignored": n, "ignored_by_reason": {reason: n},
+            "files": [{"path", "status", "reason"}]}`` (paths as indexed).
+        """
+        rows = []
+        for path, reason in sorted(self.files.items()):
+            if path in self.used:
+                rows.append({"path": path, "status": "used", "reason": ""})
+                continue
+            reason = reason or ("matched no study: neither its films' SOP Instance UIDs, its "
+                                "study UID nor its file name (<StudyInstanceUID>.json) are in "
+                                "INPUT_DIR")
+            rows.append({"path": path, "status": "ignored", "reason": reason})
+        ignored = [r for r in rows if r["status"] == "ignored"]
+        by_reason: dict[str, int] = {}
+        for row in ignored:
+            key = row["reason"].split(":", 1)[0]
+            by_reason[key] = by_reason.get(key, 0) + 1
+        return {"read": len(rows), "used": len(rows) - len(ignored), "ignored": len(ignored),
+                "ignored_by_reason": by_reason, "files": rows}
 
     @classmethod
     def build(
@@ -93,7 +167,10 @@ class LandmarkIndex:
         index = cls()
         if landmarks_dir is not None:
             for path in sorted(landmarks_dir.rglob("*.json")):
-                index.add_json(path, "landmarks-dir")
+                if path.name.startswith("."):
+                    continue
+                folder = path.parent.relative_to(landmarks_dir).as_posix()
+                index.add_json(path, "landmarks-dir", folder)
         for path in sibling_json:
             index.add_json(path, "session")
         for path, study in structured_reports:
@@ -120,6 +197,9 @@ class GivenLandmarks:
         Per role, the SOP Instance UID of the film the file names ('' if none).
     calibration : dict of str to (spacing, source, detail) or None
         A manual calibration stored in a session, which overrides the film's.
+    clicks : dict of str to dict of str to (x, y)
+        Per role, the film's ``clicks`` key (one point inside each clicked
+        body, ``docs/one-click-landmarks.md``), used when the film has no corners.
     """
 
     levels: tuple[str, ...]
@@ -129,6 +209,7 @@ class GivenLandmarks:
     corner_placement: dict[str, list]
     sop_instance_uids: dict[str, str]
     calibration: dict[str, tuple[tuple[float, float], str, str] | None]
+    clicks: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 def _point(value: Any) -> tuple[float, float]:
@@ -160,10 +241,13 @@ def read_given_landmarks(path: str | Path, origin: str) -> GivenLandmarks:
         except InputFileError as exc:
             raise ValueError(f"{name}: {exc.reason}") from None
     else:
+        from app.errors import InputFileError
+        from app.jsonfile import read_json
+
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"cannot read {name}: {type(exc).__name__}") from None
+            data = read_json(path)
+        except InputFileError as exc:
+            raise ValueError(f"{name}: {exc.reason}") from None
     return landmarks_from_dict(data, name)
 
 
@@ -183,6 +267,9 @@ def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenL
     from app.landmarks_io import parse_landmarks
     from measure import CalibrationSource
 
+    has_clicks = any(isinstance(data.get(r), dict) and data[r].get("clicks") for r in ROLES)
+    if has_clicks and "levels" not in data:
+        data = {**data, "levels": list(DEFAULT_LEVELS)}  # clicks only: the levels they name
     try:
         study = parse_landmarks(data, name)
         study.check_measurable()
@@ -205,5 +292,11 @@ def landmarks_from_dict(data: dict[str, Any], name: str = "<session>") -> GivenL
                                   calibration.detail or "manual calibration in the landmarks file")
         image = data[role].get("image") if isinstance(data.get(role), dict) else None
         sops[role] = str(image.get("sop_instance_uid") or "") if isinstance(image, dict) else ""
+    clicks: dict[str, dict[str, tuple[float, float]]] = {}
+    for role in ROLES:
+        raw = data[role].get("clicks") if isinstance(data.get(role), dict) else None
+        if isinstance(raw, dict):
+            points = {str(level): _point(xy) for level, xy in raw.items()}
+            clicks[role] = {k: v for k, v in points.items() if np.isfinite(v).all()}
     return GivenLandmarks(levels, landmarks, sds, placements, corner_placement, sops,
-                          calibrations)
+                          calibrations, clicks)

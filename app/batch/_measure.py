@@ -30,6 +30,8 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("flexion_file", "string"),
     ("extension_file", "string"),
     ("pairing", "string"),
+    ("study_date", "string"),
+    ("acquisition_date", "string"),
     ("segment", "string"),
     ("upper", "string"),
     ("lower", "string"),
@@ -53,6 +55,7 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("borderline", "bool"),
     ("verdict", "string"),
     ("translation_assessed", "bool"),
+    ("safety", "string"),
     ("criteria", "string"),
     ("depth_ratio", "float64"),
     ("flexion_calibration_source", "string"),
@@ -64,6 +67,8 @@ RESULT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("landmark_method", "string"),
     ("flexion_fit_quality", "float64"),
     ("extension_fit_quality", "float64"),
+    ("needs_review", "bool"),
+    ("review_reasons", "string"),
     ("warnings", "string"),
 )
 
@@ -79,9 +84,33 @@ _SEGMENT_BOOLS = (
 )
 
 
+def _study_safety(outcome: StudyOutcome, angulation_deg, translation_pct) -> list[dict[str, str]]:
+    """The study's safety warnings (JSON): the worker's film checks, no motion, spacing."""
+    from app.safety import SafetyCheck, check_motion, check_spacing
+
+    out = list(outcome.safety)
+    same = {SafetyCheck.SAME_INSTANCE, SafetyCheck.SAME_PIXELS, SafetyCheck.NEAR_IDENTICAL}
+    if not any(w.get("check") in same for w in out):
+        out += [w.to_json() for w in check_motion(angulation_deg, translation_pct)]
+    reasons = {role: _implausible(outcome, role) for role in ("flexion", "extension")}
+    out += [w.to_json() for w in check_spacing(reasons)]
+    return out
+
+
 def _spacing(outcomes: Sequence[StudyOutcome], role: str) -> np.ndarray:
-    rows = [getattr(o, f"{role}_spacing_mm") for o in outcomes]
+    """(N, 2) spacing; NaN (not used) where uncalibrated or implausible (issue 14 §1)."""
+    rows = [getattr(o, f"{role}_spacing_mm") if not _implausible(o, role) else None for o in outcomes]
     return np.array([r if r else (np.nan, np.nan) for r in rows], dtype=float).reshape(-1, 2)
+
+
+def _implausible(outcome: StudyOutcome, role: str) -> str | None:
+    """Why the film's spacing gives implausible body depths (app.safety), or None."""
+    from app.safety import implausible_spacing
+
+    spacing = getattr(outcome, f"{role}_spacing_mm")
+    if not spacing:
+        return None
+    return implausible_spacing(np.asarray(getattr(outcome, f"{role}_landmarks"), dtype=float), spacing)
 
 
 def _stack(outcomes: Sequence[StudyOutcome], role: str, what: str, shape: tuple) -> np.ndarray:
@@ -196,6 +225,8 @@ def _rows(
         | motion.depth_mismatch.any(axis=-1)
     )
     warnings = [motion.warnings(i) if flag else [] for i, flag in enumerate(needs_warning)]
+    safety = [_study_safety(outcome, motion.angulation_deg[i], motion.translation_pct[i])
+              for i, outcome in enumerate(outcomes)]
     result = []
     for i in range(n_studies):
         records = motion.to_records(i) if with_records else None
@@ -209,7 +240,9 @@ def _rows(
             row["criteria"] = motion.criteria.name
             row["flexion_fit_quality"] = quality["flexion"][i][k]
             row["extension_fit_quality"] = quality["extension"][i][k]
-            row["warnings"] = warnings[i]
+            row["warnings"] = [f"SAFETY: {w['message']}" for w in safety[i]] + warnings[i]
+            row["safety"] = ";".join(dict.fromkeys(w["check"] for w in safety[i]))
+            row["_safety"] = safety[i]
             if records is not None:
                 row["_record"] = records[k]
             rows.append(row)

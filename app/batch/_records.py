@@ -41,6 +41,8 @@ class FilmRecord:
         Which attributes the spacing came from.
     rows, columns : int
         Image size in pixels.
+    study_date : str
+        ``YYYYMMDD`` of StudyDate (0008,0020); empty when absent.
     """
 
     path: str
@@ -56,6 +58,7 @@ class FilmRecord:
     calibration_detail: str = ""
     rows: int = 0
     columns: int = 0
+    study_date: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -186,6 +189,15 @@ class StudyOutcome:
         ``(V,)`` per-body fit quality in [0, 1] (1 for given landmarks), NaN when unknown.
     warnings : list of str
         Warnings for every row of the study.
+    safety : list of dict
+        Safety warnings of the film pair (``app.safety.SafetyWarning.to_json``:
+        same image twice, near-identical pixels, different patients, same view).
+    needs_review : bool
+        Detected landmarks whose labels or facing are unsure (or could not be
+        cross-checked between the films): the study's verdicts are not counted
+        until a reviewed session or landmarks file is given.
+    review_reasons : list of str
+        Why.
     decode_seconds, total_seconds : float
         Time spent decoding pixels and in the whole worker call.
     """
@@ -210,6 +222,9 @@ class StudyOutcome:
     flexion_fit_quality: list = field(default_factory=list)
     extension_fit_quality: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    safety: list = field(default_factory=list)
+    needs_review: bool = False
+    review_reasons: list[str] = field(default_factory=list)
     decode_seconds: float = 0.0
     total_seconds: float = 0.0
 

@@ -93,7 +93,7 @@ def write_reports(task: ReportTask) -> str:
     from app.report_data import report_from_session
 
     try:
-        # the batch built this session from the films it scanned: their paths are trusted
+        # the image paths are the films this run found in INPUT_DIR, not read from a file
         report = report_from_session(task.session, verify_images=False, trust_paths=True)
         if task.sr_path:
             from app.report_sr import write_sr

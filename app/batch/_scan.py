@@ -19,8 +19,15 @@ from app.batch._records import Failure, FilmRecord
 
 __all__ = ["HeaderChunk", "ScanResult", "list_files", "read_header_chunk"]
 
-#: Files never looked at: DICOMDIR indexes, OS litter.
-IGNORED_NAMES = frozenset({"DICOMDIR", ".DS_Store", "Thumbs.db", "desktop.ini"})
+#: Files never read as films: DICOMDIR indexes, OS litter (compared in lower case).
+IGNORED_NAMES = frozenset({"dicomdir", ".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db",
+                           "icon\r", ".directory", "autorun.inf", "lockfile"})
+#: Extensions of files that are clearly not films (documents, viewers, indexes).
+CLUTTER_EXTENSIONS = frozenset({
+    ".txt", ".md", ".rtf", ".pdf", ".doc", ".docx", ".htm", ".html", ".xml", ".csv", ".tsv",
+    ".ini", ".inf", ".log", ".nfo", ".exe", ".dll", ".bat", ".cmd", ".sh", ".app", ".lnk",
+    ".url", ".db", ".sqlite", ".css", ".js", ".jar", ".cab", ".msi", ".plist", ".xsl", ".sys",
+})
 
 
 @dataclass
@@ -37,11 +44,15 @@ class ScanResult:
         Folders that could not be listed, and entries that are not regular
         files (named pipes, sockets, devices: never opened, a pipe would
         block the scan forever).
+    clutter : list of (str, str)
+        Files that are clearly not films (relative path, why): DICOMDIR,
+        README.TXT, .DS_Store, thumbs.db ...; not read, not failures.
     """
 
     files: list[str] = field(default_factory=list)
     json_files: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    clutter: list[tuple[str, str]] = field(default_factory=list)
 
 
 def list_files(root: Path, exclude: Sequence[Path] = ()) -> ScanResult:
@@ -76,8 +87,6 @@ def list_files(root: Path, exclude: Sequence[Path] = ()) -> ScanResult:
             if not d.startswith(".") and os.path.realpath(os.path.join(folder, d)) not in excluded
         )
         for name in sorted(names):
-            if name in IGNORED_NAMES or name.startswith("."):
-                continue
             relative = _relative(Path(folder) / name, root)
             kind = _not_regular(os.path.join(folder, name))
             if kind:
@@ -86,11 +95,40 @@ def list_files(root: Path, exclude: Sequence[Path] = ()) -> ScanResult:
                             files=(relative,))
                 )
                 continue
-            if name.lower().endswith(".json"):
+            why = _clutter(os.path.join(folder, name), name)
+            if why:
+                result.clutter.append((relative, why))
+            elif name.lower().endswith(".json"):
                 result.json_files.append(relative)
             else:
                 result.files.append(relative)
     return result
+
+
+def _clutter(path: str, name: str) -> str:
+    """Why a file is clearly not a film ("" when it may be one).
+
+    By its name only, and never a file that carries the DICOM preamble: a film
+    exported as ``IMG0001.TXT`` is still read.
+    """
+    lower = name.lower()
+    if lower in IGNORED_NAMES:
+        why = "a DICOMDIR index" if lower == "dicomdir" else "operating-system litter"
+    elif name.startswith("."):
+        why = "a hidden file"
+    elif os.path.splitext(lower)[1] in CLUTTER_EXTENSIONS:
+        why = f"a {os.path.splitext(lower)[1]} file, not a film"
+    else:
+        return ""
+    if lower == "dicomdir":
+        return why  # a DICOMDIR carries the preamble too, and holds no film
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(132)[128:132] == b"DICM":
+                return ""
+    except OSError:
+        return ""
+    return why
 
 
 def _not_regular(path: str) -> str | None:
@@ -135,7 +173,10 @@ def read_header_chunk(chunk: HeaderChunk) -> list[FilmRecord | Failure | tuple[s
     (``kind="file"``) or ``("sr", study_instance_uid)`` for a structured report
     that may carry landmarks.
     """
-    return [_read_one(Path(chunk.root), path) for path in chunk.paths]
+    from app.batch._worker import single_threaded
+
+    with single_threaded():
+        return [_read_one(Path(chunk.root), path) for path in chunk.paths]
 
 
 def _read_one(root: Path, relative: str) -> FilmRecord | Failure | tuple[str, str]:
@@ -178,11 +219,12 @@ def _structured_report_study(path: Path) -> str | None:
             ds = pydicom.dcmread(
                 path, stop_before_pixels=True, specific_tags=["Modality", "StudyInstanceUID"]
             )
+            # elements are converted lazily: a damaged VR raises here, not in dcmread
+            if str(getattr(ds, "Modality", "")) != "SR":
+                return None
+            return str(getattr(ds, "StudyInstanceUID", ""))
     except Exception:
         return None
-    if str(getattr(ds, "Modality", "")) != "SR":
-        return None
-    return str(getattr(ds, "StudyInstanceUID", ""))
 
 
 def _text(value: Any) -> str:
@@ -232,6 +274,7 @@ def film_record(header: Any, relative: str) -> FilmRecord:
         sop_instance_uid=_text(getattr(identity, "sop_instance_uid", "")),
         acquisition_datetime=_datetime_text(getattr(identity, "acquisition_datetime", None)),
         instance_number=instance,
+        study_date=_datetime_text(getattr(identity, "study_date", None))[:8],
         view=view if view in ("flexion", "extension", "neutral") else "unknown",
         spacing_mm=tuple(float(v) for v in spacing) if spacing else None,
         calibration_source=_text(getattr(source, "value", source)) or "uncalibrated",

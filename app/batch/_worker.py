@@ -8,7 +8,10 @@ parent stacks every study's landmarks and measures them in one vectorised call.
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import numpy as np
 
 from app.batch._records import FilmRecord, StudyOutcome, StudyPlan
 
-__all__ = ["StudyTask", "limit_threads", "process_study"]
+__all__ = ["StudyTask", "limit_threads", "process_study", "single_threaded", "worker_init"]
 
 #: Environment that keeps numpy's BLAS / OpenMP to one thread in a worker process
 #: (read when those libraries load).  Several single-threaded workers use the
@@ -56,6 +59,52 @@ def limit_threads() -> None:
     cv2.setNumThreads(1)
 
 
+def worker_init(parent_pid: int | None = None) -> None:
+    """Process-pool initializer: single-threaded OpenCV, Ctrl-C left to the parent,
+    and the end of this worker when the batch process ``parent_pid`` ends.
+
+    The parent decides what an interrupt means (keep what is finished, stop the
+    workers); a worker that also caught the terminal's SIGINT would die in the
+    middle of a study and be reported as a failure.  A batch killed with
+    ``kill -9`` cannot stop its workers: they watch it (``app.batch._lifeline``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+    if parent_pid is not None:
+        from app.batch._lifeline import end_with_parent
+
+        end_with_parent(parent_pid)
+
+
+_controller: Any = None  # threadpoolctl.ThreadpoolController of this process, built once
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run one task with numpy's BLAS/OpenMP and OpenCV on one thread, then restore them.
+
+    Set in the task itself, not only when a worker starts: a worker of any
+    cluster (``tcp://``, a LocalCluster, a process pool, this very process)
+    then computes with the same thread count, hence the same floating-point
+    results, and an API caller's own thread settings come back afterwards.
+    """
+    global _controller
+    import cv2
+    from threadpoolctl import ThreadpoolController
+
+    import measure  # noqa: F401  (loads scipy's and numpy's BLAS before they are listed)
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with _controller.limit(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def _film_calibration(film: Any, record: FilmRecord) -> tuple[list[float] | None, str, str]:
     calibration = getattr(film, "calibration", None)
     if calibration is None:
@@ -83,7 +132,8 @@ def process_study(task: StudyTask) -> StudyOutcome:
     plan = task.plan
     outcome = StudyOutcome(key=plan.key, ok=False)
     try:
-        _process(task, outcome)
+        with single_threaded():
+            _process(task, outcome)
     except Exception as exc:  # a bug must cost one study, not the run
         outcome.ok = False
         outcome.reason = f"internal: {type(exc).__name__} while processing the study"
@@ -110,6 +160,11 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
             outcome.reason = f"decode: {role} film: {type(exc).__name__}: {exc}"
             return
     outcome.decode_seconds = time.perf_counter() - tic
+    from app.safety import check_films
+    from app.session import identity_mismatch
+
+    flex, ext = films["flexion"], films["extension"]
+    outcome.safety = [w.to_json() for w in check_films(flex, ext, mismatch=identity_mismatch(flex, ext))]
 
     warnings = list(plan.warnings)
     for role in ROLES:
@@ -175,6 +230,12 @@ def _given_landmarks(
     origin = plan.landmarks_origin or "file"
     outcome.landmark_method = f"given:{origin}" + (f" ({'+'.join(sorted(methods))})"
                                                    if methods else "")
+    facing = None
+    for role in ROLES:  # clicks inside the bodies: complete that film (one-click path)
+        if given.clicks.get(role) and not np.isfinite(given.landmarks[role]).any():
+            facing = _complete_from_clicks(given, role, films, outcome, warnings, facing)
+            if facing is None:
+                return False
     empty = [r for r in ROLES if not np.isfinite(given.landmarks[r]).any()]
     if len(empty) == 2:
         outcome.reason = f"landmarks: {Path(plan.landmarks_path).name} has no corners"
@@ -182,6 +243,37 @@ def _given_landmarks(
     if empty:  # outlined on one film only: carry the bodies to the other (measurement.md §7)
         return _track_other_film(given, empty[0], films, outcome, warnings)
     return True
+
+
+def _complete_from_clicks(
+    given: Any, role: str, films: dict[str, Any], outcome: StudyOutcome, warnings: list[str],
+    facing: str | None,
+) -> str | None:
+    """Corners of one film from the clicks inside its bodies; returns the facing used, None on failure.
+
+    The second film of a study is completed with the first one's facing, so
+    the two films cannot disagree.
+    """
+    from app.autolandmarks import complete_film
+
+    done = complete_film(films[role], given.clicks[role], levels=given.levels, facing=facing)
+    if not done:
+        outcome.reason = f"landmarks: the {role} clicks could not be completed: {done.reason}"
+        return None
+    given.landmarks[role] = np.asarray(done.corners, dtype=float)
+    setattr(outcome, f"{role}_landmarks", given.landmarks[role].tolist())
+    sd = np.where(np.isfinite(done.sd_mm), done.sd_mm, given.sd_mm[role])
+    setattr(outcome, f"{role}_sd_mm", np.asarray(sd, dtype=float).tolist())
+    setattr(outcome, f"{role}_placement",
+            [[str(m) for m in body] for body in np.asarray(done.placement).tolist()])
+    setattr(outcome, f"{role}_fit_quality", np.asarray(done.quality, dtype=float).tolist())
+    warnings.extend(f"{role} film: {level} not placed: {why}" for level, why in done.failures.items())
+    warnings.extend(f"{role} film: {level} not refined: {why}"
+                    for level, why in done.details["unrefined"].items())
+    if not done.details["facing_evidence"].get("sure", True):
+        warnings.append(f"{role} film: facing {done.details['facing']} from the anatomy is unsure: check it")
+    outcome.landmark_method += f"+clicks:{role}"
+    return str(done.details["facing"])
 
 
 def _track_other_film(
@@ -222,7 +314,7 @@ def _detected_landmarks(
     """
     try:
         import measure
-        from app.autolandmarks import detect_film, track_film
+        from app.autolandmarks import detect_study, track_film
 
         measure.detect_vertebrae  # noqa: B018 - the detector itself may be missing
     except (ImportError, AttributeError):
@@ -230,12 +322,13 @@ def _detected_landmarks(
         return False
     levels = tuple(task.levels)
     reasons = []
+    try:
+        both = dict(zip(ROLES, detect_study(films["flexion"], films["extension"], levels=levels), strict=True))
+    except ImportError:
+        outcome.reason = NO_DETECTION
+        return False
     for source, target in (("flexion", "extension"), ("extension", "flexion")):
-        try:
-            detected = detect_film(films[source], levels=levels)
-        except ImportError:
-            outcome.reason = NO_DETECTION
-            return False
+        detected = both[source]
         if not detected:
             reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
             continue
@@ -248,6 +341,14 @@ def _detected_landmarks(
     else:
         outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
         return False
+    # labels and facing come from the detection (tracking never changes them); unsure
+    # detections are counted only once a reader has reviewed them
+    review = list(detected.details.get("review_reasons", []))
+    if not both[target]:
+        review.append(f"labels not cross-checked on the {target} film "
+                      f"({getattr(both[target], 'reason', 'not detected')})")
+    outcome.needs_review = bool(detected.details.get("needs_review")) or not both[target]
+    outcome.review_reasons = list(dict.fromkeys(review)) if outcome.needs_review else []
     outcome.levels = list(levels)
     for role, result in ((source, detected), (target, tracked)):
         setattr(outcome, f"{role}_landmarks", np.asarray(result.corners, dtype=float).tolist())

@@ -87,6 +87,9 @@ def read_clicks(path: str, n_films: int) -> tuple[tuple[str, ...], dict[str, dic
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for name, clicks in films.items():
         prefix = f"{name}." if name else ""
+        if isinstance(clicks, dict) and isinstance(clicks.get("clicks"), dict):
+            clicks = clicks["clicks"]  # the batch/session layout: {"flexion": {"clicks": {...}}}
+            prefix += "clicks."
         if not isinstance(clicks, dict):
             raise InputFileError(path, f"key {name}: expected {{level: [x, y]}}")
         for level in clicks:
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if facing is None and len(outcomes) == 2:
         faced = {n: o.details["facing"] for n, o in outcomes.items()}
         if faced["flexion"] != faced["extension"]:
-            sure = [n for n, o in outcomes.items() if o.details["facing_evidence"].get("agree")]
+            sure = [n for n, o in outcomes.items() if o.details["facing_evidence"].get("sure")]
             if len(sure) != 1:
                 raise UserError(
                     f"{args.films[0]}, {args.films[1]}: the two films seem to face opposite ways and the "
@@ -177,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{names[name][1]} ({name}): {len(out.placed)} bodies placed, "
             f"{int(np.sum(out.placement[:, 0] == 'refined'))} refined, facing {out.details['facing']}"
-            + ("" if ev.get("given") or ev.get("agree") is not False else " (the anatomical cues disagree: check it)")
+            + ("" if ev.get("sure") else " (the anatomy does not settle it: check it)")
         )
         for level, reason in {**out.failures, **out.details["unrefined"]}.items():
             print(f"lumbar-instability: warning: {name} {level}: {reason}", file=sys.stderr)

@@ -37,17 +37,23 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     Returns the :class:`measure.SegmentalMotion` and the JSON-ready document
     printed by ``--json`` (``segments``, ``criteria``, ``calibration``, ``warnings``).
     """
+    import numpy as np
+
     import measure
     from app.errors import InputFileError
+    from app.safety import borderline_hint, check_motion, check_spacing, implausible_spacing
 
     study.check_measurable()
     flex, ext = study.flexion, study.extension
+    # issue 14 §1: a spacing that gives implausible body depths is not the patient's
+    reasons = {name: implausible_spacing(study.film(name).corners, study.film(name).spacing_mm)
+               for name in ("flexion", "extension")}
     try:
         result = measure.segmental_motion(
             flex.corners,
             ext.corners,
-            flexion_spacing_mm=flex.spacing_mm,
-            extension_spacing_mm=ext.spacing_mm,
+            flexion_spacing_mm=None if reasons["flexion"] else flex.spacing_mm,
+            extension_spacing_mm=None if reasons["extension"] else ext.spacing_mm,
             criteria=criteria,
             levels=study.levels,
             flexion_landmark_sd_mm=flex.effective_sd_mm(),
@@ -71,9 +77,11 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     warnings += result.warnings()
     if not (result.flexion_calibrated and result.extension_calibrated):
         warnings.append(
-            "landmark uncertainty is stated in mm and cannot be converted on an uncalibrated "
-            "film: no 95 % intervals or borderline marks for values that depend on it"
+            "landmark uncertainty is stated in mm: on an uncalibrated film it is converted "
+            "taking the median endplate depth as 40 mm, for the 95 % intervals of angles and %"
         )
+    safety = check_spacing(reasons) + check_motion(result.angulation_deg, result.translation_pct)
+    warnings[0:0] = [f"SAFETY: {w.message}" for w in safety]
     crit = result.criteria
     doc = {
         "file": str(study.path) if study.path else None,
@@ -85,12 +93,18 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
                 "source": cal.source.value,
                 "detail": cal.detail,
                 "warning": cal.warning,
+                "spacing_used": cal.spacing_mm is not None and not reasons[name],
             }
             for name in ("flexion", "extension")
             for cal in [study.film(name).calibration]
         },
         "segments": result.to_records(),
         "warnings": warnings,
+        "safety": [w.to_json() for w in safety],
+        "borderline_hint": borderline_hint(
+            result.to_records(),
+            [str(m) for f in (flex, ext) if f.placement is not None for m in np.ravel(f.placement) if m],
+        ),
         "disclaimer": DISCLAIMER,
     }
     return result, doc
@@ -130,6 +144,8 @@ def format_table(doc: dict[str, Any]) -> str:
             if c["pixel_spacing_mm"] is None
             else f"{_fmt_spacing(c['pixel_spacing_mm'])} mm/pixel (row x column), source: {c['source']}"
         )
+        if c["pixel_spacing_mm"] is not None and c.get("spacing_used") is False:
+            spacing += " -- NOT USED: implausible endplate depths (see the warnings)"
         lines.append(f"{name.capitalize():10s} {spacing}")
     crit = doc["criteria"]
     lines.append(f"Criteria:  {crit['name']} ({crit['source']})")
@@ -140,7 +156,8 @@ def format_table(doc: dict[str, Any]) -> str:
         f"Translation{source_mm}", "Transl %", "Angulation", "Fired", "Result",
     ]  # fmt: skip
     rows = [header]
-    both_mm = all(cal[name]["pixel_spacing_mm"] is not None for name in ("flexion", "extension"))
+    both_mm = all(cal[name]["pixel_spacing_mm"] is not None and cal[name].get("spacing_used", True)
+                  for name in ("flexion", "extension"))
     for s in doc["segments"]:
         if not s["measured"]:  # the film that has both levels still shows its own values
             rows.append(
@@ -193,6 +210,9 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append("* translation criterion not applied (see the warnings).")
     if any(not s["measured"] for s in doc["segments"]):
         lines.append("not measured: one of its two levels has no landmarks on one of the films.")
+    if doc.get("borderline_hint"):
+        lines.append("")
+        lines.append("Hint: " + doc["borderline_hint"])
     if doc["warnings"]:
         lines.append("")
         lines.append("Warnings:")
@@ -205,7 +225,7 @@ def format_table(doc: dict[str, Any]) -> str:
 
 def _mm_source(cal: dict[str, Any]) -> str:
     sources = {cal[name]["source"] for name in ("flexion", "extension")}
-    if "uncalibrated" in sources:
+    if "uncalibrated" in sources or not all(cal[n].get("spacing_used", True) for n in cal):
         return ""
     return f" ({'/'.join(sorted(sources))})"
 

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", choices=("none", "jpeg-ls", "jpeg2000", "rle", "jpeg-lossless"), default="none", help="lossless transfer syntax (default: none)")
     parser.add_argument(
         "--calibration",
-        choices=("calibrated", "magnification-corrected", "detector", "detector-differs", "uncalibrated", "garbage"),
+        choices=("calibrated", "magnification-corrected", "detector", "detector-differs", "uncalibrated", "garbage",
+                 "unit-spacing"),
         default="magnification-corrected",
         help="which pixel-spacing attributes the headers carry (docs/measurement.md section 5; default: magnification-corrected)",
     )

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", metavar="DIR", type=Path, action="append", default=[],
                         help="folder holding the films when they are not where the session "
                              "says (matched by file name; repeatable)")
+    parser.add_argument("--acknowledge-safety", action="store_true",
+                        help="write the outputs although the session has safety warnings its "
+                             "reader did not acknowledge (same image twice, different patients, "
+                             "no motion, implausible spacing); they are printed in every output "
+                             "and the exit status is 1")
     parser.add_argument("--trust-image-paths", action="store_true",
                         help="open the films at the paths the session names even outside its "
                              "folder and the --images folders (only for sessions you trust)")
@@ -44,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     """Build every requested output in memory, then write each atomically.
 
     Returns 0, or 1 when an image changed since it was measured (the PDF, tables
-    and PNG are written with the warning; the SR is refused) or when the stored
-    values differ from the landmarks (every output says so).
+    and PNG are written with the warning; the SR is refused), when the stored
+    values differ from the landmarks (every output says so), or when
+    ``--acknowledge-safety`` let unacknowledged safety warnings through.  Without
+    that option such warnings refuse the export (a one-line error, exit status 2).
     """
     from app.errors import InputFileError, UserError
     from app.report_data import load_report, report_from_session
@@ -81,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{path}: cannot write here ({exc.strerror or exc})") from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise UserError(f"{path}: cannot write here (folder not writable)")
+
+    from app.safety import require_acknowledged
+
+    require_acknowledged(report.safety, report.safety_acknowledged,
+                         override=getattr(args, "acknowledge_safety", False))
 
     payloads: dict[str, bytes | str] = {}
     if "sr" in wanted:
@@ -125,4 +137,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {wanted[name]}")
     for text in report.warnings:
         print(f"warning: {text}", file=sys.stderr)
-    return 1 if report.images_changed or report.stored_differences else 0
+    return 1 if report.images_changed or report.stored_differences or report.unacknowledged_safety else 0

@@ -16,9 +16,7 @@ still written, with their reasons), 2 on bad input (nothing written).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 HELP = "track the bodies outlined on one film to the other film (rigid registration per body)"
 
@@ -48,15 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_study(path: str):
     """The landmarks file; a film left out is read as a film without landmarks."""
-    from app.errors import InputFileError
-    from app.landmarks_io import FILMS, parse_landmarks, read_landmarks
+    from app.jsonfile import read_json
+    from app.landmarks_io import FILMS, parse_landmarks
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return read_landmarks(path)  # the reader's own one-line message
+    # strict JSON: duplicate keys, NaN, nesting 100000 deep and pipes are one-line errors
+    doc = read_json(path)
     if isinstance(doc, dict) and any(name in doc for name in FILMS):
         for name in FILMS:
             doc.setdefault(name, {"landmarks": {}})

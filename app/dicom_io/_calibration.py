@@ -89,8 +89,16 @@ def _shown(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+#: Values outside these ranges are not a radiograph's (mm per pixel; magnification):
+#: a spacing of 1e308 mm or a factor of 1e-300 would turn every distance into
+#: nonsense (and a detector's image scale into zero pixels).
+SPACING_RANGE_MM = (1e-3, 10.0)
+FACTOR_RANGE = (0.1, 10.0)
+
+
 def _positive_numbers(
-    ds: Dataset, tag: Any, count: int, problems: list[str]
+    ds: Dataset, tag: Any, count: int, problems: list[str],
+    plausible: tuple[float, float] = SPACING_RANGE_MM,
 ) -> tuple[float, ...] | None:
     """Parse ``count`` positive finite numbers; record why not in ``problems``."""
     text = raw_text(ds, tag)
@@ -112,6 +120,10 @@ def _positive_numbers(
         return None
     if not all(math.isfinite(v) and v > 0 for v in values):
         problems.append(f"{name} '{shown}' ignored: not a positive number")
+        return None
+    low, high = plausible
+    if not all(low <= v <= high for v in values):
+        problems.append(f"{name} '{shown}' ignored: outside the plausible {low:g}-{high:g}")
         return None
     return values
 
@@ -140,7 +152,7 @@ def calibration_and_warning(ds: Dataset) -> tuple[Calibration, str | None]:
     problems: list[str] = []
     pixel_spacing = _positive_numbers(ds, PIXEL_SPACING, 2, problems)
     imager_spacing = _positive_numbers(ds, IMAGER_PIXEL_SPACING, 2, problems)
-    factor = _positive_numbers(ds, MAGNIFICATION_FACTOR, 1, problems)
+    factor = _positive_numbers(ds, MAGNIFICATION_FACTOR, 1, problems, FACTOR_RANGE)
     calibration_type = (raw_text(ds, CALIBRATION_TYPE) or "").upper()
 
     notes: list[str] = []

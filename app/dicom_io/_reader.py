@@ -105,8 +105,8 @@ _J2K_SYNTAXES = frozenset({JPEG2000Lossless, JPEG2000, HTJ2KLossless, HTJ2KLossl
 DECODING_PLUGINS: dict[str, tuple[str, ...]] = {
     JPEGBaseline8Bit: ("pillow", "pylibjpeg"),
     JPEGExtended12Bit: ("pylibjpeg", "pillow"),
-    JPEGLossless: ("gdcm", "pylibjpeg"),
-    JPEGLosslessSV1: ("gdcm", "pylibjpeg"),
+    JPEGLossless: ("pylibjpeg", "gdcm"),
+    JPEGLosslessSV1: ("pylibjpeg", "gdcm"),
     JPEGLSLossless: ("pyjpegls", "pylibjpeg"),
     JPEGLSNearLossless: ("pyjpegls", "pylibjpeg"),
     JPEG2000Lossless: ("gdcm", "pylibjpeg", "pillow"),
@@ -183,6 +183,39 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+class _BackgroundDigest:
+    """The file's SHA-256, computed in a thread while the film is decoded.
+
+    hashlib releases the GIL on large blocks, so on a machine with a spare
+    core hashing costs no wall time; the digest is of the file as it was
+    while it loaded (never computed later, when the file may have changed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._digest: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="film-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._digest = file_sha256(self._path)
+        except BaseException as exc:  # reported by result()
+            self._error = exc
+
+    def result_quietly(self) -> None:
+        """Wait for the thread (when decoding failed: no thread outlives the call)."""
+        self._thread.join()
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise InputFileError(self._path, "cannot be read while it was loaded") from None
+        assert self._digest is not None
+        return self._digest
+
+
 def _one_line(exc: BaseException, limit: int = 240) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -231,7 +264,12 @@ def _open_dicom(path: Path, raw: bool, budget: int) -> _Opened:
                 raise InputFileError(
                     path, f"unreadable DICOM header ({type(exc).__name__})"
                 ) from None
-            meta_syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+            try:
+                meta_syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+            except Exception:  # an unknown VR in the meta group: converted lazily
+                raise InputFileError(
+                    path, "damaged file meta: TransferSyntaxUID (0002,0010) cannot be read"
+                ) from None
             if meta_syntax is not None:
                 syntax = _transfer_syntax(path, meta_syntax)
             else:
@@ -259,10 +297,9 @@ def _open_dicom(path: Path, raw: bool, budget: int) -> _Opened:
 def _deflated_meta(path: Path) -> bool:
     """Whether the file meta names the Deflated transfer syntax (group 0002 only is read)."""
     try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-    except Exception:
+        value = pydicom.filereader.read_file_meta_info(path).get("TransferSyntaxUID")
+    except Exception:  # a damaged meta group: the main parse reports it
         return False
-    value = meta.get("TransferSyntaxUID")
     return isinstance(value, str) and value.strip(" \x00") == DeflatedExplicitVRLittleEndian
 
 
@@ -1117,6 +1154,16 @@ def _window(
 def _load_dicom(path: Path, kind: str, budget: int) -> Film:
     opened = _open_dicom(path, raw=kind == "dicom-raw", budget=budget)
     geometry = _check_image(opened, path)
+    digest = _BackgroundDigest(path)
+    try:
+        return _decode_dicom(path, opened, geometry, digest)
+    finally:
+        digest.result_quietly()
+
+
+def _decode_dicom(
+    path: Path, opened: _Opened, geometry: dict[str, Any], digest: _BackgroundDigest
+) -> Film:
     if opened.deflated:
         opened = _inflate_pixels(path, opened, keep=True)
         _check_inflated(path, opened, geometry)
@@ -1154,7 +1201,7 @@ def _load_dicom(path: Path, kind: str, budget: int) -> Film:
         identity=header.identity,
         view=header.view,
         view_evidence=header.view_evidence,
-        sha256=file_sha256(path),
+        sha256=digest.result(),
         source_format="dicom",
         transfer_syntax=header.transfer_syntax,
         transfer_syntax_name=header.transfer_syntax_name,

@@ -77,6 +77,8 @@ def header_spacing(calibration: str, film: PhantomFilm) -> dict[str, object]:
         return {"ImagerPixelSpacing": [det, det]}
     if calibration == "detector-differs":
         return {"ImagerPixelSpacing": [det, det], "PixelSpacing": [true, true]}
+    if calibration == "unit-spacing":  # old CR exports: ImagerPixelSpacing 1\\1, not the patient's
+        return {"ImagerPixelSpacing": ["1", "1"]}
     if calibration == "garbage":
         return {"ImagerPixelSpacing": ["0.000", "0.000"], "PixelSpacing": ["0.000", "0.000"]}
     return {}  # uncalibrated: no spacing at all

@@ -26,6 +26,7 @@ from app.phantom._realism import (
     realistic_motion,
 )
 from app.phantom._realism_film import export_8bit, film_artefacts
+from measure._threads import single_threaded
 
 __all__ = [
     "CALIBRATIONS",
@@ -47,7 +48,7 @@ _TRUTH_LEVELS: tuple[str, ...] = ("T11", "T12", *MEASURED_LEVELS)
 CORNER_NAMES: tuple[str, ...] = ("AS", "PS", "PI", "AI")
 CALIBRATIONS: tuple[str, ...] = (
     "calibrated", "magnification-corrected", "detector", "detector-differs",
-    "uncalibrated", "garbage",
+    "uncalibrated", "garbage", "unit-spacing",
 )  # fmt: skip
 COMPRESSIONS: tuple[str, ...] = ("none", "rle", "jpeg-ls", "jpeg2000", "jpeg-lossless")
 CORNER_DEFINITION = (
@@ -280,6 +281,9 @@ def _header_calibration(calibration: str, film: PhantomFilm) -> dict:
         "detector-differs": ("calibrated", true),
         "uncalibrated": ("uncalibrated", None),
         "garbage": ("uncalibrated", None),
+        # 1 mm/px as old CR exports write: read as detector spacing, but the bodies come out
+        # 4-5x too deep; a reader must flag it and not use the millimetres (issue 14 §1)
+        "unit-spacing": ("detector", [1.0, 1.0]),
     }[calibration]
     return {"variant": calibration, "source": source, "pixel_spacing_mm": spacing}
 
@@ -334,7 +338,19 @@ def make_study(seed: int, **options) -> PhantomStudy:
     (384, 307)
     >>> study.motion["L4-L5"]["dt_mm"] > 4
     True
+
+    Notes
+    -----
+    Rendering runs single-threaded: OpenCV's warps and resizes round differently
+    with another thread count (464 pixels of the sample's flexion film moved by
+    one grey level between 1 and 2 threads), and the same seed must give the
+    same pixels on a laptop, a 2-core CI machine and a 64-core server.
     """
+    with single_threaded():
+        return _make_study(seed, **options)
+
+
+def _make_study(seed: int, **options) -> PhantomStudy:
     opts = PhantomOptions(seed=seed, **options)
     if opts.realistic and opts.realism is None:
         opts = replace(opts, realism=draw_realism(_rng(seed, 20)))

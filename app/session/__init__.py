@@ -20,7 +20,8 @@ The class is composed of one part per concern, each in its own module:
 - ``_landmarks``: level labels and corner edits;
 - ``_history``: undo/redo and the event announcements of each edit;
 - ``_persistence``: save, load, autosave and recovery;
-- ``_results``: criteria and the segmental motion.
+- ``_results``: criteria and the segmental motion;
+- ``_safety``: the safety checks of the film pair and their acknowledgement.
 
 The file format is documented in ``docs/session-format.md``.
 """
@@ -40,6 +41,7 @@ from app.session._landmarks import LandmarksMixin, shifted_levels
 from app.session._model import FORMAT, FORMAT_VERSION, ROLES, FilmState, ImageRef, ManualCalibration
 from app.session._persistence import PersistenceMixin, default_recovery_path
 from app.session._results import ResultsMixin
+from app.session._safety import SafetyMixin
 
 __all__ = [
     "FORMAT",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 
-class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, PersistenceMixin):
+class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixin, PersistenceMixin):
     """The state of one flexion/extension measurement, evented and undoable.
 
     Parameters
@@ -73,7 +75,8 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, Persistenc
     events : EmitterGroup
         ``films``, ``landmarks`` (info ``role``), ``calibration`` (``role``),
         ``levels``, ``criteria``, ``selected_segment``, ``results``, ``dirty``,
-        ``history`` (undo/redo availability), ``path``, ``messages``.
+        ``history`` (undo/redo availability), ``path``, ``messages``,
+        ``label_review`` (the level labels await the reader's confirmation).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, Persistenc
                 "history",
                 "path",
                 "messages",
+                "label_review",
             ),
         )
         self._levels: tuple[str, ...] = tuple(levels or measure.DEFAULT_LEVELS)
@@ -105,6 +109,7 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, Persistenc
         self._redo: list[_Step] = []
         self._open_merge: Hashable | None = None
         self._selected_segment: int | None = None
+        self._label_review: str | None = None
         self._dirty = False
         self.path: Path | None = None
         self.recovery_path = Path(recovery_path) if recovery_path is not None else None
@@ -112,4 +117,5 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, Persistenc
         self._load_errors: list[str] = []
         self._results: Any = None
         self.motion_error: str | None = None
+        self._init_safety()
         self._recompute()

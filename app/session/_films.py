@@ -179,6 +179,7 @@ class FilmsMixin:
         self._open_merge = None
         self.path = None
         self._selected_segment = None
+        self._label_review = None
         self._load_messages = list(messages)
         self._load_errors = list(errors)
         self.discard_recovery()  # the previous work was saved or discarded before this
@@ -188,6 +189,7 @@ class FilmsMixin:
             self.events.landmarks(role=role)
             self.events.calibration(role=role)
         self.events.selected_segment(value=None)
+        self.events.label_review(value=None)
         self.events.results(value=self._results)
         self.events.messages(value=list(self.messages))
         self.events.path(value=None)

@@ -49,6 +49,7 @@ class LandmarksMixin:
     _films: dict[str, FilmState | None]
     _levels: tuple[str, ...]
     _selected_segment: int | None
+    _label_review: str | None
 
     # ----------------------------------------------------------------- read access
 
@@ -310,3 +311,80 @@ class LandmarksMixin:
             f"Shift level labels {'down' if step > 0 else 'up'}", lambda films: None, levels=new
         )
 
+    # ----------------------------------------------------------------- label review
+
+    @property
+    def label_review(self) -> str | None:
+        """Why the level labels await the reader's confirmation, or None when they do not.
+
+        Set when automatic detection is unsure of the labels; until the reader
+        confirms them (:meth:`confirm_labels`, after shifting them if needed)
+        every result row carries ``needs_review = True`` and its verdict does
+        not count.
+        """
+        return self._label_review
+
+    def request_label_review(self, reason: str) -> None:
+        """Ask the reader to confirm the level labels (``reason`` says why they are uncertain)."""
+        reason = str(reason).strip() or "the level labels are uncertain"
+        if reason != self._label_review:
+            self._label_review = reason
+            self._recompute()
+            self.events.label_review(value=reason)
+            self.events.results(value=self._results)
+            self._set_dirty(True)
+            self.autosave()
+
+    def confirm_labels(self) -> None:
+        """The reader checked the level labels: the results count again."""
+        if self._label_review is not None:
+            self._label_review = None
+            self._recompute()
+            self.events.label_review(value=None)
+            self.events.results(value=self._results)
+            self._set_dirty(True)
+            self.autosave()
+
+    def merge_landmarks_of(
+        self,
+        marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+        description: str,
+    ) -> int:
+        """:meth:`merge_landmarks` on several films at once, as one undoable edit.
+
+        Parameters
+        ----------
+        marks : dict of str to (corners, placement, landmark_sd_mm)
+            Per role: corners (V, 4, 2) in pixels (NaN: the existing corner
+            stays), placement (V, 4) and SD (V, 4) in mm or None.
+        description : str
+            The undo step's text.
+
+        Returns
+        -------
+        int
+            How many corners were placed in all.
+        """
+        shape = (len(self._levels), 4, 2)
+        prepared = {}
+        for role, (corners, placement, sd) in marks.items():
+            self._require(role)
+            new = np.asarray(corners, dtype=float)
+            if new.shape != shape:
+                raise ValueError(f"corners ({role}): expected shape {shape}, got {new.shape}")
+            placed = np.isfinite(new).all(axis=-1)
+            if placed.any():
+                sd = np.full(placed.shape, np.nan) if sd is None else np.asarray(sd, float)
+                prepared[role] = (new, placed, np.asarray(placement, dtype=object), sd)
+        if not prepared:
+            return 0
+
+        def apply(films: dict[str, FilmState | None]) -> None:
+            for role, (new, placed, methods, sd) in prepared.items():
+                state = films[role]
+                state.landmarks[placed] = new[placed]
+                state.placement[placed] = [str(m) for m in methods[placed]]
+                state.landmark_sd_mm[placed] = sd[placed]
+
+        self._edit(description, apply, roles=tuple(prepared))
+        return int(sum(p[1].sum() for p in prepared.values()))

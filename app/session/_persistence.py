@@ -50,6 +50,7 @@ class PersistenceMixin:
     _levels: tuple[str, ...]
     _criteria: measure.Criteria
     _selected_segment: int | None
+    _label_review: str | None
     path: Path | None
     recovery_path: Path | None
 
@@ -75,7 +76,10 @@ class PersistenceMixin:
         reader = getattr(self, "_reader", None)
         if reader is not None:
             doc["reader"] = dict(reader)
+        if self._label_review is not None:
+            doc["labels_need_review"] = self._label_review
         doc["results"] = {"segments": self.result_rows()}
+        doc["safety"] = self._safety_to_json()
         return doc
 
     @property
@@ -187,10 +191,13 @@ class PersistenceMixin:
         self._redo.clear()
         self._open_merge = None
         self.path = None if recovered else path
+        review = doc.get("labels_need_review")
+        self._label_review = str(review) if review else None
         self._load_messages = list(messages)
         self._load_errors = []
         self.discard_recovery()  # read already; recover() writes it again
         self._recompute()
+        self._safety_from_json(doc.get("safety"))
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None
         reader = doc.get("reader")
@@ -203,6 +210,7 @@ class PersistenceMixin:
             self.events.landmarks(role=role)
             self.events.calibration(role=role)
         self.events.selected_segment(value=self._selected_segment)
+        self.events.label_review(value=self._label_review)
         self.events.results(value=self._results)
         self.events.messages(value=list(self.messages))
         self.events.path(value=self.path)
@@ -327,7 +335,10 @@ def _film_from_json(
     if raw_path and allowed is not None:
         from app.session_format import resolve_image_path
 
-        _, outside = resolve_image_path(raw_path, allowed[0], allowed[1:])
+        _, outside = resolve_image_path(
+            raw_path, allowed[0], allowed[1:],
+            sop_instance_uid=str(image.get("sop_instance_uid") or ""),
+        )
         if outside:
             messages.append(f"the {role} film's {outside}; its landmarks are kept.")
     ref = ImageRef(

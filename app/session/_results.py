@@ -10,6 +10,7 @@ import numpy as np
 import measure
 from app.errors import UserError
 from app.report_data import finding_of
+from app.safety import implausible_spacing
 from app.session._model import FilmState
 
 if TYPE_CHECKING:
@@ -51,6 +52,62 @@ class ResultsMixin:
 
     def _recompute(self) -> None:
         self._results = _compute_motion(self)
+        if self._recompute_safety() and hasattr(self, "events"):
+            self.events.messages(value=list(self.messages))
+
+    def segment_details(self, segment: int) -> dict[str, Any]:
+        """What the numbers of one segment mean on the films (QMA-style extras).
+
+        Returns
+        -------
+        dict
+            ``rotation_centre``: fractions of the lower body's endplate depth
+            (see ``measure.SegmentalMotion``) or None, with
+            ``rotation_centre_note`` saying why; ``rotation_centre_px``: that
+            point on the flexion film, pixels, or None;
+            ``translation_per_degree_mm``: translation (mm) per degree of
+            angulation, None without millimetres or below the angulation for a
+            centre of rotation; ``disc_heights``: per film ``{"anterior",
+            "posterior", "unit"}`` (mm, or px when uncalibrated).
+        """
+        from app.stabilise import rotation_centre_px
+
+        out: dict[str, Any] = {
+            "rotation_centre": None,
+            "rotation_centre_note": "no motion computed",
+            "rotation_centre_px": None,
+            "translation_per_degree_mm": None,
+            "disc_heights": {},
+        }
+        for role in self.roles:
+            state = self.film(role)
+            spacing = state.calibration.spacing_mm
+            heights = measure.disc_heights(state.landmarks, spacing)[segment]
+            out["disc_heights"][role] = {
+                "anterior": None if not np.isfinite(heights[0]) else float(heights[0]),
+                "posterior": None if not np.isfinite(heights[1]) else float(heights[1]),
+                "unit": "mm" if spacing is not None else "px",
+            }
+        motion = self._results
+        if motion is None or len(self.roles) != 2:
+            return out
+        centre = np.asarray(motion.rotation_centre[segment], float)
+        note = str(motion.rotation_centre_note[segment])
+        if np.isfinite(centre).all():
+            flex = self.film("flexion")
+            out["rotation_centre"] = (float(centre[0]), float(centre[1]))
+            xy = rotation_centre_px(
+                flex.landmarks[segment + 1], flex.landmarks[segment], centre, flex.calibration.spacing_mm
+            )
+            out["rotation_centre_px"] = (float(xy[0]), float(xy[1]))
+            out["rotation_centre_note"] = ""
+            row = self.result_rows()[segment]
+            mm, deg = row.get("translation_mm"), row.get("angulation_deg")
+            if mm is not None and deg:
+                out["translation_per_degree_mm"] = float(mm) / float(deg)
+        else:
+            out["rotation_centre_note"] = note or "centre of rotation undefined"
+        return out
 
     def result_rows(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per segment (the ``results.segments`` of the session file)."""
@@ -90,11 +147,16 @@ def _compute_motion(session: Session) -> Any:
     """``measure.segmental_motion`` on the session's films, or None (with the reason kept)."""
     roles = session.roles
     session._motion_error = None
+    session._spacing_reasons = {}
     if not roles or len(session.levels) < 2:
         return None
     states = {r: session.film(r) for r in roles}
     lm = {r: _usable(s.landmarks) for r, s in states.items()}
     spacing = {r: s.calibration.spacing_mm for r, s in states.items()}
+    # issue 14 §1: a spacing that makes the bodies implausibly large or small is not the
+    # patient's; that film's millimetres are not used (the safety warning says why)
+    session._spacing_reasons = {r: implausible_spacing(lm[r], spacing[r]) for r in roles}
+    spacing = {r: None if session._spacing_reasons[r] else sp for r, sp in spacing.items()}
     sds = {r: _sd_mm(s) for r, s in states.items()}
     flex_role = "flexion" if "flexion" in roles else roles[0]
     ext_role = "extension" if "extension" in roles else roles[0]
@@ -138,12 +200,19 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
     sources = {str(cal[r].source) for r in roles}
     source = sources.pop() if len(sources) == 1 else ", ".join(f"{r} {cal[r].source}" for r in roles)
     uncalibrated = [r for r in roles if not cal[r].is_calibrated]
+    implausible = [r for r in roles if cal[r].is_calibrated and session._spacing_reasons.get(r)]
+    note = None
+    if uncalibrated:
+        note = f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
+    elif implausible:
+        note = (f"no mm: the {' and '.join(implausible)} film's pixel spacing gives implausible "
+                "endplate depths (see the safety warning)")
+    review = session.label_review
     for row in rows:
         row["finding"] = finding_of(row)
         row["calibration_source"] = source
-        row["translation_mm_note"] = (
-            None
-            if not uncalibrated
-            else f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
-        )
+        row["translation_mm_note"] = note
+        if review is not None:  # the verdict does not count until the reader confirms the labels
+            row["needs_review"] = True
+            row["needs_review_reason"] = review
     return rows

@@ -53,6 +53,7 @@ class Archive:
     landmarks_dir: Path
     studies: dict[str, StudyTruth] = field(default_factory=dict)
     failures: set[tuple[str, str, str]] = field(default_factory=set)  # kind, path, category
+    clutter: set[str] = field(default_factory=set)  # paths of files that are not films
     patient_ids: list[str] = field(default_factory=list)
 
 
@@ -191,8 +192,16 @@ def build_archive(root: Path, n_good: int = 22) -> Archive:
     # --- broken input
     broken = inp / "broken"
     broken.mkdir(parents=True)
+    (broken / "IMG0003").write_text("exported by PACS, nothing to see\n")  # no extension: read
+    archive.failures.add(("file", "broken/IMG0003", "read"))
+    # clutter: clearly not films by their names, listed apart, not failures
     (broken / "notes.txt").write_text("exported by PACS, nothing to see\n")
-    archive.failures.add(("file", "broken/notes.txt", "read"))
+    (inp / "README.TXT").write_text("PACS export\n")
+    (inp / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM")
+    (broken / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (broken / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    archive.clutter.update({"broken/notes.txt", "README.TXT", "DICOMDIR", "broken/.DS_Store",
+                            "broken/Thumbs.db"})
     source = next(iter(archive.studies.values()))
     data = (inp / source.files["flexion"]).read_bytes()
     (broken / "truncated.dcm").write_bytes(data[:300])

@@ -320,6 +320,9 @@ def hostile_films(out: Path, *, big: bool = False) -> list[Hostile]:
         "not a DICOM file")
     add("random-dicm.dcm", lambda p: _write(
         p, b"\x00" * 128 + b"DICM" + rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()), "")
+    add("vr-damaged-meta.dcm", lambda p: _damage_vr(good["native"], p, b"\x02\x00\x10\x00UI"), "")
+    add("vr-damaged-modality.dcm", lambda p: _damage_vr(good["native"], p, b"\x08\x00\x60\x00CS"),
+        None)
     add("privacy-ts-length.dcm", privacy_phantom, "TransferSyntaxUID (0002,0010)")
     add("privacy-spacing-length.dcm", lambda p: privacy_phantom(p, (0x0018, 0x1164)), None)
     add("privacy-sop-length.dcm", lambda p: privacy_phantom(p, (0x0002, 0x0003)), None)
@@ -349,6 +352,14 @@ def _damage_tail(path: Path, count: int) -> Path:
     data = bytearray(path.read_bytes())
     data[-count:] = bytes(range(count % 256)) * (count // 256) + bytes(range(count % 256))
     return _write(path, bytes(data))
+
+
+def _damage_vr(source: Path, target: Path, element: bytes) -> Path:
+    """``source`` with the VR of one explicit-VR element replaced by an unknown one."""
+    data = bytearray(source.read_bytes())
+    at = data.find(element)
+    data[at + 4 : at + 6] = b"CR"
+    return _write(target, bytes(data))
 
 
 def _native_declared(source: Path, target: Path, rows: int, columns: int) -> Path:

@@ -296,13 +296,19 @@ def sample_session(folder: Path, *, method: str = "tracked", reader: dict | None
     """A session of the bundled sample study saved by the viewer's model, with the
     phantom's true corners on both films (placed by ``method``): L4-L5 is unstable
     (truth 6.2 mm, 13.3 deg), every other segment within the thresholds."""
+    import shutil
+
     from app.dicom_io import load_film
     from app.session import Session
 
     truth = json.loads((SAMPLE_DIR / "truth.json").read_text())
+    # the films beside the session: a report opens image paths only inside the
+    # session's folder (and --images folders)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("flexion.dcm", "extension.dcm"):
+        shutil.copyfile(SAMPLE_DIR / name, folder / name)
     session = Session()
-    session.open_paths([SAMPLE_DIR / "flexion.dcm", SAMPLE_DIR / "extension.dcm"],
-                       loader=load_film)
+    session.open_paths([folder / "flexion.dcm", folder / "extension.dcm"], loader=load_film)
     for view in ("flexion", "extension"):
         lm = np.full((len(session.levels), 4, 2), np.nan)
         for i, level in enumerate(session.levels):

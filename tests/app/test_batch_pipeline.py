@@ -147,12 +147,12 @@ def test_every_row_matches_the_phantom_truth(archive: Archive, serial_run):
             expected_method = ("given:session (manual)" if study.landmarks == "session"
                                else "given:landmarks-dir (manual)")
             assert row["landmark_method"] == expected_method
-            # manual placement: default SD 0.6 mm per corner gives an uncertainty;
-            # SDs in mm cannot be converted to pixels on an uncalibrated film
+            # manual placement: default SD 0.6 mm per corner gives an uncertainty; on an
+            # uncalibrated film it is converted with a nominal 40 mm endplate depth, so
+            # angles and % keep their intervals (no mm interval)
+            assert _float(row["angulation_sd_deg"]) > 0 and _float(row["translation_sd_pct"]) > 0
             if source == "uncalibrated":
-                assert row["angulation_sd_deg"] == "" and row["borderline"] == "false"
-            else:
-                assert _float(row["angulation_sd_deg"]) > 0
+                assert row["translation_sd_mm"] == ""
     # the unstable phantoms (every fourth) are found unstable at L4-L5
     flagged = {uid for uid, rs in by_study.items() for r in rs
                if r["segment"] == "L4-L5" and r["unstable"] == "true"}
@@ -175,7 +175,11 @@ def test_failures_table_names_every_broken_file_and_study(archive: Archive, seri
                 expected.add(("study", folder, "landmarks"))
     assert found == expected
     reasons = {f["path"]: f["reason"] for f in failures}
-    assert reasons["broken/notes.txt"].startswith("read: not a DICOM file")
+    assert reasons["broken/IMG0003"].startswith("read: not a DICOM file")
+    clutter = {row["path"]: row["reason"] for row in _csv(out / "clutter.csv")}
+    assert set(clutter) == archive.clutter
+    assert clutter["DICOMDIR"] == "a DICOMDIR index"
+    assert clutter["broken/notes.txt"] == "a .txt file, not a film"
     assert "2 films recognised as flexion" in reasons["three"]
     assert "1 film in the study" in reasons["one"]
     assert "films of 2 patients" in reasons["shared"]
@@ -268,8 +272,9 @@ def test_rerun_skips_finished_studies_and_interrupted_runs_resume(
     out = tmp_path / "results"
     options = BatchOptions(tmp_path / "input", out, landmarks_dir=archive.landmarks_dir,
                            quiet=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(UserError, match=r"interrupted: 3 finished studies are kept") as stopped:
         run_batch(options, executor=Interrupting(after=3))
+    assert stopped.value.exit_status == 130  # the shell's status for Ctrl-C
     journal = sorted((out / ".work" / "studies").glob("*.json"))
     assert len(journal) == 3
     assert not (out / "results.csv").exists()

@@ -416,3 +416,31 @@ def test_landmark_index_matches_films_in_role_order_or_by_study_name(tmp_path: P
     assert index.lookup("5.1", "5.2", "7.7") == (by_name, "landmarks-dir")
     assert index.lookup("5.1", "5.2", "truth") == ("", "")
     assert index.lookup("5.1", "5.2", "8.8") == (str(tmp_path / "r.dcm"), "sr")
+
+
+def test_unsure_detections_are_flagged_and_their_verdicts_not_counted():
+    from app.batch._run import BatchSummary, count_verdicts
+
+    rows = [
+        {"study_instance_uid": "A", "segment": "L4-L5", "unstable": True, "borderline": False, "needs_review": False},
+        {"study_instance_uid": "A", "segment": "L5-S1", "unstable": False, "borderline": True, "needs_review": False},
+        {"study_instance_uid": "B", "segment": "L4-L5", "unstable": True, "borderline": True, "needs_review": True},
+        {"study_instance_uid": "C", "segment": "L3-L4", "unstable": True, "borderline": False, "needs_review": True},
+    ]
+    summary = BatchSummary()
+    count_verdicts(summary, rows)
+    assert (summary.segments, summary.unstable_segments, summary.unstable_studies) == (4, 1, 1)
+    assert summary.borderline_segments == 1 and summary.review_studies == 2
+    assert summary.to_json()["needs_review_studies"] == 2
+    assert "not counting 2 studies whose detected landmarks need review" in summary.text()
+
+
+def test_result_rows_carry_needs_review_and_its_reasons():
+    from app.batch._measure import RESULT_SCHEMA
+    from app.batch._records import StudyOutcome
+
+    names = [name for name, _ in RESULT_SCHEMA]
+    assert ("needs_review", "bool") in RESULT_SCHEMA and "review_reasons" in names
+    outcome = StudyOutcome(key="k", ok=True, needs_review=True, review_reasons=["labels unsure"])
+    again = StudyOutcome.from_json(outcome.to_json())  # journaled outcomes keep the flag
+    assert again.needs_review and again.review_reasons == ["labels unsure"]

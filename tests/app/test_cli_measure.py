@@ -76,9 +76,14 @@ def test_uncalibrated_gives_null_mm_and_warning(tmp_path, capsys):
     assert seg["translation_pct"] == pytest.approx(62.5)
     assert seg["translation_assessed"] is False and seg["unstable"] is False
     assert any("no usable pixel spacing" in w for w in doc["warnings"])
-    # mm SDs cannot be converted: no intervals, and the output says so
-    assert seg["translation_pct_ci95"] is None and seg["angulation_deg_ci95"] is None
-    assert any("no 95 % intervals or borderline marks" in w for w in doc["warnings"])
+    # mm SDs are converted taking the median depth (40 px here) as 40 mm: the intervals of
+    # % and angle are those of the same study at 1 mm/px, and the output says so
+    _, out_1mm, _, _ = _run(tmp_path, _study(25.0, spacing=(1.0, 1.0)), "--json", capsys=capsys)
+    at_1mm = json.loads(out_1mm)["segments"][3]
+    assert seg["translation_pct_ci95"] == pytest.approx(at_1mm["translation_pct_ci95"], rel=1e-12)
+    assert seg["angulation_deg_ci95"] == pytest.approx(at_1mm["angulation_deg_ci95"], rel=1e-12)
+    assert seg["translation_mm_ci95"] is None
+    assert any("median endplate depth as 40 mm" in w for w in doc["warnings"])
     # white-panjabi has a % criterion, which works without calibration
     _, out, _, _ = _run(tmp_path, _study(25.0, spacing=None), "--json", "--criteria", "white-panjabi", capsys=capsys)
     seg = json.loads(out)["segments"][3]

@@ -93,3 +93,34 @@ def test_complete_command_names_the_bad_key_and_writes_nothing(phantom_files, tm
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_batch_completes_clicks_from_a_landmarks_file_and_tracks_the_other_film(tmp_path):
+    import csv
+
+    import pydicom
+
+    from app.batch import BatchOptions, SerialExecutor, run_batch
+
+    study = make_study(7203, scale=0.25, unstable=("L4-L5",))
+    paths = write_study(study, tmp_path / "input" / "study1")
+    uid = str(pydicom.dcmread(paths["flexion"], stop_before_pixels=True).StudyInstanceUID)
+    centres = _centres(study.flexion.corners_px)
+    marks = tmp_path / "landmarks"
+    marks.mkdir()
+    (marks / f"{uid}.json").write_text(json.dumps({
+        "flexion": {"landmarks": {}, "clicks": {"L1": centres[0].tolist(), "S1": centres[-1].tolist()}},
+        "extension": {"landmarks": {}},
+    }))  # fmt: skip
+    out = tmp_path / "results"
+    run_batch(BatchOptions(tmp_path / "input", out, landmarks_dir=marks, quiet=True), executor=SerialExecutor())
+    with open(out / "results.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["study_instance_uid"] == uid]
+    assert len(rows) == 5, rows
+    for row in rows:
+        assert "+clicks:flexion" in row["landmark_method"] and "+tracked:extension" in row["landmark_method"]
+        truth = study.motion[row["segment"]]
+        assert float(row["translation_pct"]) == pytest.approx(truth["dt_pct"], abs=4.0), row["segment"]
+        assert float(row["angulation_deg"]) == pytest.approx(truth["dtheta_deg"], abs=2.5), row["segment"]
+    unstable = {r["segment"]: r["unstable"] for r in rows}
+    assert unstable["L4-L5"] == "true"

@@ -97,8 +97,11 @@ GARBLED = {
              "PixelSpacing (0028,0030) '0.000\\0.000' ignored: not a positive number"),
     "negative": ("-0.14\\0.140", {}, CAL.UNCALIBRATED, None,
                  "PixelSpacing (0028,0030) '-0.14\\0.140' ignored: not a positive number"),
+    # text that is not numeric is never quoted: it may be a swallowed name
     "not-a-number": ("abc\\0.1400", {}, CAL.UNCALIBRATED, None,
-                     "PixelSpacing (0028,0030) 'abc\\0.1400' ignored: not a number"),
+                     "PixelSpacing (0028,0030) '[non-numeric text]' ignored: not a number"),
+    "absurd": ("1e308\\1e308", {}, CAL.UNCALIBRATED, None,
+               "PixelSpacing (0028,0030) '1e308\\1e308' ignored: outside the plausible 0.001-10"),
     "one-value": ("0.1400000000", {}, CAL.UNCALIBRATED, None,
                   "PixelSpacing (0028,0030) '0.1400000000' ignored: 1 values, expected 2"),
     "zero-with-detector": ("0.000\\0.000", {"ImagerPixelSpacing": [0.15, 0.15]}, CAL.DETECTOR,

@@ -75,6 +75,18 @@ def test_every_hostile_film_gets_its_reason(corpus, fast_budget):
                 assert secret not in str(outcome), (case.name, secret)
 
 
+def test_batch_scan_reads_every_hostile_film_without_raising(corpus, fast_budget):
+    from app.batch._records import Failure
+    from app.batch._scan import _read_one
+
+    for case in corpus:
+        outcome = _read_one(case.path.parent, case.name)
+        if case.expect:
+            assert isinstance(outcome, Failure), case.name
+            for secret in SECRETS.values():
+                assert secret not in outcome.reason
+
+
 @pytest.mark.timeout(180)
 def test_info_on_the_whole_corpus_is_one_clean_run(corpus):
     """One ``info --json`` subprocess over every hostile film: exit 1, a record per file,
@@ -158,6 +170,15 @@ def test_truncated_jpeg_ls_is_never_a_film(tmp_path):
     for read in (read_film_header, load_film):
         assert _outcome(read, cut).reason == (
             "truncated: JPEG-LS codestream without its end-of-image marker")
+
+
+def test_detection_and_tracking_answer_not_found_on_a_one_pixel_wide_film(tmp_path):
+    from app.autolandmarks import detect_film, track_film
+
+    film = load_film(write_codec(tmp_path / "thin.dcm", "native", noisy_film(200, 1)))
+    assert detect_film(film).reason == "not found: the film is too small (1 x 200 pixels)"
+    corners = np.full((6, 4, 2), 10.0)
+    assert not track_film(film, corners, film)
 
 
 def test_memory_budget_from_parameter_and_environment(tmp_path, monkeypatch):
@@ -265,3 +286,33 @@ def test_flipped_bytes_give_a_film_or_one_line(seeds, tmp_path, codec, flips):
     damaged.write_bytes(bytes(data))
     for read in (read_film_header, load_film):
         _outcome(read, damaged)  # a Film or a one-line InputFileError, nothing else
+
+
+def test_info_shows_free_text_only_when_asked(tmp_path):
+    from app.commands.info import describe
+
+    path = write_codec(tmp_path / "f.dcm", "native", SeriesDescription="LAT FLEX Mustermann",
+                       WindowCenter=2000, WindowWidth=4000,
+                       WindowCenterWidthExplanation="Dr Mustermann's window")
+    quiet = describe(str(path))
+    assert quiet["view_evidence"] == "SeriesDescription [text] -> flexion"
+    assert quiet["series_description"] is None
+    assert "Mustermann" not in json.dumps(quiet)
+    loud = describe(str(path), free_text=True)
+    assert loud["view_evidence"] == "SeriesDescription 'LAT FLEX Mustermann' -> flexion"
+    assert loud["series_description"] == "LAT FLEX Mustermann"
+    assert "Dr Mustermann's window" in loud["window_source"]
+
+
+def test_track_refuses_a_deeply_nested_landmarks_file_in_one_line(tmp_path):
+    from tests.app._hostile import deep_json
+
+    films = [write_codec(tmp_path / f"{v}.dcm", "native") for v in ("flexion", "extension")]
+    nested = tmp_path / "nested.json"
+    nested.write_text(deep_json())
+    done = _cli("track", *map(str, films), "--landmarks", str(nested), "--out",
+                str(tmp_path / "out.json"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"lumbar-instability: {nested}: JSON nested more than 64 levels deep: not a file of "
+        "this tool"]

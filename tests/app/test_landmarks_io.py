@@ -279,3 +279,24 @@ def test_known_formats_and_versions_are_read(tmp_path):
     for fmt in ("lumbar-instability-landmarks", "lumbar-instability-session"):
         study = read_landmarks(_write(tmp_path, {**_doc(), "format": fmt, "format_version": 1}))
         assert study.levels == ("L4", "L5", "S1")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"translation_mm": 1e308}', "key translation_mm: 1e+308 is out of range"),
+        ('{"angulation_deg": {"*": 10, "L4-L5": 400}}', "key angulation_deg.L4-L5: 400 is out of range"),
+        ('{"translation_mm": 4, "translation_mm": 40}', "key translation_mm: given twice"),
+        ('{"translation_mm": NaN}', "key translation_mm: NaN is not allowed"),
+    ],
+)
+def test_criteria_files_are_strict(tmp_path, text, message):
+    from app.landmarks_io import read_criteria
+
+    path = tmp_path / "clinic.json"
+    path.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        read_criteria(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    path.write_text('{"translation_mm": {"*": 4, "L5-S1": 5}, "angulation_deg": 10}')
+    assert read_criteria(path).name == "clinic"

@@ -119,7 +119,10 @@ def test_image_paths_outside_the_session_folder_are_not_opened(base, tmp_path, c
     assert not (tmp_path / "r.dcm").exists()
 
 
-def test_films_in_a_sibling_folder_need_images_or_trust(base, tmp_path, capsys):
+def test_films_in_a_sibling_folder_open_only_as_the_saved_films(base, tmp_path, capsys):
+    """Films outside the session's folder open when their header carries the saved SOP
+    Instance UID (a session saved away from its films); swapped paths (each entry naming
+    the other film) need --images or --trust-image-paths."""
     path, doc = base
     films = tmp_path / "films"
     films.mkdir()
@@ -132,12 +135,21 @@ def test_films_in_a_sibling_folder_need_images_or_trust(base, tmp_path, capsys):
     session = sessions / "s.json"
     session.write_text(json.dumps(changed))
     status, _, err = _run(capsys, session, "--sr", tmp_path / "a.dcm")
-    assert status == 2
+    assert status == 0 and err == "", err
+    assert pydicom.dcmread(tmp_path / "a.dcm").PatientID == "PHANTOM-001"
+
+    swapped = copy.deepcopy(changed)
+    swapped["flexion"]["image"]["path"] = "../films/extension.dcm"
+    swapped["extension"]["image"]["path"] = "../films/flexion.dcm"
+    session.write_text(json.dumps(swapped))
+    status, _, err = _run(capsys, session, "--sr", tmp_path / "b.dcm")
+    assert status == 2 and "the flexion image was not found" in err
+    assert not (tmp_path / "b.dcm").exists()
     for extra in (["--images", films], ["--trust-image-paths"]):
-        status, _, err = _run(capsys, session, "--sr", tmp_path / "b.dcm", *extra)
+        session.write_text(json.dumps(changed))
+        status, _, err = _run(capsys, session, "--sr", tmp_path / "c.dcm", *extra)
         assert status == 0 and err == "", err
-        assert pydicom.dcmread(tmp_path / "b.dcm").PatientID == "PHANTOM-001"
-        (tmp_path / "b.dcm").unlink()
+        (tmp_path / "c.dcm").unlink()
 
 
 @pytest.mark.parametrize("shape", [(560, 1), (1, 440), (1, 1)])

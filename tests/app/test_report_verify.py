@@ -109,6 +109,15 @@ def test_report_flags_each_tampered_session(name, measured_study, tmp_path, caps
     path = measured_study.parent / f"tampered-{name}.json"
     path.write_text(json.dumps(doc))  # NaN is written as the JSON extension NaN
     out = tmp_path / "t.json"
+    if name == "nan":
+        # NaN is not valid in a session file: refused before anything is reported,
+        # naming the key (app/jsonfile.py); an SR's NaN is flagged below (read_sr)
+        assert main(["report", str(path), "--json", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"lumbar-instability: {path}: key results.segments[1].angulation_deg: NaN is not "
+            "allowed (numbers must be finite)\n")
+        assert not out.exists()
+        return
     assert main(["report", str(path), "--json", str(out)]) == 1
     err = capsys.readouterr().err
     assert STORED_VALUES_DIFFER in err

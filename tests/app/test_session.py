@@ -496,3 +496,61 @@ def test_merge_landmarks_keeps_what_the_tool_did_not_place(tmp_path):
     np.testing.assert_array_equal(session.landmarks("extension"), flex)
     assert session.merge_landmarks("extension", np.full((3, 4, 2), np.nan), methods) == 0
     assert not session.can_redo or session.redo_text == "Refine (extension)"
+
+
+def test_image_paths_outside_the_session_folder_are_never_opened(tmp_path):
+    session, files = make_session(tmp_path)
+    place_all(session, *hand_case())
+    out = tmp_path / "s" / "case.json"
+    session.save(out)
+    doc = json.loads(out.read_text())
+    doc["flexion"]["image"]["path"] = "../../../../../../../../etc/passwd"
+    doc["extension"]["image"]["path"] = str(tmp_path / "extension.dcm")  # absolute, outside
+    out.write_text(json.dumps(doc))
+    opened = []
+    other = Session(recovery_path=None)
+    msgs = other.load(out, loader=lambda p: opened.append(p) or files[p])
+    assert opened == []  # neither read nor hashed
+    assert len(msgs) == 2 and all("points outside the session's folder: not opened" in m for m in msgs)
+    assert other.result_rows() == session.result_rows()  # the landmarks are kept
+    # the reader names the folder explicitly: the film inside it is opened, /etc is not
+    msgs = other.load(out, loader=lambda p: opened.append(p) or files[p], image_dirs=[tmp_path])
+    assert opened == [str(tmp_path / "extension.dcm")]
+    assert len(msgs) == 1 and "passwd" in msgs[0]
+
+
+def test_films_outside_the_folder_open_only_when_their_header_names_the_saved_film(tmp_path):
+    """A reader saves the session away from the films (the usual case): the saved SOP
+    Instance UID, read from the DICOM header alone, vouches for the film; a path to
+    any other file (another film, /etc/passwd) stays unopened."""
+    import shutil
+
+    from app.dicom_io import load_film, read_film_header
+
+    sample = Path(__file__).resolve().parents[2] / "sample_dicoms"
+    films = tmp_path / "films"
+    films.mkdir()
+    for view in ("flexion", "extension"):
+        shutil.copy(sample / f"{view}.dcm", films / f"{view}.dcm")
+    session = Session(recovery_path=None)
+    session.open_paths([str(films / "flexion.dcm"), str(films / "extension.dcm")])
+    out = tmp_path / "reports" / "case.json"
+    session.save(out)
+
+    opened: list[str] = []
+    other = Session(recovery_path=None)
+    assert other.load(out, loader=lambda p: opened.append(p) or load_film(p)) == []
+    assert sorted(opened) == sorted(str(films / f"{v}.dcm") for v in ("flexion", "extension"))
+
+    # the flexion entry now names the extension film (another SOP Instance UID): refused
+    doc = json.loads(out.read_text())
+    doc["flexion"]["image"]["path"] = str(films / "extension.dcm")
+    doc["extension"]["image"]["path"] = "/etc/passwd"
+    out.write_text(json.dumps(doc))
+    assert doc["flexion"]["image"]["sop_instance_uid"] != (
+        read_film_header(films / "extension.dcm").identity.sop_instance_uid
+    )
+    opened.clear()
+    msgs = Session(recovery_path=None).load(out, loader=lambda p: opened.append(p) or load_film(p))
+    assert opened == []
+    assert len(msgs) == 2 and all("points outside the session's folder" in m for m in msgs)

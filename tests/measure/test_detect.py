@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from measure import LandmarkFailure, detect_vertebrae
+from measure import REVIEW_THRESHOLD, LandmarkFailure, detect_vertebrae
 from tests.measure._synthetic_spine import make_pair
 
 LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
@@ -109,4 +109,5 @@ def test_faint_sacral_remnant_is_not_a_confident_l5_s1_disc(phantom_films):
     assert result, result.reason
     err_mm = np.linalg.norm(result.landmarks - film.landmark_array(), axis=-1) * sp
     assert np.all(np.nanmedian(err_mm, axis=1) < 5.0)  # one level off would be > 30 mm
-    assert np.all(result.confidence <= 0.5)
+    assert result.needs_review and result.review_reasons
+    assert np.all(result.confidence < REVIEW_THRESHOLD)

@@ -106,3 +106,14 @@ def test_a_blank_film_is_refused():
 def test_seeds_of_the_wrong_shape_raise():
     with pytest.raises(ValueError, match="seeds: expected shape"):
         corners_from_seeds(np.zeros((100, 100)), np.zeros((3, 3)))
+
+
+def test_plausible_outline_rejects_a_corner_angle_outside_55_to_125_degrees():
+    from measure._seeded import _plausible_outline
+
+    box = np.array([[30.0, 0.0], [0.0, 0.0], [0.0, 25.0], [30.0, 25.0]])  # AS PS PI AI, right angles
+    skewed = box.copy()
+    skewed[2] = [20.0, 25.0]  # PI pulled 20 px anterior: the PS angle becomes ~51°
+    sacrum = box.copy()
+    sacrum[2:] = np.nan  # S1: superior corners only
+    assert list(_plausible_outline(np.stack([box, skewed, sacrum]))) == [True, False, True]

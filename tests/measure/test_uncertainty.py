@@ -116,8 +116,16 @@ def test_borderline_is_about_the_overall_decision():
 def test_uncalibrated_films_use_pixel_sds():
     flex, ext = _shifted(4.5)
     mm = segmental_motion(flex, ext, (0.5, 0.5), levels=["L4", "L5"], landmark_sd_mm=0.3)
-    none = segmental_motion(flex, ext, None, levels=["L4", "L5"], landmark_sd_mm=0.3)
+    none = segmental_motion(flex, ext, None, levels=["L4", "L5"], landmark_sd_mm=0.3, nominal_depth_mm=None)
     assert np.isnan(none.angulation_sd_deg).all()  # mm SDs cannot be converted without spacing
+    # by default the median endplate depth is taken as 40 mm: the same intervals as a film
+    # calibrated at 40 mm / depth in pixels (angles and % are scale-free)
+    depth_px = np.median(np.hypot(*(flex[:, 0] - flex[:, 1]).T))
+    nominal = segmental_motion(flex, ext, None, levels=["L4", "L5"], landmark_sd_mm=0.3)
+    as_40 = segmental_motion(flex, ext, (40 / depth_px,) * 2, levels=["L4", "L5"], landmark_sd_mm=0.3)
+    np.testing.assert_allclose(nominal.angulation_sd_deg, as_40.angulation_sd_deg, rtol=1e-12)
+    np.testing.assert_allclose(nominal.translation_sd_pct, as_40.translation_sd_pct, rtol=1e-12)
+    assert np.isnan(nominal.translation_sd_mm).all() and np.isnan(nominal.translation_mm).all()
     px = segmental_motion(flex, ext, None, levels=["L4", "L5"], landmark_sd_px=0.6)
     np.testing.assert_allclose(px.angulation_sd_deg, mm.angulation_sd_deg, rtol=1e-12)
     np.testing.assert_allclose(px.translation_sd_pct, mm.translation_sd_pct, rtol=1e-12)

@@ -93,7 +93,8 @@ def synthetic_pair(tmp_path):
         path = tmp_path / f"{view}.dcm"
         path.write_bytes(view.encode())
         lm = synthetic_truth(shift)
-        films[str(path)] = SyntheticFilm(str(path), view, synthetic_image(lm), cal)
+        identity = SyntheticIdentity(sop_instance_uid=f"1.2.826.0.1.3680043.10.1.1.{len(films) + 1}")
+        films[str(path)] = SyntheticFilm(str(path), view, synthetic_image(lm), cal, identity)
         films[str(path)].truth = lm
     return films
 
@@ -194,3 +195,27 @@ def synthetic_dicoms(tmp_path):
         }
     (out / "landmarks.json").write_text(json.dumps(doc))
     return out
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The sample study folder (flexion.dcm, extension.dcm, truth.json); a phantom when absent."""
+    if (SAMPLE_DIR / "truth.json").exists():
+        return SAMPLE_DIR
+    from app.phantom import make_study, write_study
+
+    out = tmp_path_factory.mktemp("sample")
+    write_study(make_study(7), out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_file_dialogs(monkeypatch):
+    """A file dialog in a test would wait forever for a click: fail the test instead."""
+    from PySide6.QtWidgets import QFileDialog
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a test opened a modal file dialog: set the window's ask_* hook")
+
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, staticmethod(refuse))

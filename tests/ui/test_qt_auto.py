@@ -10,19 +10,6 @@ import pytest
 from tests.ui.test_sample_study import truth_arrays
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    from tests.ui.conftest import SAMPLE_DIR
-
-    if (SAMPLE_DIR / "truth.json").exists():
-        return SAMPLE_DIR
-    from app.phantom import make_study, write_study
-
-    out = tmp_path_factory.mktemp("sample")
-    write_study(make_study(7), out)
-    return out
-
-
 @pytest.fixture
 def window(make_window, sample):
     window = make_window()
@@ -36,6 +23,7 @@ def test_track_carries_the_outline_to_the_other_film(window, sample):
     window.session.set_landmarks("flexion", flex)
     assert window.actions_by_name["track_flexion"].isEnabled()
     window.actions_by_name["track_flexion"].trigger()
+    assert window.tasks.wait()  # runs in the background
     placed = window.session.landmarks("extension")
     ok = np.isfinite(placed).all(-1)
     assert ok[:, :2].all()  # every body found
@@ -57,6 +45,7 @@ def test_refine_snaps_rough_clicks(window, sample):
     rough = flex + rng.normal(0, 2.0, flex.shape)
     window.session.set_landmarks("flexion", rough)
     window.actions_by_name["refine_flexion"].trigger()
+    assert window.tasks.wait()
     refined = window.session.landmarks("flexion")
     placement = window.session.film("flexion").placement
     moved = placement == "refined"
@@ -78,7 +67,9 @@ def test_track_needs_an_outline(window):
 
 def test_detect_places_bodies_without_clicks(window, sample):
     truth = json.loads((sample / "truth.json").read_text())
-    n = window.auto.detect("extension")
+    assert window.auto.detect("extension")
+    assert window.tasks.wait()
+    n = window.auto.last_placed
     placed = window.session.landmarks("extension")
     found = np.isfinite(placed).all(-1)
     assert n == found.sum() > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_save_reopen_same_numbers(qtbot, make_window, opened, synthetic_pair, tm
     _place_truth(opened, synthetic_pair)
     opened.session.set_corner("flexion", 1, 2, (109.0, 135.0))
     shown = {(s, c): opened.results.cell(s, c) for s in opened.session.segments for c in COLUMNS}
-    target = tmp_path / "out" / "case.json"
+    target = tmp_path / "case.json"  # beside the films: a session opens only films in its own folder
     opened.ask_save_path = lambda: str(target)
     assert opened.actions_by_name["save"].isEnabled()
     opened.actions_by_name["save"].trigger()
@@ -507,3 +508,35 @@ def test_result_cell_colours_and_tooltips_tell_above_from_below_threshold(qtbot)
     assert format_row({**base, "borderline": False, "unstable": False, "angulation_deg_ci95": [7.0, 9.0],
                        "translation_assessed": False}, roles)[0][9] == "within thresholds (angulation only)"
     assert "no translation threshold" in tips[9] and "millimetres" not in tips[9]
+
+
+def test_no_recover_offer_while_another_viewer_runs(qtbot, make_window, synthetic_pair, state_dir):
+    import subprocess
+    import sys
+
+    first = make_window(loader=synthetic_pair.__getitem__)
+    first.open_paths(list(synthetic_pair))
+    first.session.set_corner("flexion", 2, 3, (161.5, 190.25))
+    recovery = state_dir / "recovery.autosave.json"
+    assert recovery.exists()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (state_dir / f"viewer.{other.pid}.lock").write_text(f"{other.pid}\n")
+        second = make_window(loader=synthetic_pair.__getitem__)
+        assert not second.offer_recovery()  # the other viewer's live work is not a crash
+        assert second.banner.action_button("recovery") is None
+        assert "Another viewer is open" in second.statusBar().currentMessage()
+        assert recovery.exists()  # not moved aside
+        # and this window autosaves to its own file, not over the other's
+        assert second.session.recovery_path.name == f"recovery.{os.getpid()}.autosave.json"
+    finally:
+        other.kill()
+        other.wait()
+    # the other process is gone (a crash): its lock is stale, the work is offered
+    third = make_window(loader=synthetic_pair.__getitem__)
+    assert third.offer_recovery()
+    assert not (state_dir / f"viewer.{other.pid}.lock").exists()
+    assert (state_dir / f"viewer.{os.getpid()}.lock").exists()
+    third.close()
+    assert not (state_dir / f"viewer.{os.getpid()}.lock").exists()
+    first.ask_close = lambda: "discard"

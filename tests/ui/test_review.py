@@ -178,3 +178,34 @@ def test_reviewing_another_report_stays_read_only(window, study, tmp_path):
     assert window.review.active and window.review.source == other
     assert not window.actions_by_name["save"].isEnabled()
     assert window.review.panel.cell("L3-L4", "Translation (mm)") == "—"
+
+
+def test_review_shows_reader_local_time_legend_and_warnings(window, study, monkeypatch):
+    import time
+
+    from ui.qt_review import local_time
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        assert local_time("2026-11-21T10:00:00+00:00") == "2026-11-21 11:00 CET"
+        assert local_time("2026-07-01T10:00:00+00:00") == "2026-07-01 12:00 CEST"
+        assert local_time(None) == "at an unknown time"
+        doc = json.loads(study.read_text())
+        doc["reader"] = {"name": "Dr <Example>", "comment": "second read"}
+        study.write_text(json.dumps(doc))
+        assert window.open_paths([str(study)])
+        panel = window.review.panel
+        text = panel.source_label.text()
+        assert "Dr &lt;Example&gt;" in text and "second read" in text
+        assert "2026-11-21 11:00 CET" in text and "T10:00:00" not in text
+        methods = {m for view in ("flexion", "extension") for marks in doc[view]["placement"].values()
+                   for m in marks.values()}
+        legend = panel.legend_label.text()
+        assert methods and all(m in legend for m in methods)
+        shown = panel.warnings_label.text()
+        for warning in window.review.report.warnings:
+            assert warning in shown
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

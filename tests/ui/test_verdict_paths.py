@@ -99,8 +99,7 @@ def test_every_output_path_gives_the_same_verdict(make_window, tmp_path, capsys,
     # report: CSV, JSON table, PDF, SR
     out = tmp_path / "out"
     assert main(["report", str(saved), "--csv", str(out / "t.csv"), "--json", str(out / "t.json"),
-                 "--pdf", str(out / "r.pdf"), "--sr", str(out / "r.dcm"),
-                 "--trust-image-paths"]) == 0  # the films live outside tmp_path
+                 "--pdf", str(out / "r.pdf"), "--sr", str(out / "r.dcm"), "--images", str(SAMPLE_DIR)]) == 0
     with open(out / "t.csv", newline="") as handle:
         csv_rows = list(csv.DictReader(handle))
     assert {r["segment"]: r["verdict"] for r in csv_rows} == {s: v.key for s, v in expected.items()}
