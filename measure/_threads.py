@@ -14,6 +14,7 @@ registration.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -26,6 +27,11 @@ __all__ = ["single_threaded", "single_threaded_call"]
 _F = TypeVar("_F", bound=Callable)
 
 
+_lock = threading.Lock()
+_active = 0  # blocks open in any thread of the process
+_saved_cv2_threads = 1
+
+
 @contextmanager
 def single_threaded() -> Iterator[None]:
     """BLAS/OpenMP pools and OpenCV limited to one thread inside the block (restored after).
@@ -33,15 +39,25 @@ def single_threaded() -> Iterator[None]:
     Notes
     -----
     ``cv2.setNumThreads`` is process-wide: other threads calling OpenCV during
-    the block run single-threaded too.
+    the block run single-threaded too.  Blocks may overlap (a viewer worker
+    thread and a batch thread): the first to enter saves OpenCV's setting and
+    the last to leave restores it, so overlapping blocks never leave OpenCV
+    at one thread (a saved "1" from another open block would).
     """
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    global _active, _saved_cv2_threads
+    with _lock:
+        if _active == 0:
+            _saved_cv2_threads = cv2.getNumThreads()
+        _active += 1
+        cv2.setNumThreads(1)
     try:
         with threadpool_limits(limits=1):
             yield
     finally:
-        cv2.setNumThreads(previous)
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                cv2.setNumThreads(_saved_cv2_threads)
 
 
 def single_threaded_call(func: _F) -> _F:

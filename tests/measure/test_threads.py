@@ -44,3 +44,30 @@ def test_the_decorator_restores_the_settings_when_the_call_raises(two_threads):
     with pytest.raises(RuntimeError, match="boom"):
         fails()
     assert cv2.getNumThreads() == 2
+
+
+def test_overlapping_blocks_in_two_threads_restore_the_setting_of_the_first(two_threads):
+    """Thread A enters, B enters, A leaves, B leaves: OpenCV ends at 2 threads, not at 1."""
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with single_threaded():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with single_threaded():
+            b_in.set()
+            a_out.wait(5)
+            assert cv2.getNumThreads() == 1
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert cv2.getNumThreads() == 2
