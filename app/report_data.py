@@ -407,6 +407,7 @@ def report_from_session(
     image_paths: Mapping[str, str | Path] | None = None,
     verify_images: bool = True,
     trust_paths: bool = False,
+    coded_findings: Mapping[str, str] | None = None,
 ) -> ReportData:
     """Build the :class:`ReportData` of a session dict.
 
@@ -454,9 +455,13 @@ def report_from_session(
                     sha256={view: image.get("sha256")},
                 ).get(view)
         if film.path is None:
-            film.image_status = "missing" if image.get("path") else "none"
+            recorded = image.get("path") or image.get("sop_instance_uid")
+            film.image_status = "missing" if recorded else "none"
             if image.get("path") and not refused:
                 warnings.append(f"The {view} image {image['path']!r} was not found.")
+            elif recorded and not refused:
+                warnings.append(f"The {view} image (SOP Instance UID {image['sop_instance_uid']}) "
+                                "was not found: give its folder with --images.")
         elif not verify_images or not image.get("sha256"):
             film.image_status = "unverified"
         elif file_sha256(film.path) != image["sha256"]:
@@ -480,7 +485,7 @@ def report_from_session(
     rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
     report = ReportData(session, Path(session_path) if session_path else None, levels, films,
                         rows, warnings)
-    _check_against_landmarks(report)
+    _check_against_landmarks(report, coded_findings)
     _check_safety(report)
     return report
 
@@ -504,8 +509,10 @@ def _check_safety(report: ReportData) -> None:
     ]
 
 
-def _check_against_landmarks(report: ReportData) -> None:
-    """Measure the landmarks again: fill ``rows`` of a landmarks file, else compare."""
+def _check_against_landmarks(report: ReportData,
+                             coded_findings: Mapping[str, str] | None = None) -> None:
+    """Measure the landmarks again: fill ``rows`` of a landmarks file, else compare
+    (the stored rows and, for an SR, each segment's coded finding)."""
     from app.report_verify import STORED_VALUES_DIFFER, measure_session, stored_value_differences
 
     again = measure_session(report.session)
@@ -522,6 +529,11 @@ def _check_against_landmarks(report: ReportData) -> None:
     if again is None:
         return
     report.stored_differences = stored_value_differences(report.rows, again.rows)
+    expected = {str(r.get("segment")): verdict_of_record(r).key for r in again.rows}
+    for segment, code in (coded_findings or {}).items():
+        if expected.get(segment, code) != code:
+            report.stored_differences.append(
+                f"{segment} coded finding: stored {code}, the landmarks give {expected[segment]}")
     if report.stored_differences:
         shown = report.stored_differences[:4]
         more = len(report.stored_differences) - len(shown)

@@ -48,10 +48,11 @@ from app.report_data import (
     CORNERS,
     VIEWS,
     ReportData,
-    finding_of,
     load_session_dict,
+    reader_fields,
     report_from_session,
 )
+from measure import verdict_of_record
 
 __all__ = [
     "PRIVATE_SCHEME",
@@ -72,16 +73,23 @@ _PRIVATE: dict[str, str] = {
     "view": "Radiographic view",
     "calibration-source": "Calibration source",
     "calibration-detail": "Calibration detail",
-    "image-reference": "Image reference (JSON)",
+    "image-sha256": "SHA-256 of the image file as measured",
+    "calibration-line-x0": "Manual calibration line, first end x (pixels)",
+    "calibration-line-y0": "Manual calibration line, first end y (pixels)",
+    "calibration-line-x1": "Manual calibration line, second end x (pixels)",
+    "calibration-line-y1": "Manual calibration line, second end y (pixels)",
     "film-extra": "Other film keys (JSON)",
     "session-extra": "Other session keys (JSON)",
     "session-header": "Session header (JSON)",
+    "reader-recorded": "Reader fields recorded (person observer, comment)",
     "segment-columns": "Result row columns (JSON)",
     "level": "Vertebral level label",
-    "manual-calibration": "Manual calibration line (JSON)",
-    "unstable": "Unstable segment (a criterion exceeded beyond the 95 % interval)",
-    "borderline": "Borderline segment (the 95 % interval straddles a threshold)",
-    "stable": "Stable segment (no criterion exceeded)",
+    "unstable": "Unstable (95 % interval wholly above a threshold)",
+    "borderline-above": "Borderline, above threshold (95 % interval straddles it)",
+    "borderline-below": "Borderline, below thresholds (95 % interval reaches one)",
+    "within": "Within thresholds (every 95 % interval within)",
+    "not-assessed": "Not assessed (no criterion applicable)",
+    "not-measured": "Not measured",
     "manual": "Placed manually",
     "refined": "Placed manually, refined automatically",
     "tracked": "Tracked from the other film",
@@ -127,6 +135,14 @@ _VERTICAL_SPACING = ("111066", "DCM", "Vertical Pixel Spacing")
 _HORIZONTAL_SPACING = ("111026", "DCM", "Horizontal Pixel Spacing")
 _CALIBRATION_OBJECT_SIZE = ("122423", "DCM", "Calibration Object Size")
 _PROCEDURE = ("168537006", "SCT", "Plain radiography")
+_SERIES_UID = ("112002", "DCM", "Series Instance UID")
+_STUDY_UID = ("110180", "DCM", "Study Instance UID")
+_PERSON_OBSERVER_NAME = ("121008", "DCM")
+_COMMENT = ("121106", "DCM", "Comment")
+_YES = ("373066001", "SCT", "Yes")
+_NO = ("373067005", "SCT", "No")
+_ELEMENT_NAMES = {"_ci95": ("low", "high"), "rotation_centre": ("x", "y")}
+"""Names of the two elements of a pair-valued result cell (code ``<column>/<name>``)."""
 
 
 def _code(value: str, scheme: str = PRIVATE_SCHEME, meaning: str | None = None):
@@ -134,7 +150,7 @@ def _code(value: str, scheme: str = PRIVATE_SCHEME, meaning: str | None = None):
 
     if meaning is None:
         meaning = _PRIVATE.get(value) or value.replace("_", " ")
-    return Code(value, scheme, meaning)
+    return Code(value, scheme, meaning[:64])  # PS3.3: Code Meaning is LO (64 characters)
 
 
 def _unit(key: str):
@@ -160,9 +176,12 @@ _MM = ("mm", "UCUM", "mm")
 class SrContent(dict):
     """The session read from an SR (a plain ``dict``), plus ``.identity``: the
     patient and study attributes of the SR (``patient_id``, ``patient_name``,
-    ``study_instance_uid``, ``study_date``, ``sop_instance_uid`` of the SR)."""
+    ``study_instance_uid``, ``study_date``, ``sop_instance_uid`` of the SR), and
+    ``.coded_findings``: each segment group's coded finding (``{"L4-L5": "unstable"}``),
+    which a report compares with the verdict its landmarks give."""
 
     identity: dict[str, str]
+    coded_findings: dict[str, str]
 
 
 # ----------------------------------------------------------------------------
@@ -273,10 +292,24 @@ def _film_group(view: str, record: Mapping[str, Any], ds) -> Any:
     known = {"pixel_spacing_mm", "calibration_source", "calibration_detail", "manual_calibration",
              "image", "landmarks", "placement", "landmark_sd_mm"}
     content.append(_text("calibration-detail", str(record.get("calibration_detail") or "")))
-    if manual is not None or "manual_calibration" in record:
-        content.append(_text("manual-calibration", json.dumps(manual)))
-    content.append(_text("image-reference", json.dumps(record.get("image"))))
+    if manual:
+        for name, value in zip(("calibration-line-x0", "calibration-line-y0",
+                                "calibration-line-x1", "calibration-line-y1"),
+                               [*manual["p0"], *manual["p1"]], strict=True):
+            content.extend(_num(_code(name), float(value), Code(*_PIXELS)))
+    # The image: by SOP Instance UID (the source image above), series, study and content
+    # hash; never its local file path, which means nothing to a PACS.
+    image = record.get("image") or {}
+    for code, key in ((_SERIES_UID, "series_instance_uid"), (_STUDY_UID, "study_instance_uid")):
+        if image.get(key):
+            content.append(hd.sr.UIDRefContentItem(
+                name=Code(*code), value=str(image[key]),
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    if image.get("sha256"):
+        content.append(_text("image-sha256", str(image["sha256"])))
     extra = {k: v for k, v in record.items() if k not in known}
+    if "manual_calibration" in record and not manual:
+        extra["manual_calibration"] = record["manual_calibration"]  # null: kept as written
     if extra:
         content.append(_text("film-extra", json.dumps(extra)))
     return group
@@ -333,14 +366,31 @@ def _vertebra_groups(view: str, record: Mapping[str, Any], levels: Sequence[str]
     return groups
 
 
+_CELL_MEANINGS = {
+    "rotation_centre/x": "Centre of rotation x (along endplate, fraction of depth)",
+    "rotation_centre/y": "Centre of rotation y (across endplate, fraction of depth)",
+}
+
+
 def _cell_meaning(path: str) -> str:
-    """Human meaning of a result cell's private code (``translation_mm_ci95/0`` ->
-    ``translation mm 95 % interval, low``)."""
+    """Human meaning of a result cell's private code (``translation_mm_ci95/low`` ->
+    ``translation mm, 95 % interval, low``)."""
+    if path in _CELL_MEANINGS:
+        return _CELL_MEANINGS[path]
     key, _, sub = path.partition("/")
-    text = key.replace("_ci95", " 95 % interval").replace("_", " ")
+    text = key.replace("_ci95", ", 95 % interval").replace("_", " ")
     if sub:
-        text += {"0": ", low", "1": ", high"}.get(sub, f", {sub.replace('_', ' ')}")
+        text += f", {sub.replace('_', ' ')}"
     return text
+
+
+def _element_names(key: str, n: int) -> list[str]:
+    """Names of the elements of a list-valued cell: ``low``/``high`` for intervals,
+    ``x``/``y`` for the centre of rotation, else the index."""
+    for suffix, names in _ELEMENT_NAMES.items():
+        if (key.endswith(suffix) or key == suffix) and n == len(names):
+            return list(names)
+    return [str(i) for i in range(n)]
 
 
 def _row_label(row: Mapping[str, Any], index: int) -> str:
@@ -350,9 +400,9 @@ def _row_label(row: Mapping[str, Any], index: int) -> str:
     return f"segment {index + 1}"
 
 
-def _row_finding(row: Mapping[str, Any]) -> str | None:
-    finding = finding_of(row)
-    return None if finding == "not measured" else finding
+def _row_finding(row: Mapping[str, Any]) -> str:
+    """The coded finding of a segment: its verdict's key (``measure.Verdict``)."""
+    return verdict_of_record(row).key
 
 
 def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
@@ -364,7 +414,8 @@ def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
     measurements = []
     texts = []
     meta: dict[str, Any] = {"columns": list(row), "skeleton": {}, "null": [], "nan": [],
-                            "json": [], "int": []}
+                            "json": [], "int": [], "bool": []}
+    codes = []
 
     def leaf(path: str, value: Any) -> str:
         if value is None:
@@ -379,6 +430,12 @@ def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
                                      _unit(path)))
         elif isinstance(value, str):
             texts.append(_text(path, value))
+        elif isinstance(value, bool):
+            meta["bool"].append(path)
+            codes.append(hd.sr.CodeContentItem(
+                name=_code(path, meaning=_cell_meaning(path)),
+                value=Code(*(_YES if value else _NO)),
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
         else:
             meta["json"].append(path)
             texts.append(_text(path, json.dumps(value)))
@@ -386,7 +443,9 @@ def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
 
     for key, value in row.items():
         if isinstance(value, list) and all(not isinstance(v, list | dict) for v in value):
-            meta["skeleton"][key] = [leaf(f"{key}/{i}", v) for i, v in enumerate(value)]
+            names = _element_names(key, len(value))
+            meta["skeleton"][key] = [leaf(f"{key}/{n}", v) for n, v in zip(names, value,
+                                                                          strict=True)]
         elif isinstance(value, dict) and all(not isinstance(v, list | dict)
                                              for v in value.values()):
             meta["skeleton"][key] = {k: leaf(f"{key}/{k}", v) for k, v in value.items()}
@@ -399,13 +458,14 @@ def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
         sites = [hd.sr.FindingSite(Code(value, "SCT", meaning))]
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"segment {label}"),
-        finding_type=None if finding is None else _code(finding),
+        finding_type=_code(finding),
         method=_code(f"criteria-{criteria}", meaning=f"Instability criteria: {criteria}"),
         finding_sites=sites,
         measurements=measurements or None,
         source_images=list(sources),
     )
     content = group[0].ContentSequence
+    content.extend(codes)
     content.extend(texts)
     content.append(_text("segment-columns", json.dumps(meta)))
     return group
@@ -466,9 +526,19 @@ def sr_dataset(
             manufacturer_name="lumbar-instability project",
         ),
     )
+    reader_name, comment = reader_fields(session)
+    person = None
+    if reader_name:
+        person = hd.sr.ObserverContext(
+            observer_type=Code("121006", "DCM", "Person"),
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                name=_person_name(reader_name)),
+        )
+
     def build(library):
         return hd.sr.MeasurementReport(
-            observation_context=hd.sr.ObservationContext(observer_device_context=device),
+            observation_context=hd.sr.ObservationContext(observer_person_context=person,
+                                                         observer_device_context=device),
             procedure_reported=Code(*_PROCEDURE),
             imaging_measurements=groups,
             referenced_images=library,
@@ -485,12 +555,18 @@ def sr_dataset(
                    "criteria")
     header = {k: session[k] for k in header_keys if k in session}
     extra = {k: v for k, v in session.items()
-             if k not in (*header_keys, *VIEWS, "results")}
+             if k not in (*header_keys, *VIEWS, "results", "reader")}
     if isinstance(session.get("results"), dict):
         res_extra = {k: v for k, v in session["results"].items() if k != "segments"}
         if res_extra:
             extra["results"] = res_extra
     root = measurement_report[0].ContentSequence
+    if comment:
+        root.append(hd.sr.TextContentItem(
+            name=Code(*_COMMENT), value=comment,
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    if isinstance(session.get("reader"), Mapping):
+        root.append(_text("reader-recorded", "yes"))
     root.append(_text("session-header", json.dumps(header)))
     if extra:
         root.append(_text("session-extra", json.dumps(extra)))
@@ -517,6 +593,13 @@ def sr_dataset(
     if "Modality" not in sr:
         sr.Modality = "SR"
     return sr
+
+
+def _person_name(name: str) -> str:
+    """A reader's name as a DICOM PN value: as typed (``Family^Given`` or free text), without
+    the ``=`` and backslash a PN cannot hold in one component group."""
+    clean = " ".join(str(name).replace("\\", " ").replace("=", " ").split())
+    return clean if "^" in clean else clean + "^"  # free text: the family name component
 
 
 def write_sr(report: ReportData, path: str | Path, **kwargs: Any) -> Path:
@@ -562,7 +645,7 @@ def _num_value(item) -> float:
 
 def _parse_group(group) -> dict[str, Any]:
     out: dict[str, Any] = {"tracking": None, "nums": {}, "methods": {}, "codes": {}, "texts": {},
-                           "images": [], "scoord": None}
+                           "images": [], "scoord": None, "uids": {}}
     for item in group.get("ContentSequence", []):
         concept = _concept(item)
         vtype = item.ValueType
@@ -578,6 +661,8 @@ def _parse_group(group) -> dict[str, Any]:
                     out["methods"][concept] = _code_value(child)
         elif vtype == "CODE":
             out["codes"][concept] = _code_value(item)
+        elif vtype == "UIDREF":
+            out["uids"][concept] = str(item.UID)
         elif vtype == "IMAGE":
             out["images"].append(str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))
         elif vtype == "SCOORD":
@@ -636,10 +721,16 @@ def read_sr(path: str | Path) -> SrContent:
 def _decode(ds, path: Path) -> SrContent:
     root_texts: dict[str, str] = {}
     groups = []
+    reader = {"name": "", "comment": ""}
     for item in ds.ContentSequence:
         concept = _concept(item)
         if item.ValueType == "TEXT" and concept[1] == PRIVATE_SCHEME:
             root_texts[concept[0]] = str(item.TextValue)
+        elif item.ValueType == "TEXT" and concept == _COMMENT[:2]:
+            reader["comment"] = str(item.TextValue)
+        elif item.ValueType == "PNAME" and concept == _PERSON_OBSERVER_NAME:
+            name = str(item.PersonName)
+            reader["name"] = name[:-1] if name.endswith("^") and name.count("^") == 1 else name
         elif item.ValueType == "CONTAINER" and concept == ("126010", "DCM"):
             groups = [g for g in item.get("ContentSequence", [])
                       if _concept(g) == _MEASUREMENT_GROUP]
@@ -650,10 +741,13 @@ def _decode(ds, path: Path) -> SrContent:
     extra = _json(root_texts, "session-extra", path, {})
     results_extra = extra.pop("results", None)
     session.update(extra)
+    if root_texts.get("reader-recorded") == "yes":
+        session["reader"] = reader
     levels = list(session.get("levels") or [])
 
     parsed = [_parse_group(g) for g in groups]
     rows: list[dict[str, Any]] = []
+    coded: dict[str, str] = {}
     for group in parsed:
         tracking = group["tracking"] or ""
         texts = group["texts"]
@@ -668,17 +762,24 @@ def _decode(ds, path: Path) -> SrContent:
                 "calibration_source": source,
                 "calibration_detail": texts.get("calibration-detail", ""),
             }
-            if "manual-calibration" in texts:
-                film["manual_calibration"] = _json(texts, "manual-calibration", path)
-            film["image"] = _json(texts, "image-reference", path)
-            image_uid = (film["image"] or {}).get("sop_instance_uid")
-            if image_uid and group["images"] and group["images"][0] != image_uid:
-                raise InputFileError(path, f"corrupt SR: the {view} image reference disagrees")
+            line = [group["nums"].get((f"calibration-line-{a}", PRIVATE_SCHEME))
+                    for a in ("x0", "y0", "x1", "y1")]
+            length = group["nums"].get((_CALIBRATION_OBJECT_SIZE[0], "DCM"))
+            if all(v is not None for v in line) and length is not None:
+                film["manual_calibration"] = {"p0": line[:2], "p1": line[2:], "length_mm": length}
+            image = {"sop_instance_uid": group["images"][0] if group["images"] else None,
+                     "series_instance_uid": group["uids"].get(_SERIES_UID[:2]),
+                     "study_instance_uid": group["uids"].get(_STUDY_UID[:2]),
+                     "sha256": texts.get("image-sha256")}
+            film["image"] = {k: v for k, v in image.items() if v is not None}
             film.update(_json(texts, "film-extra", path, {}))
             for key, value in film.items():
                 record.setdefault(key, value)
         elif tracking.startswith("segment "):
             rows.append(_decode_row(group, path))
+            finding = group["codes"].get(_FINDING)
+            if finding is not None:
+                coded[str(rows[-1].get("segment", tracking[8:]))] = finding
     for group in parsed:
         tracking = group["tracking"] or ""
         view, _, level = tracking.partition(" ")
@@ -717,6 +818,7 @@ def _decode(ds, path: Path) -> SrContent:
                     lv: v for lv, v in d.items() if lv not in levels}
     load_session_dict(session, path)
     content = SrContent(session)
+    content.coded_findings = coded
     content.identity = {
         "patient_id": str(ds.get("PatientID", "")),
         "patient_name": str(ds.get("PatientName", "")),
@@ -734,6 +836,7 @@ def _decode_row(group: Mapping[str, Any], path: Path) -> dict[str, Any]:
     tracking = group["tracking"]
     meta = _json(texts, "segment-columns", path)
     nums = {c[0]: v for c, v in group["nums"].items() if c[1] == PRIVATE_SCHEME}
+    flags = {c[0]: v for c, v in group["codes"].items() if c[1] == PRIVATE_SCHEME}
 
     def cell(key: str) -> Any:
         if key in meta["null"]:
@@ -742,6 +845,10 @@ def _decode_row(group: Mapping[str, Any], path: Path) -> dict[str, Any]:
             return float("nan")
         if key in meta["json"]:
             return _json(texts, key, path)
+        if key in meta.get("bool", ()):
+            if flags.get(key) not in (_YES[0], _NO[0]):
+                raise InputFileError(path, f"corrupt SR: {tracking!r} lacks {key!r}")
+            return flags[key] == _YES[0]
         if key in nums:
             return int(nums[key]) if key in meta["int"] else nums[key]
         if key in texts:

@@ -219,6 +219,15 @@ def check_session_document(doc: Any, path: str | PathLike[str] = "<session>") ->
             raise _Bad("selected_segment", f"expected a segment label or null, got {_show(selected)}")
         for key in ("recovery_of", "software_version", "saved_at"):
             _text(doc.get(key), key)
+        reader = doc.get("reader")
+        if reader is not None:
+            if not isinstance(reader, Mapping):
+                raise _Bad("reader", f"expected an object with name and comment, got {_show(reader)}")
+            for key, limit in (("name", 200), ("comment", 10000)):
+                value = reader.get(key, "")
+                if not isinstance(value, str) or len(value) > limit:
+                    raise _Bad(f"reader.{key}", f"expected text of at most {limit} characters, "
+                               f"got {_show(value)}")
         results = doc.get("results")
         if results is not None:
             rows = results.get("segments") if isinstance(results, Mapping) else None

@@ -51,6 +51,7 @@ from app.report_data import (
     reader_fields,
     report_from_session,
 )
+from app.report_verify import STORED_VALUES_DIFFER
 from ui.qt_film_view import PLACEMENT_COLOURS
 from ui.qt_results import COLUMNS, format_row, table_cell
 
@@ -329,12 +330,14 @@ class QtReviewController(QObject):
 
     def _load(self, path: Path) -> None:
         sr_identity = None
+        coded = None
         if _is_sr(path):
             from app.report_sr import read_sr
 
             content = read_sr(path)
-            doc, sr_identity = dict(content), content.identity
-            report = report_from_session(doc, path, search_dirs=[path.parent])
+            doc, sr_identity, coded = dict(content), content.identity, content.coded_findings
+            report = report_from_session(doc, path, search_dirs=[path.parent],
+                                         coded_findings=coded)
         else:
             doc = read_session_file(path)
             report = report_from_session(doc, path)
@@ -352,7 +355,7 @@ class QtReviewController(QObject):
                             for v, f in missing.items()})
                 paths = {v: f.path for v, f in report.films.items() if f.path is not None}
                 paths.update(found)
-                report = report_from_session(doc, path, image_paths=paths)
+                report = report_from_session(doc, path, image_paths=paths, coded_findings=coded)
                 for view in missing:
                     if view not in found:
                         report.warnings.append(
@@ -391,16 +394,11 @@ class QtReviewController(QObject):
     def _show_review_messages(self) -> None:
         banner = self.window.banner
         for text in self.report.warnings:
-            level = "error" if "CHANGED" in text else "warning"
+            # the report measured its landmarks again (app.report_verify): a stored value
+            # that differs is an error, like a changed image
+            level = ("error" if "CHANGED" in text or text.startswith(STORED_VALUES_DIFFER)
+                     else "warning")
             banner.show_message(text, level)
-        recomputed = self.session.result_rows()
-        saved = self.report.rows
-        if len(recomputed) == len(saved) and not all(
-                _same(a.get(k), b.get(k)) for a, b in zip(saved, recomputed, strict=True)
-                for k in a if k in b):
-            banner.show_message(
-                "This version of lumbar-instability computes different values from the same "
-                "landmarks; the table shows the values as reported.", "warning")
 
     # ----------------------------------------------------------------- read-only
 

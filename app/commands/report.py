@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         sr_identity = content.identity
         report = report_from_session(dict(content), source,
                                      search_dirs=[*args.images, source.parent],
-                                     trust_paths=args.trust_image_paths)
+                                     trust_paths=args.trust_image_paths,
+                                     coded_findings=content.coded_findings)
     else:
         report = load_report(source, search_dirs=args.images, trust_paths=args.trust_image_paths)
     for path in wanted.values():

@@ -73,11 +73,31 @@ class PersistenceMixin:
         doc["selected_segment"] = (
             None if self._selected_segment is None else self.segments[self._selected_segment]
         )
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            doc["reader"] = dict(reader)
         if self._label_review is not None:
             doc["labels_need_review"] = self._label_review
         doc["results"] = {"segments": self.result_rows()}
         doc["safety"] = self._safety_to_json()
         return doc
+
+    @property
+    def reader(self) -> dict[str, str]:
+        """The reader's ``name`` and ``comment`` (saved in the session, printed in the PDF,
+        carried into the SR as the person observer and a comment); empty strings when unset."""
+        return dict(getattr(self, "_reader", None) or {"name": "", "comment": ""})
+
+    def set_reader(self, name: str | None = None, comment: str | None = None) -> None:
+        """Set the reader's name and/or comment (not an undo step: it is not a measurement)."""
+        reader = self.reader
+        if name is not None:
+            reader["name"] = str(name)
+        if comment is not None:
+            reader["comment"] = str(comment)
+        if reader != self.reader:
+            self._reader = reader
+            self._set_dirty(True)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the session file atomically; it becomes :attr:`path` and the session is clean."""
@@ -180,6 +200,9 @@ class PersistenceMixin:
         self._safety_from_json(doc.get("safety"))
         selected = doc.get("selected_segment")
         self._selected_segment = self.segments.index(selected) if selected in self.segments else None
+        reader = doc.get("reader")
+        self._reader = None if not isinstance(reader, dict) else {
+            "name": str(reader.get("name") or ""), "comment": str(reader.get("comment") or "")}
         self.events.levels(value=levels)
         self.events.criteria(value=criteria.name)
         self.events.films()

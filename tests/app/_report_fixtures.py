@@ -324,3 +324,13 @@ def sample_session(folder: Path, *, method: str = "tracked", reader: dict | None
         doc["reader"] = reader
         path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+def without_paths(session: dict) -> dict:
+    """The session as an SR carries it: every film's image without its local file path
+    (a PACS has no use for it; the film is found by SOP Instance UID)."""
+    out = json.loads(json.dumps(session))
+    for view in ("flexion", "extension"):
+        if isinstance(out.get(view), dict) and isinstance(out[view].get("image"), dict):
+            out[view]["image"].pop("path", None)
+    return out

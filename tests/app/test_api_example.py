@@ -47,4 +47,5 @@ def test_readme_example_runs_and_prints_the_cohort(tmp_path: Path):
     assert re.search(rf"L4-L5\s+{len(cohort.studies)}\s+{unstable_l45}\s+50.0\s", out)
     assert "shape: (5, 3)" in out and "unstable_share" in out
     # one study: its five segments with intervals and findings
-    assert "translation_pct_ci95_low" in out and "finding" in out and "unstable\n" in out
+    # (which study is first depends on its random UID: its finding is not known here)
+    assert "translation_pct_ci95_low" in out and "finding" in out and "stable\n" in out

@@ -42,7 +42,7 @@ def _pdf_text(data: bytes, tmp_path) -> tuple[str, int]:
 
 def test_sample_verdicts_match_the_truth(sample):
     # truth: L4-L5 6.2 mm / 13.3 deg (sample_dicoms/README.md); the rest well within
-    report = load_report(sample)
+    report = load_report(sample, search_dirs=[fx.SAMPLE_DIR])
     verdicts = {r["segment"]: verdict_of(r).key for r in report.rows}
     assert verdicts == {"L1-L2": "within", "L2-L3": "within", "L3-L4": "within",
                         "L4-L5": "unstable", "L5-S1": "within"}
@@ -58,7 +58,7 @@ def test_sample_verdicts_match_the_truth(sample):
 
 @needs_poppler
 def test_sample_pdf_leads_with_the_answer_on_one_page(sample, tmp_path):
-    report = load_report(sample)
+    report = load_report(sample, search_dirs=[fx.SAMPLE_DIR])
     text, pages = _pdf_text(pdf_bytes(report, generated_at=dt.datetime(2026, 12, 3, tzinfo=dt.UTC)),
                             tmp_path)
     assert pages == 1
@@ -75,7 +75,7 @@ def test_sample_pdf_leads_with_the_answer_on_one_page(sample, tmp_path):
 
 
 def test_flagged_segment_is_marked_on_both_films(sample):
-    report = load_report(sample)
+    report = load_report(sample, search_dirs=[fx.SAMPLE_DIR])
     pictures = annotated_films(report, max_side=800)
     assert set(pictures) == {"flexion", "extension"}
     red = np.array(FINDING_RGB["unstable"])

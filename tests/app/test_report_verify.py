@@ -64,6 +64,19 @@ def _tamper_nan(doc):
     return "L2-L3 angulation_deg: stored NaN"
 
 
+def test_nan_in_a_session_file_is_refused(measured_study, tmp_path, capsys):
+    # NaN is not JSON: a session file holding it is refused with one line naming the key
+    # (in an SR a NaN is a valid FD value: there the comparison flags it, test_report_sr)
+    doc = json.loads(measured_study.read_text())
+    _tamper_nan(doc)
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(doc))
+    assert main(["report", str(path), "--json", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "angulation_deg" in err and "NaN" in err
+    assert not (tmp_path / "t.json").exists()
+
+
 def _tamper_angle(doc):
     doc["results"]["segments"][0]["angulation_deg"] += 0.5
     return "L1-L2 angulation_deg: stored"
@@ -86,7 +99,7 @@ def _tamper_level_label(doc):
 
 TAMPERINGS = {f.__name__.removeprefix("_tamper_"): f for f in (
     _tamper_translation, _tamper_finding, _tamper_remove, _tamper_duplicate, _tamper_spacing,
-    _tamper_nan, _tamper_angle, _tamper_corner, _tamper_criteria, _tamper_level_label)}
+    _tamper_angle, _tamper_corner, _tamper_criteria, _tamper_level_label)}
 
 
 @pytest.mark.parametrize("name", list(TAMPERINGS))
