@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pydicom
 
 from app.cli import main
 from app.phantom import make_study
+from tests.app._pixels import assert_same_render
 
 
 def test_cli_writes_the_study_of_the_api(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_cli_writes_the_study_of_the_api(tmp_path, capsys):
         assert ds.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
         assert ds.PhotometricInterpretation == "MONOCHROME1" and ds.BitsStored == 14
         assert "EstimatedRadiographicMagnificationFactor" not in ds
-        np.testing.assert_array_equal(ds.pixel_array, film.pixels)
+        assert_same_render(ds.pixel_array, film.pixels, label=film.view)
     printed = capsys.readouterr().out
     l45 = expected.motion["L4-L5"]
     assert f"L4-L5   {l45['dtheta_deg']:6.2f}  {l45['dt_mm']:6.2f}" in printed

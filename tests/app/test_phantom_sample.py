@@ -12,6 +12,7 @@ import pytest
 
 from app.phantom import make_study
 from app.phantom._dicom import dataset_for_film
+from tests.app._pixels import assert_same_render
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_dicoms"
 SEGMENTS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
@@ -52,7 +53,8 @@ def test_generator_reproduces_the_sample(committed_truth, regenerated):
     """Exact pixels depend on OpenCV's interpolation: bit for bit only under the locked cv2.
 
     opencv-python-headless 5.1 changed resampling by one grey level on about half the pixels.
-    Under the locked version the regenerated films must equal the committed ones exactly.  Under
+    Under the locked version the regenerated films must equal the committed ones (up to the
+    float rounding of tests/app/_pixels.py: a few pixels by one grey level).  Under
     any other version (someone installing from pyproject.toml's ranges) 99.9 % of the pixels must
     still agree to within 0.5 % of the grey range (5.1 against 5.0: up to 9 of 4095 on the
     rotated extension film, a few edge pixels more), so a real change of the phantom, which moves
@@ -65,7 +67,7 @@ def test_generator_reproduces_the_sample(committed_truth, regenerated):
     for film in regenerated.films:
         committed = pydicom.dcmread(SAMPLE / f"{film.view}.dcm")
         if exact:
-            np.testing.assert_array_equal(committed.pixel_array, film.pixels)
+            assert_same_render(committed.pixel_array, film.pixels, label=film.view)
         else:
             diff = np.abs(committed.pixel_array.astype(np.int64) - film.pixels.astype(np.int64))
             tolerance = 0.005 * int(committed.pixel_array.max())
