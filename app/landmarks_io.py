@@ -282,6 +282,21 @@ def _check_level(label: Any, key: str) -> str:
     return label
 
 
+def check_stated_levels(stated: list[str]) -> None:
+    """Check a file's ``levels`` list: valid labels, each once and in one spelling, top to bottom.
+
+    Raises ``_Bad`` naming the key ``levels`` (the callers add the file).
+    """
+    for i, level in enumerate(stated):
+        _check_level(level, f"levels[{i}]")
+    if len(set(stated)) != len(stated):
+        raise _Bad("levels", "labels must be unique")
+    _same_level_twice(stated, "levels")
+    ordered = sorted(stated, key=level_sort_key)
+    if ordered != stated:
+        raise _Bad("levels", f"expected top-to-bottom order {ordered}")
+
+
 def _same_level_twice(labels: list[str], key: str) -> None:
     """Refuse two spellings of one level (``L4`` and ``l4``, ``L4`` and ``L04``)."""
     seen: dict[tuple[int, int], str] = {}
@@ -445,14 +460,7 @@ def parse_landmarks(doc: Any, path: str | PathLike[str] = "<landmarks>") -> Stud
         if stated is not None:
             if not isinstance(stated, list) or not all(isinstance(s, str) for s in stated):
                 raise _Bad("levels", "expected a list of level labels")
-            for i, level in enumerate(stated):
-                _check_level(level, f"levels[{i}]")
-            if len(set(stated)) != len(stated):
-                raise _Bad("levels", "labels must be unique")
-            _same_level_twice(stated, "levels")
-            ordered = sorted(stated, key=level_sort_key)
-            if ordered != stated:
-                raise _Bad("levels", f"expected top-to-bottom order {ordered}")
+            check_stated_levels(stated)
             for level in labels:
                 if level not in stated:
                     raise _Bad("levels", f"has no {level} although the landmarks do")

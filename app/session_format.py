@@ -34,6 +34,7 @@ from app.landmarks_io import (
     _show,
     _with_skipped_levels,
     check_format,
+    check_stated_levels,
 )
 from measure import DEFAULT_LEVELS, level_sort_key
 
@@ -67,14 +68,7 @@ def _levels(doc: Mapping[str, Any]) -> tuple[str, ...]:
         return _with_skipped_levels(every)
     if not isinstance(stated, list) or len(stated) < 2:
         raise _Bad("levels", f"expected a list of at least two level labels, got {_show(stated)}")
-    for i, level in enumerate(stated):
-        _check_level(level, f"levels[{i}]")
-    if len(set(stated)) != len(stated):
-        raise _Bad("levels", "labels must be unique")
-    _same_level_twice(stated, "levels")
-    ordered = sorted(stated, key=level_sort_key)
-    if ordered != stated:
-        raise _Bad("levels", f"expected top-to-bottom order {ordered}")
+    check_stated_levels(stated)
     return tuple(stated)
 
 
