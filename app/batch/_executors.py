@@ -214,6 +214,10 @@ def _start_forkserver(env: dict[str, str]) -> None:
                 os.environ[name] = value
 
 
+_DASK_LOGGERS = ("distributed", "tornado")
+"""Loggers silenced when a Dask run is aborted (children set their own levels, hence all)."""
+
+
 class DaskExecutor(Executor):
     """Tasks on a Dask distributed cluster.
 
@@ -346,6 +350,14 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
     def abort(self) -> None:
+        # A deliberate teardown: the scheduler (in this process for a LocalCluster) and the
+        # client log every connection the killed workers drop, with a traceback, on the
+        # user's terminal. Nothing of it is news after "interrupted".
+        import logging
+
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in _DASK_LOGGERS]
+        for name in {*_DASK_LOGGERS, *names}:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
         try:
             self._client.cancel(list(self._client.futures.values()), force=True)
         except Exception:  # already disconnected
