@@ -35,7 +35,7 @@ from app.report_data import (
     reader_fields,
     verdict_of,
 )
-from app.report_tables import encode_png, films_panel
+from app.report_tables import encode_png, films_panel, report_annotations
 from measure import Verdict
 
 __all__ = ["ANONYMISED_PATIENT", "PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
@@ -371,6 +371,13 @@ def pdf_bytes(
             f"cyan. Segments outlined: {marks}.", small))
     else:
         story.append(Paragraph("The films are not shown: their images were not found.", warn))
+    measured = [(view, label, value) for view, items in report_annotations(report).items()
+                for label, _, value in items]
+    if measured:
+        story.append(Paragraph(
+            "<b>Reader's rulers and angles</b> (drawn in white; not used for the findings): "
+            + "; ".join(f"<b>{_esc(label)}</b> {view} {_esc(value.text)}" for view, label, value in measured)
+            + ".", small))
 
     # --- results table, per-film values folded in
     story.append(Paragraph("Segmental motion between flexion and extension", h2))
