@@ -46,6 +46,9 @@ def test_pdf_lists_each_ruler_and_angle_with_its_value(session_path, tmp_path):
     assert f"R1 flexion {length:.1f} mm (magnification-corrected)" in text
     assert "A1 extension 90.0°" in text
     assert "not used for the findings" in text
+    # their line does not push the signature block onto a second page
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "Pages:           1" in info
 
 
 def test_annotations_are_drawn_on_the_films(session_path):
