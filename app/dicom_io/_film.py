@@ -70,6 +70,8 @@ class FilmIdentity:
         (0008,0060), (0008,103E), (0008,0070).
     instance_number : int or None
         InstanceNumber (0020,0013).
+    series_number : int or None
+        SeriesNumber (0020,0011).
     """
 
     patient_id: str | None = None
@@ -85,6 +87,7 @@ class FilmIdentity:
     series_description: str | None = None
     manufacturer: str | None = None
     instance_number: int | None = None
+    series_number: int | None = None
 
     def __repr__(self) -> str:
         shown = (
@@ -99,6 +102,7 @@ class FilmIdentity:
             "series_description",
             "manufacturer",
             "instance_number",
+            "series_number",
         )
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
         return f"FilmIdentity({inner}, patient_name=<hidden>, patient_birth_date=<hidden>)"

@@ -718,12 +718,16 @@ def _date_and_time(ds: Dataset, date_keyword: str, time_keyword: str) -> datetim
     return _parse_datetime(day.strftime("%Y%m%d") + clock.replace(":", ""))
 
 
-def _identity(ds: Dataset) -> FilmIdentity:
-    instance = _text(ds, "InstanceNumber")
+def _integer(ds: Dataset, keyword: str) -> int | None:
+    text = _text(ds, keyword)
     try:
-        instance_number = int(float(instance)) if instance else None
-    except ValueError:
-        instance_number = None
+        return int(float(text)) if text else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _identity(ds: Dataset) -> FilmIdentity:
+    instance_number = _integer(ds, "InstanceNumber")
     acquisition = (
         _parse_datetime(_text(ds, "AcquisitionDateTime"))
         or _date_and_time(ds, "AcquisitionDate", "AcquisitionTime")
@@ -743,6 +747,7 @@ def _identity(ds: Dataset) -> FilmIdentity:
         series_description=_text(ds, "SeriesDescription"),
         manufacturer=_text(ds, "Manufacturer"),
         instance_number=instance_number,
+        series_number=_integer(ds, "SeriesNumber"),
     )
 
 
