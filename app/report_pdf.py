@@ -35,10 +35,10 @@ from app.report_data import (
     reader_fields,
     verdict_of,
 )
-from app.report_tables import encode_png, films_panel
+from app.report_tables import encode_png, films_panel, report_annotations
 from measure import Verdict
 
-__all__ = ["PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
+__all__ = ["ANONYMISED_PATIENT", "PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -63,15 +63,26 @@ def _mm_state(report: ReportData) -> str:
     return "ok"
 
 
+ANONYMISED_PATIENT = "anonymised (name, ID, birth date and accession number left out)"
+"""What an anonymised report prints in place of the patient."""
+
+
 def _identity(report: ReportData, loaded: Mapping[str, Any],
-              sr_identity: Mapping[str, str] | None) -> list[tuple[str, str]]:
+              sr_identity: Mapping[str, str] | None, anonymise: bool = False) -> list[tuple[str, str]]:
     ident = None
     for view in VIEWS:
         if view in loaded:
             ident = loaded[view].identity
             break
     rows: list[tuple[str, str]] = []
-    if ident is not None:
+    if anonymise:
+        study = getattr(ident, "study_date", None) if ident is not None else None
+        day = study.isoformat() if study else (sr_identity or {}).get("study_date") or "-"
+        uid = (getattr(ident, "study_instance_uid", None) if ident is not None
+               else (sr_identity or {}).get("study_instance_uid"))
+        rows += [("Patient", ANONYMISED_PATIENT), ("Study", f"date {day}"),
+                 ("Study UID", uid or "-")]
+    elif ident is not None:
         birth = ident.patient_birth_date.isoformat() if ident.patient_birth_date else "-"
         study = ident.study_date.isoformat() if ident.study_date else "-"
         rows += [
@@ -207,6 +218,7 @@ def pdf_bytes(
     films: Mapping[str, Any] | None = None,
     sr_identity: Mapping[str, str] | None = None,
     generated_at: _dt.datetime | None = None,
+    anonymise: bool = False,
 ) -> bytes:
     """The PDF report of a session, as bytes (one A4 page when it fits).
 
@@ -220,6 +232,9 @@ def pdf_bytes(
         the films are not available.
     generated_at : datetime, optional
         Report date (default: now, UTC).
+    anonymise : bool
+        Leave out the patient's name, ID and birth date and the accession
+        number (the study date and UIDs stay: they find the films again).
     """
     from reportlab.lib import colors
     from reportlab.lib.enums import TA_LEFT
@@ -314,7 +329,7 @@ def pdf_bytes(
             story.append(Paragraph(_esc(text), warn))
 
     # --- identification: patient | study, then the two films
-    pairs = dict(_identity(report, loaded, sr_identity))
+    pairs = dict(_identity(report, loaded, sr_identity, anonymise))
     film_cells = [Paragraph(f"<b>{_esc(k)}</b> {_esc(v)}", small) for k, v in pairs.items()
                   if k.endswith(" film")]
     first = [Paragraph(f"<b>{k}</b> {_esc(pairs[k])}", small) for k in ("Patient", "Study")
@@ -336,11 +351,18 @@ def pdf_bytes(
 
     # --- both films, flagged segments marked
     images = {v: f.display_image() for v, f in loaded.items() if hasattr(f, "display_image")}
+    # the reader's rulers and angles: drawn on the films, listed under them with their values
+    measured = [(view, label, value) for view, items in report_annotations(report).items()
+                for label, _, value in items]
+    listed = ("" if not measured else
+              " <b>Reader's rulers and angles</b> (white; not used for the findings): "
+              + "; ".join(f"<b>{_esc(label)}</b> {view} {_esc(value.text)}" for view, label, value in measured)
+              + ".")
     if images:
         panel = films_panel(report, max_side=1000, images=images)
         h, w = panel.shape[:2]
         width, height = page_width, page_width * h / w
-        max_height = 80 * mm
+        max_height = (80 - 4 * bool(measured)) * mm  # their line must not push the signature over
         if height > max_height:
             width, height = width * max_height / height, max_height
         story.append(Spacer(1, 1.5 * mm))
@@ -353,9 +375,11 @@ def pdf_bytes(
             for v in ("unstable", "borderline-above", "borderline-below"))
         story.append(Paragraph(
             f"Corners by how they were placed: {legend}. Endplate lines in the viewer's "
-            f"cyan. Segments outlined: {marks}.", small))
+            f"cyan. Segments outlined: {marks}." + listed, small))
     else:
         story.append(Paragraph("The films are not shown: their images were not found.", warn))
+        if listed:
+            story.append(Paragraph(listed, small))
 
     # --- results table, per-film values folded in
     story.append(Paragraph("Segmental motion between flexion and extension", h2))
