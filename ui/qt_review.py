@@ -478,30 +478,42 @@ class QtReviewController(QObject):
     def export_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
         """Write one report per path (format by suffix) off the UI thread; True when started.
 
-        The report is taken from the session now (what is on screen); writing
-        the files runs in the background with progress and Esc to cancel
-        (files not yet written are then skipped; each file is written
-        atomically, so none is left half-written).
+        The report is taken from the session now (what is on screen); building
+        it (hashing the image files, measuring again) and writing the files run
+        in the worker process with progress and Esc to cancel (files not yet
+        written are then skipped; each file is written atomically, so none is
+        left half-written).
         """
+        from app.report_export import write_reports, write_session_reports
         from app.safety import require_acknowledged
 
+        targets = [Path(p) for p in paths]
+        identity = self._sr_identity
         try:
-            report, films = self.current_report()
-            require_acknowledged(report.safety, report.safety_acknowledged)
+            if self.active and self.report is not None:  # review mode: the saved rows as reported
+                report, films = self.current_report()
+                require_acknowledged(report.safety, report.safety_acknowledged)
+                call = (write_reports, targets, report, films)
+            else:
+                if not self.session.roles:
+                    raise UserError("no films are open: nothing to report")
+                # checked here too, so the refusal is immediate (the worker checks again)
+                require_acknowledged(self.session.safety_warnings, self.session.acknowledged_safety)
+                films = {role: self.session.film(role).film for role in self.session.roles
+                         if self.session.film(role).film is not None}
+                image_paths = {role: self.session.film(role).image.path for role in self.session.roles
+                               if self.session.film(role).image.path}
+                call = (write_session_reports, targets, self.session.to_json(), self.session.path, films)
         except UserError as exc:
             self.window.show_error(str(exc))
             return False
-        targets = [Path(p) for p in paths]
-
-        identity = self._sr_identity
+        extra = {} if call[0] is write_reports else {"image_paths": image_paths}
 
         def work(checkpoint):
             # in the worker process: PDF and PNG drawing hold the GIL for long stretches
             from app.background import shared_worker
-            from app.report_export import write_reports
 
-            return shared_worker().call(write_reports, targets, report, films, sr_identity=identity,
-                                        checkpoint=checkpoint)
+            return shared_worker().call(*call, sr_identity=identity, checkpoint=checkpoint, **extra)
 
         def done(written) -> None:
             self.last_written = list(written)

@@ -3,6 +3,7 @@ landmarks after every edit, as rows for the table, the reports and the file."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -110,8 +111,18 @@ class ResultsMixin:
         return out
 
     def result_rows(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per segment (the ``results.segments`` of the session file)."""
-        return _result_rows(self)
+        """One JSON-ready dict per segment (the ``results.segments`` of the session file).
+
+        Computed once per state of the results (the rows of a motion take ~15 ms,
+        and one edit asks for them from the table, the hints and the banners);
+        each call returns a copy the caller may change.
+        """
+        motion, key = self.results, _rows_key(self)
+        cached = getattr(self, "_rows_cache", None)
+        if cached is None or cached[0] is not motion or cached[1] != key:
+            cached = (motion, key, _result_rows(self))
+            self._rows_cache = cached
+        return copy.deepcopy(cached[2])
 
 
 # --------------------------------------------------------------------------- motion adapter
@@ -177,6 +188,19 @@ def _compute_motion(session: Session) -> Any:
 
 
 _ONE_FILM_KEYS = ("angle_deg", "translation_mm", "translation_pct")
+
+
+def _rows_key(session: Session) -> tuple:
+    """Besides the motion object (new at every recompute), everything :func:`_result_rows`
+    reads: the roles, each film's calibration, the spacing reasons and the label review."""
+    roles = session.roles
+    return (
+        roles,
+        tuple(session.film(r).calibration for r in roles),
+        tuple(sorted((session._spacing_reasons or {}).items())),
+        session.label_review,
+        tuple(session.segments),
+    )
 
 
 def _result_rows(session: Session) -> list[dict[str, Any]]:

@@ -1,0 +1,231 @@
+"""Measure how long the UI thread stops processing events, and say what ran then.
+
+A :class:`StallProbe` runs a precise 5 ms ``QTimer`` on the UI thread and
+records when each tick arrives: a gap between two ticks is a time the event
+loop could not run (the window could not repaint, pan or take a key).  A
+sampling thread records, every millisecond, the Python stack of the UI thread
+and how late the sampler itself woke up (it needs the GIL: a late sample means
+another thread held the GIL, or the CPU was busy).  :meth:`StallProbe.stop`
+returns a :class:`StallReport`: the longest gap, the 99th percentile of the
+gaps and, for the worst gap, the project functions the UI thread was in.
+
+Used by ``benchmarks/bench_viewer.py`` and the stall test
+(``tests/ui/test_background.py``); in the viewer,
+``LUMBAR_INSTABILITY_STALL_LOG=100`` logs every stall longer than 100 ms with
+what ran (:func:`install_stall_log`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer
+
+__all__ = ["StallProbe", "StallReport", "install_stall_log"]
+
+_ROOT = Path(__file__).resolve().parents[1]
+_PROJECT = tuple(str(_ROOT / p) for p in ("ui", "app", "measure", "benchmarks", "tests"))
+_SELF = str(Path(__file__).resolve())
+_log = logging.getLogger(__name__)
+
+
+def _where(code_file: str, name: str, line: int) -> str:
+    try:
+        short = str(Path(code_file).resolve().relative_to(_ROOT))
+    except ValueError:
+        short = Path(code_file).name
+    return f"{short}:{line} {name}"
+
+
+@dataclass
+class _Sample:
+    t: float
+    late_s: float  # how much later than asked the sampler ran (GIL or CPU elsewhere)
+    frames: tuple[tuple[str, str, int], ...]  # UI thread, innermost first: (file, function, line)
+
+
+def _summarise_stack(frames: Sequence[tuple[str, str, int]], loop_depth: int | None) -> str:
+    """The innermost project frame and up to two project callers, or what the UI thread was in."""
+    if not frames:
+        return "(no Python frame)"
+    if loop_depth is not None and len(frames) <= loop_depth:
+        # only the event loop's caller on the stack: Qt's C++ work (layout, painting,
+        # timers, image scaling) or waiting for the GIL
+        return "Qt event loop (C++ work: layout/painting, or waiting for the GIL)"
+    top_file, top_name, top_line = frames[0]
+    inner = [f for f in frames if f[0].startswith(_PROJECT) and f[0] != _SELF]
+    if not inner:
+        return _where(*frames[0])
+    chain = [_where(*f) for f in inner[:3]]
+    where = chain[0]
+    if inner[0] != frames[0]:
+        where = f"{where} → {Path(top_file).name}:{top_line} {top_name}"
+    return " ← ".join([where, *chain[1:]])
+
+
+@dataclass
+class StallReport:
+    """Gaps of the event loop during one measured run.
+
+    Attributes
+    ----------
+    gaps_s : ndarray of shape (n,)
+        Time between consecutive ticks (the first from the start, the last to the stop), seconds.
+    duration_s : float
+        Whole measured time, seconds.
+    worst_at_s : float
+        Start of the longest gap, seconds after the start.
+    worst_what : list of (str, int)
+        For the longest gap: where the UI thread was, with the number of 1 ms samples there.
+    worst_samples : int
+        Samples taken during the longest gap.
+    worst_sampler_late_s : float
+        Longest delay of the sampler within the longest gap (GIL held elsewhere or CPU busy).
+    """
+
+    gaps_s: np.ndarray
+    duration_s: float
+    worst_at_s: float = 0.0
+    worst_what: list[tuple[str, int]] = field(default_factory=list)
+    worst_samples: int = 0
+    worst_sampler_late_s: float = 0.0
+
+    @property
+    def longest_s(self) -> float:
+        return float(self.gaps_s.max()) if self.gaps_s.size else self.duration_s
+
+    @property
+    def p99_s(self) -> float:
+        return float(np.percentile(self.gaps_s, 99)) if self.gaps_s.size else self.duration_s
+
+    @property
+    def ticks(self) -> int:
+        return max(int(self.gaps_s.size) - 1, 0)
+
+    def describe_worst(self, top: int = 3) -> str:
+        """One line: what ran during the longest gap."""
+        if not self.worst_samples:
+            return "no sample during the longest gap (the sampler could not run: GIL held or CPU busy)"
+        parts = [f"{what} ({n}/{self.worst_samples})" for what, n in self.worst_what[:top]]
+        late = f"; sampler delayed up to {self.worst_sampler_late_s * 1000:.0f} ms" if self.worst_sampler_late_s > 0.003 else ""
+        return "; ".join(parts) + late
+
+
+class StallProbe(QObject):
+    """Ticks a 5 ms timer on the UI thread and samples the UI thread's stack (see the module docstring).
+
+    Parameters
+    ----------
+    interval_ms : int
+        Timer interval.
+    sample_ms : float
+        Sampling period of the stack sampler; 0 disables the sampler (gaps only).
+    """
+
+    def __init__(self, interval_ms: int = 5, sample_ms: float = 1.0, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.stamps: list[float] = []
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._sample_s = sample_ms / 1000.0
+        self._samples: list[_Sample] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ui_ident = threading.get_ident()
+        self._loop_depth: int | None = None
+        self.t0 = 0.0
+
+    def _tick(self) -> None:
+        self.stamps.append(time.perf_counter())
+        # the depth of the event loop's own Python frames (its caller): a sample no deeper
+        # than this is the event loop itself (Qt's C++ work, or waiting for the GIL)
+        depth, frame = 0, sys._getframe(1)
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        self._loop_depth = depth if self._loop_depth is None else min(depth, self._loop_depth)
+
+    def _sample_loop(self) -> None:
+        period = self._sample_s
+        ident = self._ui_ident
+        due = time.perf_counter() + period
+        while not self._stop.is_set():
+            time.sleep(max(due - time.perf_counter(), 0.0))
+            now = time.perf_counter()
+            frame = sys._current_frames().get(ident)
+            stack = []
+            while frame is not None and len(stack) < 60:
+                code = frame.f_code
+                stack.append((code.co_filename, code.co_name, frame.f_lineno))
+                frame = frame.f_back
+            del frame
+            self._samples.append(_Sample(now, max(now - due, 0.0), tuple(stack)))
+            due = max(due + period, now + period / 2)
+
+    def start(self) -> None:
+        """Start ticking (and sampling) now."""
+        self.stamps.clear()
+        self._samples.clear()
+        self._loop_depth = None
+        self._stop.clear()
+        self.t0 = time.perf_counter()
+        self._timer.start()
+        if self._sample_s > 0:
+            self._thread = threading.Thread(target=self._sample_loop, name="stall-probe", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> StallReport:
+        """Stop, and report the gaps of the run since :meth:`start`."""
+        t1 = time.perf_counter()
+        self._timer.stop()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        times = np.array([self.t0, *[s for s in self.stamps if s <= t1], t1])
+        gaps = np.diff(times)
+        report = StallReport(gaps_s=gaps, duration_s=t1 - self.t0)
+        if gaps.size:
+            i = int(np.argmax(gaps))
+            a, b = times[i], times[i + 1]
+            report.worst_at_s = float(a - self.t0)
+            inside = [s for s in self._samples if a < s.t <= b]
+            # a sample taken late stands for the time it waited: where the UI thread was then
+            report.worst_samples = len(inside)
+            report.worst_what = Counter(_summarise_stack(s.frames, self._loop_depth) for s in inside).most_common()
+            report.worst_sampler_late_s = max((s.late_s for s in inside), default=0.0)
+        return report
+
+
+def install_stall_log(window, threshold_ms: float) -> StallProbe:
+    """Log (warning) every event-loop stall of ``window``'s thread above ``threshold_ms``.
+
+    For diagnosis on a reader's machine (``LUMBAR_INSTABILITY_STALL_LOG=100``);
+    the stamps are trimmed as they are checked, so it can run for a whole session.
+    """
+    probe = StallProbe(parent=window)
+
+    def check() -> None:
+        report = probe.stop()
+        if report.longest_s * 1000 > threshold_ms:
+            _log.warning(
+                "UI stall of %.0f ms: %s", report.longest_s * 1000, report.describe_worst()
+            )
+        probe.start()
+
+    check_timer = QTimer(window)
+    check_timer.setInterval(2000)
+    check_timer.timeout.connect(check)
+    probe.start()
+    check_timer.start()
+    probe._check_timer = check_timer  # kept alive with the probe
+    return probe
