@@ -7,9 +7,13 @@
 2. drag: one mouse-move event while dragging a corner, until the session has
    recomputed the motion, the results table is refreshed and the views have
    repainted.  Goal: within one 16 ms frame.
-3. stall: the longest gap between ticks of a 5 ms QTimer while Detect
-   (extension), Track (extension -> flexion) and the export of PDF, SR, CSV and
-   PNG run in the background (issue #13).  Goal: under 100 ms.
+3. stall: the gaps between ticks of a 5 ms QTimer in the real event loop while
+   opening the pair (decoding in the worker), Detect (extension), Track
+   (extension -> flexion) and the export of PDF, SR, CSV and PNG run in the
+   background (issue #13), from the click until 300 ms after the result was
+   applied: per step the longest gap of each run, the 99th percentile, and what
+   the UI thread ran during the worst gap (:mod:`ui.stall_probe`).  Goal: under
+   100 ms.
 
 Uses ``sample_dicoms/`` when it exists, else writes a synthetic pair of the
 size of a real lateral lumbar film (2500 x 2000, 12-bit).
@@ -134,9 +138,9 @@ def main() -> int:
 
     rows = session.result_rows()
     assert rows[3]["measured"], "the drag did not keep L4-L5 measurable"
-    stalls = background_stalls(app, window, Path(tmp.name), args.repeat)
+    stalls = background_stalls(app, window, paths, Path(tmp.name), args.repeat)
     print(f"films: {label}")
-    print(f"open pair, to painted: median {statistics.median(open_times) * 1000:.0f} ms "
+    print(f"open pair with the blocking API (open_paths), to painted: median {statistics.median(open_times) * 1000:.0f} ms "
           f"(min {min(open_times) * 1000:.0f}, max {max(open_times) * 1000:.0f}; {args.repeat} runs)")
     ft = np.array(frame_times) * 1000
     print(f"drag frame (move -> motion recomputed, table + views repainted): median {np.median(ft):.1f} ms, "
@@ -181,19 +185,18 @@ def run_step(app, window, probe, start, settle_ms: int = 300):
     return report, busy_s
 
 
-def background_stalls(app, window, out: Path, repeat: int) -> dict:
+def background_stalls(app, window, films: list[str], out: Path, repeat: int) -> dict:
     """Event-loop gaps while each background step runs: {step: [StallReport, ...]}."""
     from ui.stall_probe import StallProbe
 
-    session = window.session
     window.auto.worker.warm_up().result()  # process start-up is not a stall of the UI
+    window.ask_close = lambda: "discard"
     probe = StallProbe(interval_ms=5, sample_ms=1.0)
     results: dict[str, list] = {}
     paths = [out / f"report.{ext}" for ext in ("pdf", "dcm", "csv", "png")]
     for _ in range(repeat):
-        for role in ("flexion", "extension"):
-            session.set_landmarks(role, np.full((len(session.levels), 4, 2), np.nan))
         steps = (
+            ("open flexion + extension", lambda: window.open_films_in_background(films)),
             ("Detect (extension)", lambda: window.auto.detect("extension")),
             ("Track extension -> flexion", lambda: window.auto.track("extension")),
             ("export PDF + SR + CSV + PNG", lambda: window.review.export_in_background(paths)),

@@ -154,6 +154,7 @@ class QtFilmView(QWidget):
         self._stats: tuple[float, ...] | None = None
         self._scaled_cache: tuple | None = None
         self._scaled_pending: object = None  # the cache key being resampled in the background
+        self._prerendered: tuple | None = None  # (film, its default display picture) made off the UI thread
         self._pointer: QPointF | None = None
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
@@ -225,12 +226,21 @@ class QtFilmView(QWidget):
 
     # ----------------------------------------------------------------- display
 
+    def use_prerendered(self, film, grey: np.ndarray | None) -> None:
+        """Use ``grey`` as ``film``'s default display picture when it is shown next
+        (made with the loading, off the UI thread)."""
+        self._prerendered = None if film is None or grey is None else (film, grey)
+
     def _render(self) -> None:
         if self._film is None:
             self._image = None
             self._grey = None
             return
-        grey = self._film.display_image(self._window, self._invert)
+        pre, self._prerendered = self._prerendered, None
+        if pre is not None and pre[0] is self._film and self._window is None and self._invert is None:
+            grey = pre[1]
+        else:
+            grey = self._film.display_image(self._window, self._invert)
         self._grey = np.ascontiguousarray(grey)
         self._image = grey_qimage(self._grey)
         self.update()

@@ -202,7 +202,10 @@ class StallProbe(QObject):
             # a sample taken late stands for the time it waited: where the UI thread was then
             report.worst_samples = len(inside)
             report.worst_what = Counter(_summarise_stack(s.frames, self._loop_depth) for s in inside).most_common()
-            report.worst_sampler_late_s = max((s.late_s for s in inside), default=0.0)
+            # a sampler that could not run during the gap takes its next sample late, just after it
+            report.worst_sampler_late_s = max(
+                (s.late_s for s in self._samples if a < s.t <= b + 0.005), default=0.0
+            )
         return report
 
 
