@@ -466,6 +466,35 @@ class QtReviewController(QObject):
         report = report_from_session(doc, self.session.path, image_paths=paths)
         return report, films
 
+    def report_request(self) -> tuple[Any, dict[str, Any]]:
+        """What an export in the worker needs, without the slow part on the UI thread.
+
+        Returns the report to write (in review mode the saved :class:`ReportData`;
+        otherwise an :class:`app.report_export.SessionReport` that the worker
+        builds: hashing the image files and measuring again take 60-130 ms) and
+        the loaded films by view.
+
+        Raises
+        ------
+        UserError
+            Nothing to report, or a safety warning is not acknowledged (checked
+            here for an immediate answer, and again where the report is built).
+        """
+        from app.report_export import SessionReport
+        from app.safety import require_acknowledged
+
+        films = {role: self.session.film(role).film for role in self.session.roles
+                 if self.session.film(role).film is not None}
+        if self.active and self.report is not None:  # review mode: the saved rows as reported
+            require_acknowledged(self.report.safety, self.report.safety_acknowledged)
+            return self.report, films
+        if not self.session.roles:
+            raise UserError("no films are open: nothing to report")
+        require_acknowledged(self.session.safety_warnings, self.session.acknowledged_safety)
+        paths = {role: self.session.film(role).image.path for role in self.session.roles
+                 if self.session.film(role).image.path}
+        return SessionReport(self.session.to_json(), self.session.path, paths), films
+
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
         from app.safety import require_acknowledged
@@ -484,36 +513,22 @@ class QtReviewController(QObject):
         written are then skipped; each file is written atomically, so none is
         left half-written).
         """
-        from app.report_export import write_reports, write_session_reports
-        from app.safety import require_acknowledged
+        from app.report_export import write_reports
 
         targets = [Path(p) for p in paths]
         identity = self._sr_identity
         try:
-            if self.active and self.report is not None:  # review mode: the saved rows as reported
-                report, films = self.current_report()
-                require_acknowledged(report.safety, report.safety_acknowledged)
-                call = (write_reports, targets, report, films)
-            else:
-                if not self.session.roles:
-                    raise UserError("no films are open: nothing to report")
-                # checked here too, so the refusal is immediate (the worker checks again)
-                require_acknowledged(self.session.safety_warnings, self.session.acknowledged_safety)
-                films = {role: self.session.film(role).film for role in self.session.roles
-                         if self.session.film(role).film is not None}
-                image_paths = {role: self.session.film(role).image.path for role in self.session.roles
-                               if self.session.film(role).image.path}
-                call = (write_session_reports, targets, self.session.to_json(), self.session.path, films)
+            report, films = self.report_request()
         except UserError as exc:
             self.window.show_error(str(exc))
             return False
-        extra = {} if call[0] is write_reports else {"image_paths": image_paths}
 
         def work(checkpoint):
             # in the worker process: PDF and PNG drawing hold the GIL for long stretches
             from app.background import shared_worker
 
-            return shared_worker().call(*call, sr_identity=identity, checkpoint=checkpoint, **extra)
+            return shared_worker().call(write_reports, targets, report, films, sr_identity=identity,
+                                        checkpoint=checkpoint)
 
         def done(written) -> None:
             self.last_written = list(written)
