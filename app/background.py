@@ -200,7 +200,7 @@ class WorkerProcess:
         func: Callable[..., Any],
         *args: Any,
         checkpoint: Callable[[float], None] | None = None,
-        poll_s: float = 0.02,
+        poll_s: float = 0.05,
         **kwargs: Any,
     ) -> Any:
         """``func(*args, checkpoint=..., **kwargs)`` in the worker; blocks the calling thread.

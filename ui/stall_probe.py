@@ -3,7 +3,7 @@
 A :class:`StallProbe` runs a precise 5 ms ``QTimer`` on the UI thread and
 records when each tick arrives: a gap between two ticks is a time the event
 loop could not run (the window could not repaint, pan or take a key).  A
-sampling thread records, every millisecond, the Python stack of the UI thread
+sampling thread records, every 2 ms, the Python stack of the UI thread
 and how late the sampler itself woke up (it needs the GIL: a late sample means
 another thread held the GIL, or the CPU was busy).  :meth:`StallProbe.stop`
 returns a :class:`StallReport`: the longest gap, the 99th percentile of the
@@ -52,6 +52,22 @@ class _Sample:
     frames: tuple[tuple[str, str, int], ...]  # UI thread, innermost first: (file, function, line)
 
 
+def _schedstat_reader(native_id: int):
+    """A function returning the thread's cumulative run-queue wait (s), or None (not Linux)."""
+    path = f"/proc/self/task/{native_id}/schedstat"
+    try:
+        with open(path) as handle:
+            handle.read()
+    except OSError:
+        return None
+
+    def read() -> float:
+        with open(path) as handle:
+            return int(handle.read().split()[1]) * 1e-9
+
+    return read
+
+
 def _summarise_stack(frames: Sequence[tuple[str, str, int]], loop_depth: int | None) -> str:
     """The innermost project frame and up to two project callers, or what the UI thread was in."""
     if not frames:
@@ -84,7 +100,7 @@ class StallReport:
     worst_at_s : float
         Start of the longest gap, seconds after the start.
     worst_what : list of (str, int)
-        For the longest gap: where the UI thread was, with the number of 1 ms samples there.
+        For the longest gap: where the UI thread was, with the number of samples there.
     worst_samples : int
         Samples taken during the longest gap.
     worst_sampler_late_s : float
@@ -97,6 +113,31 @@ class StallReport:
     worst_what: list[tuple[str, int]] = field(default_factory=list)
     worst_samples: int = 0
     worst_sampler_late_s: float = 0.0
+    ready_wait_s: np.ndarray | None = None
+
+    @property
+    def own_gaps_s(self) -> np.ndarray:
+        """The gaps less the time the UI thread was ready but the OS gave it no CPU.
+
+        On a shared machine other processes take the cores: that wait (read from
+        Linux's per-thread ``schedstat``) is not work the viewer does on its UI
+        thread.  What remains is the UI thread's own work, and its waits for the
+        GIL or for I/O.  Equal to :attr:`gaps_s` where ``schedstat`` is missing.
+        """
+        if self.ready_wait_s is None:
+            return self.gaps_s
+        return np.maximum(self.gaps_s - np.minimum(self.ready_wait_s, self.gaps_s), 0.0)
+
+    @property
+    def longest_own_s(self) -> float:
+        own = self.own_gaps_s
+        return float(own.max()) if own.size else self.duration_s
+
+    @property
+    def worst_own_at_s(self) -> float:
+        """Start of the longest own gap, seconds after the start."""
+        own = self.own_gaps_s
+        return float(np.concatenate([[0.0], np.cumsum(self.gaps_s)])[int(np.argmax(own))]) if own.size else 0.0
 
     @property
     def longest_s(self) -> float:
@@ -113,9 +154,13 @@ class StallReport:
     def describe_worst(self, top: int = 3) -> str:
         """One line: what ran during the longest gap."""
         if not self.worst_samples:
-            return "no sample during the longest gap (the sampler could not run: GIL held or CPU busy)"
-        parts = [f"{what} ({n}/{self.worst_samples})" for what, n in self.worst_what[:top]]
+            parts = ["no stack sample during the longest gap (sampler off, or it could not run)"]
+        else:
+            parts = [f"{what} ({n}/{self.worst_samples})" for what, n in self.worst_what[:top]]
         late = f"; sampler delayed up to {self.worst_sampler_late_s * 1000:.0f} ms" if self.worst_sampler_late_s > 0.003 else ""
+        if self.ready_wait_s is not None and self.gaps_s.size:
+            i = int(np.argmax(self.gaps_s))
+            late += f"; UI thread waited {self.ready_wait_s[i] * 1000:.0f} ms for a CPU (other processes)"
         return "; ".join(parts) + late
 
 
@@ -130,7 +175,7 @@ class StallProbe(QObject):
         Sampling period of the stack sampler; 0 disables the sampler (gaps only).
     """
 
-    def __init__(self, interval_ms: int = 5, sample_ms: float = 1.0, parent: QObject | None = None) -> None:
+    def __init__(self, interval_ms: int = 5, sample_ms: float = 2.0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.stamps: list[float] = []
         self._timer = QTimer(self)
@@ -142,11 +187,16 @@ class StallProbe(QObject):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ui_ident = threading.get_ident()
+        self._ready_wait = _schedstat_reader(threading.get_native_id())
+        self._tick_waits: list[float] = []
+        self._wait_t0 = 0.0
         self._loop_depth: int | None = None
         self.t0 = 0.0
 
     def _tick(self) -> None:
         self.stamps.append(time.perf_counter())
+        if self._ready_wait is not None:  # read here, on the UI thread: exact at each tick
+            self._tick_waits.append(self._ready_wait())
         # the depth of the event loop's own Python frames (its caller): a sample no deeper
         # than this is the event loop itself (Qt's C++ work, or waiting for the GIL)
         depth, frame = 0, sys._getframe(1)
@@ -174,18 +224,33 @@ class StallProbe(QObject):
     def start(self) -> None:
         """Start ticking (and sampling) now."""
         self.stamps.clear()
+        self._tick_waits.clear()
         self._samples.clear()
         self._loop_depth = None
         self._stop.clear()
         self.t0 = time.perf_counter()
+        self._wait_t0 = self._ready_wait() if self._ready_wait is not None else 0.0
         self._timer.start()
         if self._sample_s > 0:
             self._thread = threading.Thread(target=self._sample_loop, name="stall-probe", daemon=True)
             self._thread.start()
 
+    def _ready_wait_in(self, n_ticks: int, wait_t1: float) -> np.ndarray | None:
+        """Per gap (start, ticks, stop): how long the UI thread waited for a CPU, or None.
+
+        The counter is read on the UI thread at the start, at each tick and at
+        the stop, so each gap's wait is exact (Linux adds a wait to the counter
+        when the thread gets the CPU back, that is before the tick that ends it).
+        """
+        if self._ready_wait is None:
+            return None
+        waits = np.array([self._wait_t0, *self._tick_waits[:n_ticks], wait_t1])
+        return np.maximum(np.diff(waits), 0.0)
+
     def stop(self) -> StallReport:
         """Stop, and report the gaps of the run since :meth:`start`."""
         t1 = time.perf_counter()
+        wait_t1 = self._ready_wait() if self._ready_wait is not None else 0.0
         self._timer.stop()
         self._stop.set()
         if self._thread is not None:
@@ -194,6 +259,7 @@ class StallProbe(QObject):
         times = np.array([self.t0, *[s for s in self.stamps if s <= t1], t1])
         gaps = np.diff(times)
         report = StallReport(gaps_s=gaps, duration_s=t1 - self.t0)
+        report.ready_wait_s = self._ready_wait_in(len(times) - 2, wait_t1)
         if gaps.size:
             i = int(np.argmax(gaps))
             a, b = times[i], times[i + 1]

