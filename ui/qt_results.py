@@ -88,6 +88,27 @@ def _with_ci(value: Any, ci: Any, digits: int = 1) -> str:
     return text
 
 
+_SHORT_SOURCE = {"magnification-corrected": "magn.-corrected"}
+_SHORT_ROLE = {"flexion": "flex.", "extension": "ext."}
+
+
+def calibration_cell(source: str) -> tuple[str, str]:
+    """Text and tooltip of the Calibration cell for a row's ``calibration_source``.
+
+    One source for both films is shown as is (``detector``); two different
+    ones compactly, one line (``flex. manual / ext. magn.-corrected``), the
+    full wording in the tooltip, so the column never crowds out the Result.
+    """
+    tip = "Where the pixel spacing came from (measurement.md §5)"
+    if ", " not in source:
+        return source, f"{tip}: {source}." if source else tip + "."
+    parts = []
+    for part in source.split(", "):
+        role, _, name = part.partition(" ")
+        parts.append(f"{_SHORT_ROLE.get(role, role)} {_SHORT_SOURCE.get(name, name)}".strip())
+    return " / ".join(parts), f"{tip}: {source}."
+
+
 def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], list[str], str]:
     """Cell texts, cell tooltips and the row status for one result row.
 
@@ -115,8 +136,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     texts[1] = _with_ci(mm, row.get("translation_mm_ci95"))
     if mm is None:
         tips[1] = row.get("translation_mm_note") or "no millimetre value"
-    texts[2] = row.get("calibration_source", "")
-    tips[2] = "Where the pixel spacing came from (measurement.md §5)."
+    texts[2], tips[2] = calibration_cell(row.get("calibration_source", ""))
     texts[3] = _with_ci(row.get("translation_pct"), row.get("translation_pct_ci95"))
     texts[4] = _with_ci(row.get("angulation_deg"), row.get("angulation_deg_ci95"))
     texts[5] = _fmt(row.get("flexion_angle_deg"))
@@ -147,7 +167,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     limits = [
         f"{k.replace('_', ' ')} > {v:g}" for k, v in th.items() if v is not None
     ]
-    tips[9] = "Thresholds: " + ", ".join(limits) if limits else ""
+    tips[9] = texts[9] + (". Thresholds: " + ", ".join(limits) if limits else "")
     if verdict.is_borderline:
         tips[9] += "; the 95 % interval straddles a threshold"
     if row.get("translation_assessed") is False:
@@ -339,7 +359,10 @@ class QtResultsPanel(QWidget):
                 strong = status == "unstable" or shade == "borderline-above"
                 item.setFont(bold if c in (0, 9) and strong else self._table.font())
         self._table.blockSignals(False)
-        key = (len(rows), tuple(self._statuses), roles)
+        # the layout follows the longest texts too (a manual calibration, a longer verdict)
+        key = (len(rows), tuple(self._statuses), roles,
+               tuple(max((len(self._table.item(r, c).text()) for r in range(len(rows))), default=0)
+                     for c in (2, 9)))
         if key != self._layout_key:
             self._layout_key = key
             # every segment visible without scrolling
@@ -349,6 +372,12 @@ class QtResultsPanel(QWidget):
             self._table.resizeColumnsToContents()
             for c in range(len(COLUMNS) - 1):  # room for wider values while dragging
                 self._table.setColumnWidth(c, self._table.columnWidth(c) + 14)
+            # a verdict longer than its column wraps onto more lines instead of being cut
+            self._table.setWordWrap(True)
+            self._table.resizeRowsToContents()
+            height = self._table.horizontalHeader().height() + 2 * self._table.frameWidth()
+            height += sum(self._table.rowHeight(r) for r in range(len(rows)))
+            self._table.setMinimumHeight(height + 2)
         self._on_selected_segment_change()
         warnings = []
         motion = self.session.results

@@ -227,6 +227,11 @@ def load_study(
         flex, ext = study.films["flexion"], study.films["extension"]
         checks = check_films(flex, ext, mismatch=identity_mismatch(flex, ext))
         study.film_checks = checks
+    for film in study.films.values():  # hashed here (off the UI thread), carried with the film
+        try:
+            getattr(film, "sha256", None)
+        except InputFileError as exc:  # the file changed since it was decoded
+            raise UserError(str(exc)) from None
     if display:
         study.display = {
             role: film.display_image() for role, film in study.films.items() if hasattr(film, "display_image")

@@ -136,3 +136,20 @@ def test_load_study_in_the_worker_equals_loading_here(worker, tmp_path):
         assert there.films[role].calibration == here.films[role].calibration
     assert len(there.errors) == 1 and there.errors[0].startswith(str(tmp_path / "notes.dcm"))
     assert there.film_checks == here.film_checks == []  # different pixels, same patient
+
+
+def test_a_loaded_film_pickles_with_its_file_digest(tmp_path):
+    """Films go to the worker and back: the lazy SHA-256 travels (computed or not) and stays checked."""
+    import hashlib
+    import pickle
+
+    from app.dicom_io import load_film
+
+    path = write_synthetic_dicom(tmp_path / "flexion.dcm", synthetic_image(synthetic_truth(0.0)), "flexion")
+    film = load_film(str(path))
+    lazy = pickle.loads(pickle.dumps(film))  # before the first use
+    assert lazy.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert film.sha256 == lazy.sha256
+    again = pickle.loads(pickle.dumps(film))  # after it: the value travels
+    assert again.sha256 == film.sha256
+    np.testing.assert_array_equal(again.pixels, film.pixels)
