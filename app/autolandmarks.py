@@ -15,7 +15,10 @@ track_film(source, source_corners, target, *, levels) -> AutoLandmarks | Landmar
 refine_film(film, corners, *, levels) -> AutoLandmarks | LandmarkFailure
 detect_film(film, *, levels) -> AutoLandmarks | LandmarkFailure
 detect_study(flexion, extension, *, levels) -> (AutoLandmarks | LandmarkFailure, ...)
-track_study(study, flexion, extension, *, source=None, replace=False) -> (StudyLandmarks, dict)
+track_study(study, flexion, extension, *, source=None, replace=False, check=True) -> (StudyLandmarks, ...)
+track_checked(source, source_corners, target, *, levels, check=None) -> AutoLandmarks | LandmarkFailure
+check_tracking(tracked, detection, *, target) -> AutoLandmarks  (the guard: tracking vs detection)
+corners_facing(corners) -> 'left' | 'right' | None
 complete_film(film, clicks, *, levels, facing=None) -> AutoLandmarks | LandmarkFailure
 film_image(film) -> ndarray (bone bright, float32)
 """
@@ -40,16 +43,23 @@ from measure import (
 
 __all__ = [
     "AutoLandmarks",
+    "check_tracking",
     "complete_film",
+    "corners_facing",
     "detect_film",
     "film_image",
     "refine_film",
+    "track_checked",
     "track_film",
     "track_study",
 ]
 
 # Smallest SD reported per method, mm: what the benchmark cannot resolve below
 # (benchmarks/bench_accuracy.py; docs/auto-landmarks.md).
+# A tracked body whose centre is farther than this (fraction of its endplate depth)
+# from the body of the same label detected on the same film is another body.
+_CHECK_DISTANCE = 0.5
+
 # a neighbour's label must match the other film's bodies this much better (mean
 # correlation) than the same label before the films are said to disagree
 _LABEL_MARGIN = 0.1
@@ -483,6 +493,243 @@ def _label_offset(images: tuple[np.ndarray, np.ndarray], corners: tuple[np.ndarr
     return best, scores
 
 
+def corners_facing(corners: np.ndarray) -> str | None:
+    """Side of the image the patient faces, read from the corners themselves.
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2)
+        ``AS, PS, PI, AI`` per body, pixels (NaN = absent).
+
+    Returns
+    -------
+    {'left', 'right'} or None
+        ``"left"`` when the anterior corners lie left of the posterior ones
+        (median over the bodies of ``AS.x - PS.x``); None without a body with
+        both superior corners.
+    """
+    c = np.asarray(corners, dtype=np.float64)
+    dx = c[:, 0, 0] - c[:, 1, 0]
+    dx = dx[np.isfinite(dx)]
+    if not dx.size or float(np.median(dx)) == 0:
+        return None
+    return "left" if float(np.median(dx)) < 0 else "right"
+
+
+def _centres(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of the superior endplate (V, 2) and endplate depth (V,) of each body; NaN if absent.
+
+    The superior endplate is what every body, S1 included, has.
+    """
+    sup = np.asarray(corners, dtype=np.float64)[:, :2]
+    centre = sup.mean(axis=1)
+    depth = np.linalg.norm(sup[:, 0] - sup[:, 1], axis=-1)
+    return centre, depth
+
+
+def check_tracking(
+    tracked: AutoLandmarks | LandmarkFailure,
+    detection: AutoLandmarks | LandmarkFailure | None,
+    *,
+    target: str = "other",
+    source_facing: str | None = None,
+    unchecked_needs_review: bool = False,
+) -> AutoLandmarks | LandmarkFailure:
+    """The guard against a tracked body on the wrong level: tracking vs detection on the same film.
+
+    Tracking carries each body with its label; vertebrae look alike, so a body
+    can lock onto its neighbour with a high correlation.  Detection on the
+    target film is an independent placement with its own labels.  Per tracked
+    body, with ``d`` its endplate depth:
+
+    - the detected body of the same label is within ``0.5 d`` of it: agreed;
+    - it is farther: the two methods disagree on that body, which is **left
+      unplaced** (NaN corners, reason in ``failures``) and the result needs
+      review — unless *every* compared body sits on the detected body one
+      label away by the same offset (the whole column's labels differ between
+      the films: nothing is removed, the result needs review);
+    - detection did not place that label: not checked (said in ``details``).
+
+    Facing: tracking keeps the source film's facing (a rigid motion cannot
+    mirror); when detection on the target finds the patient facing the other
+    way, the result needs review.  Labels and facing are never changed here.
+
+    Parameters
+    ----------
+    tracked : AutoLandmarks or LandmarkFailure
+        :func:`track_film` on ``target`` (returned as is when a failure).
+    detection : AutoLandmarks or LandmarkFailure or None
+        :func:`detect_film` (or :func:`detect_study`) on the same target film.
+    target : str
+        Name of the target film in reasons (``"flexion"``, ``"extension"``).
+    source_facing : {'left', 'right'}, optional
+        Facing of the source film if known (detection's); default: from the
+        tracked corners (:func:`corners_facing`).
+    unchecked_needs_review : bool
+        Whether a result that could not be cross-checked at all (detection
+        failed or found none of the tracked bodies) needs review: True when
+        the source labels themselves came from a detection.
+
+    Returns
+    -------
+    AutoLandmarks or LandmarkFailure
+        ``tracked`` with disagreeing bodies removed and, in ``details``:
+        ``needs_review``, ``review_reasons`` and ``cross_check`` (per level
+        ``agree`` / ``disagree`` / ``unchecked``, the label offset, facing).
+    """
+    if not tracked:
+        return tracked
+    levels = tracked.levels
+    corners = np.asarray(tracked.corners, dtype=np.float64)
+    placed = np.all(np.isfinite(corners[:, :2, 0]), axis=1)
+    reasons: list[str] = []
+    status = {lv: "unchecked" for lv, p in zip(levels, placed, strict=True) if p}
+    check: dict[str, Any] = {"checked": False, "status": status}
+    failures = dict(tracked.failures)
+    remove = np.zeros(len(levels), bool)
+    found = bool(detection) and getattr(detection, "levels", None) == levels
+    if not found:
+        why = getattr(detection, "reason", None) or (
+            "no detection" if detection is None else "detection has other levels"
+        )
+        check["reason"] = why
+        if unchecked_needs_review and placed.any():
+            reasons.append(f"labels not cross-checked on the {target} film (detection: {why})")
+    else:
+        det = np.asarray(detection.corners, dtype=np.float64)
+        c_t, depth = _centres(corners)
+        c_d, _ = _centres(det)
+        depth = np.where(np.isfinite(depth), depth, np.nanmedian(depth) if placed.any() else np.nan)
+        with np.errstate(invalid="ignore"):
+            gap = np.linalg.norm(c_t[:, None] - c_d[None], axis=-1) / depth[:, None]  # (V tracked, V detected)
+        near = np.where(np.isfinite(gap), gap, np.inf)
+        nearest = np.argmin(near, axis=1)
+        matched = placed & (near[np.arange(len(levels)), nearest] < _CHECK_DISTANCE)
+        offset = np.where(matched, nearest - np.arange(len(levels)), 0)
+        same = np.diagonal(gap)
+        comparable = placed & np.isfinite(same)
+        agree = comparable & (same < _CHECK_DISTANCE)
+        off = comparable & ~agree
+        shifts = set(offset[off & matched].tolist())
+        # the whole column named one level apart: every compared body off, most of them on
+        # the detected body k labels away (the end bodies may have no partner), none agreeing
+        uniform = (
+            off.any() and not agree.any() and len(shifts) == 1
+            and 2 * int(np.sum(off & matched)) >= int(comparable.sum()) and int(np.sum(off & matched)) >= 2
+        )  # fmt: skip
+        check.update(checked=bool(comparable.any()), label_offset=int(shifts.pop()) if uniform else 0)
+        for v, lv in enumerate(levels):
+            if agree[v]:
+                status[lv] = "agree"
+            elif off[v]:
+                status[lv] = "disagree"
+        if uniform:
+            k = check["label_offset"]
+            reasons.append(
+                f"the labels of the two films differ by {abs(k)} level(s): detection on the {target} film "
+                f"names every tracked body {abs(k)} level(s) {'lower' if k > 0 else 'higher'}: check the labels"
+            )
+        elif off.any():
+            remove = off
+            for v in np.flatnonzero(off):
+                lv = levels[v]
+                if matched[v]:
+                    failures[lv] = (
+                        f"tracking put {lv} where detection on the {target} film finds "
+                        f"{levels[nearest[v]]} (possibly the wrong level): left unplaced"
+                    )
+                else:
+                    failures[lv] = (
+                        f"tracking and detection on the {target} film place {lv} "
+                        f"{same[v]:.1f} endplate depths apart: left unplaced"
+                    )
+            reasons.append(
+                f"{target} film: tracking and detection disagree on "
+                f"{', '.join(levels[v] for v in np.flatnonzero(off))} (left unplaced there: place them, "
+                "or check the labels on both films)"
+            )
+        if not comparable.any() and unchecked_needs_review and placed.any():
+            reasons.append(f"labels not cross-checked on the {target} film (detection found none of the tracked bodies)")
+        det_facing = detection.details.get("facing")
+        own = source_facing or corners_facing(corners)
+        check["facing"] = {"tracked": own, "detected": det_facing}
+        if det_facing in ("left", "right") and own is not None and det_facing != own:
+            reasons.append(
+                f"detection on the {target} film finds the patient facing {det_facing}, the tracked "
+                f"corners face {own}: one film may be mirrored; every angle and translation would change sign"
+            )
+    keep = ~remove
+    details = {
+        **tracked.details,
+        "cross_check": check,
+        "needs_review": bool(reasons) or bool(tracked.details.get("needs_review")),
+        "review_reasons": [*tracked.details.get("review_reasons", []), *reasons],
+    }
+    return replace(
+        tracked,
+        corners=np.where(keep[:, None, None], corners, np.nan),
+        placement=np.where(keep[:, None], tracked.placement, "").astype(object),
+        sd_px=np.where(keep[:, None], tracked.sd_px, np.nan),
+        sd_mm=np.where(keep[:, None], tracked.sd_mm, np.nan),
+        quality=np.where(keep, tracked.quality, np.nan),
+        failures=failures,
+        details=details,
+    )
+
+
+def track_checked(
+    source: Any,
+    source_corners: np.ndarray,
+    target: Any,
+    *,
+    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    target_calibration: Calibration | None = None,
+    estimate_scale: bool = True,
+    detection: AutoLandmarks | LandmarkFailure | None = None,
+    target_name: str = "other",
+    source_facing: str | None = None,
+    labels_detected: bool = False,
+    checkpoint: Checkpoint | None = None,
+) -> AutoLandmarks | LandmarkFailure:
+    """:func:`track_film` guarded by a detection on the target film (:func:`check_tracking`).
+
+    The one path every caller that tracks uses (viewer Auto, ``track``,
+    ``complete``, batch): a body where tracking and detection disagree is left
+    unplaced, and the result says when it needs review.
+
+    Parameters
+    ----------
+    source, target, source_corners, levels, target_calibration, estimate_scale, checkpoint
+        As :func:`track_film`.
+    detection : AutoLandmarks or LandmarkFailure, optional
+        Detection already run on ``target`` (batch's :func:`detect_study`);
+        default: :func:`detect_film` is run on ``target`` when ``levels`` end
+        with S1 (detection counts from the sacrum), else nothing is checked.
+    target_name : str
+        The target film's name in reasons.
+    source_facing : {'left', 'right'}, optional
+        The source film's facing when known.
+    labels_detected : bool
+        The source labels came from a detection: an unchecked result needs review.
+
+    Returns
+    -------
+    AutoLandmarks or LandmarkFailure
+    """
+    tracked = track_film(
+        source, source_corners, target, levels=levels, target_calibration=target_calibration,
+        estimate_scale=estimate_scale, checkpoint=checkpoint,
+    )  # fmt: skip
+    if not tracked:
+        return tracked
+    if detection is None and tuple(levels)[-1:] == ("S1",):
+        detection = detect_film(target, levels=levels, calibration=target_calibration)
+    return check_tracking(
+        tracked, detection, target=target_name, source_facing=source_facing,
+        unchecked_needs_review=labels_detected,
+    )  # fmt: skip
+
+
 def track_study(
     study: Any,
     flexion: Any,
@@ -491,8 +738,9 @@ def track_study(
     source: str | None = None,
     replace_existing: bool = False,
     estimate_scale: bool = True,
+    check: bool = True,
 ) -> tuple[Any, AutoLandmarks | LandmarkFailure]:
-    """Track the bodies of a landmarks study from one film to the other.
+    """Track the bodies of a landmarks study from one film to the other, guarded.
 
     Parameters
     ----------
@@ -508,6 +756,10 @@ def track_study(
         only levels missing on the target are filled.
     estimate_scale : bool
         Allow a magnification change between the films.
+    check : bool
+        Cross-check the tracked bodies with a detection on the target film
+        (:func:`track_checked`): a body where the two disagree is not filled,
+        and ``details["needs_review"]`` says whether the labels need a look.
 
     Returns
     -------
@@ -530,11 +782,17 @@ def track_study(
     if counts[source] == 0:
         return study, LandmarkFailure(f"no landmarks on the {source} film to track from")
     src = study.film(source)
-    outcome = track_film(
-        films[source], src.corners, films[target], levels=study.levels,
-        target_calibration=_study_calibration(study.film(target), films[target]),
-        estimate_scale=estimate_scale,
-    )  # fmt: skip
+    cal = _study_calibration(study.film(target), films[target])
+    if check:
+        outcome = track_checked(
+            films[source], src.corners, films[target], levels=study.levels, target_calibration=cal,
+            estimate_scale=estimate_scale, target_name=target,
+        )  # fmt: skip
+    else:
+        outcome = track_film(
+            films[source], src.corners, films[target], levels=study.levels, target_calibration=cal,
+            estimate_scale=estimate_scale,
+        )  # fmt: skip
     if not outcome:
         return study, outcome
     updated = {

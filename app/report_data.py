@@ -443,7 +443,8 @@ def report_from_session(
         refused = ""
         explicit = (image_paths or {}).get(view)
         if explicit is not None:
-            film.path = Path(explicit)
+            # a film the viewer opened may have been moved or deleted since
+            film.path = Path(explicit) if Path(explicit).is_file() else None
         else:
             film.path, refused = _find_image(image, base_dir, [Path(d) for d in search_dirs],
                                              trust_paths)

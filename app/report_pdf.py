@@ -38,7 +38,7 @@ from app.report_data import (
 from app.report_tables import encode_png, films_panel
 from measure import Verdict
 
-__all__ = ["PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
+__all__ = ["ANONYMISED_PATIENT", "PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -63,15 +63,26 @@ def _mm_state(report: ReportData) -> str:
     return "ok"
 
 
+ANONYMISED_PATIENT = "anonymised (name, ID, birth date and accession number left out)"
+"""What an anonymised report prints in place of the patient."""
+
+
 def _identity(report: ReportData, loaded: Mapping[str, Any],
-              sr_identity: Mapping[str, str] | None) -> list[tuple[str, str]]:
+              sr_identity: Mapping[str, str] | None, anonymise: bool = False) -> list[tuple[str, str]]:
     ident = None
     for view in VIEWS:
         if view in loaded:
             ident = loaded[view].identity
             break
     rows: list[tuple[str, str]] = []
-    if ident is not None:
+    if anonymise:
+        study = getattr(ident, "study_date", None) if ident is not None else None
+        day = study.isoformat() if study else (sr_identity or {}).get("study_date") or "-"
+        uid = (getattr(ident, "study_instance_uid", None) if ident is not None
+               else (sr_identity or {}).get("study_instance_uid"))
+        rows += [("Patient", ANONYMISED_PATIENT), ("Study", f"date {day}"),
+                 ("Study UID", uid or "-")]
+    elif ident is not None:
         birth = ident.patient_birth_date.isoformat() if ident.patient_birth_date else "-"
         study = ident.study_date.isoformat() if ident.study_date else "-"
         rows += [
@@ -207,6 +218,7 @@ def pdf_bytes(
     films: Mapping[str, Any] | None = None,
     sr_identity: Mapping[str, str] | None = None,
     generated_at: _dt.datetime | None = None,
+    anonymise: bool = False,
 ) -> bytes:
     """The PDF report of a session, as bytes (one A4 page when it fits).
 
@@ -220,6 +232,9 @@ def pdf_bytes(
         the films are not available.
     generated_at : datetime, optional
         Report date (default: now, UTC).
+    anonymise : bool
+        Leave out the patient's name, ID and birth date and the accession
+        number (the study date and UIDs stay: they find the films again).
     """
     from reportlab.lib import colors
     from reportlab.lib.enums import TA_LEFT
@@ -314,7 +329,7 @@ def pdf_bytes(
             story.append(Paragraph(_esc(text), warn))
 
     # --- identification: patient | study, then the two films
-    pairs = dict(_identity(report, loaded, sr_identity))
+    pairs = dict(_identity(report, loaded, sr_identity, anonymise))
     film_cells = [Paragraph(f"<b>{_esc(k)}</b> {_esc(v)}", small) for k, v in pairs.items()
                   if k.endswith(" film")]
     first = [Paragraph(f"<b>{k}</b> {_esc(pairs[k])}", small) for k in ("Patient", "Study")

@@ -478,6 +478,7 @@ def sr_dataset(
     sop_instance_uid: str | None = None,
     series_number: int = 900,
     instance_number: int = 1,
+    anonymise: bool = False,
 ):
     """Build the Comprehensive SR dataset of a report (see the module docstring).
 
@@ -486,6 +487,11 @@ def sr_dataset(
     report : ReportData
         A session with its images found (the SR copies the patient and study
         from them and references them).
+    anonymise : bool
+        Empty the patient's name, ID and birth date, the other patient
+        identifiers, the accession number and the referring physician, and
+        say so (Patient Identity Removed, De-identification Method); the
+        UIDs and dates stay so that the SR still references its films.
 
     Returns
     -------
@@ -592,7 +598,34 @@ def sr_dataset(
     sr.SoftwareVersions = str(__version__)
     if "Modality" not in sr:
         sr.Modality = "SR"
+    if anonymise:
+        _anonymise(sr)
     return sr
+
+
+#: Emptied (Type 2) or removed (Type 3) by an anonymised SR.
+ANONYMISED_EMPTY = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
+                    "ReferringPhysicianName")
+ANONYMISED_REMOVED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
+                      "PatientBirthName", "PatientMotherBirthName", "PatientAddress",
+                      "PatientTelephoneNumbers", "IssuerOfPatientID", "PatientBirthTime",
+                      "MedicalRecordLocator", "PatientComments")
+
+
+def _anonymise(sr) -> None:
+    """Remove who the patient is from an SR dataset, in place (see :func:`sr_dataset`)."""
+    for keyword in ANONYMISED_EMPTY:
+        setattr(sr, keyword, "")
+    for keyword in ANONYMISED_REMOVED:
+        if keyword in sr:
+            delattr(sr, keyword)
+    sr.PatientIdentityRemoved = "YES"
+    sr.DeidentificationMethod = [  # LO: 64 characters per value
+        "lumbar-instability anonymised export",
+        "patient name, ID, birth date, other patient IDs removed",
+        "accession number and referring physician removed",
+        "UIDs and dates kept",
+    ]
 
 
 def _person_name(name: str) -> str:

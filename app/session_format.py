@@ -222,6 +222,14 @@ def check_session_document(doc: Any, path: str | PathLike[str] = "<session>") ->
                 if not isinstance(value, str) or len(value) > limit:
                     raise _Bad(f"reader.{key}", f"expected text of at most {limit} characters, "
                                f"got {_show(value)}")
+        if doc.get("annotations") is not None:
+            from app.annotations import annotations_from_json
+
+            try:
+                annotations_from_json(doc["annotations"], present)
+            except ValueError as exc:
+                key, _, reason = str(exc).partition(": ")
+                raise _Bad(key, reason) from None
         results = doc.get("results")
         if results is not None:
             rows = results.get("segments") if isinstance(results, Mapping) else None

@@ -37,6 +37,7 @@ reason starts with ``"not found: "``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -53,6 +54,7 @@ from measure._auto_common import (
 from measure._column_profile import column_profiles
 from measure._refine import refine_corners
 from measure._registration import level_matrix, resample
+from measure._threads import single_threaded_call
 
 __all__ = ["REVIEW_THRESHOLD", "DetectionResult", "detect_vertebrae"]
 
@@ -211,38 +213,49 @@ def _block_corners(x: float, y: float, angle_deg: float, depth: float) -> np.nda
     return np.array([c - hx * ex - hy * ey, c + hx * ex - hy * ey, c + hx * ex + hy * ey, c - hx * ex + hy * ey])
 
 
-def _candidates(norm: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(norm: np.ndarray, depth: int, angles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``(x, y, angle_deg, score)`` of local maxima of the best rotation's response,
     and the responses of every rotation, shape (A, H, W), indexed by the body centre.
+    ``angles`` (indices into ``_ANGLES_DEG``) limits the rotations tried; the
+    others' responses stay -1.
 
     The rotated template's corners outside the block are set to its mean, so an
     unmasked correlation (several times faster than a masked one) ignores them.
     """
-    template, mask = _body_template(depth)
-    best = np.full(norm.shape, -1.0, np.float32)
-    best_angle = np.zeros(norm.shape, np.float32)
     responses = np.full((len(_ANGLES_DEG), *norm.shape), -1.0, np.float32)
-    for a_index, angle in enumerate(_ANGLES_DEG):
-        t, m = _rotate(template, mask, float(angle))
+    templates = _rotated_templates(depth)
+    for a_index in range(len(templates)) if angles is None else angles:
+        t = templates[a_index]
         if t.shape[0] >= norm.shape[0] or t.shape[1] >= norm.shape[1]:
             continue
-        t = np.where(m > 0, t, np.float32(t[m > 0].mean())).astype(np.float32)
         response = cv2.matchTemplate(norm, t, cv2.TM_CCOEFF_NORMED)
-        response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
         half = t.shape[0] // 2
-        full = responses[a_index]
-        full[half : half + response.shape[0], half : half + response.shape[1]] = response
-        better = full > best
-        best = np.where(better, full, best)
-        best_angle = np.where(better, angle, best_angle)
+        responses[a_index, half : half + response.shape[0], half : half + response.shape[1]] = response
+    np.nan_to_num(responses, copy=False, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    best_index = np.argmax(responses, axis=0)
+    best = np.take_along_axis(responses, best_index[None], axis=0)[0]
     radius = max(int(0.45 * depth), 2)
     dilated = cv2.dilate(best, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     peaks = (best >= dilated) & (best > _MIN_SCORE)
     ys, xs = np.nonzero(peaks)
     scores = best[ys, xs]
     order = np.argsort(-scores)[:_MAX_CANDIDATES]
-    cands = np.column_stack([xs[order], ys[order], best_angle[ys, xs][order], scores[order]])
+    angles = _ANGLES_DEG[best_index[ys, xs][order]]
+    cands = np.column_stack([xs[order], ys[order], angles, scores[order]])
     return cands.astype(np.float64), responses
+
+
+@functools.lru_cache(maxsize=8)
+def _rotated_templates(depth: int) -> tuple[np.ndarray, ...]:
+    """The body template turned by every angle of ``_ANGLES_DEG``, corners outside set to its mean."""
+    template, mask = _body_template(depth)
+    out = []
+    for angle in _ANGLES_DEG:
+        t, m = _rotate(template, mask, float(angle))
+        t = np.where(m > 0, t, np.float32(t[m > 0].mean())).astype(np.float32)
+        t.setflags(write=False)
+        out.append(t)
+    return tuple(out)
 
 
 def _follow(
@@ -367,22 +380,35 @@ def _ramp(value: float | np.ndarray, zero: float, one: float) -> np.ndarray:
 
 
 def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None):
-    """The best column over the body sizes ``depths`` (full-resolution pixels), or None."""
+    """The best column over the body sizes ``depths`` (full-resolution pixels), or None.
+
+    Every size is tried with every other angle (15° steps); the best size is
+    then matched again with all angles (7.5° steps) for its column.
+    """
+    coarse = np.arange(0, len(_ANGLES_DEG), 2) if len(depths) > 1 else None
     best = None
     for k, depth in enumerate(depths):
-        at_checkpoint(checkpoint, 0.8 * k / len(depths))
-        f = min(1.0, _TEMPLATE_DEPTH / depth)
-        small = resample(img, f)
-        norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
-        d = depth * f
-        cands, responses = _candidates(norm, round(d))
-        chain = _best_chain(cands, d)
-        if len(chain) < _MIN_CHAIN:
-            continue
-        score = _column_score(cands[chain, 3])
-        if best is None or score > best[0]:
-            best = (score, float(depth), f, norm, cands[chain], responses)
-    return best
+        at_checkpoint(checkpoint, 0.7 * k / len(depths))
+        found = _column_at(img, float(depth), coarse)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
+    if best is None or coarse is None:
+        return best
+    at_checkpoint(checkpoint, 0.75)
+    return _column_at(img, best[1], None)
+
+
+def _column_at(img: np.ndarray, depth: float, angles: np.ndarray | None):
+    """``(score, depth, factor, norm, chain poses, responses)`` of the best column at one size, or None."""
+    f = min(1.0, _TEMPLATE_DEPTH / depth)
+    small = resample(img, f)
+    norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
+    d = depth * f
+    cands, responses = _candidates(norm, round(d), angles)
+    chain = _best_chain(cands, d)
+    if len(chain) < _MIN_CHAIN:
+        return None
+    return _column_score(cands[chain, 3]), depth, f, norm, cands[chain], responses
 
 
 def _s1_edge(profile: np.ndarray, s: np.ndarray, disc_at: float) -> float:
@@ -397,6 +423,7 @@ def _s1_edge(profile: np.ndarray, s: np.ndarray, disc_at: float) -> float:
 
 
 @nan_tolerant
+@single_threaded_call
 def detect_vertebrae(
     image: np.ndarray,
     *,

@@ -70,6 +70,9 @@ _SACRUM_FINAL = 0.5
 _HYPOTHESES = 4
 # Distinct peaks of the search of one body refined by registration.
 _PEAKS = 2
+# Centre distance of two bodies in the moving film / in the fixed film (times the
+# scale) outside this range: one of them is on another level.
+_SPACING_RANGE = (0.8, 1.25)
 # Gaussian neighbourhood of the local intensity normalisation, fraction of the depth.
 _NORM_SIGMA_COARSE = 0.3
 _NORM_SIGMA = 0.2
@@ -335,13 +338,17 @@ def track_bodies(
                 break
         return [compose(invert(ls), compose(m.matrix, ls)) for m in peaks]
 
-    def best_fine(i: int, poses: list[np.ndarray], final: bool = True):
+    def best_fine(i: int, poses: list[np.ndarray], final: bool = True, accept=None):
         """The registration of body i with the highest correlation, or None.
 
         Candidates are compared at the middle level; with ``final`` the winner
-        is registered again at the fine level.
+        is registered again at the fine level.  ``accept(matrix)``, when
+        given, rules candidates out (a body at the wrong spacing from its
+        neighbour); None when no candidate is left.
         """
         results = [fine(i, pose, False, mid=True) for pose in poses]
+        if accept is not None:
+            results = [r for r in results if accept(r[0])]
         if not results:
             return None
         best = max(results, key=lambda r: r[1].correlation)
@@ -375,6 +382,14 @@ def track_bodies(
     quality = np.full(n_bodies, np.nan)
     matrices = np.full((n_bodies, 2, 3), np.nan)
     fits: dict[int, tuple] = {}
+    off_level = np.zeros(n_bodies, bool)  # found only at a spacing that puts it on another level
+    centres_f = np.nanmean(outlines, axis=1)
+
+    def _spaced(matrix: np.ndarray, i: int, other: np.ndarray, j: int) -> bool:
+        """Whether body i at ``matrix`` keeps its fixed-film distance to body j at ``other``."""
+        d_fixed = np.linalg.norm(centres_f[i] - centres_f[j]) * _scale_of(other)
+        d_moving = np.linalg.norm(apply_matrix(matrix, centres_f[i]) - apply_matrix(other, centres_f[j]))
+        return bool(_SPACING_RANGE[0] < d_moving / max(d_fixed, 1e-9) < _SPACING_RANGE[1])
 
     # initial candidates for the base bodies under each coarse hypothesis
     best_score, candidates, coarse, coarse_full = -np.inf, {}, hypotheses[0], None
@@ -413,14 +428,21 @@ def track_bodies(
         while neighbour not in fits and 0 <= neighbour < n_bodies and neighbour != anchor:
             neighbour = neighbour + 1 if i < anchor else neighbour - 1
         prior = fits[neighbour][0] if neighbour in fits else coarse_full
-        best = best_fine(i, search(i, prior, 0.5, np.deg2rad(20)))
+        # a pose is kept only at the neighbour's spacing: vertebrae look alike, and a
+        # body one level off would carry every body beyond it one level off too
+        accept = (lambda m, i=i, nb=neighbour: _spaced(m, i, fits[nb][0], nb)) if neighbour in fits else None
+        best = best_fine(i, search(i, prior, 0.5, np.deg2rad(20)), accept=accept)
         alt = candidates.get(i)
+        if alt is not None and accept is not None and not accept(alt[0]):
+            alt = None
         if best is None or (
             alt is not None and alt[1].correlation > best[1].correlation + 0.1
         ):
             best = alt
         if best is not None:
             fits[i] = best
+        elif accept is not None:
+            off_level[i] = True
 
     # ---------------- common scale (magnification) ----------------------------
     scale = 1.0
@@ -457,7 +479,10 @@ def track_bodies(
             failures[i] = "absent on the fixed film"
             continue
         if i not in fits:
-            failures[i] = f"{_label(levels, i)}: not found in the other film"
+            failures[i] = f"{_label(levels, i)}: " + (
+                "found only at a spacing from its neighbour that puts it on another level"
+                if off_level[i] else "not found in the other film"
+            )
             continue
         mat, fit, origin = fits[i]
         matrices[i] = mat
@@ -484,14 +509,13 @@ def track_bodies(
         if reason is not None:
             failures[i] = f"{_label(levels, i)}: {reason}"
     # neighbours must keep their spacing (scaled): otherwise a body locked onto another level
-    centres_f = np.nanmean(outlines, axis=1)
     centres_m = np.array([apply_matrix(matrices[i], centres_f[i]) if i in fits else [np.nan, np.nan] for i in range(n_bodies)])
     for i in range(n_bodies - 1):
         if failures[i] is not None or failures[i + 1] is not None:
             continue
         d_fixed = np.linalg.norm(centres_f[i + 1] - centres_f[i]) * scale
         d_moving = np.linalg.norm(centres_m[i + 1] - centres_m[i])
-        if not 0.8 < d_moving / d_fixed < 1.25:
+        if not _SPACING_RANGE[0] < d_moving / d_fixed < _SPACING_RANGE[1]:
             worse = i if quality[i] < quality[i + 1] else i + 1
             failures[worse] = (
                 f"{_label(levels, worse)}: inconsistent with its neighbour "

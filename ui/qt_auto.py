@@ -16,10 +16,13 @@ reader's corners and its reason is shown in the window, never hidden.
    quick clicks; detected corners are refined by the detector already, and
    tracked ones are tighter than refinement): a body takes the refined
    corners only when their SD is below the SD it has;
-3. track the bodies to the other film; when the bodies were detected, detect
-   them on the other film too and leave unplaced (and ask the reader about the
-   labels) every body where tracking and detection disagree by more than half
+3. track the bodies to the other film and detect them on the other film too:
+   :func:`app.autolandmarks.check_tracking` (the guard shared with ``track``,
+   ``complete`` and batch) leaves unplaced, and asks the reader about the
+   labels, every body where tracking and detection disagree by more than half
    an endplate depth: a body a level off is never placed silently.
+
+*Track* runs the same guard (:func:`app.autolandmarks.track_checked`).
 
 When detection is unsure of a level label (low confidence, or the detector
 says ``needs_review``) the reader is asked to confirm the labels (Enter) or
@@ -29,8 +32,8 @@ shift them, and the results do not count until then
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -203,6 +206,8 @@ class QtAutoLandmarks:
         self.last_summary = outcome.summary()
         self.last_placed = n
         self._report(role, outcome, description, n)
+        if "cross_check" in outcome.details and outcome.details.get("review_reasons"):
+            self.session.request_label_review("; ".join(outcome.details["review_reasons"]))
         return n
 
     def _report(self, role: str, outcome, description: str, n: int) -> None:
@@ -237,9 +242,10 @@ class QtAutoLandmarks:
         levels, calibration = self.session.levels, self.session.calibration(target)
 
         def work(checkpoint):
+            # guarded: a body that a detection on the target film puts elsewhere is left unplaced
             return self.worker.call(
-                autolandmarks.track_film, _pixels(films[0]), corners, _pixels(films[1]),
-                levels=levels, target_calibration=calibration, checkpoint=checkpoint,
+                autolandmarks.track_checked, _pixels(films[0]), corners, _pixels(films[1]),
+                levels=levels, target_calibration=calibration, target_name=target, checkpoint=checkpoint,
             )  # fmt: skip
 
         return self.tasks.start(
@@ -356,7 +362,7 @@ class QtAutoLandmarks:
                     autolandmarks.track_film, pixels[source], lm, pixels[target], levels=levels,
                     target_calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.4, 0.8),
                 )  # fmt: skip
-                if detect and steps["track"]:
+                if steps["track"] and tuple(levels)[-1:] == ("S1",):
                     # an independent check of the levels: detection on the target film itself
                     steps["check"] = call(
                         autolandmarks.detect_film, pixels[target], levels=levels,
@@ -384,15 +390,17 @@ class QtAutoLandmarks:
             marks[source] = (lm, placement, sd)
         tracked = steps.get("track")
         disagree: list[str] = []
+        review: list[str] = []
         if tracked:
-            corners = tracked.corners
-            check = steps.get("check")
-            if check:
-                # two independent methods must put each body at the same place, else it is not placed
-                far = _disagreeing_bodies(corners, check.corners)
-                disagree = [lv for lv, f in zip(self.session.levels, far, strict=True) if f]
-                corners = np.where(far[:, None, None], np.nan, corners)
-            marks[target] = (corners, tracked.placement, tracked.sd_mm)
+            # two independent methods must put each body at the same place, else it is not placed
+            tracked = autolandmarks.check_tracking(
+                tracked, steps.get("check"), target=target,
+                source_facing=found.details.get("facing") if detect else None, unchecked_needs_review=detect,
+            )  # fmt: skip
+            status = tracked.details["cross_check"]["status"]
+            disagree = [lv for lv in self.session.levels if status.get(lv) == "disagree"]
+            review = list(tracked.details.get("review_reasons", []))
+            marks[target] = (tracked.corners, tracked.placement, tracked.sd_mm)
         elif tracked is not None:
             self.window.show_error(f"Auto: tracking to the {target} film failed: {tracked.reason}")
         done = []
@@ -408,34 +416,15 @@ class QtAutoLandmarks:
         self.last_placed = self.session.merge_landmarks_of(marks, "Auto: " + ", ".join(done))
         self.last_summary = [*(found.summary() if found else []), *(tracked.summary() if tracked else [])]
         if tracked and tracked.failures:
-            self._report(target, tracked, "Auto track", int(np.isfinite(tracked.corners).all(-1).sum()))
-        if disagree:
-            self.session.request_label_review(
-                f"{target} film: tracking and detection disagree on {', '.join(disagree)} "
-                "(left unplaced there: place them, or check the labels on both films)"
-            )
+            failed = {lv: why for lv, why in tracked.failures.items() if lv not in disagree}
+            if failed:
+                self._report(target, replace(tracked, failures=failed), "Auto track",
+                             int(np.isfinite(tracked.corners).all(-1).sum()))  # fmt: skip
+        if review:
+            self.session.request_label_review("; ".join(review))
         elif detect:
             self._ask_labels(found, source)
         self.window.statusBar().showMessage("Auto: " + ", ".join(done), 8000)
-
-
-def _disagreeing_bodies(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
-    """Bodies (V,) whose tracked and detected centres are more than half an endplate depth apart.
-
-    A body the detector did not find is not a disagreement; one it found where
-    tracking put another body is (a level off).
-    """
-    with warnings.catch_warnings():  # bodies absent from one result are all-NaN: no centre
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _far(tracked, detected)
-
-
-def _far(tracked: np.ndarray, detected: np.ndarray) -> np.ndarray:
-    centre_t = np.nanmean(np.where(np.isfinite(tracked).all(-1, keepdims=True), tracked, np.nan), axis=1)
-    centre_d = np.nanmean(np.where(np.isfinite(detected).all(-1, keepdims=True), detected, np.nan), axis=1)
-    depth = np.linalg.norm(tracked[:, 0] - tracked[:, 1], axis=-1)
-    gap = np.linalg.norm(centre_t - centre_d, axis=-1)
-    return np.isfinite(gap) & (gap > 0.5 * np.where(np.isfinite(depth), depth, np.nanmedian(depth)))
 
 
 def _pixels(film: Any) -> np.ndarray:

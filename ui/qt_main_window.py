@@ -37,6 +37,7 @@ import measure
 from app.atomic import atomic_write_text
 from app.errors import UserError
 from app.session import ROLES, ManualCalibration, Session, default_recovery_path
+from ui.export_dialog import install_export
 from ui.qt_auto import install_auto_landmarks
 from ui.qt_banner import QtMessageBanner
 from ui.qt_film_view import WINDOW_PRESETS, QtFilmView
@@ -128,6 +129,8 @@ class QtMainWindow(QMainWindow):
         self._recovery_file: Path | None = None
         # review mode (issue #6): a saved session or SR opens read-only; Edit makes a new version
         self.review = install_review(self)
+        # one export dialog for PDF, SR, CSV and PNG (issue #13 §5)
+        self.exporter = install_export(self)
         # Track and Refine (issue #5): app.autolandmarks on the session's films
         self.auto = install_auto_landmarks(self)
         # Help: shortcuts generated from the actions, how to measure (issue #13)

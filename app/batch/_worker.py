@@ -281,12 +281,14 @@ def _track_other_film(
 ) -> bool:
     source = "extension" if target == "flexion" else "flexion"
     try:
-        from app.autolandmarks import track_film
+        from app.autolandmarks import track_checked
     except ImportError:
         outcome.reason = f"landmarks: no landmarks on the {target} film and tracking unavailable"
         return False
-    tracked = track_film(films[source], given.landmarks[source], films[target],
-                         levels=given.levels)
+    # guarded: a body that tracking and a detection on the target film put on different
+    # vertebrae is left unplaced; labels that disagree between the films need review
+    tracked = track_checked(films[source], given.landmarks[source], films[target],
+                            levels=given.levels, target_name=target)
     if not tracked:
         outcome.reason = (f"landmarks: no landmarks on the {target} film and tracking from the "
                           f"{source} film failed: {getattr(tracked, 'reason', 'no reason')}")
@@ -298,6 +300,10 @@ def _track_other_film(
     setattr(outcome, f"{target}_fit_quality", np.asarray(tracked.quality, dtype=float).tolist())
     warnings.extend(f"{target} film: {level} not placed: {why}"
                     for level, why in tracked.failures.items())
+    if tracked.details.get("needs_review"):
+        outcome.needs_review = True
+        outcome.review_reasons = list(dict.fromkeys(
+            [*outcome.review_reasons, *tracked.details["review_reasons"]]))
     outcome.landmark_method += f"+tracked:{target}"
     return True
 
@@ -314,7 +320,7 @@ def _detected_landmarks(
     """
     try:
         import measure
-        from app.autolandmarks import detect_study, track_film
+        from app.autolandmarks import detect_study, track_checked
 
         measure.detect_vertebrae  # noqa: B018 - the detector itself may be missing
     except (ImportError, AttributeError):
@@ -332,7 +338,13 @@ def _detected_landmarks(
         if not detected:
             reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
             continue
-        tracked = track_film(films[source], detected.corners, films[target], levels=levels)
+        # guarded by the target film's own detection: a body where the two disagree is left
+        # unplaced; labels or facing that differ between the films need review
+        tracked = track_checked(
+            films[source], detected.corners, films[target], levels=levels,
+            detection=both[target], target_name=target,
+            source_facing=detected.details.get("facing"), labels_detected=True,
+        )
         if not tracked:
             reasons.append(f"tracking from the {source} film: "
                            f"{getattr(tracked, 'reason', 'failed')}")
@@ -343,12 +355,9 @@ def _detected_landmarks(
         return False
     # labels and facing come from the detection (tracking never changes them); unsure
     # detections are counted only once a reader has reviewed them
-    review = list(detected.details.get("review_reasons", []))
-    if not both[target]:
-        review.append(f"labels not cross-checked on the {target} film "
-                      f"({getattr(both[target], 'reason', 'not detected')})")
-    outcome.needs_review = bool(detected.details.get("needs_review")) or not both[target]
-    outcome.review_reasons = list(dict.fromkeys(review)) if outcome.needs_review else []
+    review = [*detected.details.get("review_reasons", []), *tracked.details.get("review_reasons", [])]
+    outcome.needs_review = bool(review)
+    outcome.review_reasons = list(dict.fromkeys(review))
     outcome.levels = list(levels)
     for role, result in ((source, detected), (target, tracked)):
         setattr(outcome, f"{role}_landmarks", np.asarray(result.corners, dtype=float).tolist())

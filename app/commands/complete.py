@@ -21,8 +21,13 @@ not be refined, ``tracked``) and ``landmark_sd_mm`` per corner, and under each
 completed film a ``completion`` object: ``facing``, ``facing_evidence``,
 ``clicked``, ``found_along_column``, ``unrefined``, ``failures``.
 
-Exit status 0 when every body was placed and refined, 1 when some were not
-(the file is still written, with the reasons), 2 on bad input (nothing written).
+The film tracked from the completed one is cross-checked with a detection on
+that film (``app.autolandmarks.track_checked``): a body where tracking and
+detection disagree is left unplaced, with its reason.
+
+Exit status 0 when every body was placed and refined, 1 when some were not or
+the tracked film's labels need review (the file is still written, with the
+reasons), 2 on bad input (nothing written).
 """
 
 from __future__ import annotations
@@ -187,7 +192,11 @@ def run(args: argparse.Namespace) -> int:
             incomplete = True
     if tracked:
         print(f"tracked to the other film: {len(tracked.placed)} bodies")
-        incomplete |= bool(tracked.failures)
+        for level, reason in tracked.failures.items():
+            print(f"lumbar-instability: warning: tracked film {level}: {reason}", file=sys.stderr)
+        for reason in tracked.details.get("review_reasons", []):
+            print(f"lumbar-instability: warning: needs review: {reason}", file=sys.stderr)
+        incomplete |= bool(tracked.failures) or bool(tracked.details.get("needs_review"))
     elif tracked is not None:
         incomplete = True
     print(f"wrote {args.out}")

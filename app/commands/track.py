@@ -9,8 +9,18 @@ with only a ``flexion`` or only an ``extension`` object is accepted).
 film's ``tracking`` key the source film, the fit quality per level, the
 failures with their reasons and the common scale.
 
-Exit status 0 when every body was tracked, 1 when some were not (the file is
-still written, with their reasons), 2 on bad input (nothing written).
+The tracked bodies are cross-checked with a detection on the target film
+(``app.autolandmarks.track_checked``): a body that tracking and detection put
+on different vertebrae is not filled (vertebrae look alike: tracking can lock
+onto a neighbour with a high correlation), and its reason is given; when the
+detection names the whole column one level apart, or finds the patient facing
+the other way, the labels need review (``tracking.needs_review`` and
+``tracking.review_reasons`` in ``OUT.json``, a warning on stderr).  Labels and
+facing are never changed.
+
+Exit status 0 when every body was tracked and nothing needs review, 1 when
+some were not or the labels need review (the file is still written, with the
+reasons), 2 on bad input (nothing written).
 """
 
 from __future__ import annotations
@@ -93,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for level, reason in outcome.failures.items():
         print(f"lumbar-instability: warning: {level} not tracked: {reason}", file=sys.stderr)
+    review = outcome.details.get("review_reasons", [])
+    for reason in review:
+        print(f"lumbar-instability: warning: needs review: {reason}", file=sys.stderr)
     print(f"wrote {args.out}")
-    return 1 if outcome.failures else 0
+    return 1 if outcome.failures or review else 0
 

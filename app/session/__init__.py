@@ -18,6 +18,7 @@ The class is composed of one part per concern, each in its own module:
   :class:`ManualCalibration`) and constants;
 - ``_films``: films and calibration (open, roles, warnings, swap);
 - ``_landmarks``: level labels and corner edits;
+- ``_annotations``: the reader's free rulers and angles;
 - ``_history``: undo/redo and the event announcements of each edit;
 - ``_persistence``: save, load, autosave and recovery;
 - ``_results``: criteria and the segmental motion;
@@ -35,6 +36,7 @@ from typing import Any
 
 import measure
 from app.events import EmitterGroup
+from app.session._annotations import AnnotationsMixin
 from app.session._films import FilmsMixin, assign_roles, identity_mismatch
 from app.session._history import HistoryMixin, _Step
 from app.session._landmarks import LandmarksMixin, shifted_levels
@@ -58,7 +60,9 @@ __all__ = [
 ]
 
 
-class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixin, PersistenceMixin):
+class Session(
+    FilmsMixin, LandmarksMixin, AnnotationsMixin, HistoryMixin, ResultsMixin, SafetyMixin, PersistenceMixin
+):
     """The state of one flexion/extension measurement, evented and undoable.
 
     Parameters
@@ -76,7 +80,8 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixi
         ``films``, ``landmarks`` (info ``role``), ``calibration`` (``role``),
         ``levels``, ``criteria``, ``selected_segment``, ``results``, ``dirty``,
         ``history`` (undo/redo availability), ``path``, ``messages``,
-        ``label_review`` (the level labels await the reader's confirmation).
+        ``label_review`` (the level labels await the reader's confirmation),
+        ``annotations`` (info ``role``: a ruler or angle was drawn, moved or deleted).
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Session(FilmsMixin, LandmarksMixin, HistoryMixin, ResultsMixin, SafetyMixi
                 "path",
                 "messages",
                 "label_review",
+                "annotations",
             ),
         )
         self._levels: tuple[str, ...] = tuple(levels or measure.DEFAULT_LEVELS)

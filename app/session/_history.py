@@ -165,6 +165,8 @@ class HistoryMixin:
             a, b = before.films[i], after.films[i]
             if films_changed or (a is not None and b is not None and not _same_landmarks(a, b)):
                 self.events.landmarks(role=role)
+            if films_changed or (a is not None and b is not None and a.annotations != b.annotations):
+                self.events.annotations(role=role)
             if films_changed or (
                 a is not None and b is not None and a.manual_calibration != b.manual_calibration
             ):

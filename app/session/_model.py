@@ -123,6 +123,8 @@ class FilmState:
     landmark_sd_mm : ndarray of shape (V, 4)
         Positional standard deviation of each corner, mm (NaN: the default of
         its placement method).
+    annotations : tuple of app.annotations.Annotation
+        The reader's rulers and angles on this film (immutable: shared by copies).
     """
 
     film: Any
@@ -132,6 +134,7 @@ class FilmState:
     dicom_calibration: Calibration
     manual_calibration: ManualCalibration | None = None
     landmark_sd_mm: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
+    annotations: tuple[Any, ...] = ()
 
     @property
     def calibration(self) -> Calibration:

@@ -18,6 +18,7 @@ import numpy as np
 
 import measure
 from app import __version__
+from app.annotations import annotations_from_json, annotations_to_json
 from app.atomic import atomic_write_text
 from app.errors import InputFileError, UserError
 from app.session._model import (
@@ -73,6 +74,9 @@ class PersistenceMixin:
         doc["selected_segment"] = (
             None if self._selected_segment is None else self.segments[self._selected_segment]
         )
+        drawn = {r: self._films[r].annotations for r in ROLES if self._films[r] is not None}
+        if any(drawn.values()):  # absent when none: files stay as older versions wrote them
+            doc["annotations"] = annotations_to_json(drawn)
         reader = getattr(self, "_reader", None)
         if reader is not None:
             doc["reader"] = dict(reader)
@@ -184,6 +188,12 @@ class PersistenceMixin:
             raise InputFileError(path, f"malformed session file ({type(exc).__name__}: {exc})") from None
         if states["flexion"] is None and states["extension"] is None:
             raise InputFileError(path, "names neither a flexion nor an extension film")
+        try:
+            drawn = annotations_from_json(doc.get("annotations"), [r for r in ROLES if states[r] is not None])
+        except ValueError as exc:
+            raise InputFileError(path, str(exc)) from None
+        for role, items in drawn.items():
+            states[role].annotations = tuple(items)
         self._levels = levels
         self._criteria = criteria
         self._films = states
