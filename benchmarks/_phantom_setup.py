@@ -8,6 +8,7 @@ that their figures describe the same population of studies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +48,8 @@ class PreparedStudy:
     Attributes
     ----------
     seed : int
-    study : app.phantom.PhantomStudy
+    study : app.phantom.PhantomStudy or None
+        None when the films came from ``film_cache``.
     images : tuple of ndarray of shape (H, W)
         Flexion, extension films (float32, noise added, bone bright).
     truth : tuple of ndarray of shape (V, 4, 2)
@@ -62,7 +64,7 @@ class PreparedStudy:
     """
 
     seed: int
-    study: object
+    study: object | None
     images: tuple[np.ndarray, np.ndarray]
     truth: tuple[np.ndarray, np.ndarray]
     spacing_mm: tuple[float, float]
@@ -70,7 +72,8 @@ class PreparedStudy:
     label: str
 
 
-def prepare(seed: int, k: int, scale: float, realistic: bool = False) -> PreparedStudy:
+def prepare(seed: int, k: int, scale: float, realistic: bool = False,
+            film_cache: Path | None = None) -> PreparedStudy:
     """Render study ``seed`` under ``conditions(k)`` and prepare its films.
 
     Parameters
@@ -83,24 +86,43 @@ def prepare(seed: int, k: int, scale: float, realistic: bool = False) -> Prepare
         Phantom film size factor.
     realistic : bool
         The phantom's ``--realistic`` preset (anatomy, motion and film artefacts
-        drawn from the seed); it decides its own facing and film look, so only
-        the added noise is taken from the cycle.
+        drawn from the seed); it decides its own film look, so only the facing
+        and the added noise are taken from the cycle.
+    film_cache : Path, optional
+        Folder keeping the rendered films (pixels, truth, spacing) between runs:
+        rendering is most of the time of a study.
     """
     cond = conditions(k)
     noise = cond.pop("noise")
-    if realistic:
-        study = make_study(seed, scale=scale, realistic=True, facing=cond["facing"])
+    path = None
+    if film_cache is not None:
+        path = film_cache / f"{'realistic' if realistic else 'standard'}-{seed}-{k}-{scale:g}.npz"
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            pixels = (z["flexion"], z["extension"])
+            truth = (z["truth_flexion"], z["truth_extension"])
+            spacing = (float(z["spacing"][0]), float(z["spacing"][1]))
+            inverted = bool(z["inverted"])
+        study = None
     else:
-        study = make_study(seed, scale=scale, **cond)
+        if realistic:
+            study = make_study(seed, scale=scale, realistic=True, facing=cond["facing"])
+        else:
+            study = make_study(seed, scale=scale, **cond)
+        flex, ext = study.flexion, study.extension
+        pixels = (flex.pixels, ext.pixels)
+        truth = (flex.landmark_array(), ext.landmark_array())
+        spacing = (float(flex.pixel_spacing_mm[0]), float(ext.pixel_spacing_mm[0]))
+        inverted = flex.photometric == "MONOCHROME1"
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, flexion=pixels[0], extension=pixels[1], truth_flexion=truth[0],
+                     truth_extension=truth[1], spacing=np.array(spacing), inverted=inverted)
     rng = np.random.default_rng(seed)
-    flex, ext = study.flexion, study.extension
-    images = (noisy(flex.pixels, noise, rng), noisy(ext.pixels, noise, rng))
-    if flex.photometric == "MONOCHROME1":
+    images = (noisy(pixels[0], noise, rng), noisy(pixels[1], noise, rng))
+    if inverted:
         images = (-images[0], -images[1])
     label = ("realistic " if realistic else "") + " ".join(
         f"{key}={value}" for key, value in {**cond, "noise": noise}.items()
     )
-    return PreparedStudy(
-        seed, study, images, (flex.landmark_array(), ext.landmark_array()),
-        (float(flex.pixel_spacing_mm[0]), float(ext.pixel_spacing_mm[0])), rng, label,
-    )  # fmt: skip
+    return PreparedStudy(seed, study, images, truth, spacing, rng, label)

@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.autolandmarks import detect_film, refine_film, track_film
+from app.autolandmarks import detect_study, refine_film, track_film
 from app.phantom import MEASURED_LEVELS
 from benchmarks._phantom_setup import PreparedStudy, prepare
 from measure import (
@@ -66,10 +66,10 @@ from measure import (
 )
 
 SETS = {
-    "tuning": (range(82000, 82030), False),
-    "realistic-tuning": (range(82500, 82512), True),
+    "tuning": (range(82000, 82060), False),
+    "realistic-tuning": (range(82500, 82524), True),
     "reporting": (range(83000, 83040), False),
-    "realistic-reporting": (range(83500, 83520), True),
+    "realistic-reporting": (range(83500, 83524), True),
 }
 METHODS = ("manual", "refined", "tracked", "detected")
 AUTOMATIC = ("refined", "tracked", "detected")
@@ -86,8 +86,12 @@ def _sd(result, fallback: float) -> np.ndarray:
     return np.where(np.isfinite(sd), sd, fallback)
 
 
-def corners_by_method(p: PreparedStudy) -> dict[str, tuple]:
-    """{method: (flex corners px, ext corners px, flex SD mm, ext SD mm)} as the app stores them."""
+def corners_by_method(p: PreparedStudy, methods=METHODS) -> dict[str, tuple]:
+    """{method: (flex corners px, ext corners px, flex SD mm, ext SD mm)} as the app stores them.
+
+    ``detected`` also gets ``(..., needs_review)``: the study-level check of
+    :func:`app.autolandmarks.detect_study` (what batch uses) flagged it.
+    """
     levels = list(MEASURED_LEVELS)
     sp = dict(zip("fe", p.spacing_mm, strict=True))
     cal = {k: Calibration(v, v, CalibrationSource.CALIBRATED, "phantom") for k, v in sp.items()}
@@ -96,41 +100,48 @@ def corners_by_method(p: PreparedStudy) -> dict[str, tuple]:
     rng = p.rng
     out = {}
     manual = PlacementMethod.MANUAL.default_sd_mm
+    # the random draws happen whichever methods are run, so that each method sees the same clicks
     clicked = [true[k] + rng.normal(0, manual / sp[k], true[k].shape) for k in "fe"]
-    out["manual"] = (*clicked, np.full((6, 4), manual), np.full((6, 4), manual))
     clicks = {k: true[k] + rng.normal(0, CLICK_SD_MM / sp[k], true[k].shape) for k in "fe"}
-    refined, sds = [], []
-    for k in "fe":
-        r = refine_film(img[k], clicks[k], levels=levels, calibration=cal[k])
-        if r:
-            ok = np.isfinite(r.corners).all(axis=-1)
-            refined.append(np.where(ok[..., None], r.corners, clicks[k]))
-            sds.append(np.where(ok, _sd(r, PlacementMethod.REFINED.default_sd_mm), np.nan))
-        else:
-            refined.append(clicks[k])
-            sds.append(np.full((6, 4), np.nan))
-    # a body refinement could not place keeps the clicks: a reader's corners, 1.5 mm
-    out["refined"] = (*refined, *sds)
-    t = track_film(img["f"], true["f"], img["e"], levels=levels, target_calibration=cal["e"])
-    if t:
-        out["tracked"] = (true["f"], t.corners, np.zeros((6, 4)),
-                          _sd(t, PlacementMethod.TRACKED.default_sd_mm))
-    det = [detect_film(img[k], levels=levels, calibration=cal[k]) for k in "fe"]
-    if all(det):
-        out["detected"] = (det[0].corners, det[1].corners,
-                           _sd(det[0], PlacementMethod.DETECTED.default_sd_mm),
-                           _sd(det[1], PlacementMethod.DETECTED.default_sd_mm))
+    if "manual" in methods:
+        out["manual"] = (*clicked, np.full((6, 4), manual), np.full((6, 4), manual))
+    if "refined" in methods:
+        refined, sds = [], []
+        for k in "fe":
+            r = refine_film(img[k], clicks[k], levels=levels, calibration=cal[k])
+            if r:
+                ok = np.isfinite(r.corners).all(axis=-1)
+                refined.append(np.where(ok[..., None], r.corners, clicks[k]))
+                sds.append(np.where(ok, _sd(r, PlacementMethod.REFINED.default_sd_mm), np.nan))
+            else:
+                refined.append(clicks[k])
+                sds.append(np.full((6, 4), np.nan))
+        # a body refinement could not place keeps the clicks: a reader's corners, 1.5 mm
+        out["refined"] = (*refined, *sds)
+    if "tracked" in methods:
+        t = track_film(img["f"], true["f"], img["e"], levels=levels, target_calibration=cal["e"])
+        if t:
+            out["tracked"] = (true["f"], t.corners, np.zeros((6, 4)),
+                              _sd(t, PlacementMethod.TRACKED.default_sd_mm))
+    if "detected" in methods:
+        det = detect_study(img["f"], img["e"], levels=levels, calibrations=(cal["f"], cal["e"]))
+        if all(det):
+            review = any(bool(d.details.get("needs_review")) for d in det)
+            out["detected"] = (det[0].corners, det[1].corners,
+                               _sd(det[0], PlacementMethod.DETECTED.default_sd_mm),
+                               _sd(det[1], PlacementMethod.DETECTED.default_sd_mm), review)
     return out
 
 
-def collect(seeds, scale: float, realistic: bool, verbose: bool) -> list[dict]:
-    """Raw corners of every method on every study (the expensive part; cached)."""
+def collect(seeds, scale: float, realistic: bool, verbose: bool, methods=METHODS,
+            film_cache: Path | None = None) -> list[dict]:
+    """Raw corners of ``methods`` on every study (the expensive part; cached)."""
     records = []
     t0 = time.time()
     for k, seed in enumerate(seeds):
-        p = prepare(seed, k, scale, realistic)
+        p = prepare(seed, k, scale, realistic, film_cache)
         records.append({"seed": seed, "realistic": realistic, "spacing_mm": p.spacing_mm,
-                        "truth": p.truth, "methods": corners_by_method(p)})
+                        "truth": p.truth, "methods": corners_by_method(p, methods)})
         if verbose:
             print(f"seed {seed} ({p.label}): {time.time() - t0:.0f} s", file=sys.stderr)
     return records
@@ -139,13 +150,20 @@ def collect(seeds, scale: float, realistic: bool, verbose: bool) -> list[dict]:
 # --------------------------------------------------------------------------- evaluation
 
 
-def _batch(records: list[dict], method: str) -> dict | None:
+def _flagged(record: dict, method: str) -> bool:
+    """The method's own check marked this study for review (detection only)."""
+    got = record["methods"].get(method)
+    return got is not None and len(got) > 4 and bool(got[4])
+
+
+def _batch(records: list[dict], method: str, unflagged: bool = False) -> dict | None:
     """Every study that has ``method``'s corners, stacked for one ``segmental_motion`` call.
 
     Placement per corner: the method, except corners the method could not
     place (refinement keeps the clicks: ``manual`` with the clicks' 1.5 mm).
+    ``unflagged``: leave out studies the method marked for review.
     """
-    rows = [r for r in records if method in r["methods"]]
+    rows = [r for r in records if method in r["methods"] and not (unflagged and _flagged(r, method))]
     if not rows:
         return None
     cf, ce, sf, se = (np.stack([np.asarray(r["methods"][method][i], float) for r in rows]) for i in range(4))
@@ -256,7 +274,7 @@ def rigid_decomposition(records: list[dict], method: str) -> dict:
 
     shifts, rots, ratios, tilts = [], [], [], []
     for r in records:
-        if method not in r["methods"]:
+        if method not in r["methods"] or _flagged(r, method):
             continue
         got = r["methods"][method]
         for i, (corners, sd) in enumerate(((got[0], got[2]), (got[1], got[3]))):
@@ -307,7 +325,7 @@ def fit_error_model(records: list[dict], method: str, models: dict) -> tuple[Err
     the endplate that brings angulation to 95 % (angles see nothing else), then
     the smallest factor along it that brings translation to 95 %.
     """
-    batch = _batch(records, method)
+    batch = _batch(records, method, unflagged=True)
     if batch is None:
         return models[PlacementMethod(method)], {}
     decomposition = rigid_decomposition(records, method)
@@ -334,13 +352,26 @@ def fit_error_model(records: list[dict], method: str, models: dict) -> tuple[Err
 # --------------------------------------------------------------------------- driver
 
 
-def records_of(name: str, n: int, scale: float, cache: Path | None, verbose: bool) -> list[dict]:
-    """The first ``n`` studies of seed set ``name``, from the cache when there."""
+def records_of(name: str, n: int, scale: float, cache: Path | None, verbose: bool,
+               redo: tuple[str, ...] = ()) -> list[dict]:
+    """The first ``n`` studies of seed set ``name``, from the cache when there.
+
+    ``redo``: methods to run again on cached studies (after a change to them).
+    """
     seeds, realistic = SETS[name]
     path = None if cache is None else cache / f"{name}-{n}-{scale:g}.pkl"
+    films = None if cache is None else cache / "films"
     if path is not None and path.exists():
-        return pickle.loads(path.read_bytes())
-    records = collect(seeds[:n], scale, realistic, verbose)
+        records = pickle.loads(path.read_bytes())
+        if not redo:
+            return records
+        fresh = collect(seeds[:n], scale, realistic, verbose, redo, films)
+        for old, new in zip(records, fresh, strict=True):
+            for m in redo:
+                old["methods"].pop(m, None)
+            old["methods"].update(new["methods"])
+    else:
+        records = collect(seeds[:n], scale, realistic, verbose, METHODS, films)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(records))
@@ -348,10 +379,15 @@ def records_of(name: str, n: int, scale: float, cache: Path | None, verbose: boo
 
 
 def figures(records: list[dict], models: dict) -> dict:
-    """Per method: segments, coverage and its Wilson 95 % CI, RMS(error / SD), per quantity."""
+    """Per method: segments, coverage and its Wilson 95 % CI, RMS(error / SD), per quantity.
+
+    Detection has two rows: every study, and the studies it did not mark for
+    review (batch counts only those; the viewer shows a review banner).
+    """
     out = {}
-    for m in METHODS:
-        batch = _batch(records, m)
+    rows = [(m, m, False) for m in METHODS] + [("detected, not flagged for review", "detected", True)]
+    for label, m, unflagged in rows:
+        batch = _batch(records, m, unflagged)
         if batch is None:
             continue
         data = errors_and_sds(batch, models)
@@ -364,7 +400,7 @@ def figures(records: list[dict], models: dict) -> dict:
                 z = err / sd
             row[q] = {"coverage": hits / err.size if err.size else float("nan"), "ci95": [float(lo), float(hi)],
                       "n": int(err.size), "rms_z": float(np.sqrt(np.nanmean(z[np.isfinite(z)] ** 2)))}
-        out[m] = row
+        out[label] = row
     return out
 
 
@@ -396,11 +432,13 @@ def main() -> None:
     parser.add_argument("--studies", type=int, nargs=4, metavar=("TUNE", "RTUNE", "REPORT", "RREPORT"),
                         default=[len(SETS[k][0]) for k in SETS], help="how many of each seed set")
     parser.add_argument("--only", choices=tuple(SETS), help="only collect this set (for parallel runs)")
+    parser.add_argument("--redo", nargs="+", choices=METHODS, default=(),
+                        help="run these methods again on the cached studies")
     args = parser.parse_args()
     counts = dict(zip(SETS, args.studies, strict=True))
     t0 = time.time()
     if args.only:
-        records_of(args.only, counts[args.only], args.scale, args.cache, not args.quiet)
+        records_of(args.only, counts[args.only], args.scale, args.cache, not args.quiet, tuple(args.redo))
         return
     recs = {k: records_of(k, n, args.scale, args.cache, not args.quiet) for k, n in counts.items() if n}
     result: dict = {"counts": counts, "scale": args.scale, "models": {m.value: asdict(v) for m, v in ERROR_MODEL.items()}}

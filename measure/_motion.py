@@ -642,6 +642,8 @@ def _film(
     cross_ap *= sign  # height of PI_U above L's endplate line, times d
     t = np.divide(dot_ap, d, out=t_out)  # (PI_U - PS_L) . e1
     d2 = np.multiply(d, d, out=qx)
+    # sin² of the angle between the endplates (mixes along/across SDs of PI_U into t)
+    sin2 = sin_part * sin_part / (i2 * d2) if need_i2 else None
     # U's inferior endplate midpoint m = p + i/2 in L's frame, as a fraction of depth:
     # along e1 (a.p + a.i/2)/d², along e2 sign (cross(a,p) + cross(a,i)/2)/d²
     cos_part *= 0.5
@@ -652,7 +654,7 @@ def _film(
     sin_part /= d2
     return {
         "theta": theta, "t": t, "depth": depth, "d": d, "i2": i2,
-        "u": cos_part, "v": sin_part, "cross_ap": cross_ap, "d2": d2, "scratch": px,
+        "u": cos_part, "v": sin_part, "cross_ap": cross_ap, "d2": d2, "scratch": px, "sin2": sin2,
     }  # fmt: skip
 
 
@@ -1022,9 +1024,11 @@ def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
 def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None, across: np.ndarray | None = None):
     """Variances of theta (rad²) and t, and the squared corner SDs, for one film.
 
-    ``sd`` is the SD along the endplate, ``across`` perpendicular to it (None:
-    isotropic).  Angles see only the perpendicular errors; ``t`` sees PI_U and
-    PS_L along the endplate and L's endplate tilt (AS_L, PS_L across) times r.
+    ``sd`` is the SD along the corner's own endplate, ``across`` perpendicular
+    to it (None: isotropic).  Angles see only the perpendicular errors; ``t``
+    sees PS_L along L's endplate, PI_U along L's endplate (its own SDs mixed by
+    the angle between the endplates) and L's endplate tilt (AS_L, PS_L across)
+    times r.
     """
     if sd is None:
         nan = np.full(g["t"].shape, np.nan, g["t"].dtype)
@@ -1032,9 +1036,11 @@ def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None, across: np.ndarr
     s2 = sd * sd
     x2 = s2 if across is None else across * across
     s_as, s_ps = s2[_AS, 1:], s2[_PS, 1:]
-    s_pi = s2[_PI, :-1]
     x_as, x_ps = x2[_AS, 1:], x2[_PS, 1:]
     x_pi, x_ai = x2[_PI, :-1], x2[_AI, :-1]
+    s_pi = s2[_PI, :-1]
+    if across is not None:  # PI_U's SD along L's endplate
+        s_pi = s_pi + (x_pi - s_pi) * g["sin2"]
     r = g["cross_ap"] / g["d2"]  # height of PI_U over L's endplate / depth
     r2 = r * r
     var_theta = (x_pi + x_ai) / g["i2"] + (x_as + x_ps) / g["d2"]

@@ -143,20 +143,23 @@ def test_body_sd_shape_and_value_errors():
 
 def test_placement_uncertainty_maps_methods_to_their_models():
     models = {m: ErrorModel() for m in PlacementMethod}
-    models[PlacementMethod.TRACKED] = ErrorModel(corner_factor=2.0, corner_floor_mm=0.3,
-                                                 shift_sd_mm=0.2, rotation_sd_deg=0.5)
-    models[PlacementMethod.DETECTED] = ErrorModel(shift_sd_mm=1.0, rotation_sd_deg=0.1)
+    models[PlacementMethod.TRACKED] = ErrorModel(corner_factor=2.0, shift_sd_mm=0.2, rotation_sd_deg=0.5)
+    models[PlacementMethod.DETECTED] = ErrorModel(corner_factor=0.5, across_factor=3.0, shift_sd_mm=1.0,
+                                                  rotation_sd_deg=0.1)
     placement = [["tracked"] * 4, ["manual", "", None, "edited"], ["detected", "tracked", "edited", "tracked"]]
     stated = [[0.2, np.nan, 0.1, 0.2], [np.nan, 1.0, np.nan, np.nan], [np.nan] * 4]
-    corner, body = placement_uncertainty(placement, stated, models)
-    tracked_default = PlacementMethod.TRACKED.default_sd_mm
-    np.testing.assert_allclose(corner[0], np.hypot(2 * np.array([0.2, tracked_default, 0.1, 0.2]), 0.3))
-    np.testing.assert_allclose(corner[1], [0.6, 1.0, 0.6, 0.6])  # manual defaults, stated kept
-    np.testing.assert_allclose(corner[2], [PlacementMethod.DETECTED.default_sd_mm,
-                                           math.hypot(2 * tracked_default, 0.3), 0.6,
-                                           math.hypot(2 * tracked_default, 0.3)])
+    u = placement_uncertainty(placement, stated, models)
+    tracked = PlacementMethod.TRACKED.default_sd_mm
+    detected = PlacementMethod.DETECTED.default_sd_mm
+    np.testing.assert_allclose(u.corner_sd_mm[0], 2 * np.array([0.2, tracked, 0.1, 0.2]))
+    np.testing.assert_allclose(u.across_sd_mm[0], u.corner_sd_mm[0])  # isotropic when not set
+    np.testing.assert_allclose(u.corner_sd_mm[1], [0.6, 1.0, 0.6, 0.6])  # manual defaults, stated kept
+    np.testing.assert_allclose(u.corner_sd_mm[2], [0.5 * detected, 2 * tracked, 0.6, 2 * tracked])
+    np.testing.assert_allclose(u.across_sd_mm[2], [3.0 * detected, 2 * tracked, 0.6, 2 * tracked])
     # a body of mixed methods takes the largest shared terms
-    np.testing.assert_allclose(body, [[0.2, 0.5], [0.0, 0.0], [1.0, 0.5]])
+    np.testing.assert_allclose(u.body_sd, [[0.2, 0.5], [0.0, 0.0], [1.0, 0.5]])
+    kwargs = u.motion_kwargs("extension")
+    assert set(kwargs) == {"extension_landmark_sd_mm", "extension_landmark_sd_across_mm", "extension_body_sd"}
 
 
 def test_placement_uncertainty_rejects_unknown_methods_and_shapes():
@@ -164,12 +167,63 @@ def test_placement_uncertainty_rejects_unknown_methods_and_shapes():
         placement_uncertainty([["guessed"] * 4])
     with pytest.raises(ValueError, match="placement: expected shape"):
         placement_uncertainty(["manual"] * 4)
+    with pytest.raises(ValueError, match="film"):
+        placement_uncertainty([["manual"] * 4]).motion_kwargs("lateral")
 
 
 def test_manual_and_edited_corners_are_taken_as_stated():
     """The reader's SD is the literature's; the phantom cannot measure a reader."""
     for method in (PlacementMethod.MANUAL, PlacementMethod.EDITED):
         assert ERROR_MODEL[method] == ErrorModel()
-    corner, body = placement_uncertainty(np.full((3, 6, 4), "manual", dtype=object), np.full((3, 6, 4), 0.8))
-    assert corner.shape == (3, 6, 4) and body.shape == (3, 6, 2)
-    assert np.all(corner == 0.8) and np.all(body == 0.0)
+    u = placement_uncertainty(np.full((3, 6, 4), "manual", dtype=object), np.full((3, 6, 4), 0.8))
+    assert u.corner_sd_mm.shape == (3, 6, 4) and u.body_sd.shape == (3, 6, 2)
+    assert np.all(u.corner_sd_mm == 0.8) and np.all(u.across_sd_mm == 0.8) and np.all(u.body_sd == 0.0)
+
+
+def _anisotropic_monte_carlo(flex, ext, along, across, n, rng, spacing=SPACING):
+    """Each corner moved along and across its own endplate (superior corners: AS-PS,
+    inferior corners: AI-PI), independently; SDs in mm."""
+    px = spacing[0]  # square pixels here
+
+    def perturb(c):
+        sup = c[:, 0] - c[:, 1]
+        inf = c[:, 3] - c[:, 2]
+        direction = np.stack([sup, sup, inf, inf], axis=1)
+        direction = direction / np.linalg.norm(direction, axis=-1, keepdims=True)  # (V, 4, 2)
+        normal = np.stack([-direction[..., 1], direction[..., 0]], axis=-1)
+        a = rng.normal(size=(n, *c.shape[:2], 1)) * (np.asarray(along)[..., None] / px)
+        b = rng.normal(size=(n, *c.shape[:2], 1)) * (np.asarray(across)[..., None] / px)
+        return c + a * direction + b * normal
+
+    return segmental_motion(perturb(flex), perturb(ext), spacing)
+
+
+def test_along_and_across_sds_match_monte_carlo():
+    rng = np.random.default_rng(11)
+    flex, ext = random_spines(rng, 2, spacing=SPACING)
+    along = rng.uniform(0.1, 0.4, (6, 4))
+    across = rng.uniform(0.5, 1.0, (6, 4))
+    for s in range(2):
+        r = segmental_motion(flex[s], ext[s], SPACING, landmark_sd_mm=along,
+                             flexion_landmark_sd_across_mm=across, extension_landmark_sd_across_mm=across)
+        mc = _anisotropic_monte_carlo(flex[s], ext[s], along, across, 40_000, rng)
+        np.testing.assert_allclose(r.angulation_sd_deg, mc.angulation_deg.std(axis=0), rtol=0.03)
+        np.testing.assert_allclose(r.translation_sd_mm, mc.translation_mm.std(axis=0), rtol=0.03)
+        np.testing.assert_allclose(r.translation_sd_pct, mc.translation_pct.std(axis=0), rtol=0.03)
+
+
+def test_across_only_closed_form():
+    """Flat rectangles (depth D = 40 px, |i| = 40 px, PI_U 10 px over L), 1 mm/px, SD along a,
+    across b on every corner.  Angle per film: 2 b²/|i|² + 2 b²/D²; translation per film:
+    a² (PI_U) + a² (PS_L) + 2 b² (h/D)² with h/D = 1/4."""
+    corners = _rectangles()
+    a, b = 0.2, 0.9
+    r = segmental_motion(corners, corners, (1.0, 1.0), levels=["L4", "L5"], landmark_sd_mm=a,
+                         flexion_landmark_sd_across_mm=b, extension_landmark_sd_across_mm=b)
+    assert r.angulation_sd_deg[0] == pytest.approx(math.degrees(math.sqrt(2 * 4 * b**2 / 1600)), rel=1e-12)
+    var_t = 2 * a**2 + 2 * b**2 / 16
+    assert r.translation_sd_mm[0] == pytest.approx(math.sqrt(2 * var_t), rel=1e-12)
+    # dt = 0: % SD = 100 SD(dt) / D (the depth's own error enters only through dt / D)
+    assert r.translation_sd_pct[0] == pytest.approx(100 * math.sqrt(2 * var_t) / 40, rel=1e-12)
+    with pytest.raises(ValueError, match="needs the SD along"):
+        segmental_motion(corners, corners, (1.0, 1.0), levels=["L4", "L5"], flexion_landmark_sd_across_mm=b)
