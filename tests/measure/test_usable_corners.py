@@ -1,4 +1,5 @@
 """measure.usable_corners: which bodies a segment can use (shared by the session and the report check)."""
+# ruff: noqa: RUF005  (numpy array + list is elementwise addition, not concatenation)
 
 from __future__ import annotations
 
