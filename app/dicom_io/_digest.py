@@ -71,6 +71,15 @@ class FileDigest:
         self._error: str | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> tuple:
+        # films go to the viewer's worker process by pickle (report export): the lock stays here
+        with self._lock:
+            return (self._path, self._identity, self._value, self._error)
+
+    def __setstate__(self, state: tuple) -> None:
+        self._path, self._identity, self._value, self._error = state
+        self._lock = threading.Lock()
+
     @property
     def value(self) -> str:
         """The hex digest.
