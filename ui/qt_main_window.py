@@ -786,6 +786,9 @@ def next_step_hint(session: Session, busy: str | None = None, guided: bool = Fal
     if busy:
         return f"{busy} is running: the films can be panned and zoomed meanwhile; Esc cancels (nothing is changed)."
     roles = session.roles
+    if review and session.label_review is not None:
+        return ("Review mode: the level labels wait for confirmation: Enter confirms them, [ or ] shifts them "
+                "(starts a new version; the reviewed file is kept).")
     if review:
         return "Review mode (read-only): the values as reported. File › Edit the reviewed report to change it."
     if not roles:

@@ -267,6 +267,15 @@ class QtReviewController(QObject):
         window.open_session = self.open_review
         window.open_paths = self._open_paths_hook
         self.session.events.films.connect(self._on_films_change)
+        for name in ("confirm_labels", "shift_up", "shift_down"):
+            # connected after the window's own slot: the labels change, then the review
+            # becomes an edit (a new version; the reviewed file is kept as reported)
+            window.actions_by_name[name].triggered.connect(self._label_key)
+
+    def _label_key(self, _checked: bool = False) -> None:
+        """Enter, [ or ] pressed on a reviewed report whose labels wait for confirmation."""
+        if self.active:
+            self.enter_edit()
 
     # ----------------------------------------------------------------- menus
 
@@ -417,6 +426,11 @@ class QtReviewController(QObject):
                     name not in ("undo", "redo") or
                     (self.session.can_undo if name == "undo" else self.session.can_redo)))
         self.window.results.criteria_combo.setEnabled(not active)
+        if active and self.session.label_review is not None:
+            # the report asks for the labels to be confirmed (Enter) or shifted ([ ]): those
+            # keys work here too, as the first edit of a new version (see _label_key)
+            for name in ("shift_up", "shift_down", "confirm_labels"):
+                self.window.actions_by_name[name].setEnabled(True)
         self.edit_action.setEnabled(active)
         self.window.results.setVisible(not active)
         self.panel.setVisible(active)

@@ -108,16 +108,3 @@ class FileDigest:
         except OSError as exc:
             return None, f"cannot be read since it was loaded ({exc.strerror or type(exc).__name__})"
         return value, None
-
-    def __getstate__(self) -> dict[str, object]:
-        # a film crosses into the viewer's worker process and back (app.background): the
-        # lock stays behind, the digest (when computed) and the file's identity travel
-        with self._lock:
-            return {"path": self._path, "identity": self._identity, "value": self._value, "error": self._error}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self._path = state["path"]
-        self._identity = state["identity"]
-        self._value = state["value"]
-        self._error = state["error"]
-        self._lock = threading.Lock()
