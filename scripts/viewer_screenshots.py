@@ -5,7 +5,9 @@
 
 Writes ``first-launch.png``, ``films-open-hint.png``, ``auto-in-progress.png``,
 ``auto-done.png``, ``guided-diagram.png``, ``help-shortcuts.png``,
-``stabilised-centre-of-rotation.png`` and ``review-warnings.png``.  Uses a
+``stabilised-centre-of-rotation.png``, ``export-ruler-angle.png``,
+``export-reader-dialog.png``, ``export-dialog.png``, ``export-dialog-anonymised.png``,
+``export-status.png`` (and the exported files in ``export/``) and ``review-warnings.png``.  Uses a
 throw-away state directory (no recovery file of the user is touched).
 """
 
@@ -100,6 +102,37 @@ def main() -> int:
         comparison.resize(1100, 800)
         shoot("stabilised-centre-of-rotation.png", comparison)
         comparison.close()
+
+    # the reader's own ruler and angle (issue #13 §4): a ruler across L3's superior endplate
+    # and the angle between L1's superior and S1's superior endplates (lumbar lordosis)
+    ext = np.asarray(truth.extension.corners, float)
+    flex = np.asarray(truth.flexion.corners, float)
+    window.session.add_annotation("flexion", "ruler", [flex[2, 0], flex[2, 1]])
+    window.session.add_annotation("flexion", "angle", [flex[3, 1], flex[3, 2], flex[4, 1]])
+    window.session.add_annotation("extension", "angle", [ext[0, 0], ext[0, 1], ext[5, 0], ext[5, 1]])
+    window.annotation_tools.set_tool("ruler")
+    window.session.set_reader("Dr Example", "Ruler across L3's superior endplate; lordosis L1-S1.")
+    shoot("export-ruler-angle.png")
+    window.annotation_tools.set_tool(None)
+    reader = window.reader_dialog.make_dialog()
+    reader.show()
+    shoot("export-reader-dialog.png", reader)
+    reader.close()
+    dialog = window.exporter.make_dialog()
+    dialog.show()
+    shoot("export-dialog.png", dialog)
+    dialog.anonymise_box.setChecked(True)
+    shoot("export-dialog-anonymised.png", dialog)
+    choice = dialog.choice()
+    dialog.close()
+    exported = args.out / "export"
+    exported.mkdir(exist_ok=True)
+    window.exporter.ask_overwrite = lambda paths: True
+    window.exporter.export(type(choice)(exported, choice.stem, ("pdf", "sr", "csv", "png"), False))
+    window.tasks.wait(120)
+    settle(0.5)
+    print(window.exporter.last_status)
+    shoot("export-status.png")
 
     session_file = Path(state.name) / "review" / "session.json"
     session_file.parent.mkdir()

@@ -152,6 +152,9 @@ class QtFilmView(QWidget):
         self._needs_fit = True
         self.show_loupe = True
         self.show_corner_diagram = True
+        # extra drawings over the film (e.g. the reader's rulers and angles,
+        # ui.annotation_tools): callables (painter, view), after the landmarks
+        self.overlay_painters: list = []
         session.events.films.connect(self._on_films_change)
         session.events.landmarks.connect(self._on_landmarks_change)
         session.events.calibration.connect(self._on_landmarks_change)
@@ -451,6 +454,8 @@ class QtFilmView(QWidget):
         self._draw_landmarks(painter, self.transform)
         if self.state.clicks:
             self._draw_clicks(painter, self.transform)
+        for paint in self.overlay_painters:
+            paint(painter, self)
         if self.state.calibration_line is not None:
             self._draw_calibration_line(painter, self.transform)
         self._draw_overlays(painter)

@@ -37,6 +37,7 @@ import measure
 from app.atomic import atomic_write_text
 from app.errors import UserError
 from app.session import ROLES, ManualCalibration, Session, default_recovery_path
+from ui.annotation_tools import install_annotation_tools
 from ui.export_dialog import install_export
 from ui.qt_auto import install_auto_landmarks
 from ui.qt_banner import QtMessageBanner
@@ -45,6 +46,7 @@ from ui.qt_help import install_help
 from ui.qt_results import QtResultsPanel
 from ui.qt_review import install_review
 from ui.qt_tasks import QtTaskRunner
+from ui.reader_dialog import install_reader_dialog
 
 __all__ = ["QtMainWindow"]
 
@@ -131,6 +133,9 @@ class QtMainWindow(QMainWindow):
         self.review = install_review(self)
         # one export dialog for PDF, SR, CSV and PNG (issue #13 §5)
         self.exporter = install_export(self)
+        # the reader's free rulers and angles, and name/comment for the report
+        self.annotation_tools = install_annotation_tools(self)
+        self.reader_dialog = install_reader_dialog(self)
         # Track and Refine (issue #5): app.autolandmarks on the session's films
         self.auto = install_auto_landmarks(self)
         # Help: shortcuts generated from the actions, how to measure (issue #13)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 import numpy as np
 
+from app.dicom_io._digest import FileDigest
 from measure import Calibration
 
 __all__ = [
@@ -384,8 +385,9 @@ class Film:
         Recognised view.
     view_evidence : str
         Which attribute/text matched.
-    sha256 : str
-        SHA-256 of the file's bytes (hex).
+    digest : FileDigest
+        SHA-256 of the file's bytes, computed on first use of :attr:`sha256`
+        (batch never needs it); an error if the file changed since it loaded.
     source_format : {"dicom", "png", "jpeg", "tiff"}
         What the file was.
     transfer_syntax, transfer_syntax_name : str or None
@@ -410,11 +412,22 @@ class Film:
     identity: FilmIdentity
     view: View
     view_evidence: str
-    sha256: str
+    digest: FileDigest
     source_format: str
     transfer_syntax: str | None = None
     transfer_syntax_name: str | None = None
     presentation_intent: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file's bytes (hex), hashed on first use.
+
+        Raises
+        ------
+        app.errors.InputFileError
+            The file changed or vanished since the film was loaded.
+        """
+        return self.digest.value
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -12,7 +12,6 @@ one array of 40 MB, not a copy of the file's bytes plus the array.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import math
@@ -52,7 +51,9 @@ from pydicom.uid import (
 
 from app.dicom_io._calibration import calibration_and_warning, raw_text
 from app.dicom_io._codestream import CodestreamError, check_rle, codestream_image, image_file_size
+from app.dicom_io._digest import FileDigest, file_sha256
 from app.dicom_io._film import Film, FilmHeader, FilmIdentity, VoiLut
+from app.dicom_io._imagecodecs import register as _register_imagecodecs
 from app.dicom_io._limits import (
     check_budget,
     check_regular_file,
@@ -105,8 +106,8 @@ _J2K_SYNTAXES = frozenset({JPEG2000Lossless, JPEG2000, HTJ2KLossless, HTJ2KLossl
 DECODING_PLUGINS: dict[str, tuple[str, ...]] = {
     JPEGBaseline8Bit: ("pillow", "pylibjpeg"),
     JPEGExtended12Bit: ("pylibjpeg", "pillow"),
-    JPEGLossless: ("pylibjpeg", "gdcm"),
-    JPEGLosslessSV1: ("pylibjpeg", "gdcm"),
+    JPEGLossless: ("imagecodecs", "pylibjpeg", "gdcm"),
+    JPEGLosslessSV1: ("imagecodecs", "pylibjpeg", "gdcm"),
     JPEGLSLossless: ("pyjpegls", "pylibjpeg"),
     JPEGLSNearLossless: ("pyjpegls", "pylibjpeg"),
     JPEG2000Lossless: ("gdcm", "pylibjpeg", "pillow"),
@@ -117,6 +118,7 @@ DECODING_PLUGINS: dict[str, tuple[str, ...]] = {
     RLELossless: ("pylibjpeg", "pydicom"),
 }
 _GUARDED_PLUGINS = frozenset({"gdcm"})
+_register_imagecodecs()  # libjpeg-turbo as a pydicom plugin named "imagecodecs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,48 +174,6 @@ def _sniff(path: Path) -> str:
     if len(head) >= 8 and head[:2] in _RAW_DICOM_STARTS:
         return "dicom-raw"
     raise InputFileError(path, "not a DICOM file (no DICM preamble and not an image)")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, hex, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class _BackgroundDigest:
-    """The file's SHA-256, computed in a thread while the film is decoded.
-
-    hashlib releases the GIL on large blocks, so on a machine with a spare
-    core hashing costs no wall time; the digest is of the file as it was
-    while it loaded (never computed later, when the file may have changed).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._digest: str | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="film-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._digest = file_sha256(self._path)
-        except BaseException as exc:  # reported by result()
-            self._error = exc
-
-    def result_quietly(self) -> None:
-        """Wait for the thread (when decoding failed: no thread outlives the call)."""
-        self._thread.join()
-
-    def result(self) -> str:
-        self._thread.join()
-        if self._error is not None:
-            raise InputFileError(self._path, "cannot be read while it was loaded") from None
-        assert self._digest is not None
-        return self._digest
 
 
 def _one_line(exc: BaseException, limit: int = 240) -> str:
@@ -1157,17 +1117,14 @@ def _window(
 
 
 def _load_dicom(path: Path, kind: str, budget: int) -> Film:
+    digest = FileDigest(path)  # the file's identity before anything is read
     opened = _open_dicom(path, raw=kind == "dicom-raw", budget=budget)
     geometry = _check_image(opened, path)
-    digest = _BackgroundDigest(path)
-    try:
-        return _decode_dicom(path, opened, geometry, digest)
-    finally:
-        digest.result_quietly()
+    return _decode_dicom(path, opened, geometry, digest)
 
 
 def _decode_dicom(
-    path: Path, opened: _Opened, geometry: dict[str, Any], digest: _BackgroundDigest
+    path: Path, opened: _Opened, geometry: dict[str, Any], digest: FileDigest
 ) -> Film:
     if opened.deflated:
         opened = _inflate_pixels(path, opened, keep=True)
@@ -1206,7 +1163,7 @@ def _decode_dicom(
         identity=header.identity,
         view=header.view,
         view_evidence=header.view_evidence,
-        sha256=digest.result(),
+        digest=digest,
         source_format="dicom",
         transfer_syntax=header.transfer_syntax,
         transfer_syntax_name=header.transfer_syntax_name,
@@ -1261,6 +1218,7 @@ def _load_image(path: Path, kind: str, budget: int) -> Film:
     import cv2
 
     name = kind.upper()
+    digest = FileDigest(path)  # the file's identity before anything is read
     _declared_image_size(path, kind, budget)
     if kind == "tiff":
         try:
@@ -1315,7 +1273,7 @@ def _load_image(path: Path, kind: str, budget: int) -> Film:
         identity=FilmIdentity(),
         view=view,
         view_evidence=evidence,
-        sha256=file_sha256(path),
+        digest=digest,
         source_format=kind,
     )
 
