@@ -134,6 +134,7 @@ class QtFilmView(QWidget):
     zoomChanged = Signal(str)
     selectionChanged = Signal(str)
     _scaledReady = Signal(object, object)  # (cache key, uint8 array) from the resampling thread
+    bodyClicked = Signal(str)  # one-click mode: a point was taken inside the next body
 
     def __init__(self, session, role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -374,7 +375,9 @@ class QtFilmView(QWidget):
             return
         selected = self.state.selected
         used = pointer_press(self.session, self.state, self._pointer_event(pos, button, event.modifiers()))
-        if used:
+        if used and self.state.mode == "clicks":
+            self.bodyClicked.emit(self.role)
+        elif used:
             self._drag = ("edit", pos, None)
         elif button == "left":
             self._drag = ("pan", pos, self.transform)
@@ -468,6 +471,8 @@ class QtFilmView(QWidget):
             return
         self._draw_image(painter, self.transform, QRectF(self.rect()))
         self._draw_landmarks(painter, self.transform)
+        if self.state.clicks:
+            self._draw_clicks(painter, self.transform)
         for paint in self.overlay_painters:
             paint(painter, self)
         if self.state.calibration_line is not None:
@@ -478,6 +483,17 @@ class QtFilmView(QWidget):
         ):
             self._draw_loupe(painter)
         painter.end()
+
+    def _draw_clicks(self, painter: QPainter, t: ViewTransform) -> None:
+        """The one-click points (a ring and the level it was taken for)."""
+        painter.save()
+        painter.setPen(QPen(QColor(255, 230, 0), 2))
+        painter.setFont(QFont(self.font().family(), 10))
+        for level, (x, y) in zip(self.session.levels, self.state.clicks, strict=False):
+            wx, wy = t.to_widget(x, y)
+            painter.drawEllipse(QPointF(wx, wy), 6.0, 6.0)
+            painter.drawText(QPointF(wx + 9, wy + 4), level)
+        painter.restore()
 
     def _scaled_image(self, scale: float) -> QImage | None:
         """The picture resampled smoothly to ``scale`` < 1, cached until zoom or window change.
@@ -674,6 +690,13 @@ class QtFilmView(QWidget):
             if self.state.calibration_done:
                 return "Type the object's length"
             return "Calibrate: drag a line over an object of known length"
+        if self.state.mode == "clicks":
+            levels, n = self.session.levels, len(self.state.clicks)
+            if n >= len(levels):
+                return "Every body clicked"
+            return (
+                f"Click inside {levels[n]} (one click per body; or {levels[0]} and {levels[-1]} only, then O)"
+            )
         if self.state.mode != "guided":
             return None
         target = self.session.next_missing_corner(self.role)
