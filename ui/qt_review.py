@@ -58,7 +58,8 @@ from ui.qt_results import COLUMNS, format_row, table_cell
 __all__ = ["QtReviewController", "QtReviewPanel", "install_review", "local_time", "next_version_path"]
 
 _EDIT_ACTIONS = ("save", "save_as", "undo", "redo", "guided", "shift_up", "shift_down", "swap",
-                 "calibrate_flexion", "calibrate_extension", "uncalibrate")
+                 "calibrate_flexion", "calibrate_extension", "uncalibrate",
+                 "tool_ruler", "tool_angle", "tool_lines", "tool_delete", "reader")
 _VIEW_KEYS = {Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_I, Qt.Key.Key_R}
 _FINDING_COLOURS = {"unstable": QColor(150, 30, 30), "borderline": QColor(140, 100, 0)}
 
