@@ -105,7 +105,9 @@ def test_anonymised_export_from_the_dialog(qtbot, window, tmp_path):
     out.mkdir()
     dialog = window.exporter.make_dialog()
     dialog.folder_edit.setText(str(out))
+    assert not dialog.burned_in_note.isVisibleTo(dialog)
     dialog.anonymise_box.setChecked(True)
+    assert dialog.burned_in_note.isVisibleTo(dialog) and "burned into" in dialog.burned_in_note.text()
     choice = dialog.choice()
     dialog.close()
     assert choice.anonymise and choice.stem == STEM  # dates and series numbers only
