@@ -233,10 +233,8 @@ class QtExportController:
         self.ask_overwrite: Callable[[Sequence[Path]], bool] = self._ask_overwrite_dialog
         self.last_outcomes: list[Any] = []
         self.last_status = ""
-        action = window.actions_by_name["export_report"]
-        action.setText("&Export report (PDF, SR, CSV, PNG)…")
+        action = window.actions_by_name["export_report"]  # made by ui.qt_review, File menu
         action.setShortcut(QKeySequence("Ctrl+E"))
-        action.triggered.disconnect()
         action.triggered.connect(lambda _=False: self.open())
         self.action = action
 

@@ -149,3 +149,13 @@ def test_safety_gate_blocks_the_dialog_export(qtbot, make_window, tmp_path):
     window.session.acknowledge_safety()
     _export(qtbot, window, choice)
     assert sorted(p.name for p in out.iterdir()) == ["case.csv", "case.pdf"]
+
+
+def test_file_export_action_opens_the_dialog(qtbot, window):
+    shown = []
+    window.exporter.ask_choice = lambda dialog: shown.append(dialog.choice()) or None
+    window.actions_by_name["export_report"].trigger()
+    assert len(shown) == 1 and shown[0].stem == STEM  # cancelled: nothing written, no task
+    assert not window.tasks.busy
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    assert window.actions_by_name["export_report"] in file_menu.actions()
