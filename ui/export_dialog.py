@@ -283,7 +283,6 @@ class QtExportController:
 
     def export(self, choice: ExportChoice) -> bool:
         """Write the chosen files in the background; True when the run started."""
-        from app.safety import require_acknowledged
 
         if not choice.formats:
             self.window.show_error("Export: no format chosen")
@@ -292,8 +291,8 @@ class QtExportController:
             self.window.show_error(f"{choice.folder}: export folder does not exist")
             return False
         try:
-            report, films = self.window.review.current_report()
-            require_acknowledged(report.safety, report.safety_acknowledged)
+            # the report is built in the worker (hashing the films, measuring again)
+            report, films = self.window.review.report_request()
         except UserError as exc:
             self.window.show_error(str(exc))
             return False

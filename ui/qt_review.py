@@ -265,6 +265,15 @@ class QtReviewController(QObject):
         window.open_session = self.open_review
         window.open_paths = self._open_paths_hook
         self.session.events.films.connect(self._on_films_change)
+        for name in ("confirm_labels", "shift_up", "shift_down"):
+            # connected after the window's own slot: the labels change, then the review
+            # becomes an edit (a new version; the reviewed file is kept as reported)
+            window.actions_by_name[name].triggered.connect(self._label_key)
+
+    def _label_key(self, _checked: bool = False) -> None:
+        """Enter, [ or ] pressed on a reviewed report whose labels wait for confirmation."""
+        if self.active:
+            self.enter_edit()
 
     # ----------------------------------------------------------------- menus
 
@@ -415,6 +424,11 @@ class QtReviewController(QObject):
                     name not in ("undo", "redo") or
                     (self.session.can_undo if name == "undo" else self.session.can_redo)))
         self.window.results.criteria_combo.setEnabled(not active)
+        if active and self.session.label_review is not None:
+            # the report asks for the labels to be confirmed (Enter) or shifted ([ ]): those
+            # keys work here too, as the first edit of a new version (see _label_key)
+            for name in ("shift_up", "shift_down", "confirm_labels"):
+                self.window.actions_by_name[name].setEnabled(True)
         self.edit_action.setEnabled(active)
         self.window.results.setVisible(not active)
         self.panel.setVisible(active)
@@ -464,6 +478,35 @@ class QtReviewController(QObject):
         report = report_from_session(doc, self.session.path, image_paths=paths)
         return report, films
 
+    def report_request(self) -> tuple[Any, dict[str, Any]]:
+        """What an export in the worker needs, without the slow part on the UI thread.
+
+        Returns the report to write (in review mode the saved :class:`ReportData`;
+        otherwise an :class:`app.report_export.SessionReport` that the worker
+        builds: hashing the image files and measuring again take 60-130 ms) and
+        the loaded films by view.
+
+        Raises
+        ------
+        UserError
+            Nothing to report, or a safety warning is not acknowledged (checked
+            here for an immediate answer, and again where the report is built).
+        """
+        from app.report_export import SessionReport
+        from app.safety import require_acknowledged
+
+        films = {role: self.session.film(role).film for role in self.session.roles
+                 if self.session.film(role).film is not None}
+        if self.active and self.report is not None:  # review mode: the saved rows as reported
+            require_acknowledged(self.report.safety, self.report.safety_acknowledged)
+            return self.report, films
+        if not self.session.roles:
+            raise UserError("no films are open: nothing to report")
+        require_acknowledged(self.session.safety_warnings, self.session.acknowledged_safety)
+        paths = {role: self.session.film(role).image.path for role in self.session.roles
+                 if self.session.film(role).image.path}
+        return SessionReport(self.session.to_json(), self.session.path, paths), films
+
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
         from app.safety import require_acknowledged
@@ -476,27 +519,25 @@ class QtReviewController(QObject):
     def export_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
         """Write one report per path (format by suffix) off the UI thread; True when started.
 
-        The report is taken from the session now (what is on screen); writing
-        the files runs in the background with progress and Esc to cancel
-        (files not yet written are then skipped; each file is written
-        atomically, so none is left half-written).
+        The report is taken from the session now (what is on screen); building
+        it (hashing the image files, measuring again) and writing the files run
+        in the worker process with progress and Esc to cancel (files not yet
+        written are then skipped; each file is written atomically, so none is
+        left half-written).
         """
-        from app.safety import require_acknowledged
+        from app.report_export import write_reports
 
+        targets = [Path(p) for p in paths]
+        identity = self._sr_identity
         try:
-            report, films = self.current_report()
-            require_acknowledged(report.safety, report.safety_acknowledged)
+            report, films = self.report_request()
         except UserError as exc:
             self.window.show_error(str(exc))
             return False
-        targets = [Path(p) for p in paths]
-
-        identity = self._sr_identity
 
         def work(checkpoint):
             # in the worker process: PDF and PNG drawing hold the GIL for long stretches
             from app.background import shared_worker
-            from app.report_export import write_reports
 
             return shared_worker().call(write_reports, targets, report, films, sr_identity=identity,
                                         checkpoint=checkpoint)
