@@ -58,7 +58,8 @@ from ui.qt_results import COLUMNS, format_row, table_cell
 __all__ = ["QtReviewController", "QtReviewPanel", "install_review", "local_time", "next_version_path"]
 
 _EDIT_ACTIONS = ("save", "save_as", "undo", "redo", "guided", "shift_up", "shift_down", "swap",
-                 "calibrate_flexion", "calibrate_extension", "uncalibrate")
+                 "calibrate_flexion", "calibrate_extension", "uncalibrate",
+                 "tool_ruler", "tool_angle", "tool_lines", "tool_delete", "reader")
 _VIEW_KEYS = {Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_I, Qt.Key.Key_R}
 _FINDING_COLOURS = {"unstable": QColor(150, 30, 30), "borderline": QColor(140, 100, 0)}
 
@@ -239,8 +240,6 @@ class QtReviewController(QObject):
     ask_folder : callable
         ``(message) -> folder or None``; asked when films are missing
         (replaceable by tests).
-    ask_export_path : callable
-        ``() -> path or None`` for File → Export report.
     """
 
     def __init__(self, window) -> None:
@@ -253,7 +252,6 @@ class QtReviewController(QObject):
         self._reviewed_doc: dict[str, Any] | None = None
         self._sr_identity: Mapping[str, str] | None = None
         self.ask_folder: Callable[[str], str | None] = self._ask_folder_dialog
-        self.ask_export_path: Callable[[], str | None] = self._ask_export_dialog
         self._filter = _ReadOnlyFilter(self)
         self._loading = False
         self.panel = QtReviewPanel()
@@ -284,9 +282,9 @@ class QtReviewController(QObject):
         self.open_action = QAction("Open report for &review (session or SR)…", w)
         self.open_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
         self.open_action.triggered.connect(self._open_dialog)
-        self.export_action = QAction("&Export report (PDF, SR, CSV, JSON, PNG)…", w)
+        # File › Export… opens the export dialog (ui.export_dialog connects it)
+        self.export_action = QAction("&Export report (PDF, SR, CSV, PNG)…", w)
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
-        self.export_action.triggered.connect(self._export_dialog)
         self.edit_action = QAction("&Edit the reviewed report", w)
         self.edit_action.triggered.connect(self.enter_edit)
         self.edit_action.setEnabled(False)
@@ -434,6 +432,9 @@ class QtReviewController(QObject):
         self.edit_action.setEnabled(active)
         self.window.results.setVisible(not active)
         self.panel.setVisible(active)
+        update_hint = getattr(self.window, "update_hint", None)
+        if update_hint is not None:  # the hint says what review mode allows
+            update_hint()
         if active and self.report is not None:
             self.panel.show_report(self.report, self.source)
             self.window.setWindowTitle(f"{self.source.name} (review, read-only) — lumbar-instability")
@@ -556,19 +557,6 @@ class QtReviewController(QObject):
         from app.report_export import write_report
 
         return write_report(path, report, films, sr_identity=self._sr_identity)
-
-    def _export_dialog(self) -> None:
-        path = self.ask_export_path()
-        if not path:
-            return
-        self.export_in_background([path])
-
-    def _ask_export_dialog(self) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(
-            self.window, "Export report", "report.pdf",
-            "PDF report (*.pdf);;DICOM SR (*.dcm);;Table CSV (*.csv);;Table JSON (*.json);;"
-            "Annotated films PNG (*.png)")
-        return path or None
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
