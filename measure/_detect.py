@@ -86,8 +86,8 @@ _GAP_PITCH = 1.45  # consecutive bodies further apart than this x the pitch: a b
 _FACING_SURE = (0.1, 0.3)
 # a frontal film: mirror symmetry above _AP_SYMMETRY and posterior modulation below
 # _AP_MODULATION (tuning: realistic laterals symmetry <= 0.32, clean laterals <= 0.44 with
-# |modulation| >= 0.38; AP renders symmetry >= 0.50 with |modulation| <= 0.19)
-_AP_SYMMETRY = 0.42
+# |modulation| >= 0.38; AP renders symmetry 0.41-0.68 with |modulation| <= 0.19)
+_AP_SYMMETRY = 0.38
 _AP_MODULATION = 0.3
 _BRIGHTNESS_DISAGREES = 0.3  # brighter side opposite to the modulated one by this much: halve
 
