@@ -56,7 +56,8 @@ class FileDigest:
 
     Notes
     -----
-    Thread-safe: concurrent first uses hash once.
+    Thread-safe: concurrent first uses hash once.  Picklable: a copy in another
+    process hashes (or has) the same file with the same identity check.
     """
 
     __slots__ = ("_error", "_identity", "_lock", "_path", "_value")
@@ -87,6 +88,15 @@ class FileDigest:
             raise InputFileError(self._path, self._error)
         assert self._value is not None
         return self._value
+
+    def __getstate__(self) -> tuple[Path, tuple[int, int, int, int], str | None, str | None]:
+        # picklable (a film goes to the viewer's worker process): the lock stays behind
+        with self._lock:
+            return (self._path, self._identity, self._value, self._error)
+
+    def __setstate__(self, state: tuple[Path, tuple[int, int, int, int], str | None, str | None]) -> None:
+        self._path, self._identity, self._value, self._error = state
+        self._lock = threading.Lock()
 
     def _compute(self) -> tuple[str | None, str | None]:
         changed = "changed on disk since it was loaded: its SHA-256 would not be the loaded film's"
