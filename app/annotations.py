@@ -41,6 +41,8 @@ __all__ = [
     "annotations_to_json",
     "labelled",
     "measure_annotation",
+    "session_annotations",
+    "short_text",
 ]
 
 ANNOTATION_KINDS: dict[str, tuple[int, ...]] = {"ruler": (2,), "angle": (3, 4)}
@@ -226,3 +228,38 @@ def annotations_from_json(items: Any, films: Iterable[str] = ("flexion", "extens
         except ValueError as exc:
             raise ValueError(f"{where}.{exc}") from None
     return out
+
+
+def short_text(value: AnnotationValue) -> str:
+    """The value as drawn beside the annotation on a film: ``42.1 mm``, ``210.5 px``, ``37.2°``."""
+    if not math.isfinite(value.value):
+        return "undefined"
+    unit = {"mm": " mm", "px": " px", "deg": "°"}[value.unit]
+    return f"{value.value:.1f}{unit}"
+
+
+def session_annotations(
+    session: Mapping[str, Any], calibrations: Mapping[str, Calibration | None]
+) -> dict[str, list[tuple[str, Annotation, AnnotationValue]]]:
+    """The annotations of a session document by film, labelled and measured.
+
+    Parameters
+    ----------
+    session : mapping
+        The session JSON (its ``annotations`` list; checked when the document was read).
+    calibrations : mapping of str to Calibration
+        Each present film's calibration in force (a report's ``films[view].calibration``).
+
+    Returns
+    -------
+    dict of str to list of (str, Annotation, AnnotationValue)
+        Only the films in ``calibrations``; an unreadable list gives none.
+    """
+    try:
+        drawn = annotations_from_json(session.get("annotations"), tuple(calibrations))
+    except ValueError:
+        return {view: [] for view in calibrations}
+    return {
+        view: [(label, a, measure_annotation(a, calibrations[view])) for label, a in labelled(items)]
+        for view, items in drawn.items()
+    }

@@ -848,6 +848,7 @@ def complete_film(
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     facing: str | None = None,
     calibration: Calibration | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> AutoLandmarks | LandmarkFailure:
     """All the corners of every body from one click inside each (the fastest manual path).
 
@@ -871,6 +872,9 @@ def complete_film(
         reported in ``details["facing_evidence"]``.
     calibration : Calibration, optional
         Default: ``film.calibration`` (uncalibrated for an array).
+    checkpoint : callable, optional
+        Progress and cancellation hook (:data:`measure.Checkpoint`), called
+        before and after the work.
 
     Returns
     -------
@@ -906,9 +910,13 @@ def complete_film(
     small = _too_small(film)
     if small is not None:
         return small
+    if checkpoint is not None:
+        checkpoint(0.0)
     result = corners_from_seeds(
         film_image(film), seeds, last_is_sacrum=levels[-1] == "S1", facing=facing, levels=levels,
     )  # fmt: skip
+    if checkpoint is not None:
+        checkpoint(1.0)
     if not result:
         return result
     cal = _calibration_of(film, calibration)

@@ -28,9 +28,11 @@ from measure import (
     Calibration,
     CalibrationSource,
     Criteria,
+    LandmarkUncertainty,
     PlacementMethod,
     get_criteria,
     level_sort_key,
+    placement_uncertainty,
 )
 
 __all__ = [
@@ -118,6 +120,15 @@ class FilmLandmarks:
             stated = np.isfinite(self.landmark_sd_mm)
             sd[stated] = self.landmark_sd_mm[stated]
         return sd
+
+    def uncertainty(self) -> LandmarkUncertainty:
+        """The measured error model of these corners (``measure.placement_uncertainty``
+        on :meth:`effective_sd_mm` and the placement methods, ``manual`` when unstated)."""
+        methods = np.full(self.corners.shape[:2], PlacementMethod.MANUAL.value, dtype=object)
+        if self.placement is not None:
+            stated = self.placement != ""
+            methods[stated] = self.placement[stated]
+        return placement_uncertainty(methods, self.effective_sd_mm())
 
 
 @dataclass(frozen=True, eq=False)

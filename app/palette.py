@@ -8,6 +8,7 @@ corner, an endplate or a finding looks the same on the screen and on paper.
 from __future__ import annotations
 
 __all__ = [
+    "ANNOTATION_RGB",
     "ENDPLATE_RGB",
     "FINDING_RGB",
     "FINDING_TEXT_RGB",
@@ -49,6 +50,10 @@ FINDING_TEXT_RGB: dict[str, tuple[int, int, int]] = {
     "borderline-below": (0, 0, 0),
 }
 """Text drawn on :data:`FINDING_RGB`."""
+
+
+ANNOTATION_RGB: tuple[int, int, int] = (255, 255, 255)
+"""The reader's free rulers and angles (white on a black halo: no placement method or finding uses it)."""
 
 
 def hex_colour(rgb: tuple[int, ...]) -> str:

@@ -35,7 +35,7 @@ from app.report_data import (
     reader_fields,
     verdict_of,
 )
-from app.report_tables import encode_png, films_panel
+from app.report_tables import encode_png, films_panel, report_annotations
 from measure import Verdict
 
 __all__ = ["ANONYMISED_PATIENT", "PLACEMENT_MEANING", "finding_of", "pdf_bytes", "summary_lines", "write_pdf"]
@@ -351,11 +351,18 @@ def pdf_bytes(
 
     # --- both films, flagged segments marked
     images = {v: f.display_image() for v, f in loaded.items() if hasattr(f, "display_image")}
+    # the reader's rulers and angles: drawn on the films, listed under them with their values
+    measured = [(view, label, value) for view, items in report_annotations(report).items()
+                for label, _, value in items]
+    listed = ("" if not measured else
+              " <b>Reader's rulers and angles</b> (white; not used for the findings): "
+              + "; ".join(f"<b>{_esc(label)}</b> {view} {_esc(value.text)}" for view, label, value in measured)
+              + ".")
     if images:
         panel = films_panel(report, max_side=1000, images=images)
         h, w = panel.shape[:2]
         width, height = page_width, page_width * h / w
-        max_height = 80 * mm
+        max_height = (80 - 4 * bool(measured)) * mm  # their line must not push the signature over
         if height > max_height:
             width, height = width * max_height / height, max_height
         story.append(Spacer(1, 1.5 * mm))
@@ -368,9 +375,11 @@ def pdf_bytes(
             for v in ("unstable", "borderline-above", "borderline-below"))
         story.append(Paragraph(
             f"Corners by how they were placed: {legend}. Endplate lines in the viewer's "
-            f"cyan. Segments outlined: {marks}.", small))
+            f"cyan. Segments outlined: {marks}." + listed, small))
     else:
         story.append(Paragraph("The films are not shown: their images were not found.", warn))
+        if listed:
+            story.append(Paragraph(listed, small))
 
     # --- results table, per-film values folded in
     story.append(Paragraph("Segmental motion between flexion and extension", h2))

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from app.annotations import session_annotations, short_text
 from app.atomic import atomic_write_bytes, atomic_write_text
-from app.palette import ENDPLATE_RGB, FINDING_RGB, FINDING_TEXT_RGB, PLACEMENT_RGB
+from app.palette import ANNOTATION_RGB, ENDPLATE_RGB, FINDING_RGB, FINDING_TEXT_RGB, PLACEMENT_RGB
 from app.report_data import CORNERS, VIEWS, ReportData, is_missing, verdict_of
 from measure import verdict_of_record
 
@@ -35,6 +36,7 @@ __all__ = [
     "annotated_films",
     "display_image",
     "flat_rows",
+    "report_annotations",
     "safe_row",
     "table_json",
     "table_row",
@@ -215,6 +217,7 @@ def annotate_film(
     placement: Mapping[str, Mapping[str, str]] | None = None,
     max_side: int = 900,
     verdicts: Mapping[str, str] | None = None,
+    annotations: Sequence[tuple[str, Any, Any]] = (),
 ) -> np.ndarray:
     """Draw landmarks, endplate lines, level labels and flagged segments on a downsampled film.
 
@@ -235,6 +238,9 @@ def annotate_film(
         unstable or borderline segment is outlined (upper body's ``PI-AI``, lower
         body's ``AS-PS``) in the colour of its finding; unstable and borderline
         (above) segments also get their label in a box on the posterior side.
+    annotations : sequence of (str, Annotation, AnnotationValue)
+        The reader's rulers and angles (:func:`app.annotations.session_annotations`),
+        drawn with their label and value (``R1 42.1 mm``).
 
     Returns
     -------
@@ -299,7 +305,33 @@ def annotate_film(
         org = (min(max(org[0], 1), size[0] - tw - 1), min(max(org[1], th + 1), size[1] - 2))
         cv2.putText(rgb, level, org, font, font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(rgb, level, org, font, font_scale, (255, 255, 0), thick, cv2.LINE_AA)
+    scale_xy = np.array([size[0] / cols, size[1] / rows])
+    for label, annotation, value in annotations:
+        _draw_annotation(rgb, (np.asarray(annotation.points_px, float) + 0.5) * scale_xy - 0.5,
+                         f"{label} {short_text(value)}", thick, shift)
     return rgb
+
+
+def _draw_annotation(rgb: np.ndarray, pts: np.ndarray, text: str, thick: int, shift: int) -> None:
+    """One ruler (2 points), angle (3: A, vertex, B) or pair of lines (4) with its label, in place."""
+    import cv2
+
+    f = 1 << shift
+    segments = [(0, 1)] if len(pts) == 2 else [(0, 1), (1, 2)] if len(pts) == 3 else [(0, 1), (2, 3)]
+    ipts = [(round(float(x) * f), round(float(y) * f)) for x, y in pts]
+    for halo, colour, width in ((True, (0, 0, 0), thick + 2), (False, ANNOTATION_RGB, thick)):
+        for a, b in segments:
+            cv2.line(rgb, ipts[a], ipts[b], colour, width, cv2.LINE_AA, shift)
+        for p in ipts:
+            cv2.circle(rgb, p, (thick + 1 + (2 if halo else 0)) * f // 2 + f, colour, -1, cv2.LINE_AA, shift)
+    anchor = pts[1] if len(pts) == 3 else pts[:2].mean(axis=0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    font_scale = max(0.35, max(rgb.shape[:2]) / 1700)
+    (tw, th), base = cv2.getTextSize(text, font, font_scale, thick)
+    x0 = int(min(max(anchor[0] + 6, 1), rgb.shape[1] - tw - 2))
+    y0 = int(min(max(anchor[1] - 6, th + 2), rgb.shape[0] - base - 2))
+    cv2.putText(rgb, text, (x0, y0), font, font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(rgb, text, (x0, y0), font, font_scale, ANNOTATION_RGB, thick, cv2.LINE_AA)
 
 
 def _mark_segments(rgb: np.ndarray, pts: np.ndarray, ok: np.ndarray, levels: Sequence[str],
@@ -352,6 +384,7 @@ def annotated_films(
     """
     out = {}
     verdicts = {str(r.get("segment")): verdict_of(r).key for r in report.rows}
+    drawn = report_annotations(report)
     for view, film in report.films.items():
         image = (images or {}).get(view)
         if image is None:
@@ -360,8 +393,14 @@ def annotated_films(
             image = display_image(film.path)
         out[view] = annotate_film(image, film.landmarks, report.levels,
                                   placement=film.record.get("placement"), max_side=max_side,
-                                  verdicts=verdicts)
+                                  verdicts=verdicts, annotations=drawn.get(view, ()))
     return out
+
+
+def report_annotations(report: ReportData) -> dict[str, list[tuple[str, Any, Any]]]:
+    """The reader's rulers and angles of a report by film, labelled and measured with each
+    film's calibration (:func:`app.annotations.session_annotations`)."""
+    return session_annotations(report.session, {v: f.calibration for v, f in report.films.items()})
 
 
 def _caption(report: ReportData, view: str) -> str:

@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 __all__ = [
     "COMPARED_KEYS",
     "STORED_VALUES_DIFFER",
@@ -86,19 +84,6 @@ class Remeasurement:
     warnings: list[str] = field(default_factory=list)
 
 
-def _usable(corners: np.ndarray) -> np.ndarray:
-    """Corners with every body lacking a corner its segments need set to NaN
-    (as the viewer does while a body is being placed)."""
-    finite = np.isfinite(corners).all(axis=-1)  # (V, 4)
-    required = np.ones(finite.shape, dtype=bool)
-    required[0, :2] = False
-    required[-1, 2:] = False
-    complete = (finite | ~required).all(axis=-1)
-    out = corners.copy()
-    out[~complete] = np.nan
-    return out
-
-
 def _criteria(value: Any):
     import measure
 
@@ -142,19 +127,20 @@ def measure_session(session: Mapping[str, Any]) -> Remeasurement | None:
         flex, ext = study.flexion, study.extension
         # a spacing giving implausible body depths is not used (app.safety, as the viewer)
         sp_f, sp_e = (
-            None if implausible_spacing(_usable(f.corners), f.spacing_mm, image_shape_of(f.extra))
+            None if implausible_spacing(measure.usable_corners(f.corners), f.spacing_mm,
+                                        image_shape_of(f.extra))
             else f.spacing_mm
             for f in (flex, ext)
         )
         motion = measure.segmental_motion(
-            _usable(flex.corners),
-            _usable(ext.corners),
+            measure.usable_corners(flex.corners),
+            measure.usable_corners(ext.corners),
             flexion_spacing_mm=sp_f,
             extension_spacing_mm=sp_e,
             criteria=criteria,
             levels=study.levels,
-            flexion_landmark_sd_mm=flex.effective_sd_mm(),
-            extension_landmark_sd_mm=ext.effective_sd_mm(),
+            **flex.uncertainty().motion_kwargs("flexion"),
+            **ext.uncertainty().motion_kwargs("extension"),
         )
     except (InputFileError, ValueError, KeyError, TypeError):
         return None

@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("--seed0", type=int, default=86000)
     parser.add_argument("--scale", type=float, default=0.6)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--keep", type=Path, default=None, help="build and run in this folder (kept)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build and run in this folder (kept; a rerun with the same seeds reuses the films)")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -175,10 +176,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         inp, out = root / "input", root / "results"
+        saved = root / "truth.json"  # beside the input, never in it (batch would read it)
         tic = time.perf_counter()
-        truth = build(inp, seeds, args.scale)
-        print(f"built {len(seeds)} realistic studies (seeds {seeds[0]}-{seeds[-1]}, scale {args.scale}) "
-              f"in {time.perf_counter() - tic:.0f} s", file=sys.stderr)  # fmt: skip
+        if args.keep and saved.exists() and json.loads(saved.read_text()).get("seeds") == seeds:
+            truth = json.loads(saved.read_text())["truth"]  # the same studies: rerun batch only
+            print(f"reusing the {len(seeds)} studies in {inp}", file=sys.stderr)
+        else:
+            truth = build(inp, seeds, args.scale)
+            saved.write_text(json.dumps({"seeds": seeds, "truth": truth}, default=list))
+            print(f"built {len(seeds)} realistic studies (seeds {seeds[0]}-{seeds[-1]}, scale {args.scale}) "
+                  f"in {time.perf_counter() - tic:.0f} s", file=sys.stderr)  # fmt: skip
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)  # a fresh run, not a resume of the previous one
         seconds = run_batch(inp, out, args.workers)
         result = compare(out, truth)
     result.update(seconds=seconds, seconds_per_study=seconds / max(len(seeds), 1), seeds=[seeds[0], seeds[-1]],

@@ -16,7 +16,9 @@ Per lateral film with an annotation (``benchmarks/real_films/*.json``):
   body (the annotated body's centre moved by a seeded ±12 % of its depth);
 - ``clicks L1+S1``: the same with the L1 and S1 clicks only;
 - ``track``: for each pair in ``films.json``, the annotated corners of one film
-  carried to the other (:func:`app.autolandmarks.track_film`).
+  carried to the other by the guarded path every command uses
+  (:func:`app.autolandmarks.track_checked`: tracking, then a detection on the
+  target film as a cross-check; the row says what the check found).
 
 Films of other kinds (AP, oblique, spot views) must be refused by detection:
 the row says whether they were, and with what reason.  Errors are in pixels
@@ -40,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.autolandmarks import complete_film, detect_film, film_image, track_film
+from app.autolandmarks import complete_film, detect_film, film_image, track_checked
 from app.dicom_io import load_film
 from measure._auto_common import body_outlines
 
@@ -191,12 +193,18 @@ def run_pair(pair: dict, films: dict, paths: dict, docs: dict, overlays: Path | 
             continue
         src, dst = load_film(paths[a]), load_film(paths[b])
         truth_a, truth_b = annotated_corners(docs[a]), annotated_corners(docs[b])
-        out, t_out = timed(track_film, src, truth_a, dst, levels=LEVELS)
+        out, t_out = timed(track_checked, src, truth_a, dst, levels=LEVELS, target_name=b)
         row = {"film": b, "method": f"track from {a}", "time_s": t_out}
         if out:
             row |= compare(out.corners, truth_b)
-            row["not_found"] = sorted(out.failures)
+            row["not_found"] = [f"{lv} ({why})" for lv, why in sorted(out.failures.items())]
             row["scale"] = out.details.get("scale")
+            check = out.details["cross_check"]
+            row["cross_check"] = (
+                ", ".join(f"{lv} {st}" for lv, st in check["status"].items()) if check["checked"]
+                else f"unchecked ({check.get('reason', '')[:60]})"
+            )
+            row["needs_review"] = out.details["needs_review"]
             if overlays is not None:
                 draw(film_image(dst), [(truth_b, (0, 200, 0)), (out.corners, (0, 220, 255))],
                      overlays / f"{b}_tracked_from_{a}.png")  # fmt: skip
@@ -232,6 +240,8 @@ def markdown(rows: list[dict]) -> str:
             notes.append("not found: " + ", ".join(r["not_found"]))
         if r.get("scale"):
             notes.append(f"scale {r['scale']:.3f}")
+        if r.get("cross_check"):
+            notes.append(f"cross-check: {r['cross_check']}" + ("; needs review" if r.get("needs_review") else ""))
         lines.append(
             f"| {r['film']} | {r['method']} | {levels} | {facing} ({facing_ok}) | "
             f"{r['median_px']:.1f} / {r['median_pct_depth']:.1f} % | {r['p90_px']:.1f} | {r['time_s']:.2f} | "

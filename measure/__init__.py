@@ -17,13 +17,27 @@ from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
 from measure._disc import disc_heights
-from measure._levels import CORNERS, DEFAULT_LEVELS, level_sort_key, segment_labels, sort_levels
+from measure._levels import (
+    CORNERS,
+    DEFAULT_LEVELS,
+    level_sort_key,
+    segment_labels,
+    sort_levels,
+    usable_corners,
+)
 from measure._motion import Z95, SegmentalMotion, segmental_motion
 from measure._proportion import wilson_interval
 from measure._refine import RefinementResult, refine_corners
 from measure._seeded import SeededResult, corners_from_seeds
 from measure._tracking import TrackingResult, track_bodies
-from measure._uncertainty import DEFAULT_LANDMARK_SD_MM, PlacementMethod
+from measure._uncertainty import (
+    DEFAULT_LANDMARK_SD_MM,
+    ERROR_MODEL,
+    ErrorModel,
+    LandmarkUncertainty,
+    PlacementMethod,
+    placement_uncertainty,
+)
 from measure._verdict import (
     VERDICT_KINDS,
     Verdict,
@@ -38,6 +52,7 @@ __all__ = [
     "CRITERIA_PRESETS",
     "DEFAULT_LANDMARK_SD_MM",
     "DEFAULT_LEVELS",
+    "ERROR_MODEL",
     "REVIEW_THRESHOLD",
     "VERDICT_KINDS",
     "Z95",
@@ -48,8 +63,10 @@ __all__ = [
     "Checkpoint",
     "Criteria",
     "DetectionResult",
+    "ErrorModel",
     "IntraclassCorrelation",
     "LandmarkFailure",
+    "LandmarkUncertainty",
     "PlacementMethod",
     "RefinementResult",
     "SeededResult",
@@ -65,6 +82,7 @@ __all__ = [
     "get_criteria",
     "intraclass_correlation",
     "level_sort_key",
+    "placement_uncertainty",
     "quantity_verdicts",
     "quantity_verdicts_of_record",
     "refine_corners",
@@ -73,6 +91,7 @@ __all__ = [
     "segmental_motion",
     "sort_levels",
     "track_bodies",
+    "usable_corners",
     "verdict_of_record",
     "wilson_interval",
 ]

@@ -59,6 +59,7 @@ from measure._threads import single_threaded_call
 __all__ = ["REVIEW_THRESHOLD", "DetectionResult", "detect_vertebrae"]
 
 _TEMPLATE_DEPTH = 20  # pixels: bodies are matched at this size
+_SEARCH_DEPTH = 14  # pixels: ... and at this size while the body size is sought
 _ASPECT = 0.75  # body height / endplate depth
 _DISC = 0.22  # disc height / endplate depth
 _ANGLES_DEG = np.arange(-60.0, 60.1, 7.5)
@@ -69,6 +70,9 @@ _MIN_MEAN_SCORE = 0.33
 _EDGE_MARGIN = 0.3  # a body closer than this (x depth) to the film's edge may be cut off
 _MIN_REFINED_SHARE = 0.6
 _MIN_CHAIN = 4  # bodies for a column
+_HALF_SIZE = 0.35  # a chain repeating this much better at twice its pitch: half-size blocks
+_SIZE_TIE = 0.04  # column scores this close to the best: the larger body size wins
+_MIN_LINKED = 3  # of which found as candidates and linked (the others followed)
 _TOP_K = 5  # a column's score: mean correlation of its best five bodies
 
 # label evidence (prominence of a band / the column's typical disc prominence)
@@ -80,6 +84,11 @@ _NARROW_DISC_CONFIDENCE = 0.7  # L5 found by its endplate when no L5-S1 disc spa
 _GAP_PITCH = 1.45  # consecutive bodies further apart than this x the pitch: a body missed
 # facing evidence: modulation behind minus in front of the bodies, relative
 _FACING_SURE = (0.1, 0.3)
+# a frontal film: mirror symmetry above _AP_SYMMETRY and posterior modulation below
+# _AP_MODULATION (tuning: realistic laterals symmetry <= 0.32, clean laterals <= 0.44 with
+# |modulation| >= 0.38; AP renders symmetry >= 0.50 with |modulation| <= 0.19)
+_AP_SYMMETRY = 0.42
+_AP_MODULATION = 0.3
 _BRIGHTNESS_DISAGREES = 0.3  # brighter side opposite to the modulated one by this much: halve
 
 _TRACE: list | None = None  # set to a list to collect the label evidence (benchmarks, debugging)
@@ -361,6 +370,58 @@ def _posterior_modulation(norm: np.ndarray, blocks: np.ndarray, depth: float) ->
     return (plus - minus) / max(plus + minus, 1e-6)
 
 
+def _mirror_symmetry(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
+    """Correlation of the column's surroundings with their mirror image across its axis.
+
+    On a lateral film the two sides of the bodies differ (soft tissue in
+    front, pedicles, facets and spinous processes behind); on a frontal (AP)
+    film they mirror each other (pedicles, transverse processes, psoas and
+    iliac wings on both sides).  Per body, rows across the column over the
+    body's height are sampled from -2.2 to +2.2 depths; for mirror axes within
+    0.5 depth of the blocks' centres the Pearson correlation of the points
+    0.5-1.6 depth from the axis with their mirror points is taken.  Returns
+    the best, in [-1, 1].
+    """
+    top_left, top_right, _, bottom_left = (blocks[:, k] for k in range(4))
+    ex = top_right - top_left
+    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
+    down = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    flip = np.einsum("ij,ij->i", down, bottom_left - top_left) < 0
+    down[flip] *= -1
+    centre = blocks.mean(axis=1)
+    step = 0.05
+    across = np.arange(-2.2, 2.2 + 1e-9, step) * depth
+    along = np.linspace(-0.5, 0.5, 15) * depth
+    pts = (
+        centre[:, None, None, :]
+        + along[None, :, None, None] * down[:, None, None, :]
+        + across[None, None, :, None] * ex[:, None, None, :]
+    )  # (B, along, across, 2)
+    flat = pts.reshape(-1, 2).astype(np.float32)
+    values = cv2.remap(
+        norm, flat[:, 0].reshape(1, -1), flat[:, 1].reshape(1, -1), cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
+    ).reshape(-1, across.size)  # fmt: skip
+    mid = across.size // 2
+    offsets = np.arange(round(0.5 / step), round(1.6 / step) + 1)
+    shifts = np.arange(-round(0.5 / step), round(0.5 / step) + 1)
+    plus = values[:, mid + shifts[:, None] + offsets[None, :]]  # (rows, shifts, offsets)
+    minus = values[:, mid + shifts[:, None] - offsets[None, :]]
+    ok = np.isfinite(plus) & np.isfinite(minus)
+    n = ok.sum(axis=(0, 2))
+    a = np.where(ok, plus, 0.0)
+    b = np.where(ok, minus, 0.0)
+    mean_a = a.sum(axis=(0, 2)) / np.maximum(n, 1)
+    mean_b = b.sum(axis=(0, 2)) / np.maximum(n, 1)
+    da = np.where(ok, plus - mean_a[None, :, None], 0.0)
+    db = np.where(ok, minus - mean_b[None, :, None], 0.0)
+    corr = (da * db).sum(axis=(0, 2)) / np.maximum(
+        np.sqrt((da * da).sum(axis=(0, 2)) * (db * db).sum(axis=(0, 2))), 1e-9
+    )
+    corr = np.where(n >= 50, corr, -1.0)
+    return float(np.max(corr))
+
+
 def _down_axis(corners: np.ndarray) -> np.ndarray:
     """Unit vector from a block's top edge towards its bottom edge."""
     ex = (corners[2] - corners[3]) / np.linalg.norm(corners[2] - corners[3])
@@ -382,33 +443,88 @@ def _ramp(value: float | np.ndarray, zero: float, one: float) -> np.ndarray:
 def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None):
     """The best column over the body sizes ``depths`` (full-resolution pixels), or None.
 
-    Every size is tried with every other angle (15° steps); the best size is
-    then matched again with all angles (7.5° steps) for its column.
+    Every size is tried with bodies matched at ``_SEARCH_DEPTH`` pixels; a
+    chain of half-size blocks (two per vertebra, see :func:`_period_ratio`) is
+    not a column.  The best size is then corrected by the column's own pitch
+    and matched again at ``_TEMPLATE_DEPTH`` for its column.
     """
-    coarse = np.arange(0, len(_ANGLES_DEG), 2) if len(depths) > 1 else None
-    best = None
+    if len(depths) == 1:
+        return _column_at(img, float(depths[0]), _TEMPLATE_DEPTH)
+    columns = []
     for k, depth in enumerate(depths):
         at_checkpoint(checkpoint, 0.7 * k / len(depths))
-        found = _column_at(img, float(depth), coarse)
-        if found is not None and (best is None or found[0] > best[0]):
-            best = found
-    if best is None or coarse is None:
-        return best
-    at_checkpoint(checkpoint, 0.75)
-    return _column_at(img, best[1], None)
-
-
-def _column_at(img: np.ndarray, depth: float, angles: np.ndarray | None):
-    """``(score, depth, factor, norm, chain poses, responses)`` of the best column at one size, or None."""
-    f = min(1.0, _TEMPLATE_DEPTH / depth)
-    small = resample(img, f)
-    norm = local_normalise(small, 0.6 * _TEMPLATE_DEPTH)
-    d = depth * f
-    cands, responses = _candidates(norm, round(d), angles)
-    chain = _best_chain(cands, d)
-    if len(chain) < _MIN_CHAIN:
+        found = _column_at(img, float(depth), _SEARCH_DEPTH)
+        if found is not None and _period_ratio(found[3], found[4], found[1] * found[2]) <= _HALF_SIZE:
+            columns.append(found)
+    if not columns:
         return None
-    return _column_score(cands[chain, 3]), depth, f, norm, cands[chain], responses
+    # a block matching part of a body correlates about as well as one matching all of it:
+    # of the sizes scoring (nearly) the best, the largest
+    top = max(c[0] for c in columns)
+    best = max((c for c in columns if c[0] >= top - _SIZE_TIE), key=lambda c: c[1])
+    at_checkpoint(checkpoint, 0.75)
+    depth = best[1]
+    pitch = float(np.median(np.linalg.norm(np.diff(best[4][:, :2], axis=0), axis=1))) / best[2]
+    from_pitch = pitch / (_ASPECT + _DISC)
+    if not 0.88 < from_pitch / depth < 1.14:
+        depth = float(np.clip(from_pitch, 0.6 * depth, 1.6 * depth))
+    return _column_at(img, depth, _TEMPLATE_DEPTH) or best
+
+
+def _period_ratio(norm: np.ndarray, poses: np.ndarray, depth: float) -> float:
+    """How much better the column repeats at twice its pitch than at its pitch.
+
+    The intensity along the column (through the bodies' centres, averaged
+    across the middle of the endplates) repeats once per vertebra.  A chain of
+    half-size blocks, two per vertebra, has a pitch of half a vertebra: its
+    profile correlates poorly with itself shifted by one pitch and well when
+    shifted by two.  Returns ``autocorrelation(2 pitch) - autocorrelation(pitch)``
+    (about 0 or below for a right-sized column, up to about 1.5 for half-size blocks).
+    """
+    xy = poses[:, :2]
+    steps = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    if xy.shape[0] < 4 or not np.all(steps > 0):
+        return -1.0
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    t = np.arange(0.0, arc[-1], 0.5)
+    path = np.column_stack([np.interp(t, arc, xy[:, 0]), np.interp(t, arc, xy[:, 1])])
+    tangent = np.gradient(path, axis=0)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    across = np.linspace(-0.2, 0.2, 5) * depth
+    pts = (path[:, None, :] + across[None, :, None] * normal[:, None, :]).reshape(-1, 2).astype(np.float32)
+    values = cv2.remap(
+        norm, pts[:, 0].reshape(1, -1), pts[:, 1].reshape(1, -1), cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    ).reshape(len(t), -1).mean(axis=1)  # fmt: skip
+    x = values - values.mean()
+    var = float(np.mean(x * x)) or 1.0
+    lag = round(float(np.median(steps)) / 0.5)
+    if 2 * lag >= len(x) - 4:
+        return -1.0
+    ac1 = float(np.mean(x[:-lag] * x[lag:])) / var
+    ac2 = float(np.mean(x[: -2 * lag] * x[2 * lag :])) / var
+    return ac2 - ac1
+
+
+def _column_at(img: np.ndarray, depth: float, template_depth: int):
+    """``(score, depth, factor, norm, chain poses, responses)`` of the best column at one size, or None."""
+    f = min(1.0, template_depth / depth)
+    small = resample(img, f)
+    norm = local_normalise(small, 0.6 * template_depth)
+    d = depth * f
+    cands, responses = _candidates(norm, round(d))
+    chain = _best_chain(cands, d)
+    if len(chain) < _MIN_LINKED:
+        return None
+    # bodies the candidate list missed (cropped, turned, under the crests) extend the
+    # chain before it is scored, so a short true column competes with a long chain of
+    # half-size blocks
+    poses = _follow(cands[chain], responses, 6, down=False)
+    poses = _follow(poses, responses, 3, down=True)
+    if len(poses) < _MIN_CHAIN:
+        return None
+    return _column_score(poses[:, 3]), depth, f, norm, poses, responses
 
 
 def _s1_edge(profile: np.ndarray, s: np.ndarray, disc_at: float) -> float:
@@ -496,7 +612,7 @@ def detect_vertebrae(
     # -- which body is L5: profiles below every body (and two more one pitch apart below the
     # column, followed whatever their correlation, so the body below the last one is judged too)
     n_chain = n
-    poses = _follow(poses, responses, 2, down=True, min_score=-1.0)
+    poses = _follow(poses, responses, 3, down=True, min_score=-1.0)
     n = len(poses)
     if n > n_chain:
         extra = np.array([_block_corners(*poses[k, :3], d) for k in range(n_chain, n)])
@@ -522,7 +638,7 @@ def detect_vertebrae(
     if _TRACE is not None:
         _TRACE.append({"plate": plate, "ratio": ratio, "inner": inner_ratio, "disc_at": disc_at,
                        "seen": seen, "centres": centres, "depth": depth, "reference": reference,
-                       "poses": poses, "n_chain": n_chain})  # fmt: skip
+                       "poses": poses, "n_chain": n_chain, "plate_at": plate_at})  # fmt: skip
     # L5: the lowest body with a bright inferior endplate and bone below it; the
     # sacrum's first segment has no inferior endplate (a fused remnant at most)
     body_like = (plate >= _PLATE[1]) | ((plate >= _PLATE[0]) & (ratio >= _DISC_RATIO))
@@ -531,6 +647,8 @@ def detect_vertebrae(
         if body_like[p] and seen[p] > plate_at[p] + 0.4 and (p < n_chain or ratio[p] >= _DISC_RATIO):
             l5 = p
             break
+    if _TRACE is not None:
+        _TRACE[-1]["l5"] = l5
     if l5 is None:
         return LandmarkFailure("not found: no sacrum below the column (no L5-S1 disc seen)")
     narrow = not ratio[l5] >= _DISC_RATIO
@@ -604,8 +722,15 @@ def detect_vertebrae(
     lumbar_blocks = blocks[max(l5 - n_lumbar + 1, 0) : l5 + 1]
     behind = _side_contrast(norm, lumbar_blocks, d)
     modulation = _posterior_modulation(norm, lumbar_blocks, d)
+    symmetry = _mirror_symmetry(norm, lumbar_blocks, d)
+    if symmetry > _AP_SYMMETRY and abs(modulation) < _AP_MODULATION:
+        return LandmarkFailure(
+            "not found: a frontal (AP or PA) film, not a lateral: the two sides of the column mirror "
+            f"each other (symmetry {symmetry:.2f}, above {_AP_SYMMETRY}) and neither side has the "
+            f"posterior elements of a lateral film (modulation {modulation:+.2f})"
+        )
     if _TRACE is not None:
-        _TRACE[-1].update(behind=behind, modulation=modulation)
+        _TRACE[-1].update(behind=behind, modulation=modulation, symmetry=symmetry)
     facing = "left" if modulation >= 0 else "right"
     facing_conf = float(_ramp(abs(modulation), *_FACING_SURE))
     if np.sign(behind) != np.sign(modulation) and abs(behind) > _BRIGHTNESS_DISAGREES:

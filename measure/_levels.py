@@ -9,8 +9,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-__all__ = ["CORNERS", "DEFAULT_LEVELS", "level_sort_key", "segment_labels", "sort_levels"]
+import numpy as np
+
+__all__ = [
+    "CORNERS", "DEFAULT_LEVELS", "level_sort_key", "segment_labels", "sort_levels", "usable_corners",
+]  # fmt: skip
 
 CORNERS: tuple[str, str, str, str] = ("AS", "PS", "PI", "AI")
 """Corner codes in array order: anterior-superior, posterior-superior,
@@ -82,3 +87,39 @@ def segment_labels(levels: Sequence[str]) -> tuple[str, ...]:
     """
     levels = tuple(str(level) for level in levels)
     return tuple(f"{upper}-{lower}" for upper, lower in itertools.pairwise(levels))
+
+
+def usable_corners(landmarks: Any) -> np.ndarray:
+    """Corners with every body lacking a corner the motion needs set to NaN.
+
+    A segment needs its upper body's ``PI, AI`` and its lower body's ``AS, PS``;
+    so the top body needs only ``PI, AI``, the bottom body only ``AS, PS``, and
+    every other body all four.  A body being placed (a reader's guided mode, an
+    automatic step that found three corners) is left out until it has them,
+    rather than measured from a partial outline.
+
+    Parameters
+    ----------
+    landmarks : array_like of shape (..., V, 4, 2), pixels
+        Corners AS, PS, PI, AI of V bodies, top to bottom; NaN = not placed.
+
+    Returns
+    -------
+    ndarray of shape (..., V, 4, 2)
+        A copy, with the incomplete bodies' corners all NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.zeros((3, 4, 2)); c[1, 3] = np.nan; c[2, 2:] = np.nan
+    >>> np.isnan(usable_corners(c)).all(axis=(-1, -2)).tolist()
+    [False, True, False]
+    """
+    corners = np.array(landmarks, dtype=float)
+    finite = np.isfinite(corners).all(axis=-1)  # (..., V, 4)
+    required = np.ones(finite.shape[-2:], dtype=bool)
+    required[0, :2] = False
+    required[-1, 2:] = False
+    complete = (finite | ~required).all(axis=-1)
+    corners[~complete] = np.nan
+    return corners

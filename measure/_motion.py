@@ -440,6 +440,73 @@ def _as_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) 
     return array.reshape(-1, n_bodies, 4).astype(dtype, copy=False)
 
 
+def _as_body_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) -> np.ndarray | None:
+    """Per-body (shift mm, rotation °) SDs broadcast to (N, V, 2); None when not given."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected standard deviations as numbers") from None
+    try:
+        array = np.broadcast_to(array, (*batch, n_bodies, 2))
+    except ValueError:
+        raise ValueError(
+            f"{name}: shape {array.shape} does not broadcast to {(*batch, n_bodies, 2)} "
+            "(batch, bodies, [shift mm, rotation deg])"
+        ) from None
+    with np.errstate(invalid="ignore"):
+        if np.isinf(array).any() or (array < 0).any():
+            raise ValueError(f"{name}: standard deviations must be finite and >= 0 (NaN = unknown)")
+    return array.reshape(-1, n_bodies, 2).astype(dtype, copy=False)
+
+
+def _rigid_inputs(body: np.ndarray | None, landmarks: np.ndarray, spacing: np.ndarray | None,
+                  nominal_depth_mm: float | None):
+    """(shift mm (N, V, 4), shift px or None (N, V, 4), rotation rad (V, N)) of one film.
+
+    The shift is repeated over the four corners so that it converts between mm
+    and pixels exactly as the corner SDs do (:func:`_sd_in_units`).
+    """
+    if body is None:
+        return None
+    shift = np.ascontiguousarray(np.broadcast_to(body[..., :1], (*body.shape[:2], 4)))
+    shift_px = None if nominal_depth_mm is None else _nominal_sd_px(landmarks, spacing, shift, nominal_depth_mm)
+    rotation = np.ascontiguousarray(np.deg2rad(body[..., 1]).T)
+    return shift, shift_px, rotation
+
+
+def _rigid_variances(c, g, rigid, lo, hi, spacing, calibrated, pixels, rows=None):
+    """Variances of theta (rad²) and t, (V-1, n), from whole-body shifts and rotations.
+
+    ``c`` is the film's (4, 2, V, n) corners in the working unit and ``g`` its
+    geometry (:func:`_film`); ``rows`` picks studies within ``lo:hi``.  Zero
+    when the film has no body SDs.
+    """
+    if rigid is None:
+        return 0.0, 0.0
+    shift_mm, shift_px, rotation = rigid
+    idx = slice(lo, hi) if rows is None else lo + rows
+    s = _sd_in_units(shift_mm[idx], None if shift_px is None else shift_px[idx], spacing, calibrated, pixels)[0]
+    r2 = rotation[:, idx] ** 2  # (V, n)
+    s2 = s * s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a body without corners
+        centre = np.nanmean(c, axis=0)  # (2, V, n)
+    ax = c[_AS, _X, 1:] - c[_PS, _X, 1:]  # L's superior endplate, (V-1, n)
+    ay = c[_AS, _Y, 1:] - c[_PS, _Y, 1:]
+    pi_x, pi_y = c[_PI, _X, :-1], c[_PI, _Y, :-1]
+
+    def lever2(cx, cy):  # ((PI_U - centre) . e2)², via the cross product with the endplate
+        h = ax * (pi_y - cy) - ay * (pi_x - cx)
+        return h * h / g["d2"]
+
+    var_theta = r2[:-1] + r2[1:]
+    var_t = s2[:-1] + s2[1:] + r2[:-1] * lever2(centre[_X, :-1], centre[_Y, :-1])
+    var_t += r2[1:] * lever2(centre[_X, 1:], centre[_Y, 1:])
+    return var_theta, var_t
+
+
 def _check_corners(c: np.ndarray, name: str, levels: Sequence[str], batch, offset: int) -> None:
     """Raise for non-finite required corners; c has shape (4, 2, V, n).
 
@@ -575,6 +642,8 @@ def _film(
     cross_ap *= sign  # height of PI_U above L's endplate line, times d
     t = np.divide(dot_ap, d, out=t_out)  # (PI_U - PS_L) . e1
     d2 = np.multiply(d, d, out=qx)
+    # sin² of the angle between the endplates (mixes along/across SDs of PI_U into t)
+    sin2 = sin_part * sin_part / (i2 * d2) if need_i2 else None
     # U's inferior endplate midpoint m = p + i/2 in L's frame, as a fraction of depth:
     # along e1 (a.p + a.i/2)/d², along e2 sign (cross(a,p) + cross(a,i)/2)/d²
     cos_part *= 0.5
@@ -585,7 +654,7 @@ def _film(
     sin_part /= d2
     return {
         "theta": theta, "t": t, "depth": depth, "d": d, "i2": i2,
-        "u": cos_part, "v": sin_part, "cross_ap": cross_ap, "d2": d2, "scratch": px,
+        "u": cos_part, "v": sin_part, "cross_ap": cross_ap, "d2": d2, "scratch": px, "sin2": sin2,
     }  # fmt: skip
 
 
@@ -605,6 +674,10 @@ def segmental_motion(
     flexion_landmark_sd_mm: Any = None,
     extension_landmark_sd_mm: Any = None,
     landmark_sd_px: Any = None,
+    flexion_landmark_sd_across_mm: Any = None,
+    extension_landmark_sd_across_mm: Any = None,
+    flexion_body_sd: Any = None,
+    extension_body_sd: Any = None,
     nominal_depth_mm: float | None = NOMINAL_ENDPLATE_DEPTH_MM,
     min_rotation_deg: float = 5.0,
     workers: int | None = None,
@@ -638,6 +711,17 @@ def segmental_motion(
         SDs used on uncalibrated films (where mm cannot be converted); on a
         calibrated film used only when no mm SD is given (converted with the
         geometric mean of the spacing).
+    flexion_landmark_sd_across_mm, extension_landmark_sd_across_mm : array_like, optional
+        Broadcastable to (..., V, 4), mm: SD of each corner perpendicular to its
+        endplate (the direction angles are sensitive to); the film's
+        ``*_landmark_sd_mm`` is then the SD along the endplate.  Default: the
+        same as along (isotropic).  Needs the film's ``*_landmark_sd_mm``.
+    flexion_body_sd, extension_body_sd : array_like broadcastable to (..., V, 2), optional
+        Per body, the SD of an error shared by its corners: (shift per axis in
+        mm, rotation about the centroid of its corners in degrees) - the rigid
+        part of the measured error model (:func:`measure.placement_uncertainty`).
+        Added to the independent corner SDs (taken as 0 when none are given);
+        the shift converts to pixels on an uncalibrated film as the corner SDs do.
     nominal_depth_mm : float or None, default :data:`NOMINAL_ENDPLATE_DEPTH_MM` (40 mm)
         Without ``landmark_sd_px``, an uncalibrated film converts its mm SDs to
         pixels taking the median superior endplate depth of its bodies as this
@@ -672,8 +756,14 @@ def segmental_motion(
     uncalibrated films in pixels (square pixels assumed), and when only one
     film is calibrated the percentage is computed in pixels on both (the
     calibrated film's non-square pixels made square first).
-    Uncertainty is propagated to first order (analytic Jacobian, independent
-    isotropic corner errors); see ``docs/measurement-methods.md``.
+    Uncertainty is propagated to first order (analytic Jacobian): independent
+    corner errors (isotropic, or along/across the endplate: a segment's two
+    endplates are taken as parallel for the translation terms) plus, when given, a rigid shift and rotation of each
+    body (correlated corner errors; bodies and films independent).  A rotation
+    ``r`` of U about its centroid ``c_U`` adds ``r²`` to ``var(theta)`` and
+    ``r² ((PI_U - c_U)·e2)²`` to ``var(t)``; a rotation of L about ``c_L`` adds
+    ``r²`` and ``r² ((PI_U - c_L)·e2)²``; a shift ``s`` of either adds ``s²`` to
+    ``var(t)`` only; none changes a depth.  See ``docs/measurement-methods.md``.
 
     References
     ----------
@@ -746,7 +836,17 @@ def segmental_motion(
     sd_px = _as_sd(landmark_sd_px, "landmark_sd_px", batch, n_bodies, dtype)
     sd_f = sd_both if sd_f is None else sd_f
     sd_e = sd_both if sd_e is None else sd_e
+    body_f = _as_body_sd(flexion_body_sd, "flexion_body_sd", batch, n_bodies, dtype)
+    body_e = _as_body_sd(extension_body_sd, "extension_body_sd", batch, n_bodies, dtype)
+    if (body_f is not None or body_e is not None) and sd_f is None and sd_e is None and sd_px is None:
+        sd_f = sd_e = np.zeros((math.prod(batch), n_bodies, 4), dtype)
     has_sd = sd_f is not None or sd_e is not None or sd_px is not None
+    sdx_f = _as_sd(flexion_landmark_sd_across_mm, "flexion_landmark_sd_across_mm", batch, n_bodies, dtype)
+    sdx_e = _as_sd(extension_landmark_sd_across_mm, "extension_landmark_sd_across_mm", batch, n_bodies, dtype)
+    for across, along, film in ((sdx_f, sd_f, "flexion"), (sdx_e, sd_e, "extension")):
+        if across is not None and along is None:
+            raise ValueError(f"{film}_landmark_sd_across_mm: needs the SD along the endplate too "
+                             f"({film}_landmark_sd_mm or landmark_sd_mm)")
     if nominal_depth_mm is not None and not (
         isinstance(nominal_depth_mm, int | float) and math.isfinite(nominal_depth_mm) and nominal_depth_mm > 0
     ):
@@ -760,6 +860,12 @@ def segmental_motion(
     if sd_px is None and nominal_depth_mm is not None:
         sd_px_f = _nominal_sd_px(flex, sp_f, sd_f, nominal_depth_mm)
         sd_px_e = _nominal_sd_px(ext, sp_e, sd_e, nominal_depth_mm)
+    sdx_px_f = sdx_px_e = None
+    if nominal_depth_mm is not None:
+        sdx_px_f = _nominal_sd_px(flex, sp_f, sdx_f, nominal_depth_mm)
+        sdx_px_e = _nominal_sd_px(ext, sp_e, sdx_e, nominal_depth_mm)
+    rigid_f = _rigid_inputs(body_f, flex, sp_f, nominal_depth_mm)
+    rigid_e = _rigid_inputs(body_e, ext, sp_e, nominal_depth_mm)
 
     # outputs are filled as (segments, studies) so that every chunk operation runs on
     # contiguous blocks of studies; the result exposes them transposed, (..., V-1)
@@ -779,7 +885,8 @@ def segmental_motion(
 
     ctx = _Context(
         flex=flex, ext=ext, sp_f=sp_f, sp_e=sp_e, cal_f=cal_f, cal_e=cal_e,
-        sd_f=sd_f, sd_e=sd_e, sd_px_f=sd_px_f, sd_px_e=sd_px_e, has_sd=has_sd, levels=levels, batch=batch,
+        sd_f=sd_f, sd_e=sd_e, sd_px_f=sd_px_f, sd_px_e=sd_px_e, rigid_f=rigid_f, rigid_e=rigid_e,
+        sdx_f=sdx_f, sdx_e=sdx_e, sdx_px_f=sdx_px_f, sdx_px_e=sdx_px_e, has_sd=has_sd, levels=levels, batch=batch,
         thresholds={k: v.astype(dtype)[:, None] for k, v in thresholds.items()},
         all_mm_thresholds=bool(np.isfinite(thresholds["translation_mm"]).all()),
         any_pct_threshold=bool(np.isfinite(thresholds["translation_pct"]).any()),
@@ -839,6 +946,12 @@ class _Context:
     sd_e: np.ndarray | None
     sd_px_f: np.ndarray | None
     sd_px_e: np.ndarray | None
+    rigid_f: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None
+    rigid_e: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None
+    sdx_f: np.ndarray | None
+    sdx_e: np.ndarray | None
+    sdx_px_f: np.ndarray | None
+    sdx_px_e: np.ndarray | None
     has_sd: bool
     levels: tuple[str, ...]
     batch: tuple[int, ...]
@@ -908,34 +1021,54 @@ def _sd_in_units(sd_mm, sd_px, spacing, calibrated, pixels: bool):
     return np.ascontiguousarray(np.broadcast_to(sd, (n, *sd.shape[1:])).transpose(2, 1, 0))
 
 
-def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None):
-    """Variances of theta (rad²) and t, and the squared corner SDs, for one film."""
+def _variances(g: dict[str, np.ndarray], sd: np.ndarray | None, across: np.ndarray | None = None):
+    """Variances of theta (rad²) and t, and the squared corner SDs, for one film.
+
+    ``sd`` is the SD along the corner's own endplate, ``across`` perpendicular
+    to it (None: isotropic).  Angles see only the perpendicular errors; ``t``
+    sees PS_L along L's endplate, PI_U along L's endplate (its own SDs mixed by
+    the angle between the endplates) and L's endplate tilt (AS_L, PS_L across)
+    times r.
+    """
     if sd is None:
         nan = np.full(g["t"].shape, np.nan, g["t"].dtype)
-        return nan, nan, (nan, nan, nan, nan)
+        return nan, nan, (nan, nan, nan, nan, nan, nan)
     s2 = sd * sd
+    x2 = s2 if across is None else across * across
     s_as, s_ps = s2[_AS, 1:], s2[_PS, 1:]
-    s_pi, s_ai = s2[_PI, :-1], s2[_AI, :-1]
+    x_as, x_ps = x2[_AS, 1:], x2[_PS, 1:]
+    x_pi, x_ai = x2[_PI, :-1], x2[_AI, :-1]
+    s_pi = s2[_PI, :-1]
+    if across is not None:  # PI_U's SD along L's endplate
+        s_pi = s_pi + (x_pi - s_pi) * g["sin2"]
     r = g["cross_ap"] / g["d2"]  # height of PI_U over L's endplate / depth
     r2 = r * r
-    var_theta = (s_pi + s_ai) / g["i2"] + (s_as + s_ps) / g["d2"]
-    var_t = s_pi + s_as * r2 + s_ps * (1 + r2)
-    return var_theta, var_t, (s_as, s_ps, s_pi, r2)
+    var_theta = (x_pi + x_ai) / g["i2"] + (x_as + x_ps) / g["d2"]
+    var_t = s_pi + s_ps + (x_as + x_ps) * r2
+    return var_theta, var_t, (s_as, s_ps, s_pi, r2, x_as, x_ps)
 
 
-def _pct_sd(dt, dbar, sq_f, sq_e):
-    """SD of translation_pct: gradients through dt and the mean depth (they share corners)."""
-    s_as_f, s_ps_f, s_pi_f, r2_f = sq_f
-    s_as_e, s_ps_e, s_pi_e, r2_e = sq_e
+def _pct_sd(dt, dbar, sq_f, sq_e, rigid_var_t=0.0):
+    """SD of translation_pct: gradients through dt and the mean depth (they share corners).
+
+    ``rigid_var_t`` is the variance of ``dt`` from whole-body errors (they leave depths alone).
+    """
+    s_as_f, s_ps_f, s_pi_f, r2_f, x_as_f, x_ps_f = sq_f
+    s_as_e, s_ps_e, s_pi_e, r2_e, x_as_e, x_ps_e = sq_e
     k = dt / (2 * dbar)
     k2 = k * k
     var = (
         s_pi_f
         + s_pi_e
-        + s_as_f * (r2_f + k2)
-        + s_ps_f * ((k - 1) ** 2 + r2_f)
-        + s_as_e * (r2_e + k2)
-        + s_ps_e * ((k + 1) ** 2 + r2_e)
+        + s_as_f * k2
+        + x_as_f * r2_f
+        + s_ps_f * (k - 1) ** 2
+        + x_ps_f * r2_f
+        + s_as_e * k2
+        + x_as_e * r2_e
+        + s_ps_e * (k + 1) ** 2
+        + x_ps_e * r2_e
+        + rigid_var_t
     )
     return 100 * np.sqrt(var) / dbar
 
@@ -1017,11 +1150,17 @@ def _chunk_body(ctx: _Context, lo: int, hi: int) -> None:
 
         wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px_f), sp_f, cal_f, pixels=False)
         we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px_e), sp_e, cal_e, pixels=False)
-        var_th_f, var_t_f, sq_f = _variances(gf, wf)
-        var_th_e, var_t_e, sq_e = _variances(ge, we)
+        xf = None if ctx.sdx_f is None else _sd_in_units(sub(ctx.sdx_f), sub(ctx.sdx_px_f), sp_f, cal_f, False)
+        xe = None if ctx.sdx_e is None else _sd_in_units(sub(ctx.sdx_e), sub(ctx.sdx_px_e), sp_e, cal_e, False)
+        var_th_f, var_t_f, sq_f = _variances(gf, wf, xf)
+        var_th_e, var_t_e, sq_e = _variances(ge, we, xe)
+        rig_th_f, rig_t_f = _rigid_variances(cf, gf, ctx.rigid_f, lo, hi, sp_f, cal_f, pixels=False)
+        rig_th_e, rig_t_e = _rigid_variances(ce, ge, ctx.rigid_e, lo, hi, sp_e, cal_e, pixels=False)
+        var_th_f = var_th_f + rig_th_f + rig_th_e
+        var_t_f = var_t_f + rig_t_f + rig_t_e
         np.multiply(np.sqrt(var_th_f + var_th_e), rad2deg, out=out["angulation_sd_deg"])
         _masked(out["translation_sd_mm"], np.sqrt(var_t_f + var_t_e), both)
-        out["translation_sd_pct"][...] = _pct_sd(dt, dbar, sq_f, sq_e)
+        out["translation_sd_pct"][...] = _pct_sd(dt, dbar, sq_f, sq_e, rig_t_f + rig_t_e)
 
     # centre of rotation (measurement-methods.md): fixed point of the rigid motion taking
     # m_flex to m_ext with rotation phi = angulation, in L's frame (fraction of depth):
@@ -1115,6 +1254,13 @@ def _recompute_mixed(ctx, lo, rows, sp_f, sp_e, cal_f, cal_e) -> None:
 
         wf = _sd_in_units(sub(ctx.sd_f), sub(ctx.sd_px_f), rows_of(sp_f), cal_f[rows], pixels=True)
         we = _sd_in_units(sub(ctx.sd_e), sub(ctx.sd_px_e), rows_of(sp_e), cal_e[rows], pixels=True)
-        _, _, sq_f = _variances(gf, wf)
-        _, _, sq_e = _variances(ge, we)
-        out["translation_sd_pct"][:, idx] = _pct_sd(dt, dbar, sq_f, sq_e)
+        xf = (None if ctx.sdx_f is None
+              else _sd_in_units(sub(ctx.sdx_f), sub(ctx.sdx_px_f), rows_of(sp_f), cal_f[rows], pixels=True))
+        xe = (None if ctx.sdx_e is None
+              else _sd_in_units(sub(ctx.sdx_e), sub(ctx.sdx_px_e), rows_of(sp_e), cal_e[rows], pixels=True))
+        _, _, sq_f = _variances(gf, wf, xf)
+        _, _, sq_e = _variances(ge, we, xe)
+        hi = lo + int(rows.max()) + 1
+        _, rig_f = _rigid_variances(cf, gf, ctx.rigid_f, lo, hi, rows_of(sp_f), cal_f[rows], True, rows)
+        _, rig_e = _rigid_variances(ce, ge, ctx.rigid_e, lo, hi, rows_of(sp_e), cal_e[rows], True, rows)
+        out["translation_sd_pct"][:, idx] = _pct_sd(dt, dbar, sq_f, sq_e, rig_f + rig_e)

@@ -24,8 +24,12 @@ intra-observer 0.29 mm (translation) / 0.35 mm (angle); inter-observer
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["PlacementMethod"]
+import numpy as np
+
+__all__ = ["ERROR_MODEL", "ErrorModel", "LandmarkUncertainty", "PlacementMethod", "placement_uncertainty"]
 
 
 class PlacementMethod(enum.StrEnum):
@@ -81,3 +85,155 @@ DEFAULT_LANDMARK_SD_MM: dict[PlacementMethod, float] = {
 }
 """Per-method default SD in mm (engineer of tracking/detection may update these
 from measured accuracy; keep the docstrings in step)."""
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """Measured error model of one placement method (issue 11 §2).
+
+    A corner's error is the sum of an independent error - SD
+    ``corner_factor * s`` along its endplate and ``across_factor * s``
+    perpendicular to it, where ``s`` is the corner's stated SD (the
+    algorithm's own fit SD, else the method's default) - and an error shared
+    by its whole body: a shift (SD ``shift_sd_mm`` per axis) and a rotation
+    about the centroid of its corners (SD ``rotation_sd_deg``).  Bodies and
+    films err independently.  The default is the stated SD, isotropic and
+    independent.
+
+    Attributes
+    ----------
+    corner_factor : float
+        Scales the stated SD along the endplate (translation is sensitive to it).
+    across_factor : float or None
+        Scales the stated SD perpendicular to the endplate (angles are
+        sensitive to it); None: ``corner_factor`` (isotropic).
+    shift_sd_mm : float
+        SD of the whole body's shift, per axis, mm (in the patient).
+    rotation_sd_deg : float
+        SD of the whole body's rotation about its corners' centroid, degrees.
+    """
+
+    corner_factor: float = 1.0
+    across_factor: float | None = None
+    shift_sd_mm: float = 0.0
+    rotation_sd_deg: float = 0.0
+
+    @property
+    def across(self) -> float:
+        """The factor across the endplate (``corner_factor`` when not set)."""
+        return self.corner_factor if self.across_factor is None else self.across_factor
+
+
+MANUAL_ERROR_MODEL = ErrorModel()
+"""Manual and edited corners: the stated SD (0.6 mm by default, from the
+literature's inter-observer error, measurement.md §6), isotropic and
+independent.  Not measurable on phantoms: a simulated reader has the error we
+give it."""
+
+REFINED_ERROR_MODEL = ErrorModel()
+"""Refined corners (placeholder until fitted)."""
+
+TRACKED_ERROR_MODEL = ErrorModel()
+"""Tracked corners (placeholder until fitted)."""
+
+DETECTED_ERROR_MODEL = ErrorModel()
+"""Detected corners (placeholder until fitted)."""
+
+ERROR_MODEL: dict[PlacementMethod, ErrorModel] = {
+    PlacementMethod.MANUAL: MANUAL_ERROR_MODEL,
+    PlacementMethod.REFINED: REFINED_ERROR_MODEL,
+    PlacementMethod.TRACKED: TRACKED_ERROR_MODEL,
+    PlacementMethod.DETECTED: DETECTED_ERROR_MODEL,
+    PlacementMethod.EDITED: MANUAL_ERROR_MODEL,
+}
+"""Error model per placement method, used by :func:`placement_uncertainty`."""
+
+
+@dataclass(frozen=True, eq=False)
+class LandmarkUncertainty:
+    """The SDs :func:`measure.segmental_motion` needs for one film's corners.
+
+    Attributes
+    ----------
+    corner_sd_mm : ndarray of shape (..., V, 4)
+        Independent SD of each corner along its endplate, mm.
+    across_sd_mm : ndarray of shape (..., V, 4)
+        Independent SD of each corner perpendicular to its endplate, mm.
+    body_sd : ndarray of shape (..., V, 2)
+        Per body, SD of the shift shared by its corners (mm per axis) and of
+        its rotation about their centroid (degrees).
+    """
+
+    corner_sd_mm: np.ndarray
+    across_sd_mm: np.ndarray
+    body_sd: np.ndarray
+
+    def motion_kwargs(self, film: str) -> dict[str, np.ndarray]:
+        """Keyword arguments of :func:`measure.segmental_motion` for ``film``
+        (``"flexion"`` or ``"extension"``)."""
+        if film not in ("flexion", "extension"):
+            raise ValueError(f"film: expected 'flexion' or 'extension', got {film!r}")
+        return {
+            f"{film}_landmark_sd_mm": self.corner_sd_mm,
+            f"{film}_landmark_sd_across_mm": self.across_sd_mm,
+            f"{film}_body_sd": self.body_sd,
+        }
+
+
+def placement_uncertainty(
+    placement: Any,
+    stated_sd_mm: Any = None,
+    models: dict[PlacementMethod, ErrorModel] | None = None,
+) -> LandmarkUncertainty:
+    """Corner and body SDs for :func:`measure.segmental_motion` from how corners were placed.
+
+    Parameters
+    ----------
+    placement : array_like of str, shape (..., V, 4)
+        :class:`PlacementMethod` value of each corner; ``""`` or None count as
+        ``manual`` (a reader's clicks).
+    stated_sd_mm : array_like of shape (..., V, 4), mm, optional
+        The SD saved with each corner (a fit's own SD); NaN or absent: the
+        method's default (:attr:`PlacementMethod.default_sd_mm`).
+    models : dict, optional
+        Error model per method; default :data:`ERROR_MODEL`.
+
+    Returns
+    -------
+    LandmarkUncertainty
+        ``.motion_kwargs("flexion")`` gives the arguments for that film.  A
+        body whose corners were placed differently takes the largest of their
+        methods' shared terms (an edited corner does not remove the body's
+        shared error).
+
+    Examples
+    --------
+    >>> u = placement_uncertainty([["manual"] * 4, ["manual", "", None, "edited"]])
+    >>> u.corner_sd_mm.tolist()
+    [[0.6, 0.6, 0.6, 0.6], [0.6, 0.6, 0.6, 0.6]]
+    >>> u.body_sd.tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    """
+    models = ERROR_MODEL if models is None else models
+    methods = np.asarray(placement, dtype=object)
+    if methods.ndim < 2 or methods.shape[-1] != 4:
+        raise ValueError(f"placement: expected shape (..., V, 4), got {methods.shape}")
+    order = list(PlacementMethod)
+    try:
+        codes = (np.vectorize(lambda m: order.index(PlacementMethod(m or "manual")), otypes=[np.intp])(methods)
+                 if methods.size else np.zeros(methods.shape, np.intp))
+    except ValueError as exc:
+        raise ValueError(f"placement: {exc}") from None
+    table = [models[m] for m in order]
+
+    def per_corner(values) -> np.ndarray:
+        return np.asarray(values, dtype=float)[codes]
+
+    default = per_corner([m.default_sd_mm for m in order])
+    stated = default if stated_sd_mm is None else np.asarray(stated_sd_mm, dtype=float)
+    stated = np.where(np.isfinite(stated), stated, default)
+    along = per_corner([m.corner_factor for m in table]) * stated
+    across = per_corner([m.across for m in table]) * stated
+    shift = per_corner([m.shift_sd_mm for m in table]).max(axis=-1)
+    rotation = per_corner([m.rotation_sd_deg for m in table]).max(axis=-1)
+    return LandmarkUncertainty(along, across, np.stack([shift, rotation], axis=-1))

@@ -5,7 +5,9 @@
 
 Writes ``first-launch.png``, ``films-open-hint.png``, ``auto-in-progress.png``,
 ``auto-done.png``, ``guided-diagram.png``, ``help-shortcuts.png``,
-``stabilised-centre-of-rotation.png`` and ``review-warnings.png``.  Uses a
+``stabilised-centre-of-rotation.png``, ``export-ruler-angle.png``,
+``export-reader-dialog.png``, ``export-dialog.png``, ``export-dialog-anonymised.png``,
+``export-status.png`` (and the exported files in ``export/``) and ``review-warnings.png``.  Uses a
 throw-away state directory (no recovery file of the user is touched).
 """
 
@@ -58,8 +60,13 @@ def main() -> int:
 
     shoot("first-launch.png")
     films = [str(args.films / "flexion.dcm"), str(args.films / "extension.dcm")]
-    window.open_paths(films)
-    shoot("films-open-hint.png")
+    window.auto.worker.warm_up().result()  # the worker process is started with the window
+    window.open_films_in_background(films)  # decoded in the worker: progress, Esc cancels
+    settle(0.1)
+    (window.grab()).save(str(args.out / "open-in-progress.png"))
+    print(args.out / "open-in-progress.png")
+    window.tasks.wait(120)
+    shoot("films-open-hint.png", None)
 
     window.actions_by_name["auto"].trigger()
     deadline = time.perf_counter() + 120
@@ -101,6 +108,44 @@ def main() -> int:
         shoot("stabilised-centre-of-rotation.png", comparison)
         comparison.close()
 
+    # the reader's own ruler and angle (issue #13 §4): a ruler across L3's superior endplate
+    # and the angle between L1's superior and S1's superior endplates (lumbar lordosis)
+    ext = np.asarray(truth.extension.corners, float)
+    flex = np.asarray(truth.flexion.corners, float)
+    window.session.add_annotation("flexion", "ruler", [flex[2, 0], flex[2, 1]])
+    window.session.add_annotation("flexion", "angle", [flex[3, 1], flex[3, 2], flex[4, 1]])
+    window.session.add_annotation("extension", "angle", [ext[0, 0], ext[0, 1], ext[5, 0], ext[5, 1]])
+    window.annotation_tools.set_tool("ruler")
+    window.session.set_reader("Dr Example", "Ruler across L3's superior endplate; lordosis L1-S1.")
+    shoot("export-ruler-angle.png")
+    window.annotation_tools.set_tool(None)
+    reader = window.reader_dialog.make_dialog()
+    reader.show()
+    shoot("export-reader-dialog.png", reader)
+    reader.close()
+    dialog = window.exporter.make_dialog()
+    dialog.show()
+    shoot("export-dialog.png", dialog)
+    dialog.anonymise_box.setChecked(True)
+    shoot("export-dialog-anonymised.png", dialog)
+    choice = dialog.choice()
+    dialog.close()
+    exported = args.out / "export"
+    exported.mkdir(exist_ok=True)
+    window.exporter.ask_overwrite = lambda paths: True
+    window.exporter.export(type(choice)(exported, choice.stem, ("pdf", "sr", "csv", "png"), False))
+    window.tasks.wait(120)
+    settle(0.5)
+    print(window.exporter.last_status)
+    shoot("export-status.png")
+
+    # the Calibration cell with two different sources (it used to be cut off)
+    from app.session import ManualCalibration
+
+    window.session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (110.0, 10.0), 15.0))
+    shoot("calibration-cell.png", window.results)
+    window.session.undo()
+
     session_file = Path(state.name) / "review" / "session.json"
     session_file.parent.mkdir()
     window.session.save(session_file)
@@ -109,6 +154,14 @@ def main() -> int:
     session_file.write_text(json.dumps(doc))
     window.review.open_review(session_file)
     shoot("review-warnings.png")
+
+    # a report saved with labels still to confirm: Enter works in review mode too
+    window.review.enter_edit()
+    window.session.request_label_review("extension film: low label confidence (L1 0.40 < 0.50)")
+    labels_file = session_file.with_name("labels.json")
+    window.session.save(labels_file)
+    window.review.open_review(labels_file)
+    shoot("review-labels-to-confirm.png")
     window.close()
     return 0
 

@@ -78,10 +78,12 @@ class EditorState:
     ----------
     role : str
         The film this view shows (``"flexion"`` or ``"extension"``).
-    mode : {"edit", "guided", "calibrate"}
+    mode : {"edit", "guided", "calibrate", "clicks"}
         ``guided``: a press on empty image places the next missing corner, which
         follows the pointer until the button is released.
         ``calibrate``: a drag draws the calibration line.
+        ``clicks``: one press inside each body, top to bottom (or inside the
+        first and the last only), recorded in ``clicks`` (the one-click path).
     selected : tuple of int or None
         ``(level, corner)`` of the selected corner.
     dragging : tuple of int or None
@@ -103,6 +105,7 @@ class EditorState:
     calibration_done: bool = False
     pick_radius_px: float = 8.0
     messages: list[str] = field(default_factory=list)
+    clicks: list[tuple[float, float]] = field(default_factory=list)
 
 
 def hit_corner(landmarks: np.ndarray, xy: tuple[float, float], radius: float) -> tuple[int, int] | None:
@@ -130,6 +133,10 @@ def pointer_press(session, state: EditorState, event: PointerEvent) -> bool:
     """Handle a button press; True when it was used (the view must not pan)."""
     if event.button != "left" or state.role not in session.roles:
         return False
+    if state.mode == "clicks":  # a point inside the next body; corners are not grabbed
+        if len(state.clicks) < len(session.levels):
+            state.clicks.append((float(event.position[0]), float(event.position[1])))
+        return True
     if state.mode == "calibrate":
         state.calibration_line = (event.position, event.position)
         state.calibration_done = False
@@ -192,7 +199,8 @@ def key_press(session, state: EditorState, event: KeyEvent) -> bool:
     if state.role not in session.roles:
         return False
     if event.key == "escape":
-        used = state.selected is not None or state.calibration_line is not None
+        used = state.selected is not None or state.calibration_line is not None or bool(state.clicks)
+        state.clicks.clear()
         state.selected = None
         state.calibration_line = None
         state.calibration_done = False

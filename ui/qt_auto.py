@@ -147,6 +147,25 @@ class QtAutoLandmarks:
             act.triggered.connect(lambda _=False, r=role: self.detect(r))
             menu.addAction(act)
             actions[f"detect_{role}"] = act
+        # one click inside each body (or inside the first and the last): every corner, refined
+        self.one_click_action = QAction(_mnemonic("One click per body (then all corners, refined)", "O"), window)
+        self.one_click_action.setCheckable(True)
+        self.one_click_action.setShortcut(QKeySequence("O"))
+        self.one_click_action.setIconText("One click")
+        self.one_click_action.setStatusTip(
+            "Click inside each body top to bottom (or inside the first and the last, then O): every corner "
+            "is placed and refined, and the other film is tracked"
+        )
+        self.one_click_action.toggled.connect(self._on_one_click_toggled)
+        menu.addAction(self.one_click_action)
+        window.addAction(self.one_click_action)
+        actions["one_click"] = self.one_click_action
+        if "guided" in actions and getattr(window, "toolbar", None) is not None:
+            window.toolbar.insertAction(actions["guided"], self.one_click_action)
+        for view in getattr(window, "views", {}).values():
+            view.bodyClicked.connect(self._on_body_clicked)
+        if "guided" in actions:  # guided placement ends the one-click mode (its clicks are dropped)
+            actions["guided"].toggled.connect(lambda on: on and self._drop_clicks())
         # toolbar: Detect acts on the extension film (or the one film), Track from the outlined film
         self.detect_action = QAction("Detect", window)
         self.detect_action.setStatusTip("Detect the vertebrae on the extension film (or the one film open)")
@@ -176,6 +195,7 @@ class QtAutoLandmarks:
             actions[f"refine_{role}"].setEnabled(editable and role in roles)
             actions[f"detect_{role}"].setEnabled(editable and role in roles)
         actions["auto"].setEnabled(editable and bool(roles))
+        actions["one_click"].setEnabled(editable and bool(roles))
         actions["detect"].setEnabled(editable and bool(roles))
         actions["track"].setEnabled(editable and len(roles) == 2)
 
@@ -223,6 +243,134 @@ class QtAutoLandmarks:
         doubts = label_doubts(outcome, self.session.levels)
         if doubts:
             self.session.request_label_review(f"{role} film: " + "; ".join(doubts))
+
+    # ----------------------------------------------------------------- one click per body
+
+    def _on_one_click_toggled(self, on: bool) -> None:
+        """Enter the one-click mode, or leave it and complete the films clicked."""
+        views = getattr(self.window, "views", {})
+        if on:
+            if self.window.actions_by_name["guided"].isChecked():
+                self.window.set_guided(False)
+            for view in views.values():
+                view.state.mode = "clicks"
+                view.state.clicks.clear()
+                view.update()
+            self.window.statusBar().showMessage(
+                f"One click: click inside each body, {self.session.levels[0]} to {self.session.levels[-1]} "
+                f"(or inside {self.session.levels[0]} and {self.session.levels[-1]} only, then press O)", 15000
+            )
+            return
+        clicks = {role: list(v.state.clicks) for role, v in views.items() if v.state.clicks}
+        for view in views.values():
+            if view.state.mode == "clicks":  # guided placement may have taken over
+                view.state.mode = "edit"
+            view.state.clicks.clear()
+            view.update()
+        if clicks:
+            self.complete(clicks)
+
+    def _drop_clicks(self) -> None:
+        for view in getattr(self.window, "views", {}).values():
+            view.state.clicks.clear()
+        self.one_click_action.setChecked(False)
+
+    def _on_body_clicked(self, role: str) -> None:
+        view = self.window.views[role]
+        view.update()
+        if len(view.state.clicks) >= len(self.session.levels):  # every body clicked: complete now
+            self.one_click_action.setChecked(False)
+
+    def complete(self, clicks: dict[str, list[tuple[float, float]]]) -> bool:
+        """All corners of the clicked films from their clicks; the film without clicks is tracked (guarded).
+
+        Parameters
+        ----------
+        clicks : dict of str to list of (x, y)
+            Per film: one point inside each body of ``session.levels`` in
+            order, or two points (inside the first and the last body: the
+            bodies between are found along the column).
+
+        Returns True when the run started (one undo step when it completes).
+        """
+        levels = self.session.levels
+        seeds: dict[str, dict[str, tuple[float, float]]] = {}
+        for role, pts in clicks.items():
+            if len(pts) == len(levels):
+                seeds[role] = dict(zip(levels, pts, strict=True))
+            elif len(pts) == 2:
+                seeds[role] = {levels[0]: pts[0], levels[-1]: pts[1]}
+            else:
+                self.window.show_error(
+                    f"One click ({role}): {len(pts)} clicks; click inside every body ({len(levels)}), "
+                    f"or inside {levels[0]} and {levels[-1]} only"
+                )
+                return False
+        roles = self.session.roles
+        films = {r: self._film(r) for r in roles}
+        if any(f is None for f in films.values()):
+            return False
+        calibration = {r: self.session.calibration(r) for r in roles}
+        order = [r for r in ROLES if r in seeds]
+        target = next((r for r in roles if r not in seeds), None)
+        call = self.worker.call
+
+        def work(checkpoint):
+            pixels = {r: _pixels(f) for r, f in films.items()}
+            steps: dict[str, Any] = {}
+            facing = None  # the second clicked film takes the first one's facing: they cannot disagree
+            for k, role in enumerate(order):
+                checkpoint(0.4 * k / len(order))
+                done = call(
+                    autolandmarks.complete_film, pixels[role], seeds[role], levels=levels, facing=facing,
+                    calibration=calibration[role],
+                )  # fmt: skip
+                steps[role] = done
+                if not done:
+                    return steps
+                facing = done.details["facing"]
+            if target is not None:
+                source = order[0]
+                steps["track"] = call(
+                    autolandmarks.track_checked, pixels[source], steps[source].corners, pixels[target],
+                    levels=levels, target_calibration=calibration[target], target_name=target,
+                    source_facing=facing, checkpoint=_scaled(checkpoint, 0.4, 1.0),
+                )  # fmt: skip
+            return steps
+
+        return self.tasks.start("One click", work, lambda steps: self._apply_clicks(steps, order, target))
+
+    def _apply_clicks(self, steps: dict[str, Any], order: list[str], target: str | None) -> None:
+        for role in order:
+            if role in steps and not steps[role]:
+                self.window.show_error(f"One click ({role}): {steps[role].reason}")
+                self.last_summary = [steps[role].reason]
+                return
+        marks = {role: (steps[role].corners, steps[role].placement, steps[role].sd_mm) for role in order}
+        tracked = steps.get("track")
+        done = [f"completed the {role} film ({len(steps[role].placed)} bodies)" for role in order]
+        if tracked:
+            marks[target] = (tracked.corners, tracked.placement, tracked.sd_mm)
+            done.append(f"tracked {len(tracked.placed)} bodies to the {target} film")
+        self.last_placed = self.session.merge_landmarks_of(marks, "One click: " + ", ".join(done))
+        self.last_summary = [line for role in order for line in steps[role].summary()]
+        notes = []
+        for role in order:
+            out = steps[role]
+            notes += [f"{role} {lv}: {why}" for lv, why in {**out.failures, **out.details["unrefined"]}.items()]
+            if not out.details["facing_evidence"].get("sure", True):
+                notes.append(f"{role}: the facing ({out.details['facing']}) is unsure: check it")
+        if tracked:
+            self.last_summary += tracked.summary()
+            status = tracked.details["cross_check"]["status"]
+            notes += [f"{target} {lv}: {why}" for lv, why in tracked.failures.items() if status.get(lv) != "disagree"]
+            if tracked.details.get("review_reasons"):
+                self.session.request_label_review("; ".join(tracked.details["review_reasons"]))
+        elif tracked is not None:
+            notes.append(f"tracking to the {target} film failed: {tracked.reason}")
+        if notes:
+            self.window.banner.show_message("One click: check these: " + "; ".join(notes), "warning")
+        self.window.statusBar().showMessage("One click: " + ", ".join(done), 8000)
 
     # ----------------------------------------------------------------- the actions
 

@@ -16,6 +16,7 @@ Keys: see :mod:`ui._interaction`; also ``F`` fit, ``1`` 1:1, ``I`` invert,
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from app.display import downscale_grey
 from app.palette import ENDPLATE_RGB, OUTLINE_RGBA, PLACEMENT_RGB, SELECTED_RGB
 from ui._interaction import (
     EditorState,
@@ -75,6 +77,10 @@ _KEYS = {
     Qt.Key.Key_Backtab: "backtab",
     Qt.Key.Key_Escape: "escape",
 }
+
+
+#: One thread resamples the zoomed-out pictures (OpenCV releases the GIL: the UI keeps painting).
+_SCALER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="film-downscale")
 
 
 def grey_qimage(grey: np.ndarray) -> QImage:
@@ -127,6 +133,8 @@ class QtFilmView(QWidget):
     calibrationLineDrawn = Signal(str)
     zoomChanged = Signal(str)
     selectionChanged = Signal(str)
+    _scaledReady = Signal(object, object)  # (cache key, uint8 array) from the resampling thread
+    bodyClicked = Signal(str)  # one-click mode: a point was taken inside the next body
 
     def __init__(self, session, role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -146,16 +154,22 @@ class QtFilmView(QWidget):
         self._preset = WINDOW_PRESETS[0]
         self._stats: tuple[float, ...] | None = None
         self._scaled_cache: tuple | None = None
+        self._scaled_pending: object = None  # the cache key being resampled in the background
+        self._prerendered: tuple | None = None  # (film, its default display picture) made off the UI thread
         self._pointer: QPointF | None = None
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
         self.show_loupe = True
         self.show_corner_diagram = True
+        # extra drawings over the film (e.g. the reader's rulers and angles,
+        # ui.annotation_tools): callables (painter, view), after the landmarks
+        self.overlay_painters: list = []
         session.events.films.connect(self._on_films_change)
         session.events.landmarks.connect(self._on_landmarks_change)
         session.events.calibration.connect(self._on_landmarks_change)
         session.events.levels.connect(self._on_any_change)
         session.events.selected_segment.connect(self._on_any_change)
+        self._scaledReady.connect(self._on_scaled_ready, Qt.ConnectionType.QueuedConnection)
         self._on_films_change()
 
     # ----------------------------------------------------------------- properties
@@ -216,12 +230,21 @@ class QtFilmView(QWidget):
 
     # ----------------------------------------------------------------- display
 
+    def use_prerendered(self, film, grey: np.ndarray | None) -> None:
+        """Use ``grey`` as ``film``'s default display picture when it is shown next
+        (made with the loading, off the UI thread)."""
+        self._prerendered = None if film is None or grey is None else (film, grey)
+
     def _render(self) -> None:
         if self._film is None:
             self._image = None
             self._grey = None
             return
-        grey = self._film.display_image(self._window, self._invert)
+        pre, self._prerendered = self._prerendered, None
+        if pre is not None and pre[0] is self._film and self._window is None and self._invert is None:
+            grey = pre[1]
+        else:
+            grey = self._film.display_image(self._window, self._invert)
         self._grey = np.ascontiguousarray(grey)
         self._image = grey_qimage(self._grey)
         self.update()
@@ -352,7 +375,9 @@ class QtFilmView(QWidget):
             return
         selected = self.state.selected
         used = pointer_press(self.session, self.state, self._pointer_event(pos, button, event.modifiers()))
-        if used:
+        if used and self.state.mode == "clicks":
+            self.bodyClicked.emit(self.role)
+        elif used:
             self._drag = ("edit", pos, None)
         elif button == "left":
             self._drag = ("pan", pos, self.transform)
@@ -446,6 +471,10 @@ class QtFilmView(QWidget):
             return
         self._draw_image(painter, self.transform, QRectF(self.rect()))
         self._draw_landmarks(painter, self.transform)
+        if self.state.clicks:
+            self._draw_clicks(painter, self.transform)
+        for paint in self.overlay_painters:
+            paint(painter, self)
         if self.state.calibration_line is not None:
             self._draw_calibration_line(painter, self.transform)
         self._draw_overlays(painter)
@@ -455,17 +484,49 @@ class QtFilmView(QWidget):
             self._draw_loupe(painter)
         painter.end()
 
-    def _scaled_image(self, scale: float) -> QImage:
-        """The picture resampled (smoothly) to ``scale`` < 1, cached until zoom or window change."""
+    def _draw_clicks(self, painter: QPainter, t: ViewTransform) -> None:
+        """The one-click points (a ring and the level it was taken for)."""
+        painter.save()
+        painter.setPen(QPen(QColor(255, 230, 0), 2))
+        painter.setFont(QFont(self.font().family(), 10))
+        for level, (x, y) in zip(self.session.levels, self.state.clicks, strict=False):
+            wx, wy = t.to_widget(x, y)
+            painter.drawEllipse(QPointF(wx, wy), 6.0, 6.0)
+            painter.drawText(QPointF(wx + 9, wy + 4), level)
+        painter.restore()
+
+    def _scaled_image(self, scale: float) -> QImage | None:
+        """The picture resampled smoothly to ``scale`` < 1, cached until zoom or window change.
+
+        A new scale is resampled in a background thread (:func:`app.display.downscale_grey`);
+        until it arrives this returns None and the film is drawn unsmoothed, then repainted.
+        """
         key = (scale, self._image.cacheKey())
-        if self._scaled_cache is None or self._scaled_cache[0] != key:
+        if self._scaled_cache is not None and self._scaled_cache[0] == key:
+            return self._scaled_cache[1]
+        if self._scaled_pending != key:
+            self._scaled_pending = key
             w = max(math.ceil(self._image.width() * scale), 1)
             h = max(math.ceil(self._image.height() * scale), 1)
-            scaled = self._image.scaled(
-                w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-            self._scaled_cache = (key, scaled)
-        return self._scaled_cache[1]
+            future = _SCALER.submit(downscale_grey, self._grey, w, h)
+            future.add_done_callback(lambda f, k=key: self._deliver_scaled(k, f))
+        return None
+
+    def _deliver_scaled(self, key: object, future: Future) -> None:
+        """In the resampling thread: hand the picture to the UI thread (queued signal)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        try:
+            self._scaledReady.emit(key, future.result())
+        except RuntimeError:  # the view was deleted meanwhile
+            pass
+
+    def _on_scaled_ready(self, key: object, grey: np.ndarray) -> None:
+        if self._scaled_pending != key:
+            return  # zoom or window changed again: a newer picture is on its way
+        self._scaled_pending = None
+        self._scaled_cache = (key, grey_qimage(grey))
+        self.update()
 
     def _draw_image(self, painter: QPainter, t: ViewTransform, clip: QRectF) -> None:
         rows, columns = self._grey.shape
@@ -474,6 +535,12 @@ class QtFilmView(QWidget):
             # film on every paint costs ~8 ms; a drag repaints at every mouse move)
             scaled = self._scaled_image(t.scale)
             x0, y0 = t.to_widget(-0.5, -0.5)
+            if scaled is None:  # the smooth picture is being made: unsmoothed meanwhile (~2 ms)
+                painter.save()
+                painter.setClipRect(clip)
+                painter.drawImage(QRectF(x0, y0, columns * t.scale, rows * t.scale), self._image)
+                painter.restore()
+                return
             sx = scaled.width() / columns
             sy = scaled.height() / rows
             painter.save()
@@ -623,6 +690,13 @@ class QtFilmView(QWidget):
             if self.state.calibration_done:
                 return "Type the object's length"
             return "Calibrate: drag a line over an object of known length"
+        if self.state.mode == "clicks":
+            levels, n = self.session.levels, len(self.state.clicks)
+            if n >= len(levels):
+                return "Every body clicked"
+            return (
+                f"Click inside {levels[n]} (one click per body; or {levels[0]} and {levels[-1]} only, then O)"
+            )
         if self.state.mode != "guided":
             return None
         target = self.session.next_missing_corner(self.role)

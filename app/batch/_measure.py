@@ -121,17 +121,33 @@ def _stack(outcomes: Sequence[StudyOutcome], role: str, what: str, shape: tuple)
     )
 
 
+def _placement(outcomes: Sequence[StudyOutcome], role: str, n_bodies: int) -> np.ndarray:
+    """(N, V, 4) placement method per corner ('' when unknown: a reader's clicks)."""
+    out = np.full((len(outcomes), n_bodies, 4), "", dtype=object)
+    for i, o in enumerate(outcomes):
+        given = getattr(o, f"{role}_placement")
+        if given:
+            out[i] = np.asarray(given, dtype=object).reshape(n_bodies, 4)
+    out[out == None] = ""  # noqa: E711 (elementwise on an object array)
+    return out
+
+
 def _call(outcomes: Sequence[StudyOutcome], levels: tuple[str, ...], criteria: Any):
-    from measure import segmental_motion
+    from measure import placement_uncertainty, segmental_motion
 
     n_bodies = len(levels)
+    sd = {
+        role: placement_uncertainty(_placement(outcomes, role, n_bodies),
+                                    _stack(outcomes, role, "sd_mm", (n_bodies, 4)))
+        for role in ("flexion", "extension")
+    }  # fmt: skip
     return segmental_motion(
         _stack(outcomes, "flexion", "landmarks", (n_bodies, 4, 2)),
         _stack(outcomes, "extension", "landmarks", (n_bodies, 4, 2)),
         flexion_spacing_mm=_spacing(outcomes, "flexion"),
         extension_spacing_mm=_spacing(outcomes, "extension"),
-        flexion_landmark_sd_mm=_stack(outcomes, "flexion", "sd_mm", (n_bodies, 4)),
-        extension_landmark_sd_mm=_stack(outcomes, "extension", "sd_mm", (n_bodies, 4)),
+        **sd["flexion"].motion_kwargs("flexion"),
+        **sd["extension"].motion_kwargs("extension"),
         criteria=criteria,
         levels=levels,
         workers=1,

@@ -357,6 +357,13 @@ def _detected_landmarks(
     # labels and facing come from the detection (tracking never changes them); unsure
     # detections are counted only once a reader has reviewed them
     review = [*detected.details.get("review_reasons", []), *tracked.details.get("review_reasons", [])]
+    # a body placed on neither method's terms leaves its segments unmeasured: an automatic
+    # result with a hole is not a finding ("within" by omission) until a reader has looked
+    for role, result in ((source, detected), (target, tracked)):
+        missing = [lv for lv in levels if lv in result.failures]
+        if missing:
+            review.append(f"{', '.join(missing)} not placed on the {role} film: "
+                          "their segments are not measured (place them, or confirm they are off the film)")
     outcome.needs_review = bool(review)
     outcome.review_reasons = list(dict.fromkeys(review))
     outcome.levels = list(levels)

@@ -63,8 +63,8 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
             extension_spacing_mm=None if reasons["extension"] else ext.spacing_mm,
             criteria=criteria,
             levels=study.levels,
-            flexion_landmark_sd_mm=flex.effective_sd_mm(),
-            extension_landmark_sd_mm=ext.effective_sd_mm(),
+            **flex.uncertainty().motion_kwargs("flexion"),
+            **ext.uncertainty().motion_kwargs("extension"),
         )
     except ValueError as exc:
         raise InputFileError(study.path or "<landmarks>", f"cannot measure: {exc}") from None

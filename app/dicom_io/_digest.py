@@ -72,6 +72,15 @@ class FileDigest:
         self._error: str | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> tuple:
+        # films go to the viewer's worker process by pickle (report export): the lock stays here
+        with self._lock:
+            return (self._path, self._identity, self._value, self._error)
+
+    def __setstate__(self, state: tuple) -> None:
+        self._path, self._identity, self._value, self._error = state
+        self._lock = threading.Lock()
+
     @property
     def value(self) -> str:
         """The hex digest.
@@ -88,15 +97,6 @@ class FileDigest:
             raise InputFileError(self._path, self._error)
         assert self._value is not None
         return self._value
-
-    def __getstate__(self) -> tuple[Path, tuple[int, int, int, int], str | None, str | None]:
-        # picklable (a film goes to the viewer's worker process): the lock stays behind
-        with self._lock:
-            return (self._path, self._identity, self._value, self._error)
-
-    def __setstate__(self, state: tuple[Path, tuple[int, int, int, int], str | None, str | None]) -> None:
-        self._path, self._identity, self._value, self._error = state
-        self._lock = threading.Lock()
 
     def _compute(self) -> tuple[str | None, str | None]:
         changed = "changed on disk since it was loaded: its SHA-256 would not be the loaded film's"

@@ -93,3 +93,20 @@ def test_a_failing_file_costs_one_file(tmp_path):
     assert [o.ok for o in outcomes] == [True, False, True]
     assert "extension image was not found" in outcomes[1].error
     assert sorted(p.name for p in out.iterdir()) == ["r.csv", "r.pdf"]  # no half-written SR
+
+
+def test_a_loaded_film_pickles_for_the_worker_process(tmp_path):
+    """The viewer's export sends its films to the worker process by pickle (app.background)."""
+    import pickle
+
+    import numpy as np
+
+    from app.dicom_io import file_sha256, load_film
+
+    path = fx.write_film(tmp_path / "flexion.dcm", "flexion")
+    film = load_film(str(path))
+    again = pickle.loads(pickle.dumps(film))
+    assert again.sha256 == film.sha256 == file_sha256(path)
+    np.testing.assert_array_equal(again.display_image(), film.display_image())
+    fresh = pickle.loads(pickle.dumps(load_film(str(path))))  # not hashed before pickling
+    assert fresh.sha256 == file_sha256(path)

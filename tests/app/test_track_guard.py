@@ -228,3 +228,33 @@ def test_batch_detected_path_leaves_bodies_a_level_off_unplaced_and_needs_review
     for row in rows.values():
         assert row["needs_review"] == "true"
         assert "tracking and detection disagree on L2, L3, L4" in row["review_reasons"]
+
+
+def test_batch_detected_study_with_a_body_not_placed_needs_review(tmp_path, monkeypatch):
+    """A segment left unmeasured by a failed body is not a finding by omission: the study needs review."""
+    import csv
+    from dataclasses import replace
+
+    from app.batch import BatchOptions, SerialExecutor, run_batch
+
+    real = autolandmarks.track_bodies
+
+    def lose_l1(*args, **kwargs):
+        result = real(*args, **kwargs)
+        marks = result.landmarks.copy()
+        marks[0] = np.nan
+        return replace(result, landmarks=marks, body_failures=("L1: poor fit (correlation 0.12 < 0.40)",
+                                                               *result.body_failures[1:]))
+
+    study = make_study(6365, scale=0.25)
+    write_study(study, tmp_path / "input" / "study1")
+    monkeypatch.setattr(autolandmarks, "track_bodies", lose_l1)
+    out = tmp_path / "results"
+    run_batch(BatchOptions(tmp_path / "input", out, quiet=True), executor=SerialExecutor())
+    with open(out / "results.csv", newline="") as handle:
+        rows = {r["segment"]: r for r in csv.DictReader(handle)}
+    assert rows["L1-L2"]["verdict"] == "not-measured"
+    assert rows["L2-L3"]["verdict"] != "not-measured"
+    for row in rows.values():
+        assert row["needs_review"] == "true", row
+        assert "L1 not placed on the extension film: their segments are not measured" in row["review_reasons"]

@@ -206,7 +206,10 @@ def test_manual_calibration_by_drawing(qtbot, opened, synthetic_pair):
     cal = opened.session.calibration("flexion")
     assert str(cal.source) == "manual"
     assert cal.column_spacing_mm == pytest.approx(0.2, rel=1e-9)  # 20 mm over 100 px
-    assert opened.results.cell("L4-L5", "Calibration") == "flexion manual, extension detector"
+    # compact in the cell, whole in the tooltip (the long form was cut off in the table)
+    assert opened.results.cell("L4-L5", "Calibration") == "flex. manual / ext. detector"
+    item = opened.results.table.item(3, COLUMNS.index("Calibration"))
+    assert "flexion manual, extension detector" in item.toolTip()
     assert view.state.mode == "edit"
     assert view.overlay_texts()["bottom_left"][1] == "Calibration: manual"
 
@@ -540,3 +543,32 @@ def test_no_recover_offer_while_another_viewer_runs(qtbot, make_window, syntheti
     third.close()
     assert not (state_dir / f"viewer.{os.getpid()}.lock").exists()
     first.ask_close = lambda: "discard"
+
+
+def test_no_calibration_or_result_cell_is_cut_off(qtbot, make_window, sample):
+    """Mixed calibration sources and the longest verdicts: every text fits its cell."""
+    from PySide6.QtGui import QFontMetrics
+
+    from app.session import ManualCalibration
+    from tests.ui.test_sample_study import truth_arrays
+
+    window = make_window(size=(1500, 950))
+    window.open_paths([str(sample / "flexion.dcm"), str(sample / "extension.dcm")])
+    truth = json.loads((sample / "truth.json").read_text())
+    for role in ("flexion", "extension"):
+        window.session.set_landmarks(role, truth_arrays(truth, role))
+    window.session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (110.0, 10.0), 15.0))
+    qtbot.wait(50)
+    table = window.results.table
+    assert window.results.cell("L4-L5", "Calibration") == "flex. manual / ext. magn.-corrected"
+    checked = 0
+    for r in range(table.rowCount()):
+        for column in ("Calibration", "Result"):
+            c = COLUMNS.index(column)
+            item = table.item(r, c)
+            width = table.columnWidth(c) - 8  # the cell's margins
+            metrics = QFontMetrics(item.font())
+            needed = metrics.boundingRect(0, 0, width, 10_000, int(Qt.TextFlag.TextWordWrap), item.text())
+            assert needed.width() <= width and needed.height() <= table.rowHeight(r), (r, column, item.text())
+            checked += 1
+    assert checked == 2 * table.rowCount() == 10

@@ -1,0 +1,97 @@
+"""The reader's rulers and angles in the reports: listed with their values in the PDF,
+drawn on the films of the PDF and the PNG, carried by the SR."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from app.report_data import load_report
+from app.report_pdf import write_pdf
+from app.report_sr import read_sr, write_sr
+from app.report_tables import films_panel
+from tests.app import _report_fixtures as fx
+
+pytestmark = pytest.mark.skipif(not (fx.SAMPLE_DIR / "truth.json").exists(), reason="sample study absent")
+
+# the sample's films: ImagerPixelSpacing 0.25 mm / magnification 1.2 (read from the DICOM header)
+SPACING_MM = 0.25 / 1.2
+RULER = [[300.0, 400.0], [600.0, 800.0]]  # 500 px
+ANGLE = [[700.0, 300.0], [500.0, 300.0], [500.0, 100.0]]  # 90 degrees at (500, 300)
+
+
+@pytest.fixture(scope="module")
+def session_path(tmp_path_factory):
+    path = fx.sample_session(tmp_path_factory.mktemp("ann") / "study")
+    doc = json.loads(path.read_text())
+    doc["annotations"] = [
+        {"kind": "ruler", "film": "flexion", "points_px": RULER},
+        {"kind": "angle", "film": "extension", "points_px": ANGLE},
+    ]
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_pdf_lists_each_ruler_and_angle_with_its_value(session_path, tmp_path):
+    pdf = write_pdf(load_report(session_path), tmp_path / "r.pdf")
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True,
+                                   timeout=60).stdout.split())
+    length = 500 * SPACING_MM  # 104.17 mm
+    assert f"R1 flexion {length:.1f} mm (magnification-corrected)" in text
+    assert "A1 extension 90.0°" in text
+    assert "not used for the findings" in text
+    # their line does not push the signature block onto a second page
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "Pages:           1" in info
+
+
+def test_annotations_are_drawn_on_the_films(session_path):
+    report = load_report(session_path)
+    with_marks = films_panel(report, max_side=1000)
+    doc = json.loads(session_path.read_text())
+    del doc["annotations"]
+    plain_path = session_path.with_name("plain.json")
+    plain_path.write_text(json.dumps(doc))
+    without = films_panel(load_report(plain_path), max_side=1000)
+    assert with_marks.shape == without.shape
+    changed = np.any(with_marks != without, axis=-1)
+    # the panel: strip on top, flexion tile, gap, extension tile; films shrunk to 1000 px high
+    rows, cols = 1536, 1229
+    scale = 1000 / rows
+    strip = with_marks.shape[0] - round(rows * scale)
+    tile_width = round(cols * scale)
+    ys, xs = np.nonzero(changed)
+    flex = xs < tile_width
+    # every changed flexion pixel lies near the ruler's line or its label
+    p0, p1 = (np.array(RULER) + 0.5) * scale - 0.5
+    px = np.stack([xs[flex], ys[flex] - strip], axis=1).astype(float)
+    u, w = p1 - p0, px - p0
+    d = np.abs(u[0] * w[:, 1] - u[1] * w[:, 0]) / np.linalg.norm(u)
+    assert flex.sum() > 100 and np.mean(d < 6) > 0.6
+    # the middle of the ruler is white (the annotation colour) on the flexion film
+    mid = np.round((p0 + p1) / 2).astype(int)
+    assert (with_marks[strip + mid[1], mid[0]] >= 250).all()
+    # the extension film changed too (the angle), near its vertex
+    vertex = (np.array(ANGLE[1]) + 0.5) * scale - 0.5
+    ext = ~flex
+    near = np.hypot(xs[ext] - (with_marks.shape[1] - tile_width) - vertex[0], ys[ext] - strip - vertex[1]) < 150
+    assert ext.sum() > 100 and near.mean() > 0.8
+
+
+def test_sr_carries_the_annotations(session_path, tmp_path):
+    sr = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    assert read_sr(sr)["annotations"] == json.loads(session_path.read_text())["annotations"]
+
+
+def test_png_export_draws_them(session_path, tmp_path):
+    from app.report_tables import write_png
+
+    out = write_png(load_report(session_path), tmp_path / "f.png", max_side=1000)
+    img = cv2.imread(str(out))[..., ::-1]
+    np.testing.assert_array_equal(img, films_panel(load_report(session_path), max_side=1000))
