@@ -432,6 +432,9 @@ class QtReviewController(QObject):
         self.edit_action.setEnabled(active)
         self.window.results.setVisible(not active)
         self.panel.setVisible(active)
+        update_hint = getattr(self.window, "update_hint", None)
+        if update_hint is not None:  # the hint says what review mode allows
+            update_hint()
         if active and self.report is not None:
             self.panel.show_report(self.report, self.source)
             self.window.setWindowTitle(f"{self.source.name} (review, read-only) — lumbar-instability")
