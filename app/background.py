@@ -16,7 +16,9 @@ checkpoint turns into :class:`measure.Cancelled`.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,9 @@ __all__ = ["WorkerProcess", "shared_worker"]
 
 _shared: dict[str, Any] = {}
 _SHARE_ABOVE_BYTES = 1 << 20  # larger arrays (films) go through shared memory, not a pickle
+#: The worker's niceness: on a busy 2-core machine a CPU-bound worker at the UI's priority took
+#: the UI thread's core for tens of milliseconds at a time (stalls of 50-70 ms with the UI idle).
+_WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -45,25 +50,68 @@ class _SharedArray:
 
 
 def _to_shared(value: Any, blocks: list[shared_memory.SharedMemory]) -> Any:
-    if isinstance(value, np.ndarray) and value.nbytes > _SHARE_ABOVE_BYTES:
+    """``value`` with every large array in it (also inside dicts, lists, tuples and
+    dataclasses such as a ``Film``) moved to a new shared-memory block."""
+    if isinstance(value, np.ndarray):
+        if value.nbytes <= _SHARE_ABOVE_BYTES or value.dtype.hasobject:
+            return value
         block = shared_memory.SharedMemory(create=True, size=value.nbytes)
         blocks.append(block)
         np.copyto(np.ndarray(value.shape, value.dtype, buffer=block.buf), value)
         return _SharedArray(block.name, value.shape, value.dtype.str)
-    return value
+    return _map_arrays(value, lambda v: _to_shared(v, blocks))
 
 
-def _from_shared(value: Any, blocks: list[shared_memory.SharedMemory]) -> Any:
+def _from_shared(value: Any, blocks: list[shared_memory.SharedMemory], copy: bool = False) -> Any:
+    """``value`` with each shared array mapped back (a view on the block, or a copy)."""
     if isinstance(value, _SharedArray):
         block = shared_memory.SharedMemory(name=value.name)
         blocks.append(block)
-        return np.ndarray(value.shape, np.dtype(value.dtype), buffer=block.buf)
+        view = np.ndarray(value.shape, np.dtype(value.dtype), buffer=block.buf)
+        if not copy:
+            return view
+        out = view.copy()
+        out.flags.writeable = False  # films are read-only
+        del view
+        return out
+    return _map_arrays(value, lambda v: _from_shared(v, blocks, copy))
+
+
+def _map_arrays(value: Any, func: Callable[[Any], Any]) -> Any:
+    """Apply ``func`` to the items of containers and the fields of dataclass instances."""
+    if isinstance(value, dict):
+        return {k: func(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(func(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            if not f.init:
+                continue
+            old = getattr(value, f.name)
+            if isinstance(old, (np.ndarray, _SharedArray, dict, list, tuple)) or dataclasses.is_dataclass(old):
+                new = func(old)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
     return value
 
 
+def _release(blocks: list[shared_memory.SharedMemory], unlink: bool) -> None:
+    for block in blocks:
+        block.close()
+        if unlink:
+            block.unlink()
+
+
 def _init_worker(fraction, cancel) -> None:
-    """Worker process start-up: keep the shared progress and cancel flag; one BLAS thread."""
+    """Worker process start-up: keep the shared progress and cancel flag; one BLAS thread;
+    a lower CPU priority, so the viewer's UI thread wins the cores whenever it has work."""
     _shared["fraction"], _shared["cancel"] = fraction, cancel
+    try:
+        os.nice(_WORKER_NICENESS)
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        pass
     try:  # the machine's cores are shared with the UI: one thread per worker
         from threadpoolctl import threadpool_limits
 
@@ -88,13 +136,34 @@ def _call(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
     _shared["fraction"].value = 0.0
     blocks: list[shared_memory.SharedMemory] = []
     try:
-        args = tuple(_from_shared(a, blocks) for a in args)
-        kwargs = {k: _from_shared(v, blocks) for k, v in kwargs.items()}
-        return func(*args, checkpoint=_checkpoint, **kwargs)
+        args = _from_shared(args, blocks)
+        kwargs = _from_shared(kwargs, blocks)
+        result = func(*args, checkpoint=_checkpoint, **kwargs)
+        # a large result (a decoded film) goes back through shared memory too: the caller
+        # copies it out and unlinks the blocks, so they are closed here but not unlinked
+        out_blocks: list[shared_memory.SharedMemory] = []
+        try:
+            shared = _to_shared(result, out_blocks)
+        except BaseException:
+            _release(out_blocks, unlink=True)
+            raise
+        for block in out_blocks:
+            _unregister(block)
+        _release(out_blocks, unlink=False)
+        return shared
     finally:
         del args, kwargs  # the views must go before their blocks close
-        for block in blocks:
-            block.close()
+        _release(blocks, unlink=False)
+
+
+def _unregister(block: shared_memory.SharedMemory) -> None:
+    """The caller, not this process, unlinks the block: keep the resource tracker out of it."""
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover
+        pass
 
 
 def _nothing() -> None:
@@ -131,7 +200,7 @@ class WorkerProcess:
         func: Callable[..., Any],
         *args: Any,
         checkpoint: Callable[[float], None] | None = None,
-        poll_s: float = 0.02,
+        poll_s: float = 0.05,
         **kwargs: Any,
     ) -> Any:
         """``func(*args, checkpoint=..., **kwargs)`` in the worker; blocks the calling thread.
@@ -144,14 +213,21 @@ class WorkerProcess:
         self._fraction.value = 0.0
         blocks: list[shared_memory.SharedMemory] = []
         try:
-            args = tuple(_to_shared(a, blocks) for a in args)
-            kwargs = {k: _to_shared(v, blocks) for k, v in kwargs.items()}
+            args = _to_shared(args, blocks)
+            kwargs = _to_shared(kwargs, blocks)
             future = self._pool().submit(_call, func, args, kwargs)
             return self._wait(future, checkpoint, poll_s)
         finally:
-            for block in blocks:
-                block.close()
-                block.unlink()
+            _release(blocks, unlink=True)
+
+    @staticmethod
+    def _receive(value: Any) -> Any:
+        """The worker's result with its shared arrays copied out and their blocks unlinked."""
+        blocks: list[shared_memory.SharedMemory] = []
+        try:
+            return _from_shared(value, blocks, copy=True)
+        finally:
+            _release(blocks, unlink=True)
 
     def _wait(self, future: Future, checkpoint: Callable[[float], None] | None, poll_s: float) -> Any:
         stop: BaseException | None = None
@@ -163,6 +239,7 @@ class WorkerProcess:
             except Cancelled:
                 raise stop if stop is not None else Cancelled from None
             else:
+                return_value = self._receive(return_value)  # also when cancelled: frees the blocks
                 if stop is not None:  # finished before it saw the flag: still cancelled
                     raise stop
                 return return_value

@@ -60,8 +60,13 @@ def main() -> int:
 
     shoot("first-launch.png")
     films = [str(args.films / "flexion.dcm"), str(args.films / "extension.dcm")]
-    window.open_paths(films)
-    shoot("films-open-hint.png")
+    window.auto.worker.warm_up().result()  # the worker process is started with the window
+    window.open_films_in_background(films)  # decoded in the worker: progress, Esc cancels
+    settle(0.1)
+    (window.grab()).save(str(args.out / "open-in-progress.png"))
+    print(args.out / "open-in-progress.png")
+    window.tasks.wait(120)
+    shoot("films-open-hint.png", None)
 
     window.actions_by_name["auto"].trigger()
     deadline = time.perf_counter() + 120
@@ -134,6 +139,13 @@ def main() -> int:
     print(window.exporter.last_status)
     shoot("export-status.png")
 
+    # the Calibration cell with two different sources (it used to be cut off)
+    from app.session import ManualCalibration
+
+    window.session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (110.0, 10.0), 15.0))
+    shoot("calibration-cell.png", window.results)
+    window.session.undo()
+
     session_file = Path(state.name) / "review" / "session.json"
     session_file.parent.mkdir()
     window.session.save(session_file)
@@ -142,6 +154,14 @@ def main() -> int:
     session_file.write_text(json.dumps(doc))
     window.review.open_review(session_file)
     shoot("review-warnings.png")
+
+    # a report saved with labels still to confirm: Enter works in review mode too
+    window.review.enter_edit()
+    window.session.request_label_review("extension film: low label confidence (L1 0.40 < 0.50)")
+    labels_file = session_file.with_name("labels.json")
+    window.session.save(labels_file)
+    window.review.open_review(labels_file)
+    shoot("review-labels-to-confirm.png")
     window.close()
     return 0
 

@@ -125,6 +125,14 @@ class QtExportDialog(QDialog):
         )
         self.anonymise_box.toggled.connect(self._on_anonymise)
         layout.addWidget(self.anonymise_box)
+        self.burned_in_note = QLabel(
+            "Text burned into the film pixels (names on the film) is not removed: look at the PNG "
+            "and the PDF's images before sharing them.")
+        self.burned_in_note.setWordWrap(True)
+        self.burned_in_note.setStyleSheet("color: #8a4b00; margin-left: 22px;")
+        self.burned_in_note.setVisible(anonymise)
+        self.anonymise_box.toggled.connect(self.burned_in_note.setVisible)
+        layout.addWidget(self.burned_in_note)
         form = QFormLayout()
         row = QHBoxLayout()
         self.folder_edit = QLineEdit(str(folder))
@@ -225,10 +233,8 @@ class QtExportController:
         self.ask_overwrite: Callable[[Sequence[Path]], bool] = self._ask_overwrite_dialog
         self.last_outcomes: list[Any] = []
         self.last_status = ""
-        action = window.actions_by_name["export_report"]
-        action.setText("&Export report (PDF, SR, CSV, PNG)…")
+        action = window.actions_by_name["export_report"]  # made by ui.qt_review, File menu
         action.setShortcut(QKeySequence("Ctrl+E"))
-        action.triggered.disconnect()
         action.triggered.connect(lambda _=False: self.open())
         self.action = action
 
@@ -277,7 +283,6 @@ class QtExportController:
 
     def export(self, choice: ExportChoice) -> bool:
         """Write the chosen files in the background; True when the run started."""
-        from app.safety import require_acknowledged
 
         if not choice.formats:
             self.window.show_error("Export: no format chosen")
@@ -286,8 +291,8 @@ class QtExportController:
             self.window.show_error(f"{choice.folder}: export folder does not exist")
             return False
         try:
-            report, films = self.window.review.current_report()
-            require_acknowledged(report.safety, report.safety_acknowledged)
+            # the report is built in the worker (hashing the films, measuring again)
+            report, films = self.window.review.report_request()
         except UserError as exc:
             self.window.show_error(str(exc))
             return False

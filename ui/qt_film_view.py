@@ -16,6 +16,7 @@ Keys: see :mod:`ui._interaction`; also ``F`` fit, ``1`` 1:1, ``I`` invert,
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from app.display import downscale_grey
 from app.palette import ENDPLATE_RGB, OUTLINE_RGBA, PLACEMENT_RGB, SELECTED_RGB
 from ui._interaction import (
     EditorState,
@@ -75,6 +77,10 @@ _KEYS = {
     Qt.Key.Key_Backtab: "backtab",
     Qt.Key.Key_Escape: "escape",
 }
+
+
+#: One thread resamples the zoomed-out pictures (OpenCV releases the GIL: the UI keeps painting).
+_SCALER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="film-downscale")
 
 
 def grey_qimage(grey: np.ndarray) -> QImage:
@@ -127,6 +133,7 @@ class QtFilmView(QWidget):
     calibrationLineDrawn = Signal(str)
     zoomChanged = Signal(str)
     selectionChanged = Signal(str)
+    _scaledReady = Signal(object, object)  # (cache key, uint8 array) from the resampling thread
     bodyClicked = Signal(str)  # one-click mode: a point was taken inside the next body
 
     def __init__(self, session, role: str, parent: QWidget | None = None) -> None:
@@ -147,6 +154,8 @@ class QtFilmView(QWidget):
         self._preset = WINDOW_PRESETS[0]
         self._stats: tuple[float, ...] | None = None
         self._scaled_cache: tuple | None = None
+        self._scaled_pending: object = None  # the cache key being resampled in the background
+        self._prerendered: tuple | None = None  # (film, its default display picture) made off the UI thread
         self._pointer: QPointF | None = None
         self._drag: tuple[str, QPointF, object] | None = None
         self._needs_fit = True
@@ -160,6 +169,7 @@ class QtFilmView(QWidget):
         session.events.calibration.connect(self._on_landmarks_change)
         session.events.levels.connect(self._on_any_change)
         session.events.selected_segment.connect(self._on_any_change)
+        self._scaledReady.connect(self._on_scaled_ready, Qt.ConnectionType.QueuedConnection)
         self._on_films_change()
 
     # ----------------------------------------------------------------- properties
@@ -220,12 +230,21 @@ class QtFilmView(QWidget):
 
     # ----------------------------------------------------------------- display
 
+    def use_prerendered(self, film, grey: np.ndarray | None) -> None:
+        """Use ``grey`` as ``film``'s default display picture when it is shown next
+        (made with the loading, off the UI thread)."""
+        self._prerendered = None if film is None or grey is None else (film, grey)
+
     def _render(self) -> None:
         if self._film is None:
             self._image = None
             self._grey = None
             return
-        grey = self._film.display_image(self._window, self._invert)
+        pre, self._prerendered = self._prerendered, None
+        if pre is not None and pre[0] is self._film and self._window is None and self._invert is None:
+            grey = pre[1]
+        else:
+            grey = self._film.display_image(self._window, self._invert)
         self._grey = np.ascontiguousarray(grey)
         self._image = grey_qimage(self._grey)
         self.update()
@@ -476,17 +495,38 @@ class QtFilmView(QWidget):
             painter.drawText(QPointF(wx + 9, wy + 4), level)
         painter.restore()
 
-    def _scaled_image(self, scale: float) -> QImage:
-        """The picture resampled (smoothly) to ``scale`` < 1, cached until zoom or window change."""
+    def _scaled_image(self, scale: float) -> QImage | None:
+        """The picture resampled smoothly to ``scale`` < 1, cached until zoom or window change.
+
+        A new scale is resampled in a background thread (:func:`app.display.downscale_grey`);
+        until it arrives this returns None and the film is drawn unsmoothed, then repainted.
+        """
         key = (scale, self._image.cacheKey())
-        if self._scaled_cache is None or self._scaled_cache[0] != key:
+        if self._scaled_cache is not None and self._scaled_cache[0] == key:
+            return self._scaled_cache[1]
+        if self._scaled_pending != key:
+            self._scaled_pending = key
             w = max(math.ceil(self._image.width() * scale), 1)
             h = max(math.ceil(self._image.height() * scale), 1)
-            scaled = self._image.scaled(
-                w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-            self._scaled_cache = (key, scaled)
-        return self._scaled_cache[1]
+            future = _SCALER.submit(downscale_grey, self._grey, w, h)
+            future.add_done_callback(lambda f, k=key: self._deliver_scaled(k, f))
+        return None
+
+    def _deliver_scaled(self, key: object, future: Future) -> None:
+        """In the resampling thread: hand the picture to the UI thread (queued signal)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        try:
+            self._scaledReady.emit(key, future.result())
+        except RuntimeError:  # the view was deleted meanwhile
+            pass
+
+    def _on_scaled_ready(self, key: object, grey: np.ndarray) -> None:
+        if self._scaled_pending != key:
+            return  # zoom or window changed again: a newer picture is on its way
+        self._scaled_pending = None
+        self._scaled_cache = (key, grey_qimage(grey))
+        self.update()
 
     def _draw_image(self, painter: QPainter, t: ViewTransform, clip: QRectF) -> None:
         rows, columns = self._grey.shape
@@ -495,6 +535,12 @@ class QtFilmView(QWidget):
             # film on every paint costs ~8 ms; a drag repaints at every mouse move)
             scaled = self._scaled_image(t.scale)
             x0, y0 = t.to_widget(-0.5, -0.5)
+            if scaled is None:  # the smooth picture is being made: unsmoothed meanwhile (~2 ms)
+                painter.save()
+                painter.setClipRect(clip)
+                painter.drawImage(QRectF(x0, y0, columns * t.scale, rows * t.scale), self._image)
+                painter.restore()
+                return
             sx = scaled.width() / columns
             sy = scaled.height() / rows
             painter.save()

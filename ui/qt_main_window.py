@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,20 @@ __all__ = ["QtMainWindow"]
 
 _log = logging.getLogger(__name__)
 _MAX_RECENT = 8
+_FILE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recent-files")  # in order
+
+
+def _looks_like_film(path: Path) -> bool:
+    """Not a session (.json) nor a DICOM SR: a film to decode."""
+    if path.suffix.lower() == ".json":
+        return False
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except Exception:  # not DICOM (PNG, JPEG, TIFF) or unreadable: load_film says why
+        return True
+    return ds.get("Modality") != "SR"
 
 
 def _recent_path() -> Path:
@@ -441,6 +456,47 @@ class QtMainWindow(QMainWindow):
         self._add_recent(paths)
         return True
 
+    def open_films_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
+        """Open films (files or a folder) with the decoding off the UI thread; True when started.
+
+        The files are read in the worker process (:func:`app.session.load_study`:
+        decoding, the pair's safety checks and the display pictures), with
+        progress in the status bar and Esc to cancel (the current films stay).
+        A session or SR file opens at once (:meth:`open_paths`).  A file that
+        cannot be read is one line in the window naming it; the others open.
+        """
+        from app.session import load_study
+
+        paths = [str(p) for p in paths]
+        if not paths:
+            return False
+        if len(paths) == 1 and Path(paths[0]).is_file() and not _looks_like_film(Path(paths[0])):
+            return self.open_paths(paths)  # a session or SR: review mode decides
+        if self.tasks.busy:
+            self.statusBar().showMessage(
+                f"{self.tasks.task.name} is still running: wait or press Esc to cancel it", 5000
+            )
+            return False
+        if not self._maybe_discard_changes():
+            return False
+        loader = self.loader
+        names = ", ".join(Path(p).name for p in paths)
+
+        def work(checkpoint):
+            if loader is not None:  # a loader of the caller's (tests): in this thread
+                return load_study(paths, loader, display=True, checkpoint=checkpoint)
+            from app.background import shared_worker
+
+            return shared_worker().call(load_study, paths, display=True, checkpoint=checkpoint)
+
+        def done(study) -> None:
+            for role, view in self.views.items():
+                view.use_prerendered(study.films.get(role), study.display.get(role))
+            self.session.set_study(study)
+            self._add_recent(paths)
+
+        return self.tasks.start(f"Open {names}", work, done)
+
     def open_session(self, path: str | os.PathLike[str]) -> bool:
         try:
             self.session.load(path, loader=self.loader)
@@ -453,12 +509,12 @@ class QtMainWindow(QMainWindow):
     def _open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open flexion and extension films", "", "DICOM (*.dcm *.dicom *.DCM);;All files (*)")
         if files:
-            self.open_paths(files)
+            self.open_films_in_background(files)
 
     def _open_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of films")
         if folder:
-            self.open_paths([folder])
+            self.open_films_in_background([folder])
 
     def _open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
@@ -473,11 +529,13 @@ class QtMainWindow(QMainWindow):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            QTimer.singleShot(0, lambda: self.open_paths(paths))
+            QTimer.singleShot(0, lambda: self.open_films_in_background(paths))
 
     # recent files ---------------------------------------------------------
 
     def recent_files(self) -> list[list[str]]:
+        if getattr(self, "_recent_items", None) is not None:  # written in the background, maybe not yet
+            return [list(i) for i in self._recent_items]
         try:
             data = json.loads(_recent_path().read_text(encoding="utf-8"))
             return [list(map(str, item)) for item in data if isinstance(item, list)][:_MAX_RECENT]
@@ -486,11 +544,17 @@ class QtMainWindow(QMainWindow):
 
     def _add_recent(self, paths: Sequence[str]) -> None:
         entry = [str(Path(p).resolve()) for p in paths]
-        items = [entry] + [i for i in self.recent_files() if i != entry]
-        try:
-            atomic_write_text(_recent_path(), json.dumps(items[:_MAX_RECENT], indent=1))
-        except OSError as exc:
-            _log.warning("cannot record recent files: %s", exc.strerror or exc)
+        items = ([entry] + [i for i in self.recent_files() if i != entry])[:_MAX_RECENT]
+        self._recent_items = items
+        text = json.dumps(items, indent=1)
+
+        def write() -> None:  # an atomic write syncs the disk: 10-20 ms, not on the UI thread
+            try:
+                atomic_write_text(_recent_path(), text)
+            except OSError as exc:
+                _log.warning("cannot record recent files: %s", exc.strerror or exc)
+
+        _FILE_WRITER.submit(write)
         self._refresh_recent_menu()
 
     def _refresh_recent_menu(self) -> None:
@@ -500,7 +564,7 @@ class QtMainWindow(QMainWindow):
             label = " + ".join(Path(p).name for p in item)
             act = self.recent_menu.addAction(label)
             act.setToolTip("\n".join(item))
-            act.triggered.connect(lambda _=False, paths=item: self.open_paths(paths))
+            act.triggered.connect(lambda _=False, paths=item: self.open_films_in_background(paths))
         self.recent_menu.setEnabled(bool(items))
 
     # ----------------------------------------------------------------- landmarks
@@ -722,6 +786,9 @@ def next_step_hint(session: Session, busy: str | None = None, guided: bool = Fal
     if busy:
         return f"{busy} is running: the films can be panned and zoomed meanwhile; Esc cancels (nothing is changed)."
     roles = session.roles
+    if review and session.label_review is not None:
+        return ("Review mode: the level labels wait for confirmation: Enter confirms them, [ or ] shifts them "
+                "(starts a new version; the reviewed file is kept).")
     if review:
         return "Review mode (read-only): the values as reported. File › Edit the reviewed report to change it."
     if not roles:
@@ -785,6 +852,11 @@ def run_viewer(
     app.setApplicationName("lumbar-instability")
     window = QtMainWindow()
     sys.excepthook = window.report_internal_error  # never only a console traceback
+    stall_log = os.environ.get("LUMBAR_INSTABILITY_STALL_LOG")
+    if stall_log:  # diagnosis: log every UI stall above this many ms, with what ran
+        from ui.stall_probe import install_stall_log
+
+        install_stall_log(window, float(stall_log))
     window.show()
     if screenshot is None:
         window.offer_recovery()
@@ -792,6 +864,8 @@ def run_viewer(
         window.session.recovery_path = None  # a picture run leaves no recovery file
     if session_path:
         window.open_session(session_path)
+    elif paths and screenshot is None and not landmarks:
+        window.open_films_in_background(paths)  # the window paints while the films decode
     elif paths:
         window.open_paths(paths)
     if landmarks and window.session.roles:

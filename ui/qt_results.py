@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -88,6 +88,27 @@ def _with_ci(value: Any, ci: Any, digits: int = 1) -> str:
     return text
 
 
+_SHORT_SOURCE = {"magnification-corrected": "magn.-corrected"}
+_SHORT_ROLE = {"flexion": "flex.", "extension": "ext."}
+
+
+def calibration_cell(source: str) -> tuple[str, str]:
+    """Text and tooltip of the Calibration cell for a row's ``calibration_source``.
+
+    One source for both films is shown as is (``detector``); two different
+    ones compactly, one line (``flex. manual / ext. magn.-corrected``), the
+    full wording in the tooltip, so the column never crowds out the Result.
+    """
+    tip = "Where the pixel spacing came from (measurement.md §5)"
+    if ", " not in source:
+        return source, f"{tip}: {source}." if source else tip + "."
+    parts = []
+    for part in source.split(", "):
+        role, _, name = part.partition(" ")
+        parts.append(f"{_SHORT_ROLE.get(role, role)} {_SHORT_SOURCE.get(name, name)}".strip())
+    return " / ".join(parts), f"{tip}: {source}."
+
+
 def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], list[str], str]:
     """Cell texts, cell tooltips and the row status for one result row.
 
@@ -115,8 +136,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     texts[1] = _with_ci(mm, row.get("translation_mm_ci95"))
     if mm is None:
         tips[1] = row.get("translation_mm_note") or "no millimetre value"
-    texts[2] = row.get("calibration_source", "")
-    tips[2] = "Where the pixel spacing came from (measurement.md §5)."
+    texts[2], tips[2] = calibration_cell(row.get("calibration_source", ""))
     texts[3] = _with_ci(row.get("translation_pct"), row.get("translation_pct_ci95"))
     texts[4] = _with_ci(row.get("angulation_deg"), row.get("angulation_deg_ci95"))
     texts[5] = _fmt(row.get("flexion_angle_deg"))
@@ -147,7 +167,7 @@ def format_row(row: dict[str, Any], roles: tuple[str, ...]) -> tuple[list[str], 
     limits = [
         f"{k.replace('_', ' ')} > {v:g}" for k, v in th.items() if v is not None
     ]
-    tips[9] = "Thresholds: " + ", ".join(limits) if limits else ""
+    tips[9] = texts[9] + (". Thresholds: " + ", ".join(limits) if limits else "")
     if verdict.is_borderline:
         tips[9] += "; the 95 % interval straddles a threshold"
     if row.get("translation_assessed") is False:
@@ -209,40 +229,41 @@ class QtResultsPanel(QWidget):
         self.thresholds_label.setWordWrap(True)
         top.addWidget(self.thresholds_label, 1)
         layout.addLayout(top)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setItemDelegate(_KeepColoursDelegate(self.table))
-        header = self.table.horizontalHeader()
+        self._table = QTableWidget(0, len(COLUMNS))
+        self._table.setHorizontalHeaderLabels(list(COLUMNS))
+        self._table.verticalHeader().setVisible(False)
+        self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self._table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self._table.setItemDelegate(_KeepColoursDelegate(self._table))
+        header = self._table.horizontalHeader()
         # sized to the contents when the layout changes, not on every value of a drag
         # (ResizeToContents re-measures the column on each cell change: ~0.5 ms per cell)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self._layout_key: tuple = ()
         for c, tip in _HEADER_TIPS.items():
-            self.table.horizontalHeaderItem(c).setToolTip(tip)
-        layout.addWidget(self.table, 1)
-        self.warnings_label = QLabel()
-        self.warnings_label.setWordWrap(True)
-        self.warnings_label.setStyleSheet("color: #b35c00;")
-        layout.addWidget(self.warnings_label)
+            self._table.horizontalHeaderItem(c).setToolTip(tip)
+        layout.addWidget(self._table, 1)
+        self._warnings_label = QLabel()
+        self._warnings_label.setWordWrap(True)
+        self._warnings_label.setStyleSheet("color: #b35c00;")
+        layout.addWidget(self._warnings_label)
         self.disclaimer = QLabel(DISCLAIMER)
         font = self.disclaimer.font()
         font.setItalic(True)
         self.disclaimer.setFont(font)
         layout.addWidget(self.disclaimer)
-        self.statuses: list[str] = []
+        self._statuses: list[str] = []
         self.criteria_combo.currentTextChanged.connect(self._on_combo_change)
-        self.table.itemSelectionChanged.connect(self._on_table_selection)
-        self.table.cellDoubleClicked.connect(lambda row, _column: self.compareRequested.emit(row))
+        self._table.itemSelectionChanged.connect(self._on_table_selection)
+        self._table.cellDoubleClicked.connect(lambda row, _column: self.compareRequested.emit(row))
         session.events.results.connect(self._on_results_change)
         session.events.criteria.connect(self._on_criteria_change)
         session.events.selected_segment.connect(self._on_selected_segment_change)
+        self._refresh_pending = False
         self._on_criteria_change()
-        self._on_results_change()
+        self._refresh()
 
     # ----------------------------------------------------------------- model -> widget
 
@@ -256,13 +277,44 @@ class QtResultsPanel(QWidget):
         spec = self.session.criteria_spec
         self.thresholds_label.setText(spec.describe())
 
+    @property
+    def table(self) -> QTableWidget:
+        """The results table, up to date (a pending refresh is done first)."""
+        self.flush()
+        return self._table
+
+    @property
+    def statuses(self) -> list[str]:
+        """Status of each row (:func:`format_row`), up to date."""
+        self.flush()
+        return self._statuses
+
+    @property
+    def warnings_label(self) -> QLabel:
+        self.flush()
+        return self._warnings_label
+
+    def flush(self) -> None:
+        """Do a pending refresh now (readers of the table; normally the event loop does it)."""
+        if self._refresh_pending:
+            self._refresh()
+
     def _on_results_change(self, event=None) -> None:
+        # refreshed on the next turn of the event loop: the edit that changed the results
+        # (a Track or Auto result, a drag) returns first, so the window never does both in
+        # one stretch, and several changes in one turn cost one refresh
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            QTimer.singleShot(0, self.flush)
+
+    def _refresh(self) -> None:
+        self._refresh_pending = False
         rows = self.session.result_rows()
         roles = self.session.roles
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(rows))
-        self.statuses = []
-        bold = QFont(self.table.font())
+        self._table.blockSignals(True)
+        self._table.setRowCount(len(rows))
+        self._statuses = []
+        bold = QFont(self._table.font())
         bold.setBold(True)
         for r, row in enumerate(rows):
             if roles:
@@ -270,9 +322,9 @@ class QtResultsPanel(QWidget):
             else:
                 texts = [row["segment"]] + [_DASH] * (len(COLUMNS) - 1)
                 tips, status = [""] * len(COLUMNS), "not measured"
-            self.statuses.append(status)
+            self._statuses.append(status)
             for c, text in enumerate(texts):
-                item = self.table.item(r, c)
+                item = self._table.item(r, c)
                 if item is None:
                     item = QTableWidgetItem()
                     item.setData(Qt.ItemDataRole.UserRole, "")
@@ -280,7 +332,7 @@ class QtResultsPanel(QWidget):
                         (Qt.AlignmentFlag.AlignLeft if c in (0, 2, 9) else Qt.AlignmentFlag.AlignRight)
                         | Qt.AlignmentFlag.AlignVCenter
                     )
-                    self.table.setItem(r, c, item)
+                    self._table.setItem(r, c, item)
                 if item.text() != text:
                     item.setText(text)
                 if item.toolTip() != tips[c]:
@@ -303,20 +355,29 @@ class QtResultsPanel(QWidget):
                     item.setForeground(QBrush(QColor(0, 0, 0)))
                 else:
                     item.setBackground(QBrush())
-                    item.setForeground(self.table.palette().text())
+                    item.setForeground(self._table.palette().text())
                 strong = status == "unstable" or shade == "borderline-above"
-                item.setFont(bold if c in (0, 9) and strong else self.table.font())
-        self.table.blockSignals(False)
-        key = (len(rows), tuple(self.statuses), roles)
+                item.setFont(bold if c in (0, 9) and strong else self._table.font())
+        self._table.blockSignals(False)
+        # the layout follows the longest texts too (a manual calibration, a longer verdict)
+        key = (len(rows), tuple(self._statuses), roles,
+               tuple(max((len(self._table.item(r, c).text()) for r in range(len(rows))), default=0)
+                     for c in (2, 9)))
         if key != self._layout_key:
             self._layout_key = key
             # every segment visible without scrolling
-            height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
-            height += sum(self.table.rowHeight(r) for r in range(len(rows)))
-            self.table.setMinimumHeight(height + 2)
-            self.table.resizeColumnsToContents()
+            height = self._table.horizontalHeader().height() + 2 * self._table.frameWidth()
+            height += sum(self._table.rowHeight(r) for r in range(len(rows)))
+            self._table.setMinimumHeight(height + 2)
+            self._table.resizeColumnsToContents()
             for c in range(len(COLUMNS) - 1):  # room for wider values while dragging
-                self.table.setColumnWidth(c, self.table.columnWidth(c) + 14)
+                self._table.setColumnWidth(c, self._table.columnWidth(c) + 14)
+            # a verdict longer than its column wraps onto more lines instead of being cut
+            self._table.setWordWrap(True)
+            self._table.resizeRowsToContents()
+            height = self._table.horizontalHeader().height() + 2 * self._table.frameWidth()
+            height += sum(self._table.rowHeight(r) for r in range(len(rows)))
+            self._table.setMinimumHeight(height + 2)
         self._on_selected_segment_change()
         warnings = []
         motion = self.session.results
@@ -332,17 +393,17 @@ class QtResultsPanel(QWidget):
             warnings.append(f"{films}: {text}.")
         if self.session.motion_error:
             warnings.append(f"Cannot compute: {self.session.motion_error}")
-        self.warnings_label.setText("\n".join(warnings))
-        self.warnings_label.setVisible(bool(warnings))
+        self._warnings_label.setText("\n".join(warnings))
+        self._warnings_label.setVisible(bool(warnings))
 
     def _on_selected_segment_change(self, event=None) -> None:
         index = self.session.selected_segment
-        self.table.blockSignals(True)
+        self._table.blockSignals(True)
         if index is None:
-            self.table.clearSelection()
+            self._table.clearSelection()
         else:
-            self.table.selectRow(index)
-        self.table.blockSignals(False)
+            self._table.selectRow(index)
+        self._table.blockSignals(False)
 
     # ----------------------------------------------------------------- widget -> model
 

@@ -58,7 +58,8 @@ from ui.qt_results import COLUMNS, format_row, table_cell
 __all__ = ["QtReviewController", "QtReviewPanel", "install_review", "local_time", "next_version_path"]
 
 _EDIT_ACTIONS = ("save", "save_as", "undo", "redo", "guided", "shift_up", "shift_down", "swap",
-                 "calibrate_flexion", "calibrate_extension", "uncalibrate")
+                 "calibrate_flexion", "calibrate_extension", "uncalibrate",
+                 "tool_ruler", "tool_angle", "tool_lines", "tool_delete", "reader")
 _VIEW_KEYS = {Qt.Key.Key_F, Qt.Key.Key_1, Qt.Key.Key_I, Qt.Key.Key_R}
 _FINDING_COLOURS = {"unstable": QColor(150, 30, 30), "borderline": QColor(140, 100, 0)}
 
@@ -239,8 +240,6 @@ class QtReviewController(QObject):
     ask_folder : callable
         ``(message) -> folder or None``; asked when films are missing
         (replaceable by tests).
-    ask_export_path : callable
-        ``() -> path or None`` for File → Export report.
     """
 
     def __init__(self, window) -> None:
@@ -253,7 +252,6 @@ class QtReviewController(QObject):
         self._reviewed_doc: dict[str, Any] | None = None
         self._sr_identity: Mapping[str, str] | None = None
         self.ask_folder: Callable[[str], str | None] = self._ask_folder_dialog
-        self.ask_export_path: Callable[[], str | None] = self._ask_export_dialog
         self._filter = _ReadOnlyFilter(self)
         self._loading = False
         self.panel = QtReviewPanel()
@@ -267,6 +265,15 @@ class QtReviewController(QObject):
         window.open_session = self.open_review
         window.open_paths = self._open_paths_hook
         self.session.events.films.connect(self._on_films_change)
+        for name in ("confirm_labels", "shift_up", "shift_down"):
+            # connected after the window's own slot: the labels change, then the review
+            # becomes an edit (a new version; the reviewed file is kept as reported)
+            window.actions_by_name[name].triggered.connect(self._label_key)
+
+    def _label_key(self, _checked: bool = False) -> None:
+        """Enter, [ or ] pressed on a reviewed report whose labels wait for confirmation."""
+        if self.active:
+            self.enter_edit()
 
     # ----------------------------------------------------------------- menus
 
@@ -275,9 +282,9 @@ class QtReviewController(QObject):
         self.open_action = QAction("Open report for &review (session or SR)…", w)
         self.open_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
         self.open_action.triggered.connect(self._open_dialog)
-        self.export_action = QAction("&Export report (PDF, SR, CSV, JSON, PNG)…", w)
+        # File › Export… opens the export dialog (ui.export_dialog connects it)
+        self.export_action = QAction("&Export report (PDF, SR, CSV, PNG)…", w)
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
-        self.export_action.triggered.connect(self._export_dialog)
         self.edit_action = QAction("&Edit the reviewed report", w)
         self.edit_action.triggered.connect(self.enter_edit)
         self.edit_action.setEnabled(False)
@@ -417,9 +424,17 @@ class QtReviewController(QObject):
                     name not in ("undo", "redo") or
                     (self.session.can_undo if name == "undo" else self.session.can_redo)))
         self.window.results.criteria_combo.setEnabled(not active)
+        if active and self.session.label_review is not None:
+            # the report asks for the labels to be confirmed (Enter) or shifted ([ ]): those
+            # keys work here too, as the first edit of a new version (see _label_key)
+            for name in ("shift_up", "shift_down", "confirm_labels"):
+                self.window.actions_by_name[name].setEnabled(True)
         self.edit_action.setEnabled(active)
         self.window.results.setVisible(not active)
         self.panel.setVisible(active)
+        update_hint = getattr(self.window, "update_hint", None)
+        if update_hint is not None:  # the hint says what review mode allows
+            update_hint()
         if active and self.report is not None:
             self.panel.show_report(self.report, self.source)
             self.window.setWindowTitle(f"{self.source.name} (review, read-only) — lumbar-instability")
@@ -466,6 +481,35 @@ class QtReviewController(QObject):
         report = report_from_session(doc, self.session.path, image_paths=paths)
         return report, films
 
+    def report_request(self) -> tuple[Any, dict[str, Any]]:
+        """What an export in the worker needs, without the slow part on the UI thread.
+
+        Returns the report to write (in review mode the saved :class:`ReportData`;
+        otherwise an :class:`app.report_export.SessionReport` that the worker
+        builds: hashing the image files and measuring again take 60-130 ms) and
+        the loaded films by view.
+
+        Raises
+        ------
+        UserError
+            Nothing to report, or a safety warning is not acknowledged (checked
+            here for an immediate answer, and again where the report is built).
+        """
+        from app.report_export import SessionReport
+        from app.safety import require_acknowledged
+
+        films = {role: self.session.film(role).film for role in self.session.roles
+                 if self.session.film(role).film is not None}
+        if self.active and self.report is not None:  # review mode: the saved rows as reported
+            require_acknowledged(self.report.safety, self.report.safety_acknowledged)
+            return self.report, films
+        if not self.session.roles:
+            raise UserError("no films are open: nothing to report")
+        require_acknowledged(self.session.safety_warnings, self.session.acknowledged_safety)
+        paths = {role: self.session.film(role).image.path for role in self.session.roles
+                 if self.session.film(role).image.path}
+        return SessionReport(self.session.to_json(), self.session.path, paths), films
+
     def export(self, path: str | os.PathLike[str]) -> Path:
         """Write the report in the format of ``path``'s suffix (.pdf, .dcm, .csv, .json, .png)."""
         from app.safety import require_acknowledged
@@ -478,27 +522,25 @@ class QtReviewController(QObject):
     def export_in_background(self, paths: Sequence[str | os.PathLike[str]]) -> bool:
         """Write one report per path (format by suffix) off the UI thread; True when started.
 
-        The report is taken from the session now (what is on screen); writing
-        the files runs in the background with progress and Esc to cancel
-        (files not yet written are then skipped; each file is written
-        atomically, so none is left half-written).
+        The report is taken from the session now (what is on screen); building
+        it (hashing the image files, measuring again) and writing the files run
+        in the worker process with progress and Esc to cancel (files not yet
+        written are then skipped; each file is written atomically, so none is
+        left half-written).
         """
-        from app.safety import require_acknowledged
+        from app.report_export import write_reports
 
+        targets = [Path(p) for p in paths]
+        identity = self._sr_identity
         try:
-            report, films = self.current_report()
-            require_acknowledged(report.safety, report.safety_acknowledged)
+            report, films = self.report_request()
         except UserError as exc:
             self.window.show_error(str(exc))
             return False
-        targets = [Path(p) for p in paths]
-
-        identity = self._sr_identity
 
         def work(checkpoint):
             # in the worker process: PDF and PNG drawing hold the GIL for long stretches
             from app.background import shared_worker
-            from app.report_export import write_reports
 
             return shared_worker().call(write_reports, targets, report, films, sr_identity=identity,
                                         checkpoint=checkpoint)
@@ -515,19 +557,6 @@ class QtReviewController(QObject):
         from app.report_export import write_report
 
         return write_report(path, report, films, sr_identity=self._sr_identity)
-
-    def _export_dialog(self) -> None:
-        path = self.ask_export_path()
-        if not path:
-            return
-        self.export_in_background([path])
-
-    def _ask_export_dialog(self) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(
-            self.window, "Export report", "report.pdf",
-            "PDF report (*.pdf);;DICOM SR (*.dcm);;Table CSV (*.csv);;Table JSON (*.json);;"
-            "Annotated films PNG (*.png)")
-        return path or None
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

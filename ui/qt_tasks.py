@@ -137,6 +137,7 @@ class QtTaskRunner(QObject):
             return False
         self.task = Task(name)
         self._callbacks = (on_done, on_error)
+        self.window.statusBar().clearMessage()  # a previous "done" message would overlap the progress
         self.label.setText(f"{name}…")
         self.progress.setValue(0)
         for widget in (self.label, self.progress, self.cancel_button):

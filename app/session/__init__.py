@@ -37,7 +37,7 @@ from typing import Any
 import measure
 from app.events import EmitterGroup
 from app.session._annotations import AnnotationsMixin
-from app.session._films import FilmsMixin, assign_roles, identity_mismatch
+from app.session._films import FilmsMixin, LoadedStudy, assign_roles, identity_mismatch, load_study
 from app.session._history import HistoryMixin, _Step
 from app.session._landmarks import LandmarksMixin, shifted_levels
 from app.session._model import FORMAT, FORMAT_VERSION, ROLES, FilmState, ImageRef, ManualCalibration
@@ -51,11 +51,13 @@ __all__ = [
     "ROLES",
     "FilmState",
     "ImageRef",
+    "LoadedStudy",
     "ManualCalibration",
     "Session",
     "assign_roles",
     "default_recovery_path",
     "identity_mismatch",
+    "load_study",
     "shifted_levels",
 ]
 

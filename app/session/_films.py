@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,115 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
 
 
+@dataclass
+class LoadedStudy:
+    """Films read by :func:`load_study`, ready for :meth:`FilmsMixin.set_study`.
+
+    Attributes
+    ----------
+    films : dict of str to Film
+        By role (``"flexion"``, ``"extension"``; one key in one-film mode).
+    paths : dict of str to str
+        The file of each film.
+    warnings, errors : list of str
+        About the films (roles, ignored files); the files that could not be read (``PATH: reason``).
+    film_checks : list of SafetyWarning or None
+        The film pair's safety checks (:func:`app.safety.check_films`: pixel
+        digests and thumbnails, 60+ ms) done with the loading, off the UI thread.
+    display : dict of str to ndarray
+        By role, the film's default 8-bit display picture (``film.display_image()``), when asked.
+    """
+
+    films: dict[str, Any]
+    paths: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    film_checks: list[Any] | None = None
+    display: dict[str, Any] = field(default_factory=dict)
+
+
+def load_study(
+    paths: Sequence[str | os.PathLike[str]],
+    loader: Callable[[str], Any] | None = None,
+    *,
+    display: bool = False,
+    checkpoint: Callable[[float], None] | None = None,
+) -> LoadedStudy:
+    """Read films (files, or every DICOM file of one folder) and decide their roles.
+
+    No session is touched: the viewer runs this in its worker process.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Files, or one folder.
+    loader : callable, optional
+        ``path -> Film`` (default :func:`app.dicom_io.load_film`).
+    display : bool
+        Also make each film's default display picture (``LoadedStudy.display``).
+    checkpoint : callable, optional
+        ``checkpoint(fraction)`` before each file (:data:`measure.Checkpoint`; raises to cancel).
+
+    Raises
+    ------
+    UserError
+        No file could be read (the message names each file and its problem), or
+        the set of films makes no sense.
+    """
+    if loader is None:
+        from app.dicom_io import load_film as loader
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.is_file() and _looks_like_dicom(q)))
+        else:
+            files.append(p)
+    if not files:
+        raise UserError(f"{', '.join(map(str, paths)) or 'nothing'}: no DICOM file to open")
+    films, names, loaded, errors = [], [], [], []
+    for k, f in enumerate(files):
+        if checkpoint is not None:
+            checkpoint(0.9 * k / len(files))
+        try:
+            films.append(loader(str(f)))
+            names.append(f.name)
+            loaded.append(str(f))
+        except InputFileError as exc:
+            errors.append(str(exc))
+        except OSError as exc:
+            errors.append(f"{f}: cannot be read ({exc.strerror or exc})")
+    if not films:
+        raise UserError(errors[0] if len(errors) == 1 else "; ".join(errors))
+    try:
+        roles, warnings = assign_roles(films, names)
+    except UserError as exc:
+        raise UserError("; ".join([str(exc), *errors])) from None
+    study = LoadedStudy(
+        {role: films[i] for role, i in roles.items()},
+        {role: loaded[i] for role, i in roles.items()},
+        warnings,
+        errors,
+    )
+    if checkpoint is not None:
+        checkpoint(0.9)
+    if len(study.films) == 2:
+        from app.safety import check_films
+
+        flex, ext = study.films["flexion"], study.films["extension"]
+        checks = check_films(flex, ext, mismatch=identity_mismatch(flex, ext))
+        study.film_checks = checks
+    for film in study.films.values():  # hashed here (off the UI thread), carried with the film
+        try:
+            getattr(film, "sha256", None)
+        except InputFileError as exc:  # the file changed since it was decoded
+            raise UserError(str(exc)) from None
+    if display:
+        study.display = {
+            role: film.display_image() for role, film in study.films.items() if hasattr(film, "display_image")
+        }
+    return study
+
+
 class FilmsMixin:
     """The films of a :class:`~app.session.Session` and their calibration."""
 
@@ -202,7 +312,9 @@ class FilmsMixin:
         """Load DICOM files (or every file of a folder) and make them the session's films.
 
         Unreadable files are reported and skipped; the session is only replaced
-        when at least one film could be read and the set makes sense.
+        when at least one film could be read and the set makes sense.  The same
+        as ``set_study(load_study(paths, loader))`` (the viewer runs
+        :func:`load_study` in its worker process).
 
         Parameters
         ----------
@@ -221,38 +333,14 @@ class FilmsMixin:
         UserError
             Nothing usable was given; the session is unchanged.
         """
-        if loader is None:
-            from app.dicom_io import load_film as loader
-        files: list[Path] = []
-        for p in map(Path, paths):
-            if p.is_dir():
-                files.extend(sorted(q for q in p.iterdir() if q.is_file() and _looks_like_dicom(q)))
-            else:
-                files.append(p)
-        if not files:
-            raise UserError(f"{', '.join(map(str, paths)) or 'nothing'}: no DICOM file to open")
-        films, names, loaded, errors = [], [], [], []
-        for f in files:
-            try:
-                films.append(loader(str(f)))
-                names.append(f.name)
-                loaded.append(str(f))
-            except InputFileError as exc:
-                errors.append(str(exc))
-            except OSError as exc:
-                errors.append(f"{f}: cannot be read ({exc.strerror or exc})")
-        if not films:
-            raise UserError(errors[0] if len(errors) == 1 else "; ".join(errors))
-        try:
-            roles, warnings = assign_roles(films, names)
-        except UserError as exc:
-            raise UserError("; ".join([str(exc), *errors])) from None
-        self.set_films(
-            {role: films[i] for role, i in roles.items()},
-            {role: loaded[i] for role, i in roles.items()},
-            messages=warnings,
-            errors=errors,
-        )
+        return self.set_study(load_study(paths, loader))
+
+    def set_study(self, study: LoadedStudy) -> list[str]:
+        """Make the films of :func:`load_study` the session's films; returns the messages shown."""
+        if study.film_checks is not None and len(study.films) == 2:
+            pair = (id(study.films["flexion"]), id(study.films["extension"]))
+            self._precomputed_film_checks = (*pair, study.film_checks)
+        self.set_films(study.films, study.paths, messages=study.warnings, errors=study.errors)
         return list(self.messages)
 
     def _state_for(self, film: Any, path: str) -> FilmState:

@@ -96,8 +96,13 @@ class SafetyMixin:
             if flex is not None and ext is not None:
                 a = flex.film if flex.film is not None else _RefFilm(flex)
                 b = ext.film if ext.film is not None else _RefFilm(ext)
-                mismatch = identity_mismatch(flex.film, ext.film) if flex.film and ext.film else None
-                self._film_checks = check_films(a, b, mismatch=mismatch)
+                done = getattr(self, "_precomputed_film_checks", None)
+                self._precomputed_film_checks = None
+                if done is not None and done[:2] == key:  # made with the loading, off the UI thread
+                    self._film_checks = list(done[2])
+                else:
+                    mismatch = identity_mismatch(flex.film, ext.film) if flex.film and ext.film else None
+                    self._film_checks = check_films(a, b, mismatch=mismatch)
                 same_file = flex.image.sha256 and flex.image.sha256 == ext.image.sha256
                 if same_file and not self._film_checks:
                     self._film_checks.insert(0, SafetyWarning(

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-SPACING = 0.2  # the synthetic pair's detector spacing, mm
-
 
 @pytest.fixture
 def window(make_window, synthetic_pair):
@@ -28,8 +26,9 @@ def _click(qtbot, view, wx, wy):
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(wx, wy))
 
 
-def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window):
+def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window, synthetic_pair):
     tools, view = window.annotation_tools, window.views["flexion"]
+    spacing = next(iter(synthetic_pair.values())).calibration.column_spacing_mm  # the fixture's, square
     window.actions_by_name["tool_ruler"].trigger()
     assert tools.tool == "ruler"
     _click(qtbot, view, 100, 120)
@@ -40,7 +39,7 @@ def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window):
     np.testing.assert_allclose(annotation.points_px, [[x0, y0], [x1, y1]], atol=1e-9)
     label, _, value = window.session.annotation_values("flexion")[0]
     assert label == "R1" and value.unit == "mm"
-    assert value.value == pytest.approx(math.hypot(x1 - x0, y1 - y0) * SPACING)
+    assert value.value == pytest.approx(math.hypot(x1 - x0, y1 - y0) * spacing)
     assert "detector plane" in value.text
     assert window.statusBar().currentMessage() == f"R1 on the flexion film: {value.text}"
     assert window.session.undo_text == "Add ruler"
@@ -155,3 +154,28 @@ def test_reader_name_and_comment_round_trip(qtbot, window, make_window, syntheti
     # cancelling changes nothing
     other.reader_dialog.ask = lambda d: None
     assert not other.reader_dialog.edit()
+
+
+def test_review_mode_shows_them_read_only(qtbot, make_window, tmp_path):
+    import json
+
+    from tests.app import _report_fixtures as fx
+
+    if not (fx.SAMPLE_DIR / "truth.json").exists():
+        pytest.skip("sample study absent")
+    path = fx.sample_session(tmp_path / "s")
+    doc = json.loads(path.read_text())
+    doc["annotations"] = [{"kind": "ruler", "film": "flexion", "points_px": [[300, 400], [600, 800]]}]
+    path.write_text(json.dumps(doc))
+    window = make_window()
+    assert window.open_paths([str(path)]) and window.review.active
+    for name in ("tool_ruler", "tool_angle", "tool_lines", "tool_delete", "reader"):
+        assert not window.actions_by_name[name].isEnabled(), name
+    (label, _, value), = window.session.annotation_values("flexion")
+    assert (label, value.text) == ("R1", f"{500 * 0.25 / 1.2:.1f} mm (magnification-corrected)")
+    window.annotation_tools.tool = "ruler"  # even if a tool were on, no click edits a reviewed report
+    _click(qtbot, window.views["flexion"], 100, 100)
+    _click(qtbot, window.views["flexion"], 200, 200)
+    assert len(window.session.annotations("flexion")) == 1
+    window.review.enter_edit()
+    assert window.actions_by_name["tool_ruler"].isEnabled() and window.actions_by_name["reader"].isEnabled()

@@ -105,7 +105,9 @@ def test_anonymised_export_from_the_dialog(qtbot, window, tmp_path):
     out.mkdir()
     dialog = window.exporter.make_dialog()
     dialog.folder_edit.setText(str(out))
+    assert not dialog.burned_in_note.isVisibleTo(dialog)
     dialog.anonymise_box.setChecked(True)
+    assert dialog.burned_in_note.isVisibleTo(dialog) and "burned into" in dialog.burned_in_note.text()
     choice = dialog.choice()
     dialog.close()
     assert choice.anonymise and choice.stem == STEM  # dates and series numbers only
@@ -147,3 +149,13 @@ def test_safety_gate_blocks_the_dialog_export(qtbot, make_window, tmp_path):
     window.session.acknowledge_safety()
     _export(qtbot, window, choice)
     assert sorted(p.name for p in out.iterdir()) == ["case.csv", "case.pdf"]
+
+
+def test_file_export_action_opens_the_dialog(qtbot, window):
+    shown = []
+    window.exporter.ask_choice = lambda dialog: shown.append(dialog.choice()) or None
+    window.actions_by_name["export_report"].trigger()
+    assert len(shown) == 1 and shown[0].stem == STEM  # cancelled: nothing written, no task
+    assert not window.tasks.busy
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    assert window.actions_by_name["export_report"] in file_menu.actions()

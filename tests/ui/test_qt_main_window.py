@@ -38,10 +38,10 @@ def expected_synthetic_l4_l5():
     """Hand computation for the synthetic pair (see conftest.synthetic_truth).
 
     Bodies face +x with flat endplates, so t = x(PI of L4) - x(PS of L5):
-    flexion 104 - 102 = 2 px, extension 98 - 99 = -1 px; at 0.2 mm/px
-    dt = 0.6 mm, 3 px / 60 px depth = 5 %, no angulation.
+    flexion 104 - 102 = 2 px, extension 98 - 99 = -1 px; at 0.6 mm/px
+    dt = 1.8 mm, 3 px / 60 px depth = 5 %, no angulation.
     """
-    return {"Translation (mm)": 0.6, "Translation (%)": 5.0, "Angulation (°)": 0.0}
+    return {"Translation (mm)": 1.8, "Translation (%)": 5.0, "Angulation (°)": 0.0}
 
 
 def leading_number(text):
@@ -95,9 +95,9 @@ def test_drag_corner_updates_row_live_and_undo(qtbot, opened, synthetic_pair):
         qtbot.mouseMove(view, pos=p0 + QPoint(dx, 0))
         seen.append(leading_number(opened.results.cell("L4-L5", "Translation (mm)")))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=p0 + QPoint(12, 0))
-    # each 2 image px moves the flexion translation by 0.4 mm (0.2 mm/px): seen live during the drag
-    assert np.diff(seen) == pytest.approx([0.4, 0.4], abs=0.11)
-    assert seen[-1] == pytest.approx(leading_number(before) + 1.2, abs=0.11)
+    # each 2 image px moves the flexion translation by 1.2 mm (0.6 mm/px): seen live during the drag
+    assert np.diff(seen) == pytest.approx([1.2, 1.2], abs=0.11)
+    assert seen[-1] == pytest.approx(leading_number(before) + 3.6, abs=0.11)
     assert opened.session.film("flexion").placement[3, 2] == "manual"
     opened.actions_by_name["undo"].trigger()
     assert opened.results.cell("L4-L5", "Translation (mm)") == before
@@ -206,7 +206,10 @@ def test_manual_calibration_by_drawing(qtbot, opened, synthetic_pair):
     cal = opened.session.calibration("flexion")
     assert str(cal.source) == "manual"
     assert cal.column_spacing_mm == pytest.approx(0.2, rel=1e-9)  # 20 mm over 100 px
-    assert opened.results.cell("L4-L5", "Calibration") == "flexion manual, extension detector"
+    # compact in the cell, whole in the tooltip (the long form was cut off in the table)
+    assert opened.results.cell("L4-L5", "Calibration") == "flex. manual / ext. detector"
+    item = opened.results.table.item(3, COLUMNS.index("Calibration"))
+    assert "flexion manual, extension detector" in item.toolTip()
     assert view.state.mode == "edit"
     assert view.overlay_texts()["bottom_left"][1] == "Calibration: manual"
 
@@ -230,7 +233,7 @@ def test_bad_input_messages_in_window(make_window, tmp_path, views, bad, expecte
         path = tmp_path / f"{i}-{view}.dcm"
         path.write_bytes(b"x")
         films[str(path)] = SyntheticFilm(
-            str(path), view, synthetic_image(synthetic_truth()), Calibration(0.2, 0.2, CalibrationSource.DETECTOR)
+            str(path), view, synthetic_image(synthetic_truth()), Calibration(0.6, 0.6, CalibrationSource.DETECTOR)
         )
     for name in bad:
         (tmp_path / name).write_bytes(b"garbage")
@@ -404,11 +407,11 @@ def test_custom_thresholds(qtbot, opened, synthetic_pair):
     precise = np.full((6, 4), 0.02)
     for film in synthetic_pair.values():
         opened.session.set_landmarks(film.view, film.truth, landmark_sd_mm=precise)
-    assert opened.results.cell("L4-L5", "Result") == "within thresholds"  # 0.6 mm, 0 degrees
+    assert opened.results.cell("L4-L5", "Result") == "within thresholds"  # 1.8 mm, 0 degrees
     dialog = opened.results.edit_thresholds()
     check_mm, spin_mm = dialog.boxes["translation_mm"]
     assert check_mm.isChecked() and spin_mm.value() == 4.0  # filled from the default preset
-    spin_mm.setValue(0.5)
+    spin_mm.setValue(1.5)
     dialog.boxes["angulation_deg"][0].setChecked(False)
     assert dialog.apply()
     assert opened.session.criteria == "custom"
@@ -456,8 +459,8 @@ def test_one_film_mode_shows_per_film_values_only(make_window, synthetic_pair):
     assert window.views["flexion"].isVisible() and not window.views["extension"].isVisible()
     assert any("Only one film" in m for m in window.banner.messages())
     window.session.set_landmarks("flexion", film.truth)
-    # flexion L4-L5: PI of L4 at x 104, PS of L5 at x 102 -> +2 px = +0.4 mm; flat endplates -> 0 degrees
-    assert window.results.cell("L4-L5", "Flexion transl. (mm)") == "+0.4"
+    # flexion L4-L5: PI of L4 at x 104, PS of L5 at x 102 -> +2 px = +1.2 mm; flat endplates -> 0 degrees
+    assert window.results.cell("L4-L5", "Flexion transl. (mm)") == "+1.2"
     assert window.results.cell("L4-L5", "Flexion angle (°)") == "+0.0"
     assert window.results.cell("L4-L5", "Translation (mm)") == "—"
     assert window.results.cell("L4-L5", "Angulation (°)") == "—"
@@ -540,3 +543,32 @@ def test_no_recover_offer_while_another_viewer_runs(qtbot, make_window, syntheti
     third.close()
     assert not (state_dir / f"viewer.{os.getpid()}.lock").exists()
     first.ask_close = lambda: "discard"
+
+
+def test_no_calibration_or_result_cell_is_cut_off(qtbot, make_window, sample):
+    """Mixed calibration sources and the longest verdicts: every text fits its cell."""
+    from PySide6.QtGui import QFontMetrics
+
+    from app.session import ManualCalibration
+    from tests.ui.test_sample_study import truth_arrays
+
+    window = make_window(size=(1500, 950))
+    window.open_paths([str(sample / "flexion.dcm"), str(sample / "extension.dcm")])
+    truth = json.loads((sample / "truth.json").read_text())
+    for role in ("flexion", "extension"):
+        window.session.set_landmarks(role, truth_arrays(truth, role))
+    window.session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (110.0, 10.0), 15.0))
+    qtbot.wait(50)
+    table = window.results.table
+    assert window.results.cell("L4-L5", "Calibration") == "flex. manual / ext. magn.-corrected"
+    checked = 0
+    for r in range(table.rowCount()):
+        for column in ("Calibration", "Result"):
+            c = COLUMNS.index(column)
+            item = table.item(r, c)
+            width = table.columnWidth(c) - 8  # the cell's margins
+            metrics = QFontMetrics(item.font())
+            needed = metrics.boundingRect(0, 0, width, 10_000, int(Qt.TextFlag.TextWordWrap), item.text())
+            assert needed.width() <= width and needed.height() <= table.rowHeight(r), (r, column, item.text())
+            checked += 1
+    assert checked == 2 * table.rowCount() == 10

@@ -209,3 +209,51 @@ def test_review_shows_reader_local_time_legend_and_warnings(window, study, monke
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def _study_with_labels_to_confirm(tmp_path):
+    study = fx.make_study(tmp_path / "labels", measured=True)
+    doc = json.loads(study.read_text())
+    reason = "extension film: low label confidence (L1 0.40 < 0.50)"
+    doc["labels_need_review"] = reason
+    for row in doc["results"]["segments"]:
+        row["needs_review"], row["needs_review_reason"] = True, reason
+    study.write_text(json.dumps(doc))
+    return study
+
+
+def test_enter_in_review_confirms_the_labels_in_a_new_version(qtbot, window, tmp_path):
+    study = _study_with_labels_to_confirm(tmp_path)
+    original = study.read_bytes()
+    assert window.open_paths([str(study)]) and window.review.active
+    assert window.review.panel.cell("L3-L4", "Result") == "labels to confirm (Enter)"
+    assert window.actions_by_name["confirm_labels"].isEnabled()
+    assert "Enter confirms" in window.hint_label.text()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    # Enter did what the cell says: the labels are confirmed, as an edit of a new version
+    assert not window.review.active and window.session.label_review is None
+    assert window.session.path == study.with_name("session.v2.json")
+    assert not any(row.get("needs_review") for row in window.session.result_rows())
+    assert "labels to confirm" not in window.results.cell("L3-L4", "Result")
+    assert study.read_bytes() == original  # the reviewed report is kept as reported
+    assert window.session.dirty and window.actions_by_name["save"].isEnabled()
+
+
+def test_shift_keys_in_review_shift_the_labels_in_a_new_version(qtbot, window, tmp_path):
+    study = _study_with_labels_to_confirm(tmp_path)
+    assert window.open_paths([str(study)]) and window.review.active
+    before = window.session.levels
+    assert window.actions_by_name["shift_down"].isEnabled()
+    window.actions_by_name["shift_down"].trigger()  # the "]" key
+    assert not window.review.active
+    assert before == ("L1", "L2", "L3", "L4", "L5", "S1")
+    assert window.session.levels == ("L2", "L3", "L4", "L5", "L6", "S1")
+    assert window.session.label_review is not None  # shifting is not confirming
+
+
+def test_review_of_confirmed_labels_keeps_the_shift_keys_off(window, study):
+    assert window.open_paths([str(study)]) and window.review.active
+    assert window.session.label_review is None
+    for name in ("shift_up", "shift_down"):
+        assert not window.actions_by_name[name].isEnabled(), name
