@@ -238,7 +238,7 @@ def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     is 1.96 sqrt(var_t(s_manual) + var_tracked), var_t(s) = s² (2 + 2 (h/d)²), where the tracked
     film follows its measured error model (measure.ERROR_MODEL): corner SD k s_tracked, plus a
     shift σs of each body (2 σs²) and a rotation σr about each body's centroid, whose lever on
-    t is PI_U's height over U's centroid (17.5 px) and over L's (32.5 px)."""
+    t is PI_U's height over U's centroid (87.5 px) and over L's (162.5 px)."""
     doc = _study(25.0, calibration_source="calibrated")
     doc["extension"]["placement"] = {
         level: {c: "tracked" for c in corners} for level, corners in doc["extension"]["landmarks"].items()
@@ -251,6 +251,6 @@ def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     assert s_tracked < s_manual  # the two films really carry different uncertainties
     model = ERROR_MODEL[PlacementMethod.TRACKED]
     k, shift, rot = model.corner_factor, model.shift_sd_mm, math.radians(model.rotation_sd_deg)
-    var_tracked = (k * s_tracked) ** 2 * (2 + 2 * r * r) + 2 * shift**2 + rot**2 * ((17.5**2 + 32.5**2) * 0.2**2)
+    var_tracked = (k * s_tracked) ** 2 * (2 + 2 * r * r) + 2 * shift**2 + rot**2 * ((87.5**2 + 162.5**2) * 0.2**2)
     expected = 1.959963984540054 * math.sqrt(s_manual**2 * (2 + 2 * r * r) + var_tracked)
     assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)
