@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from app.cli import main
-from measure import PlacementMethod
+from measure import ERROR_MODEL, PlacementMethod
 
 
 def _study(flex_shift_px=20.0, spacing=(0.2, 0.2), **film_keys):
@@ -235,7 +235,10 @@ def test_directory_and_missing_path_exit_2(tmp_path, capsys):
 
 def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     """Tracked corners on extension, manual on flexion: the interval of the flat segment
-    is 1.96 sqrt(var_t(s_manual) + var_t(s_tracked)), var_t(s) = s² (2 + 2 (h/d)²)."""
+    is 1.96 sqrt(var_t(s_manual) + var_tracked), var_t(s) = s² (2 + 2 (h/d)²), where the tracked
+    film follows its measured error model (measure.ERROR_MODEL): corner SD k s_tracked, plus a
+    shift σs of each body (2 σs²) and a rotation σr about each body's centroid, whose lever on
+    t is PI_U's height over U's centroid (87.5 px) and over L's (162.5 px)."""
     doc = _study(25.0, calibration_source="calibrated")
     doc["extension"]["placement"] = {
         level: {c: "tracked" for c in corners} for level, corners in doc["extension"]["landmarks"].items()
@@ -246,5 +249,8 @@ def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     s_manual = PlacementMethod.MANUAL.default_sd_mm
     s_tracked = PlacementMethod.TRACKED.default_sd_mm
     assert s_tracked < s_manual  # the two films really carry different uncertainties
-    expected = 1.959963984540054 * math.sqrt((s_manual**2 + s_tracked**2) * (2 + 2 * r * r))
+    model = ERROR_MODEL[PlacementMethod.TRACKED]
+    k, shift, rot = model.corner_factor, model.shift_sd_mm, math.radians(model.rotation_sd_deg)
+    var_tracked = (k * s_tracked) ** 2 * (2 + 2 * r * r) + 2 * shift**2 + rot**2 * ((87.5**2 + 162.5**2) * 0.2**2)
+    expected = 1.959963984540054 * math.sqrt(s_manual**2 * (2 + 2 * r * r) + var_tracked)
     assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)
