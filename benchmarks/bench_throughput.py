@@ -124,14 +124,15 @@ def build_archive(root: Path, studies: int, *, seed: int, scale: float,
     return counts
 
 
-def _timed(executor, input_dir: Path, out: Path, landmarks: Path | None) -> tuple[float, int]:
+def _timed(executor, input_dir: Path, out: Path, landmarks: Path | None) -> tuple[float, float]:
     from app.batch import BatchOptions, run_batch
 
     start = time.perf_counter()
     summary = run_batch(BatchOptions(input_dir, out, landmarks_dir=landmarks, quiet=True,
                                      plots=False), executor=executor)
     seconds = time.perf_counter() - start
-    return summary.measured / seconds, summary.measured
+    share = summary.decode_seconds / summary.worker_seconds if summary.worker_seconds else 0.0
+    return summary.measured / seconds, share
 
 
 def main() -> None:
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed", type=int, default=90000)
     parser.add_argument("--keep", type=Path, help="build the archives here and keep them")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the archives already built in --keep (same options)")
     parser.add_argument("--cases", default="given,detected")
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
@@ -153,34 +156,41 @@ def main() -> None:
         base = args.keep or Path(tmp)
         tic = time.perf_counter()
         archives = {}
-        if "given" in args.cases:
-            counts = build_archive(base / "given", args.studies, seed=args.seed,
-                                   scale=args.scale, landmarks=True)
-            archives["given"] = (base / "given" / "input", base / "given" / "landmarks", counts)
-        if "detected" in args.cases:
-            counts = build_archive(base / "detected", args.detected, seed=args.seed + 5000,
-                                   scale=args.scale, landmarks=False)
-            archives["detected"] = (base / "detected" / "input", None, counts)
+        for name, n, seed, given in (("given", args.studies, args.seed, True),
+                                     ("detected", args.detected, args.seed + 5000, False)):
+            if name not in args.cases:
+                continue
+            folder = base / name
+            counts_file = folder / "counts.json"
+            if args.reuse and counts_file.exists():
+                counts = json.loads(counts_file.read_text())
+            else:
+                counts = build_archive(folder, n, seed=seed, scale=args.scale, landmarks=given)
+                counts_file.write_text(json.dumps(counts))
+            archives[name] = (folder / "input", folder / "landmarks" if given else None, counts)
         print(f"built in {time.perf_counter() - tic:.0f} s: " + "; ".join(
             f"{name}: {c['studies']} studies ({c['paired']} pairs, {c['three_film']} with a "
             f"neutral film, {c['one_film']} of one film), {c['films']} films"
             for name, (_, _, c) in archives.items()), flush=True)
         print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         print("\n| landmarks | workers | pool studies/s | LocalCluster studies/s "
-              "| LocalCluster / pool | same tables |")
-        print("|---|---|---|---|---|---|", flush=True)
+              "| LocalCluster / pool | same tables | decoding share of worker time |")
+        print("|---|---|---|---|---|---|---|", flush=True)
         for workers in (int(w) for w in args.workers.split(",")):
             pool, dask = PoolExecutor(workers), DaskExecutor("local", workers)
             for executor in (pool, dask):  # start the workers outside the timing
                 list(executor.imap_unordered(abs, [0] * workers))
             for name, (input_dir, landmarks, _) in archives.items():
                 speeds: dict[str, list[float]] = {"pool": [], "dask": []}
+                shares: list[float] = []
                 for run in range(args.repeat):
                     order = (("pool", pool), ("dask", dask))
                     for label, executor in order if run % 2 == 0 else order[::-1]:
                         out = base / f"out-{name}-{workers}-{label}-{run}"
-                        speed, _ = _timed(executor, input_dir, out, landmarks)
+                        shutil.rmtree(out, ignore_errors=True)
+                        speed, share = _timed(executor, input_dir, out, landmarks)
                         speeds[label].append(speed)
+                        shares.append(share)
                 same = all(
                     (base / f"out-{name}-{workers}-dask-{r}" / "results.csv").read_text()
                     == (base / f"out-{name}-{workers}-pool-{r}" / "results.csv").read_text()
@@ -189,7 +199,7 @@ def main() -> None:
                 p, d = statistics.median(speeds["pool"]), statistics.median(speeds["dask"])
                 print(f"| {name} | {workers} | {p:.2f} ({', '.join(f'{s:.2f}' for s in speeds['pool'])}) "
                       f"| {d:.2f} ({', '.join(f'{s:.2f}' for s in speeds['dask'])}) "
-                      f"| {d / p:.2f} | {same} |", flush=True)
+                      f"| {d / p:.2f} | {same} | {100 * statistics.median(shares):.0f} % |", flush=True)
             pool.close()
             dask.close()
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
