@@ -71,7 +71,7 @@ _EDGE_MARGIN = 0.3  # a body closer than this (x depth) to the film's edge may b
 _MIN_REFINED_SHARE = 0.6
 _MIN_CHAIN = 4  # bodies for a column
 _HALF_SIZE = 0.35  # a chain repeating this much better at twice its pitch: half-size blocks
-_SIZE_TIE = 0.04  # column scores this close to the best: the larger body size wins
+_SIZE_TIE = 0.1  # scores this close to the best: the larger body size wins (chosen on tuning films)
 _MIN_LINKED = 3  # of which found as candidates and linked (the others followed)
 _TOP_K = 5  # a column's score: mean correlation of its best five bodies
 

@@ -61,3 +61,30 @@ def test_detect_film_states_label_confidence_and_reasons(study):
     assert all(0.0 <= c <= 1.0 for c in outcome.details["label_confidence"].values())
     assert isinstance(outcome.details["needs_review"], bool)
     assert outcome.details["needs_review"] == bool(outcome.details["review_reasons"])
+
+
+@pytest.mark.parametrize("seed", [90038])
+def test_detect_study_gives_no_confident_wrong_level_or_facing(seed):
+    # a test-only realistic study whose flexion film alone goes wrong (every label one
+    # level off): whatever the pair gives without review must be right, and what is
+    # wrong must carry a reason
+    facing = ("left", "right")[seed % 2]
+    study = make_study(seed, realistic=True, scale=0.5, facing=facing)
+    images = []
+    for film in study.films:
+        img = film.pixels.astype(np.float32)
+        images.append(-img if film.photometric == "MONOCHROME1" and film.export == "dicom" else img)
+    outcomes = detect_study(*images)
+    wrong = 0
+    for film, outcome in zip(study.films, outcomes, strict=True):
+        if not outcome:
+            assert outcome.reason.startswith("not found")
+            continue
+        sp = np.array(film.pixel_spacing_mm[::-1])
+        per_level = np.nanmedian(np.linalg.norm((outcome.corners - film.landmark_array()) * sp, axis=-1), axis=1)
+        placed = np.isfinite(per_level)
+        right = bool(np.all(per_level[placed] < 10.0)) and outcome.details["facing"] == facing
+        wrong += not right
+        if not right:
+            assert outcome.details["needs_review"] and outcome.details["review_reasons"], film.view
+    assert wrong >= 1  # the guard is exercised: one film is wrong
