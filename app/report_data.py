@@ -493,10 +493,11 @@ def report_from_session(
 
 def _check_safety(report: ReportData) -> None:
     """The safety warnings of the session (saved and recomputed), first in ``warnings``."""
-    from app.safety import borderline_hint, implausible_spacing, session_safety
+    from app.safety import borderline_hint, image_shape_of, implausible_spacing, session_safety
 
     reasons = {
-        view: implausible_spacing(film.landmarks, film.calibration.spacing_mm)
+        view: implausible_spacing(film.landmarks, film.calibration.spacing_mm,
+                                  image_shape_of(film.record))
         for view, film in report.films.items()
     }
     report.safety, report.safety_acknowledged = session_safety(report.session, report.rows, reasons)

@@ -99,6 +99,8 @@ _PRIVATE: dict[str, str] = {
     "magnification-corrected": "Imager pixel spacing corrected for magnification",
     "detector": "Imager pixel spacing (detector plane, not corrected)",
     "uncalibrated": "Uncalibrated",
+    "reader-angle": "Angle drawn by the reader",
+    "annotation-label": "Label of the reader's ruler or angle",
 }
 _PRIVATE.update(
     {f"{c}-{a}": f"{CORNER_NAMES[c].capitalize()} corner, {a} (pixels)" for c in CORNERS
@@ -171,6 +173,8 @@ def _unit(key: str):
 
 _PIXELS = ("{pixels}", "UCUM", "pixels")
 _MM = ("mm", "UCUM", "mm")
+_DEG = ("deg", "UCUM", "deg")
+_LENGTH = ("410668003", "SCT", "Length")
 
 
 class SrContent(dict):
@@ -405,6 +409,47 @@ def _row_finding(row: Mapping[str, Any]) -> str:
     return verdict_of_record(row).key
 
 
+def _annotation_groups(view: str, measured: Sequence[tuple[str, Any, Any]], ds) -> list:
+    """The reader's rulers and angles of one film as coded measurements with their lines.
+
+    A ruler is a Length (SCT 410668003) in mm with its calibration source as
+    the method, or in pixels on an uncalibrated film; an angle is coded with the
+    project's ``reader-angle`` in degrees.  Each references its polyline(s) on the
+    film (two lines of a two-line angle as two polylines).  The session's own copy
+    stays in ``session-extra`` (exact round trip); these items are for a PACS.
+    """
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    groups = []
+    for label, annotation, value in measured:
+        if not math.isfinite(value.value):
+            continue
+        pts = np.asarray(annotation.points_px, dtype=float) + 0.5  # pixel centres to SCOORD
+        lines = [pts[:2], pts[2:]] if len(pts) == 4 else [pts]
+        coordinates = [hd.sr.CoordinatesForMeasurement(
+            "POLYLINE", line, hd.sr.SourceImageForRegion.from_source_image(ds)) for line in lines]
+        if annotation.kind == "ruler":
+            unit, method = (Code(*_MM), _code(value.calibration_source)) if value.unit == "mm" else (
+                Code(*_PIXELS), _code("uncalibrated"))
+            measurement = hd.sr.Measurement(name=Code(*_LENGTH), value=float(value.value), unit=unit,
+                                            method=method, referenced_coordinates=coordinates)
+        else:
+            measurement = hd.sr.Measurement(name=_code("reader-angle"), value=float(value.value),
+                                            unit=Code(*_DEG), referenced_coordinates=coordinates)
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(),
+                                                         identifier=f"annotation {view} {label}"),
+            measurements=[measurement],
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(
+                _code("view"), Code(_VIEW_SCT[view][0], "SCT", _VIEW_SCT[view][1]))],
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ds)],
+        )
+        group[0].ContentSequence.append(_text("annotation-label", label))
+        groups.append(group)
+    return groups
+
+
 def _segment_group(row: Mapping[str, Any], index: int, sources: Sequence,
                    criteria: str) -> Any:
     import highdicom as hd
@@ -524,6 +569,11 @@ def sr_dataset(
     # PACS must never receive them (measurement.md §5), as for the other exports.
     for i, row in enumerate(report.rows):
         groups.append(_segment_group(safe_row(report, row), i, sources, report.criteria))
+    from app.report_tables import report_annotations
+
+    for view, measured in report_annotations(report).items():
+        if view in headers:
+            groups += _annotation_groups(view, measured, headers[view])
 
     device = hd.sr.ObserverContext(
         observer_type=Code("121007", "DCM", "Device"),

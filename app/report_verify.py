@@ -115,7 +115,7 @@ def measure_session(session: Mapping[str, Any]) -> Remeasurement | None:
     from app.errors import InputFileError
     from app.landmarks_io import parse_landmarks
     from app.report_data import finding_of
-    from app.safety import implausible_spacing
+    from app.safety import image_shape_of, implausible_spacing
 
     if not all(isinstance(session.get(v), Mapping) for v in ("flexion", "extension")):
         return None
@@ -127,7 +127,9 @@ def measure_session(session: Mapping[str, Any]) -> Remeasurement | None:
         flex, ext = study.flexion, study.extension
         # a spacing giving implausible body depths is not used (app.safety, as the viewer)
         sp_f, sp_e = (
-            None if implausible_spacing(measure.usable_corners(f.corners), f.spacing_mm) else f.spacing_mm
+            None if implausible_spacing(measure.usable_corners(f.corners), f.spacing_mm,
+                                        image_shape_of(f.extra))
+            else f.spacing_mm
             for f in (flex, ext)
         )
         motion = measure.segmental_motion(

@@ -37,6 +37,7 @@ __all__ = [
     "check_motion",
     "check_rows",
     "check_spacing",
+    "image_shape_of",
     "implausible_spacing",
     "pixel_digest",
     "require_acknowledged",
@@ -63,14 +64,27 @@ Abbott 2006)."""
 ADULT_ENDPLATE_DEPTH_MM = (25.0, 60.0)
 """Adult superior endplate depth of L1–S1 in mm (about; issue 14 §1)."""
 
-ENDPLATE_DEPTH_RANGE_MM = (5.0, 90.0)
-"""Median body depth in mm outside which a film's pixel spacing is not the
-patient's and its millimetres are not used.  Wider than the adult 25–60 mm on
-purpose: detector-plane spacing legitimately enlarges by up to 1.4× (60 → 84 mm),
-and the error seen on real archives is far above it: ImagerPixelSpacing 1\\1
-on a film of 0.1–0.3 mm pixels gives 130–600 mm.  The lower bound only catches
-a spacing ten times too small (cm read as mm: 2.5–6 mm); the project's
-synthetic test geometries use bodies of 8–20 mm, which stay measurable."""
+ENDPLATE_DEPTH_RANGE_MM = (20.0, 75.0)
+"""Median superior endplate depth in mm outside which a film's pixel spacing is
+not the patient's and its millimetres are not used.  The adult 25–60 mm
+(L1–S1), widened for detector-plane spacing, which enlarges the bodies by the
+geometric magnification of a lateral lumbar film (1.1–1.25: 60 mm reads up to
+75 mm), and by 5 mm below for small adults.  ImagerPixelSpacing 1\\1 on a film
+of 0.1–0.5 mm pixels gives bodies of 80–600 mm; on coarser films (0.5–0.7 mm)
+the depths alone can look adult and the field of view tells (see
+:data:`DETECTOR_FIELD_MM`)."""
+
+DETECTOR_FIELD_MM = (450.0, 500.0)
+"""A film's field of view (rows × row spacing, columns × column spacing) that no
+single lateral lumbar exposure exceeds: the largest detectors and cassettes are
+43 × 43 and 35 × 43 cm.  A film is implausible when its shorter side exceeds
+the first value, or its longer side the second while it is not a tall
+stitched long-length image (long/short ≥ :data:`STITCHED_ASPECT`).  1\\1 on a
+35 × 43 cm film of 0.7 mm pixels claims 50 × 61 cm."""
+
+STITCHED_ASPECT = 1.6
+"""Long/short side ratio from which a film may be a stitched long-length image."""
+
 
 
 class SafetyCheck(enum.StrEnum):
@@ -273,8 +287,13 @@ def check_rows(rows: Iterable[Mapping[str, Any]]) -> list[SafetyWarning]:
     return check_motion(col("angulation_deg"), col("translation_pct"))
 
 
-def implausible_spacing(landmarks: Any, spacing_mm: Sequence[float] | None) -> str | None:
-    """Why a film's pixel spacing cannot be the patient's, from its body depths; or None.
+def implausible_spacing(
+    landmarks: Any,
+    spacing_mm: Sequence[float] | None,
+    image_shape: Sequence[int] | None = None,
+) -> str | None:
+    """Why a film's pixel spacing cannot be the patient's, from its body depths and
+    its field of view; or None.
 
     Parameters
     ----------
@@ -282,20 +301,31 @@ def implausible_spacing(landmarks: Any, spacing_mm: Sequence[float] | None) -> s
         Corners AS, PS, PI, AI of the bodies (NaN = absent).
     spacing_mm : (row, column) mm or None
         The film's spacing; None (uncalibrated) gives None.
+    image_shape : (rows, columns) or None, optional
+        The film's size in pixels, when known: its field of view at this
+        spacing is checked against :data:`DETECTOR_FIELD_MM`.
 
     Returns
     -------
     str or None
         The reason (median superior endplate depth in mm outside
-        :data:`ENDPLATE_DEPTH_RANGE_MM`), or None when plausible or not
-        decidable (fewer than two bodies with a superior endplate).
+        :data:`ENDPLATE_DEPTH_RANGE_MM`, or a field of view larger than any
+        detector), or None when plausible or not decidable (fewer than two
+        bodies with a superior endplate and no image size).
     """
     if spacing_mm is None:
         return None
+    row, col = float(spacing_mm[0]), float(spacing_mm[1])
+    depth_reason = _implausible_depth(landmarks, row, col)
+    if depth_reason is not None:
+        return depth_reason
+    return _implausible_field(image_shape, row, col)
+
+
+def _implausible_depth(landmarks: Any, row: float, col: float) -> str | None:
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.ndim != 3 or lm.shape[-2:] != (4, 2):
         return None
-    row, col = float(spacing_mm[0]), float(spacing_mm[1])
     d = lm[:, 0] - lm[:, 1]  # AS - PS, (V, 2) as (x, y)
     depth = np.hypot(d[:, 0] * col, d[:, 1] * row)
     depth = depth[np.isfinite(depth)]
@@ -308,9 +338,55 @@ def implausible_spacing(landmarks: Any, spacing_mm: Sequence[float] | None) -> s
     adult = ADULT_ENDPLATE_DEPTH_MM
     return (
         f"endplate depths of {median:.0f} mm (median of {depth.size} bodies) at the stated pixel "
-        f"spacing {row:g} x {col:g} mm, where adults measure about {adult[0]:g}-{adult[1]:g} mm: "
+        f"spacing {row:g} x {col:g} mm, where adults measure about {adult[0]:g}-{adult[1]:g} mm "
+        f"({low:g}-{high:g} mm at the detector): the spacing is not the patient's, millimetres "
+        "are not used (% and angles are)"
+    )
+
+
+def _implausible_field(image_shape: Sequence[int] | None, row: float, col: float) -> str | None:
+    if image_shape is None or len(image_shape) != 2:
+        return None
+    try:
+        height, width = float(image_shape[0]) * row, float(image_shape[1]) * col
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(height) and math.isfinite(width)) or min(height, width) <= 0:
+        return None
+    short, long = sorted((height, width))
+    short_limit, long_limit = DETECTOR_FIELD_MM
+    if short <= short_limit and (long <= long_limit or long / short >= STITCHED_ASPECT):
+        return None
+    return (
+        f"a field of view of {width / 10:.0f} x {height / 10:.0f} cm at the stated pixel spacing "
+        f"{row:g} x {col:g} mm, larger than any detector for a lateral lumbar film (43 x 43 cm): "
         "the spacing is not the patient's, millimetres are not used (% and angles are)"
     )
+
+
+def image_shape_of(record: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """``(rows, columns)`` from a film record's ``image_size`` key, or None.
+
+    Landmarks files, sessions and phantom truth files may state the film's size
+    in pixels (``"image_size": [rows, columns]``) so that the field-of-view
+    check of :func:`implausible_spacing` also runs without the film.
+
+    Parameters
+    ----------
+    record : mapping or None
+        One film's entry of a landmarks file or session.
+
+    Returns
+    -------
+    tuple of (int, int) or None
+        None when absent or not two positive integers.
+    """
+    value = (record or {}).get("image_size")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**6 for v in value):
+        return None
+    return (int(value[0]), int(value[1]))
 
 
 def check_spacing(reasons: Mapping[str, str | None]) -> list[SafetyWarning]:

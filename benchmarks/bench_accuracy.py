@@ -37,7 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.phantom import MEASURED_LEVELS, make_study
+from app.phantom import MEASURED_LEVELS
+from benchmarks._phantom_setup import prepare
 from measure import (
     detect_vertebrae,
     refine_corners,
@@ -46,25 +47,6 @@ from measure import (
 )
 
 SEED0 = 50000
-NOISE = (0.0, 0.02, 0.05)
-
-
-def conditions(k: int) -> dict:
-    """Study options and added noise for study k (cycling through every factor)."""
-    return {
-        "facing": ("left", "right")[k % 2],
-        "rotation_deg": (0.0, 15.0)[(k // 2) % 2],
-        "magnification_change": (1.0, 1.1)[(k // 4) % 2],
-        "noise": NOISE[k % 3],
-    }
-
-
-def noisy(pixels: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
-    img = pixels.astype(np.float32)
-    if level > 0:
-        lo, hi = np.percentile(img, [1, 99])
-        img = img + rng.normal(0.0, level * (hi - lo), img.shape).astype(np.float32)
-    return img
 
 
 def motion(flex: np.ndarray, ext: np.ndarray, sp_flex: float, sp_ext: float):
@@ -108,18 +90,13 @@ def run(n_studies: int, scale: float, verbose: bool) -> dict:
     track_ratio = []
     t0 = time.time()
     for k in range(n_studies):
-        cond = conditions(k)
-        noise = cond.pop("noise")
-        study = make_study(SEED0 + k, scale=scale, **cond)
-        rng = np.random.default_rng(SEED0 + k)
-        flex, ext = study.flexion, study.extension
-        sp_f, sp_e = flex.pixel_spacing_mm[0], ext.pixel_spacing_mm[0]
-        img_f, img_e = noisy(flex.pixels, noise, rng), noisy(ext.pixels, noise, rng)
-        if flex.photometric == "MONOCHROME1":
-            img_f, img_e = -img_f, -img_e
-        true_f, true_e = flex.landmark_array(), ext.landmark_array()
+        p = prepare(SEED0 + k, k, scale)  # conditions cycle as in bench_coverage (_phantom_setup)
+        rng = p.rng
+        sp_f, sp_e = p.spacing_mm
+        img_f, img_e = p.images
+        true_f, true_e = p.truth
         dt0, dth0 = motion(true_f, true_e, sp_f, sp_e)
-        key = f"facing={cond['facing']} rot={cond['rotation_deg']:g} mag={cond['magnification_change']:g} noise={noise:g}"
+        key = p.label
         cell = by_condition.setdefault(key, {"tracked_dt": [], "tracked_dtheta": []})
 
         # tracking flexion -> extension

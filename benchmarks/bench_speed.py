@@ -26,9 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_accuracy import SEED0, conditions, noisy
+from bench_accuracy import SEED0
 
-from app.phantom import MEASURED_LEVELS, make_study
+from app.phantom import MEASURED_LEVELS
+from benchmarks._phantom_setup import prepare
 from measure import detect_vertebrae, track_bodies
 
 
@@ -48,22 +49,16 @@ def main() -> int:
     errors = []
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     for k in range(args.studies):
-        cond = conditions(k)
-        noise = cond.pop("noise")
-        study = make_study(SEED0 + k, scale=args.scale, **cond)
-        rng = np.random.default_rng(SEED0 + k)
-        flex, ext = study.flexion, study.extension
-        img_f, img_e = noisy(flex.pixels, noise, rng), noisy(ext.pixels, noise, rng)
-        if flex.photometric == "MONOCHROME1":
-            img_f, img_e = -img_f, -img_e
-        true_f, true_e = flex.landmark_array(), ext.landmark_array()
+        p = prepare(SEED0 + k, k, args.scale)
+        img_f, img_e = p.images
+        true_f, true_e = p.truth
         tr, wall, cpu = timed(track_bodies, img_f, true_f, img_e, levels=MEASURED_LEVELS)
-        err = np.linalg.norm(tr.landmarks - true_e, axis=-1) * ext.pixel_spacing_mm[0] if tr else np.nan
+        err = np.linalg.norm(tr.landmarks - true_e, axis=-1) * p.spacing_mm[1] if tr else np.nan
         errors.append(np.ravel(err))
         rows["track"].append((wall, cpu))
         line = f"study {SEED0 + k}: track {wall:5.2f} s wall {cpu:5.2f} s cpu, median error {np.nanmedian(err):.3f} mm"
         if not args.no_detect:
-            for img, sp in ((img_f, flex.pixel_spacing_mm[0]), (img_e, ext.pixel_spacing_mm[0])):
+            for img, sp in zip(p.images, p.spacing_mm, strict=True):
                 _, dw, dc = timed(detect_vertebrae, img, levels=MEASURED_LEVELS, pixel_spacing_mm=sp)
                 rows["detect"].append((dw, dc))
             line += f"; detect {rows['detect'][-2][0]:.2f}/{rows['detect'][-1][0]:.2f} s wall"

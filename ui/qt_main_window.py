@@ -546,11 +546,11 @@ class QtMainWindow(QMainWindow):
         entry = [str(Path(p).resolve()) for p in paths]
         items = ([entry] + [i for i in self.recent_files() if i != entry])[:_MAX_RECENT]
         self._recent_items = items
-        text = json.dumps(items, indent=1)
+        text, target = json.dumps(items, indent=1), _recent_path()  # the path as of now
 
         def write() -> None:  # an atomic write syncs the disk: 10-20 ms, not on the UI thread
             try:
-                atomic_write_text(_recent_path(), text)
+                atomic_write_text(target, text)
             except OSError as exc:
                 _log.warning("cannot record recent files: %s", exc.strerror or exc)
 

@@ -104,13 +104,15 @@ def _spacing(outcomes: Sequence[StudyOutcome], role: str) -> np.ndarray:
 
 
 def _implausible(outcome: StudyOutcome, role: str) -> str | None:
-    """Why the film's spacing gives implausible body depths (app.safety), or None."""
-    from app.safety import implausible_spacing
+    """Why the film's spacing gives implausible body depths or field of view (app.safety), or None."""
+    from app.safety import image_shape_of, implausible_spacing
 
     spacing = getattr(outcome, f"{role}_spacing_mm")
     if not spacing:
         return None
-    return implausible_spacing(np.asarray(getattr(outcome, f"{role}_landmarks"), dtype=float), spacing)
+    landmarks = np.asarray(getattr(outcome, f"{role}_landmarks"), dtype=float)
+    shape = image_shape_of({"image_size": getattr(outcome, f"{role}_image_size", None)})
+    return implausible_spacing(landmarks, spacing, shape)
 
 
 def _stack(outcomes: Sequence[StudyOutcome], role: str, what: str, shape: tuple) -> np.ndarray:

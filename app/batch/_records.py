@@ -200,6 +200,9 @@ class StudyOutcome:
         Why.
     decode_seconds, total_seconds : float
         Time spent decoding pixels and in the whole worker call.
+    flexion_image_size, extension_image_size : list of int or None
+        ``[rows, columns]`` of the decoded film (the field-of-view check of
+        :func:`app.safety.implausible_spacing`); None in older journals.
     """
 
     key: str
@@ -227,6 +230,8 @@ class StudyOutcome:
     review_reasons: list[str] = field(default_factory=list)
     decode_seconds: float = 0.0
     total_seconds: float = 0.0
+    flexion_image_size: list[int] | None = None
+    extension_image_size: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as a JSON-ready dict (NaN written as null)."""

@@ -172,6 +172,7 @@ def _process(task: StudyTask, outcome: StudyOutcome) -> None:
         setattr(outcome, f"{role}_spacing_mm", spacing)
         setattr(outcome, f"{role}_calibration_source", source)
         setattr(outcome, f"{role}_calibration_detail", detail)
+        setattr(outcome, f"{role}_image_size", [int(films[role].rows), int(films[role].columns)])
 
     if plan.landmarks_path:
         ok = _given_landmarks(plan, records, films, outcome, warnings)

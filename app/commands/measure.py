@@ -41,13 +41,20 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
 
     import measure
     from app.errors import InputFileError
-    from app.safety import borderline_hint, check_motion, check_spacing, implausible_spacing
+    from app.safety import (
+        borderline_hint,
+        check_motion,
+        check_spacing,
+        image_shape_of,
+        implausible_spacing,
+    )
 
     study.check_measurable()
     flex, ext = study.flexion, study.extension
-    # issue 14 §1: a spacing that gives implausible body depths is not the patient's
-    reasons = {name: implausible_spacing(study.film(name).corners, study.film(name).spacing_mm)
-               for name in ("flexion", "extension")}
+    # issue 14 §1: a spacing that gives implausible body depths (or a field of view larger
+    # than any detector, when the file states the film's "image_size") is not the patient's
+    reasons = {name: implausible_spacing(f.corners, f.spacing_mm, image_shape_of(f.extra))
+               for name in ("flexion", "extension") for f in [study.film(name)]}
     try:
         result = measure.segmental_motion(
             flex.corners,
@@ -145,7 +152,7 @@ def format_table(doc: dict[str, Any]) -> str:
             else f"{_fmt_spacing(c['pixel_spacing_mm'])} mm/pixel (row x column), source: {c['source']}"
         )
         if c["pixel_spacing_mm"] is not None and c.get("spacing_used") is False:
-            spacing += " -- NOT USED: implausible endplate depths (see the warnings)"
+            spacing += " -- NOT USED: implausible endplate depths or field of view (see the warnings)"
         lines.append(f"{name.capitalize():10s} {spacing}")
     crit = doc["criteria"]
     lines.append(f"Criteria:  {crit['name']} ({crit['source']})")

@@ -56,7 +56,8 @@ class FileDigest:
 
     Notes
     -----
-    Thread-safe: concurrent first uses hash once.
+    Thread-safe: concurrent first uses hash once.  Picklable: a copy in another
+    process hashes (or has) the same file with the same identity check.
     """
 
     __slots__ = ("_error", "_identity", "_lock", "_path", "_value")

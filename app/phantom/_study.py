@@ -250,6 +250,7 @@ class PhantomStudy:
                 "calibration_source": "calibrated",
                 "calibration_detail": "phantom ground truth: detector spacing / magnification",
                 "landmarks": film.landmarks(),
+                "image_size": [int(film.pixels.shape[0]), int(film.pixels.shape[1])],
                 "extra_landmarks": film.landmarks(("T11", "T12")),
                 "inside_film": {level: film.inside(level) for level in _TRUTH_LEVELS},
                 "magnification": film.magnification,

@@ -125,6 +125,9 @@ class FilmState:
         its placement method).
     annotations : tuple of app.annotations.Annotation
         The reader's rulers and angles on this film (immutable: shared by copies).
+    image_size : tuple of (int, int) or None
+        ``(rows, columns)`` the session file stated, for the field-of-view check
+        of :func:`app.safety.implausible_spacing` when the film is not open.
     """
 
     film: Any
@@ -135,6 +138,15 @@ class FilmState:
     manual_calibration: ManualCalibration | None = None
     landmark_sd_mm: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     annotations: tuple[Any, ...] = ()
+    image_size: tuple[int, int] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """``(rows, columns)`` of the open film, else the size the session file stated."""
+        film = self.film
+        if film is not None and hasattr(film, "rows") and hasattr(film, "columns"):
+            return (int(film.rows), int(film.columns))
+        return self.image_size
 
     @property
     def calibration(self) -> Calibration:

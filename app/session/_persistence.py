@@ -21,6 +21,7 @@ from app import __version__
 from app.annotations import annotations_from_json, annotations_to_json
 from app.atomic import atomic_write_text
 from app.errors import InputFileError, UserError
+from app.safety import image_shape_of
 from app.session._model import (
     FORMAT,
     FORMAT_VERSION,
@@ -316,6 +317,7 @@ def _film_to_json(state: FilmState, levels: Sequence[str], relative_to: Path | N
         "landmarks": landmarks,
         "placement": placement,
         "landmark_sd_mm": sds,
+        **({"image_size": list(state.image_shape)} if state.image_shape is not None else {}),
     }
 
 
@@ -415,4 +417,5 @@ def _film_from_json(
         dicom_calibration=dicom_cal,
         manual_calibration=None if manual is None else ManualCalibration.from_json(manual),
         landmark_sd_mm=sd,
+        image_size=image_shape_of(data),
     )

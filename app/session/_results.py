@@ -145,7 +145,8 @@ def _compute_motion(session: Session) -> Any:
     spacing = {r: s.calibration.spacing_mm for r, s in states.items()}
     # issue 14 §1: a spacing that makes the bodies implausibly large or small is not the
     # patient's; that film's millimetres are not used (the safety warning says why)
-    session._spacing_reasons = {r: implausible_spacing(lm[r], spacing[r]) for r in roles}
+    shapes = {r: s.image_shape for r, s in states.items()}
+    session._spacing_reasons = {r: implausible_spacing(lm[r], spacing[r], shapes[r]) for r in roles}
     spacing = {r: None if session._spacing_reasons[r] else sp for r, sp in spacing.items()}
     sds = {r: _uncertainty(s) for r, s in states.items()}
     flex_role = "flexion" if "flexion" in roles else roles[0]
@@ -219,7 +220,7 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
         note = f"no mm: the {' and '.join(uncalibrated)} film has no usable pixel spacing"
     elif implausible:
         note = (f"no mm: the {' and '.join(implausible)} film's pixel spacing gives implausible "
-                "endplate depths (see the safety warning)")
+                "endplate depths or field of view (see the safety warning)")
     review = session.label_review
     for row in rows:
         row["finding"] = finding_of(row)
@@ -229,3 +230,4 @@ def _result_rows(session: Session) -> list[dict[str, Any]]:
             row["needs_review"] = True
             row["needs_review_reason"] = review
     return rows
+

@@ -30,7 +30,8 @@ def _bodies(shift: float, tilt_deg: float) -> np.ndarray:
         cy = 60.0 + 85.0 * i
         a = np.radians(tilt_deg * (i - 2.5) / 2.5)
         rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        local = np.array([[-45.0, -28.0], [45.0, -28.0], [45.0, 28.0], [-45.0, 28.0]])
+        # 200 px deep: 40 mm at 0.2 mm/px, an adult body (smaller ones flag the spacing)
+        local = np.array([[-100.0, -28.0], [100.0, -28.0], [100.0, 28.0], [-100.0, 28.0]])
         out[i] = local @ rot.T + (cx, cy)
     out[5, 2:] = np.nan  # S1: superior endplate only
     return out
@@ -38,7 +39,7 @@ def _bodies(shift: float, tilt_deg: float) -> np.ndarray:
 
 def landmarks(view: str) -> np.ndarray:
     """(6, 4, 2) corners, x/y in pixels, with sub-pixel digits a float32 cannot hold."""
-    lm = _bodies(6.0, 8.0) if view == "flexion" else _bodies(0.0, -8.0)
+    lm = _bodies(25.0, 8.0) if view == "flexion" else _bodies(0.0, -8.0)  # L4 5 mm forward
     return lm + 0.123456789012
 
 

@@ -95,3 +95,40 @@ def test_png_export_draws_them(session_path, tmp_path):
     out = write_png(load_report(session_path), tmp_path / "f.png", max_side=1000)
     img = cv2.imread(str(out))[..., ::-1]
     np.testing.assert_array_equal(img, films_panel(load_report(session_path), max_side=1000))
+
+
+def _items(dataset):
+    """Every content item of an SR, depth first."""
+    for item in dataset.get("ContentSequence", []):
+        yield item
+        yield from _items(item)
+
+
+def test_sr_codes_each_ruler_and_angle_for_a_pacs(session_path, tmp_path):
+    import pydicom
+
+    sr = pydicom.dcmread(write_sr(load_report(session_path), tmp_path / "r.dcm"))
+    nums = {}
+    for item in _items(sr):
+        if item.ValueType == "NUM":
+            concept = item.ConceptNameCodeSequence[0]
+            code = concept.get("CodeValue") or concept.get("LongCodeValue")  # long private codes
+            value = item.MeasuredValueSequence[0]
+            nums.setdefault(code, []).append((float(value.NumericValue),
+                                              value.MeasurementUnitsCodeSequence[0].CodeValue, item))
+    (length,) = nums["410668003"]  # SCT Length: the ruler, in mm with its calibration source
+    assert length[0] == pytest.approx(500 * SPACING_MM, abs=1e-6) and length[1] == "mm"
+    (method,) = [i for i in length[2].ContentSequence
+                 if i.ConceptNameCodeSequence[0].get("CodeValue") == "370129005"]  # SCT Measurement Method
+    assert method.ConceptCodeSequence[0].get("LongCodeValue") == "magnification-corrected"  # > 16 chars
+    scoord = [i for i in _items(length[2]) if i.ValueType == "SCOORD"]
+    np.testing.assert_allclose(np.reshape(scoord[0].GraphicData, (-1, 2)), np.array(RULER) + 0.5)
+    (angle,) = nums["reader-angle"]
+    assert angle[0] == pytest.approx(90.0) and angle[1] == "deg"
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
+def test_sr_with_annotations_is_valid_dicom(session_path, tmp_path):
+    sr = write_sr(load_report(session_path), tmp_path / "r.dcm")
+    out = subprocess.run(["dciodvfy", str(sr)], capture_output=True, text=True, timeout=60)
+    assert [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")] == []

@@ -10,14 +10,16 @@ import sys
 import pytest
 
 from app.cli import main
-from measure import PlacementMethod
+from measure import ERROR_MODEL, PlacementMethod
 
 
 def _study(flex_shift_px=20.0, spacing=(0.2, 0.2), **film_keys):
-    """L1-S1 stacked square bodies 40 px deep; L1-L4 shifted on flexion at L4-L5.
+    """L1-S1 stacked bodies 200 px deep and 175 px high (40 x 35 mm at 0.2 mm, adult-sized:
+    smaller bodies would be flagged as an implausible spacing), 75 px discs; L1-L4 shifted on
+    flexion at L4-L5.
 
     At spacing 0.2 mm a 20 px shift is 4.0 mm (not > 4: within), 25 px is 5.0 mm (unstable);
-    as % of the 40 px (8 mm) depth: 50 % and 62.5 %.
+    as % of the 200 px (40 mm) depth: 10 % and 12.5 %.
     """
     levels = ["L1", "L2", "L3", "L4", "L5", "S1"]
 
@@ -25,10 +27,10 @@ def _study(flex_shift_px=20.0, spacing=(0.2, 0.2), **film_keys):
         marks = {}
         for k, level in enumerate(levels):
             dx = shift if k < 4 else 0.0
-            y = 50.0 * k
-            marks[level] = {"AS": [40 + dx, y], "PS": [dx, y]}
+            y = 250.0 * k
+            marks[level] = {"AS": [200 + dx, y], "PS": [dx, y]}
             if level != "S1":
-                marks[level].update(PI=[dx, y + 35], AI=[40 + dx, y + 35])
+                marks[level].update(PI=[dx, y + 175], AI=[200 + dx, y + 175])
         return {"pixel_spacing_mm": None if spacing is None else list(spacing), "landmarks": marks, **film_keys}
 
     return {"flexion": film(flex_shift_px), "extension": film(0.0)}
@@ -49,7 +51,7 @@ def test_json_output(tmp_path, capsys):
     seg = {s["segment"]: s for s in doc["segments"]}
     assert list(seg) == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     assert seg["L4-L5"]["translation_mm"] == pytest.approx(5.0, abs=1e-12)
-    assert seg["L4-L5"]["translation_pct"] == pytest.approx(62.5, abs=1e-12)
+    assert seg["L4-L5"]["translation_pct"] == pytest.approx(12.5, abs=1e-12)
     assert seg["L4-L5"]["angulation_deg"] == pytest.approx(0.0, abs=1e-12)
     assert seg["L4-L5"]["unstable"] is True and seg["L4-L5"]["criterion"] == "translation"
     assert seg["L3-L4"]["unstable"] is False and seg["L3-L4"]["translation_mm"] == pytest.approx(0.0, abs=1e-12)
@@ -73,19 +75,19 @@ def test_uncalibrated_gives_null_mm_and_warning(tmp_path, capsys):
     doc = json.loads(out)
     seg = doc["segments"][3]
     assert status == 0 and seg["translation_mm"] is None and seg["flexion_translation_mm"] is None
-    assert seg["translation_pct"] == pytest.approx(62.5)
+    assert seg["translation_pct"] == pytest.approx(12.5)
     assert seg["translation_assessed"] is False and seg["unstable"] is False
     assert any("no usable pixel spacing" in w for w in doc["warnings"])
-    # mm SDs are converted taking the median depth (40 px here) as 40 mm: the intervals of
-    # % and angle are those of the same study at 1 mm/px, and the output says so
-    _, out_1mm, _, _ = _run(tmp_path, _study(25.0, spacing=(1.0, 1.0)), "--json", capsys=capsys)
+    # mm SDs are converted taking the median depth (200 px here) as 40 mm: the intervals of
+    # % and angle are those of the same study at 0.2 mm/px, and the output says so
+    _, out_1mm, _, _ = _run(tmp_path, _study(25.0, spacing=(0.2, 0.2)), "--json", capsys=capsys)
     at_1mm = json.loads(out_1mm)["segments"][3]
     assert seg["translation_pct_ci95"] == pytest.approx(at_1mm["translation_pct_ci95"], rel=1e-12)
     assert seg["angulation_deg_ci95"] == pytest.approx(at_1mm["angulation_deg_ci95"], rel=1e-12)
     assert seg["translation_mm_ci95"] is None
     assert any("median endplate depth as 40 mm" in w for w in doc["warnings"])
     # white-panjabi has a % criterion, which works without calibration
-    _, out, _, _ = _run(tmp_path, _study(25.0, spacing=None), "--json", "--criteria", "white-panjabi", capsys=capsys)
+    _, out, _, _ = _run(tmp_path, _study(60.0, spacing=None), "--json", "--criteria", "white-panjabi", capsys=capsys)
     seg = json.loads(out)["segments"][3]
     assert seg["translation_assessed"] is True and seg["unstable"] is True
 
@@ -94,13 +96,13 @@ def test_table_output(tmp_path, capsys):
     status, out, _, _ = _run(tmp_path, _study(25.0), capsys=capsys)
     assert status == 0
     line = next(row for row in out.splitlines() if row.startswith("L4-L5"))
-    assert "+5.0 ±" in line and "+62.5 ±" in line and "translation" in line
-    # manual corners (0.6 mm), PI_U 15 px above the 40 px endplate: SD(dt) =
+    assert "+5.0 ±" in line and "+12.5 ±" in line and "translation" in line
+    # manual corners (0.6 mm), PI_U 75 px above the 200 px endplate: SD(dt) =
     # 0.6 sqrt(2 (2 + 2 (15/40)²)) = 1.28 mm, 95 % half-width 2.5 mm: 5.0 mm straddles 4 mm
     assert "+5.0 ±2.5 mm" in line and line.endswith("BORDERLINE (ABOVE threshold)")
-    # the 8 mm deep toy bodies make the angle uncertain: 1.96 x 0.6 sqrt(8) / 8 rad = 23.8 degrees
+    # angle uncertainty of 40 mm deep bodies: 1.96 x 0.6 sqrt(8) / 40 rad = 4.8 degrees
     first = next(row for row in out.splitlines() if row.startswith("L1-L2"))
-    assert "+0.0 ±2.5 mm" in first and "+0.0 ±23.8°" in first and first.endswith("BORDERLINE (below thresholds)")
+    assert "+0.0 ±2.5 mm" in first and "+0.0 ±4.8°" in first and first.endswith("within thresholds")
     assert "-0.0" not in out  # a flat segment's -0.0 is printed as +0.0
     assert "Translation (detector)" in out  # the calibration source next to the mm column
     assert "spacing measured at the detector" in out  # unstated provenance -> detector warning
@@ -131,7 +133,7 @@ def test_depth_mismatch_and_different_spacing_warn(tmp_path, capsys):
     [
         (lambda d: d["flexion"]["landmarks"]["L3"].update(PS=[1, "x"]), "key flexion.landmarks.L3.PS: expected [x, y] numbers"),
         (lambda d: d["extension"]["landmarks"]["L2"].pop("AI"), "key extension.landmarks.L2.AI: missing"),
-        (lambda d: d["flexion"]["landmarks"]["L5"].update(AS=[0, 200]), "cannot measure: flexion: degenerate endplate: L5 AS and PS coincide"),
+        (lambda d: d["flexion"]["landmarks"]["L5"].update(AS=[0, 1000]), "cannot measure: flexion: degenerate endplate: L5 AS and PS coincide"),
     ],
 )
 def test_bad_file_one_line_exit_2(tmp_path, capsys, change, message):
@@ -172,10 +174,10 @@ def test_missing_level_and_one_uncalibrated_film(tmp_path, capsys):
     assert seg["L2-L3"]["translation_pct"] is None
     # the flexion film alone still has its own values
     assert seg["L1-L2"]["flexion_angle_deg"] == pytest.approx(0.0, abs=1e-12)
-    assert seg["L4-L5"]["translation_mm"] is None and seg["L4-L5"]["translation_pct"] == pytest.approx(62.5)
+    assert seg["L4-L5"]["translation_mm"] is None and seg["L4-L5"]["translation_pct"] == pytest.approx(12.5)
     _, table, _, _ = _run(tmp_path, doc, capsys=capsys)
     line = next(row for row in table.splitlines() if row.startswith("L4-L5"))
-    assert "+62.5 %" in line and "+0.0 %" in line and "mm" not in line  # per-film values in %
+    assert "+12.5 %" in line and "+0.0 %" in line and "mm" not in line  # per-film values in %
     assert "not measured" in table and "no landmarks on one of the films" in table
 
 
@@ -233,16 +235,22 @@ def test_directory_and_missing_path_exit_2(tmp_path, capsys):
 
 def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     """Tracked corners on extension, manual on flexion: the interval of the flat segment
-    is 1.96 sqrt(var_t(s_manual) + var_t(s_tracked)), var_t(s) = s² (2 + 2 (h/d)²)."""
+    is 1.96 sqrt(var_t(s_manual) + var_tracked), var_t(s) = s² (2 + 2 (h/d)²), where the tracked
+    film follows its measured error model (measure.ERROR_MODEL): corner SD k s_tracked, plus a
+    shift σs of each body (2 σs²) and a rotation σr about each body's centroid, whose lever on
+    t is PI_U's height over U's centroid (87.5 px) and over L's (162.5 px)."""
     doc = _study(25.0, calibration_source="calibrated")
     doc["extension"]["placement"] = {
         level: {c: "tracked" for c in corners} for level, corners in doc["extension"]["landmarks"].items()
     }
     _, out, _, _ = _run(tmp_path, doc, "--json", capsys=capsys)
     lo, hi = json.loads(out)["segments"][3]["translation_mm_ci95"]
-    r = 15 / 40  # PI_U 15 px above L's 40 px endplate
+    r = 75 / 200  # PI_U 75 px above L's 200 px endplate
     s_manual = PlacementMethod.MANUAL.default_sd_mm
     s_tracked = PlacementMethod.TRACKED.default_sd_mm
     assert s_tracked < s_manual  # the two films really carry different uncertainties
-    expected = 1.959963984540054 * math.sqrt((s_manual**2 + s_tracked**2) * (2 + 2 * r * r))
+    model = ERROR_MODEL[PlacementMethod.TRACKED]
+    k, shift, rot = model.corner_factor, model.shift_sd_mm, math.radians(model.rotation_sd_deg)
+    var_tracked = (k * s_tracked) ** 2 * (2 + 2 * r * r) + 2 * shift**2 + rot**2 * ((87.5**2 + 162.5**2) * 0.2**2)
+    expected = 1.959963984540054 * math.sqrt(s_manual**2 * (2 + 2 * r * r) + var_tracked)
     assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)

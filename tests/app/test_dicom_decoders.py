@@ -101,6 +101,19 @@ def test_sha256_is_the_files_and_is_computed_once(tmp_path, monkeypatch):
     assert film.header().sha256 == expected
 
 
+def test_a_film_pickles_with_its_digest(tmp_path):
+    import pickle
+
+    path = write(make_dataset(ramp(20, 30)), tmp_path / "f.dcm")
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    fresh = pickle.loads(pickle.dumps(load_film(path)))  # not hashed yet: hashes over there
+    assert fresh.sha256 == expected
+    hashed = load_film(path)
+    assert hashed.sha256 == expected
+    path.unlink()  # hashed before pickling: the copy has the value, no file needed
+    assert pickle.loads(pickle.dumps(hashed)).sha256 == expected
+
+
 def test_sha256_of_a_file_replaced_after_loading_is_an_error(tmp_path):
     path = write(make_dataset(ramp(20, 30)), tmp_path / "f.dcm")
     film = load_film(path)

@@ -24,6 +24,7 @@ from app.safety import (
     SafetyWarning,
     check_films,
     check_motion,
+    image_shape_of,
     implausible_spacing,
     pixel_digest,
 )
@@ -159,6 +160,42 @@ def test_implausible_spacing_from_body_depths():
     assert implausible_spacing(lm, [40 / depth_px] * 2) is None
 
 
+def test_spacing_plausibility_bounds_by_hand():
+    # two 40 px deep bodies (AS - PS along x)
+    lm = np.full((2, 4, 2), np.nan)
+    lm[:, 0] = [[40.0, 0.0], [40.0, 100.0]]
+    lm[:, 1] = [[0.0, 0.0], [0.0, 100.0]]
+    low, high = ENDPLATE_DEPTH_RANGE_MM
+    assert (low, high) == (20.0, 75.0)
+    assert implausible_spacing(lm, [0.5, 0.5]) is None  # 20 mm: the bound itself is plausible
+    assert implausible_spacing(lm, [0.49, 0.49]).startswith("endplate depths of 20 mm")  # 19.6
+    assert implausible_spacing(lm, [0.51, 0.51]) is None
+    assert implausible_spacing(lm, [1.87, 1.87]) is None  # 74.8 mm
+    assert implausible_spacing(lm, [1.9, 1.9]).startswith("endplate depths of 76 mm")
+    # a row spacing acts on the rows only: bodies along x ignore it
+    assert implausible_spacing(lm, [5.0, 1.0]) is None
+
+
+def test_field_of_view_larger_than_any_detector():
+    lm = np.full((2, 4, 2), np.nan)  # no bodies: the field alone decides
+    assert implausible_spacing(lm, [0.14, 0.14], (3072, 3072)) is None  # 43 x 43 cm
+    assert implausible_spacing(lm, [0.1, 0.1], (4300, 3500)) is None  # 35 x 43 cm
+    # 1\\1 on a 35 x 43 cm film of 0.7 mm pixels: 614 x 500 px, 61 x 50 cm
+    reason = implausible_spacing(lm, [1.0, 1.0], (614, 500))
+    assert reason is not None and reason.startswith("a field of view of 50 x 61 cm")
+    assert implausible_spacing(lm, [1.0, 1.0], (500, 460)) is not None  # short side 46 cm
+    # a tall stitched long-length film (43 x 90 cm) is not refused for its length
+    assert implausible_spacing(lm, [0.15, 0.15], (6000, 2866)) is None
+    assert implausible_spacing(lm, [0.15, 0.15], None) is None
+
+
+def test_image_size_of_a_record():
+    assert image_shape_of({"image_size": [614, 500]}) == (614, 500)
+    for bad in (None, {}, {"image_size": [614]}, {"image_size": [0, 5]},
+                {"image_size": [1.5, 3]}, {"image_size": [True, 3]}, {"image_size": "614x500"}):
+        assert image_shape_of(bad) is None
+
+
 def test_warning_json_round_trip():
     w = SafetyWarning(C.SAME_VIEW, "Both films are flexion views")
     assert SafetyWarning.from_json(w.to_json()) == w
@@ -248,12 +285,17 @@ def test_truncated_film_is_refused_not_measured(tmp_path):
 # ----------------------------------------------------------------------------- issue 14 §1: 1\1
 
 
-@pytest.fixture(scope="module")
-def unit_spacing(tmp_path_factory) -> Path:
+# phantom scale -> detector pixels of 0.2 mm / scale: 0.3, 0.5 and 0.7 mm (bodies of about
+# 37 mm, 45 mm at the detector: 150, 90 and 64 px, which 1\\1 turns into as many mm)
+UNIT_SCALES = {"0.3 mm": "0.6667", "0.5 mm": "0.4", "0.7 mm": "0.2857"}
+
+
+@pytest.fixture(scope="module", params=list(UNIT_SCALES))
+def unit_spacing(tmp_path_factory, request) -> Path:
     """The phantom's ``--calibration unit-spacing`` study (ImagerPixelSpacing 1\\1)."""
     out = tmp_path_factory.mktemp("unit") / "study"
-    assert main(["phantom", str(out), "--seed", "5", "--scale", "0.5", "--calibration",
-                 "unit-spacing"]) == 0
+    assert main(["phantom", str(out), "--seed", "5", "--scale", UNIT_SCALES[request.param],
+                 "--calibration", "unit-spacing"]) == 0
     return out
 
 
@@ -276,13 +318,13 @@ def test_unit_spacing_is_flagged_in_the_session(unit_spacing):
         assert l45["angulation_deg"] == pytest.approx(true["angulation_deg"], abs=0.05)
 
 
-def test_unit_spacing_is_flagged_by_measure(unit_spacing, tmp_path, capsys):
+def test_unit_spacing_is_flagged_by_measure(unit_spacing, tmp_path, capsys, request):
     truth = json.loads((unit_spacing / "truth.json").read_text())
     doc = {"levels": LEVELS}
     for role in ("flexion", "extension"):
         marks = {lv: truth[role]["landmarks"][lv] for lv in LEVELS}
         doc[role] = {"pixel_spacing_mm": [1.0, 1.0], "calibration_source": "detector",
-                     "landmarks": marks}
+                     "landmarks": marks, "image_size": truth[role]["image_size"]}
     path = tmp_path / "lm.json"
     path.write_text(json.dumps(doc))
     capsys.readouterr()
@@ -294,13 +336,26 @@ def test_unit_spacing_is_flagged_by_measure(unit_spacing, tmp_path, capsys):
     assert main(["measure", str(path)]) == 0
     table = capsys.readouterr().out
     assert "NOT USED: implausible endplate depths" in table and "SAFETY: flexion film" in table
-    # the true spacing is plausible: mm come back, no warning
+    # without the film's size, the depths alone tell at 0.3 and 0.5 mm pixels (150 and 90 mm
+    # bodies), not at 0.7 mm (64 mm: the top of the adult range at the detector)
     for role in ("flexion", "extension"):
-        doc[role]["pixel_spacing_mm"] = truth[role]["pixel_spacing_mm"]
+        del doc[role]["image_size"]
     path.write_text(json.dumps(doc))
     assert main(["measure", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["safety"] == [] and out["segments"][3]["translation_mm"] is not None
+    coarse = request.node.callspec.params["unit_spacing"] == "0.7 mm"
+    assert out["safety"] == [] if coarse else {w["check"] for w in out["safety"]} == {"implausible-spacing"}
+    # the true spacing (patient plane) and the detector spacing (bodies magnified 1.2x) are
+    # plausible: mm come back, no warning
+    for key in ("pixel_spacing_mm", "detector_spacing_mm"):
+        for role in ("flexion", "extension"):
+            spacing = truth[role][key]
+            doc[role]["pixel_spacing_mm"] = spacing if isinstance(spacing, list) else [spacing] * 2
+            doc[role]["image_size"] = truth[role]["image_size"]
+        path.write_text(json.dumps(doc))
+        assert main(["measure", str(path), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["safety"] == [] and out["segments"][3]["translation_mm"] is not None
 
 
 def _landmarks_for_batch(study_dir: Path, landmarks_dir: Path) -> None:
@@ -322,9 +377,13 @@ def _landmarks_for_batch(study_dir: Path, landmarks_dir: Path) -> None:
 def test_batch_flags_unit_spacing_and_a_duplicated_film(tmp_path, capsys):
     archive, marks = tmp_path / "archive", tmp_path / "marks"
     # scale 0.5: 0.33 mm pixels, bodies of ~120 px that 1\1 turns into ~120 mm
-    for seed, name, extra in ((11, "good", []), (11, "unit", ["--calibration", "unit-spacing"]),
-                              (12, "copy", [])):
-        assert main(["phantom", str(archive / name), "--seed", str(seed), "--scale", "0.5", *extra]) == 0
+    # scale 0.2857: 0.7 mm pixels, bodies of ~64 px: 64 mm at 1\\1 look adult, but the
+    # 55 x 44 cm field of view is larger than any detector
+    for seed, name, scale, extra in ((11, "good", "0.5", []),
+                                     (11, "unit", "0.5", ["--calibration", "unit-spacing"]),
+                                     (13, "coarse", "0.2857", ["--calibration", "unit-spacing"]),
+                                     (12, "copy", "0.5", [])):
+        assert main(["phantom", str(archive / name), "--seed", str(seed), "--scale", scale, *extra]) == 0
         if name == "copy":  # the flexion film again as the extension (new UID, extension view)
             _rewrite(archive / name / "flexion.dcm", archive / name / "extension.dcm", view="extension")
         _landmarks_for_batch(archive / name, marks)
@@ -342,6 +401,8 @@ def test_batch_flags_unit_spacing_and_a_duplicated_film(tmp_path, capsys):
         by_file.setdefault(r["flexion_file"].split("/")[0], []).append(r)
     assert {r["safety"] for r in by_file["good"]} == {""}
     assert {r["safety"] for r in by_file["unit"]} == {"implausible-spacing"}
+    assert {r["safety"] for r in by_file["coarse"]} == {"implausible-spacing"}
+    assert all(r["translation_mm"] == "" for r in by_file["coarse"])
     assert {r["safety"] for r in by_file["copy"]} == {"same-pixels"}
     assert all(r["translation_mm"] == "" for r in by_file["unit"])  # no mm from 1 mm/px
     assert all(r["translation_mm"] != "" for r in by_file["good"])
@@ -353,13 +414,13 @@ def test_batch_flags_unit_spacing_and_a_duplicated_film(tmp_path, capsys):
     with open(out / "failures.csv", newline="") as handle:
         failures = list(csv.DictReader(handle))
     assert sorted((f["path"], f["reason"].split(":")[0]) for f in failures) == [
-        ("copy", "safety"), ("unit", "safety")]
+        ("coarse", "safety"), ("copy", "safety"), ("unit", "safety")]
     # accepted explicitly: exit 0, the column still names the check
     out2 = tmp_path / "out2"
     assert main(["batch", str(archive), "--out", str(out2), "--landmarks", str(marks),
                  "--workers", "1", "--quiet", "--acknowledge-safety"]) == 0
     summary = json.loads((out2 / "summary.json").read_text())
-    assert summary["safety_studies"] == 2
+    assert summary["safety_studies"] == 3
 
 
 # ----------------------------------------------------------------------------- borderline hint

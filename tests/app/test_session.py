@@ -117,17 +117,19 @@ def test_uncalibrated_film_never_gives_mm(tmp_path):
 
 
 def test_manual_calibration_sets_source_and_scale(tmp_path):
-    session, _ = make_session(tmp_path, cal_flex=Calibration.uncalibrated(), cal_ext=_cal(0.25))
+    session, _ = make_session(tmp_path, cal_flex=Calibration.uncalibrated(), cal_ext=_cal(0.75))
     seen = []
     session.events.calibration.connect(lambda e: seen.append(e.role))
-    # 80 px line over a 20 mm object: 0.25 mm/px, like the extension film
-    session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (10.0, 90.0), 20.0))
+    # 80 px line over a 60 mm object: 0.75 mm/px, like the extension film (the hand case's
+    # 40 px bodies are then 30 mm deep: at 0.25 mm/px they would be 10 mm, an implausible
+    # spacing whose millimetres are not used)
+    session.set_manual_calibration("flexion", ManualCalibration((10.0, 10.0), (10.0, 90.0), 60.0))
     assert seen == ["flexion"]
     cal = session.calibration("flexion")
     assert cal.source is CalibrationSource.MANUAL
-    assert cal.row_spacing_mm == pytest.approx(0.25)
+    assert cal.row_spacing_mm == pytest.approx(0.75)
     place_all(session, *hand_case())
-    assert row(session)["translation_mm"] == pytest.approx(2.5)
+    assert row(session)["translation_mm"] == pytest.approx(7.5)
     assert row(session)["calibration_source"] == "flexion manual, extension detector"
 
 

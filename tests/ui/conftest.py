@@ -86,9 +86,10 @@ class SyntheticFiles(dict):
 
 @pytest.fixture
 def synthetic_pair(tmp_path):
-    """Loader and paths of a flexion/extension pair of synthetic films (0.2 mm/px)."""
+    """Loader and paths of a flexion/extension pair of synthetic films (0.6 mm/px: the 60 px
+    bodies are 36 mm deep, an adult size; smaller ones would flag the spacing as implausible)."""
     films = SyntheticFiles()
-    cal = Calibration(0.2, 0.2, CalibrationSource.DETECTOR, "synthetic")
+    cal = Calibration(0.6, 0.6, CalibrationSource.DETECTOR, "synthetic")
     for view, shift in (("flexion", 10.0), ("extension", -5.0)):
         path = tmp_path / f"{view}.dcm"
         path.write_bytes(view.encode())

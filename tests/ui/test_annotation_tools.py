@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-SPACING = 0.2  # the synthetic pair's detector spacing, mm
-
 
 @pytest.fixture
 def window(make_window, synthetic_pair):
@@ -28,8 +26,9 @@ def _click(qtbot, view, wx, wy):
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(wx, wy))
 
 
-def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window):
+def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window, synthetic_pair):
     tools, view = window.annotation_tools, window.views["flexion"]
+    spacing = next(iter(synthetic_pair.values())).calibration.column_spacing_mm  # the fixture's, square
     window.actions_by_name["tool_ruler"].trigger()
     assert tools.tool == "ruler"
     _click(qtbot, view, 100, 120)
@@ -40,7 +39,7 @@ def test_ruler_by_two_clicks_in_mm_with_its_source(qtbot, window):
     np.testing.assert_allclose(annotation.points_px, [[x0, y0], [x1, y1]], atol=1e-9)
     label, _, value = window.session.annotation_values("flexion")[0]
     assert label == "R1" and value.unit == "mm"
-    assert value.value == pytest.approx(math.hypot(x1 - x0, y1 - y0) * SPACING)
+    assert value.value == pytest.approx(math.hypot(x1 - x0, y1 - y0) * spacing)
     assert "detector plane" in value.text
     assert window.statusBar().currentMessage() == f"R1 on the flexion film: {value.text}"
     assert window.session.undo_text == "Add ruler"

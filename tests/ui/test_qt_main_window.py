@@ -38,10 +38,10 @@ def expected_synthetic_l4_l5():
     """Hand computation for the synthetic pair (see conftest.synthetic_truth).
 
     Bodies face +x with flat endplates, so t = x(PI of L4) - x(PS of L5):
-    flexion 104 - 102 = 2 px, extension 98 - 99 = -1 px; at 0.2 mm/px
-    dt = 0.6 mm, 3 px / 60 px depth = 5 %, no angulation.
+    flexion 104 - 102 = 2 px, extension 98 - 99 = -1 px; at 0.6 mm/px
+    dt = 1.8 mm, 3 px / 60 px depth = 5 %, no angulation.
     """
-    return {"Translation (mm)": 0.6, "Translation (%)": 5.0, "Angulation (°)": 0.0}
+    return {"Translation (mm)": 1.8, "Translation (%)": 5.0, "Angulation (°)": 0.0}
 
 
 def leading_number(text):
@@ -95,9 +95,9 @@ def test_drag_corner_updates_row_live_and_undo(qtbot, opened, synthetic_pair):
         qtbot.mouseMove(view, pos=p0 + QPoint(dx, 0))
         seen.append(leading_number(opened.results.cell("L4-L5", "Translation (mm)")))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=p0 + QPoint(12, 0))
-    # each 2 image px moves the flexion translation by 0.4 mm (0.2 mm/px): seen live during the drag
-    assert np.diff(seen) == pytest.approx([0.4, 0.4], abs=0.11)
-    assert seen[-1] == pytest.approx(leading_number(before) + 1.2, abs=0.11)
+    # each 2 image px moves the flexion translation by 1.2 mm (0.6 mm/px): seen live during the drag
+    assert np.diff(seen) == pytest.approx([1.2, 1.2], abs=0.11)
+    assert seen[-1] == pytest.approx(leading_number(before) + 3.6, abs=0.11)
     assert opened.session.film("flexion").placement[3, 2] == "manual"
     opened.actions_by_name["undo"].trigger()
     assert opened.results.cell("L4-L5", "Translation (mm)") == before
@@ -233,7 +233,7 @@ def test_bad_input_messages_in_window(make_window, tmp_path, views, bad, expecte
         path = tmp_path / f"{i}-{view}.dcm"
         path.write_bytes(b"x")
         films[str(path)] = SyntheticFilm(
-            str(path), view, synthetic_image(synthetic_truth()), Calibration(0.2, 0.2, CalibrationSource.DETECTOR)
+            str(path), view, synthetic_image(synthetic_truth()), Calibration(0.6, 0.6, CalibrationSource.DETECTOR)
         )
     for name in bad:
         (tmp_path / name).write_bytes(b"garbage")
@@ -407,11 +407,11 @@ def test_custom_thresholds(qtbot, opened, synthetic_pair):
     precise = np.full((6, 4), 0.02)
     for film in synthetic_pair.values():
         opened.session.set_landmarks(film.view, film.truth, landmark_sd_mm=precise)
-    assert opened.results.cell("L4-L5", "Result") == "within thresholds"  # 0.6 mm, 0 degrees
+    assert opened.results.cell("L4-L5", "Result") == "within thresholds"  # 1.8 mm, 0 degrees
     dialog = opened.results.edit_thresholds()
     check_mm, spin_mm = dialog.boxes["translation_mm"]
     assert check_mm.isChecked() and spin_mm.value() == 4.0  # filled from the default preset
-    spin_mm.setValue(0.5)
+    spin_mm.setValue(1.5)
     dialog.boxes["angulation_deg"][0].setChecked(False)
     assert dialog.apply()
     assert opened.session.criteria == "custom"
@@ -459,8 +459,8 @@ def test_one_film_mode_shows_per_film_values_only(make_window, synthetic_pair):
     assert window.views["flexion"].isVisible() and not window.views["extension"].isVisible()
     assert any("Only one film" in m for m in window.banner.messages())
     window.session.set_landmarks("flexion", film.truth)
-    # flexion L4-L5: PI of L4 at x 104, PS of L5 at x 102 -> +2 px = +0.4 mm; flat endplates -> 0 degrees
-    assert window.results.cell("L4-L5", "Flexion transl. (mm)") == "+0.4"
+    # flexion L4-L5: PI of L4 at x 104, PS of L5 at x 102 -> +2 px = +1.2 mm; flat endplates -> 0 degrees
+    assert window.results.cell("L4-L5", "Flexion transl. (mm)") == "+1.2"
     assert window.results.cell("L4-L5", "Flexion angle (°)") == "+0.0"
     assert window.results.cell("L4-L5", "Translation (mm)") == "—"
     assert window.results.cell("L4-L5", "Angulation (°)") == "—"
