@@ -419,46 +419,34 @@ def _as_spacing(value: Any, name: str, batch: tuple[int, ...], dtype: np.dtype) 
     return np.ascontiguousarray(array.reshape(-1, 2), dtype=dtype)
 
 
-def _as_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) -> np.ndarray | None:
-    """Landmark SDs broadcast to (N, V, 4); None when not given."""
+def _as_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype,
+           tail: tuple[int, str] = (4, "corners")) -> np.ndarray | None:
+    """SDs broadcast to (N, V, K); None when not given.
+
+    ``tail`` is (K, what the last axis holds): 4 corners for landmark SDs, or
+    2 ``[shift mm, rotation deg]`` for the per-body rigid SDs.
+    """
     if value is None:
         return None
+    size, what = tail
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected standard deviations as numbers") from None
     try:
-        array = np.broadcast_to(array, (*batch, n_bodies, 4))
+        array = np.broadcast_to(array, (*batch, n_bodies, size))
     except ValueError:
         raise ValueError(
-            f"{name}: shape {array.shape} does not broadcast to {(*batch, n_bodies, 4)} "
-            "(batch, bodies, corners)"
+            f"{name}: shape {array.shape} does not broadcast to {(*batch, n_bodies, size)} "
+            f"(batch, bodies, {what})"
         ) from None
     with np.errstate(invalid="ignore"):
         if np.isinf(array).any() or (array < 0).any():
             raise ValueError(f"{name}: standard deviations must be finite and >= 0 (NaN = unknown)")
-    return array.reshape(-1, n_bodies, 4).astype(dtype, copy=False)
+    return array.reshape(-1, n_bodies, size).astype(dtype, copy=False)
 
 
-def _as_body_sd(value: Any, name: str, batch: tuple[int, ...], n_bodies: int, dtype) -> np.ndarray | None:
-    """Per-body (shift mm, rotation °) SDs broadcast to (N, V, 2); None when not given."""
-    if value is None:
-        return None
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected standard deviations as numbers") from None
-    try:
-        array = np.broadcast_to(array, (*batch, n_bodies, 2))
-    except ValueError:
-        raise ValueError(
-            f"{name}: shape {array.shape} does not broadcast to {(*batch, n_bodies, 2)} "
-            "(batch, bodies, [shift mm, rotation deg])"
-        ) from None
-    with np.errstate(invalid="ignore"):
-        if np.isinf(array).any() or (array < 0).any():
-            raise ValueError(f"{name}: standard deviations must be finite and >= 0 (NaN = unknown)")
-    return array.reshape(-1, n_bodies, 2).astype(dtype, copy=False)
+_BODY_SD_TAIL = (2, "[shift mm, rotation deg]")
 
 
 def _rigid_inputs(body: np.ndarray | None, landmarks: np.ndarray, spacing: np.ndarray | None,
@@ -836,8 +824,8 @@ def segmental_motion(
     sd_px = _as_sd(landmark_sd_px, "landmark_sd_px", batch, n_bodies, dtype)
     sd_f = sd_both if sd_f is None else sd_f
     sd_e = sd_both if sd_e is None else sd_e
-    body_f = _as_body_sd(flexion_body_sd, "flexion_body_sd", batch, n_bodies, dtype)
-    body_e = _as_body_sd(extension_body_sd, "extension_body_sd", batch, n_bodies, dtype)
+    body_f = _as_sd(flexion_body_sd, "flexion_body_sd", batch, n_bodies, dtype, _BODY_SD_TAIL)
+    body_e = _as_sd(extension_body_sd, "extension_body_sd", batch, n_bodies, dtype, _BODY_SD_TAIL)
     if (body_f is not None or body_e is not None) and sd_f is None and sd_e is None and sd_px is None:
         sd_f = sd_e = np.zeros((math.prod(batch), n_bodies, 4), dtype)
     has_sd = sd_f is not None or sd_e is not None or sd_px is not None
