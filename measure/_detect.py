@@ -332,6 +332,29 @@ def _side_contrast(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
     return float(np.nanmean(values[:half]) - np.nanmean(values[half:]))
 
 
+def _block_frame(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each block's unit axis across the column, unit axis down it, and centre.
+
+    Parameters
+    ----------
+    blocks : (B, 4, 2) float array, px
+        Block corners in the order top-left, top-right, bottom-right, bottom-left.
+
+    Returns
+    -------
+    ex, down, centre : (B, 2) float arrays
+        ``ex`` along the top edge, ``down`` perpendicular to it pointing to the
+        bottom edge, ``centre`` the mean of the corners (px).
+    """
+    top_left, top_right, _, bottom_left = (blocks[:, k] for k in range(4))
+    ex = top_right - top_left
+    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
+    down = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    flip = np.einsum("ij,ij->i", down, bottom_left - top_left) < 0
+    down[flip] *= -1
+    return ex, down, blocks.mean(axis=1)
+
+
 def _posterior_modulation(norm: np.ndarray, blocks: np.ndarray, depth: float) -> float:
     """How much more the band behind the +x wall varies along the column than the -x band.
 
@@ -343,13 +366,7 @@ def _posterior_modulation(norm: np.ndarray, blocks: np.ndarray, depth: float) ->
     the column is the side's modulation.  Returns ``(plus - minus) / (plus +
     minus)`` over the blocks, in [-1, 1] (positive: posterior elements on +x).
     """
-    top_left, top_right, _, bottom_left = (blocks[:, k] for k in range(4))
-    ex = top_right - top_left
-    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
-    down = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
-    flip = np.einsum("ij,ij->i", down, bottom_left - top_left) < 0
-    down[flip] *= -1
-    centre = blocks.mean(axis=1)
+    ex, down, centre = _block_frame(blocks)
     out = np.linspace(0.6, 1.2, 7) * depth  # from the centre: 0.1-0.7 depth beyond the wall
     along = np.linspace(-0.55, 0.55, 23) * depth
     stds = []
@@ -382,13 +399,7 @@ def _mirror_symmetry(norm: np.ndarray, blocks: np.ndarray, depth: float) -> floa
     0.5-1.6 depth from the axis with their mirror points is taken.  Returns
     the best, in [-1, 1].
     """
-    top_left, top_right, _, bottom_left = (blocks[:, k] for k in range(4))
-    ex = top_right - top_left
-    ex /= np.linalg.norm(ex, axis=1, keepdims=True)
-    down = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
-    flip = np.einsum("ij,ij->i", down, bottom_left - top_left) < 0
-    down[flip] *= -1
-    centre = blocks.mean(axis=1)
+    ex, down, centre = _block_frame(blocks)
     step = 0.05
     across = np.arange(-2.2, 2.2 + 1e-9, step) * depth
     along = np.linspace(-0.5, 0.5, 15) * depth
