@@ -5,7 +5,6 @@ review-mode tests)."""
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
@@ -51,7 +50,7 @@ def translation(ds):
 def finding_to_stable(ds):
     group = _group(ds, "segment L4-L5")
     _item(group, "121071").ConceptCodeSequence[0].CodeValue = "within"
-    _item(group, "finding", "TEXT").TextValue = "stable"
+    _item(group, "finding", "CODE").ConceptCodeSequence[0].CodeValue = "finding-stable"
     return "L4-L5 finding: stored stable"
 
 
@@ -81,7 +80,7 @@ def nan_value(ds):
 
 
 def angle(ds):
-    item = _item(_group(ds, "segment L1-L2"), "flexion_angle_deg")
+    item = _item(_group(ds, "flexion L1-L2"), "1483009")  # SCT Angle of the flexion film
     _set_num(item, float(item.MeasuredValueSequence[0].FloatingPointValue) + 2.0)
     return "L1-L2 flexion_angle_deg: stored"
 
@@ -100,16 +99,13 @@ def corner(ds):
 
 
 def criteria(ds):
-    item = next(i for i in ds.ContentSequence if i.ValueType == "TEXT"
-                and _cv(i) == "session-header")
-    header = json.loads(item.TextValue)
-    header["criteria"] = "white-panjabi"
-    item.TextValue = json.dumps(header)
+    item = next(i for i in ds.ContentSequence if i.ValueType == "CODE" and _cv(i) == "criteria")
+    item.ConceptCodeSequence[0].CodeValue = "criteria-white-panjabi"
     return "thresholds: stored"
 
 
 def level_label(ds):
-    _item(_group(ds, "segment L5-S1"), "segment", "TEXT").TextValue = "L5-L6"
+    _item(_group(ds, "segment L5-S1"), "112050", "TEXT").TextValue = "L5-L6"  # Anatomic Identifier
     return "not in the landmarks L5-L6"
 
 
