@@ -39,6 +39,7 @@ from measure import (
     PlacementMethod,
     refine_corners,
     track_bodies,
+    tracking_sd,
 )
 
 __all__ = [
@@ -64,8 +65,10 @@ _CHECK_DISTANCE = 0.5
 # correlation) than the same label before the films are said to disagree
 _LABEL_MARGIN = 0.1
 
+# Tracked corners have no floor: their SD is the per-body SD of the registration's
+# own fit (tracked_sd_px, measure.tracking_sd), fitted on phantoms down to 0.01 mm.
 _SD_FLOOR_MM = {
-    PlacementMethod.TRACKED: 0.05,
+    PlacementMethod.TRACKED: 0.0,
     PlacementMethod.REFINED: 0.15,
     PlacementMethod.DETECTED: 0.5,
 }
@@ -224,6 +227,33 @@ def _result(
     )  # fmt: skip
 
 
+def tracked_sd_px(corners: np.ndarray, quality: np.ndarray, model: Any = None) -> np.ndarray:
+    """Per-corner SD of tracked corners, pixels, from each body's registration (``measure.tracking_sd``).
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2)
+        Tracked corners on the target film, pixels (NaN: not placed).
+    quality : ndarray of shape (V,)
+        Each body's correlation with its template after registration.
+    model : measure.TrackingSDModel, optional
+        Default ``measure.TRACKING_SD_MODEL`` (the benchmark passes one it fits).
+
+    Returns
+    -------
+    ndarray of shape (V, 4)
+        The SD of the body's shift per axis (the same for its four corners),
+        in proportion to its endplate depth on the target film; NaN where a
+        corner is not placed.
+    """
+    corners = np.asarray(corners, dtype=float)
+    superior = np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1)
+    inferior = np.linalg.norm(corners[:, 3] - corners[:, 2], axis=-1)
+    depth = np.where(np.isfinite(inferior), (superior + np.nan_to_num(inferior)) / 2, superior)  # S1: superior
+    sd = tracking_sd(np.asarray(quality, dtype=float), depth, model)
+    return np.where(np.isfinite(corners[..., 0]), sd[:, None], np.nan)
+
+
 def _check_levels(levels, corners: np.ndarray) -> tuple[str, ...]:
     levels = tuple(levels)
     if len(levels) != corners.shape[0]:
@@ -276,8 +306,12 @@ def track_film(
     if not result:
         return result
     wanted = np.any(np.isfinite(corners[..., 0]), axis=1)
+    # the SD stored is the body's from its own registration fit (measure.tracking_sd), not
+    # the Gauss-Newton covariance (which does not grow with a poorer match): measured on
+    # phantoms no test uses, benchmarks/bench_coverage.py
+    sd_px = tracked_sd_px(result.landmarks, result.quality)
     return _result(
-        levels, result.landmarks, result.corner_sd_px, result.quality, result.body_failures,
+        levels, result.landmarks, sd_px, result.quality, result.body_failures,
         PlacementMethod.TRACKED, _calibration_of(target, target_calibration),
         {"scale": round(float(result.scale), 5)}, wanted,
     )  # fmt: skip

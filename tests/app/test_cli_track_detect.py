@@ -40,7 +40,7 @@ def test_track_writes_both_films_with_placement_sd_and_quality(phantom_files, tm
             err_mm = np.hypot(*(np.array(ext["landmarks"][level][corner]) - xy)) * spacing
             assert err_mm < 1.0, (level, corner, err_mm)
             assert ext["placement"][level][corner] == "tracked"
-            assert ext["landmark_sd_mm"][level][corner] >= 0.05
+            assert 0 < ext["landmark_sd_mm"][level][corner] < 0.5  # the body's own tracking SD
         assert doc["flexion"]["placement"][level]["AS"] == "manual"
     assert set(ext["tracking"]["quality"]) == set(MEASURED_LEVELS)
     assert ext["tracking"]["failures"] == {}
