@@ -160,3 +160,52 @@ def test_a_sure_partner_at_the_wrong_level_is_not_passed_on_confidently(unsure_s
     assert ext.details["needs_review"] and flex.details["needs_review"]
     assert any("differ by 1 level" in r for r in ext.details["review_reasons"])
     assert any("check the labels on both films" in r for r in flex.details["review_reasons"])
+
+
+def _shifted_body(corners: np.ndarray, v: int, fraction: float) -> np.ndarray:
+    """``corners`` with body ``v`` moved ``fraction`` of its endplate depth down the column."""
+    out = corners.copy()
+    depth = np.linalg.norm(corners[v, 0] - corners[v, 1])
+    down = np.nanmean(corners[v + 1, :2], axis=0) - np.nanmean(corners[v, :2], axis=0)
+    out[v] += fraction * depth * down / np.linalg.norm(down)
+    return out
+
+
+@pytest.mark.parametrize("bad", ["flexion", "extension"])
+def test_both_unsure_a_body_outlined_off_on_one_film_takes_the_surer_films_outline(unsure_study, bad):
+    # both films "detected" unsure, same labels; L3 outlined 0.4 of a depth too low on one
+    # film, with the lower detection confidence there: that film takes the other film's L3
+    # (tracked flexion -> extension, or mapped back by the inverse of L3's tracked similarity)
+    from app.autolandmarks import _exchange_bodies
+
+    study, images, facing = unsure_study
+    truth = {f.view: f.landmark_array() for f in study.films}
+    v = MEASURED_LEVELS.index("L3")
+    films = {}
+    for role in ("flexion", "extension"):
+        corners = _shifted_body(truth[role], v, 0.4) if role == bad else truth[role]
+        films[role] = _auto(corners, PlacementMethod.DETECTED, facing=facing, needs_review=True,
+                            review_reasons=["outline unsure for L3"])  # fmt: skip
+        quality = np.full(len(MEASURED_LEVELS), 0.5)
+        quality[v] = 0.1 if role == bad else 0.5
+        films[role] = replace(films[role], quality=quality)
+    before = _level_errors(study.films[0 if bad == "flexion" else 1], films[bad].corners)
+    assert before[v] > 0.3  # precondition: that film's L3 is wrong by the benchmark's measure
+
+    def track(source, target):
+        return track_film(images[source], films[("flexion", "extension")[source]].corners, images[target])
+
+    flex, ext = _exchange_bodies((films["flexion"], films["extension"]), track)
+    out = {"flexion": flex, "extension": ext}
+    good = "extension" if bad == "flexion" else "flexion"
+    after = _level_errors(study.films[0 if bad == "flexion" else 1], out[bad].corners)
+    assert after[v] < 0.1, after  # the surer outline, carried over, sits on the true L3
+    assert out[bad].details["carried_from_partner"] == ["L3"]
+    assert list(out[bad].placement[v]) == ["tracked"] * 4
+    # the other bodies and the other film's corners are untouched
+    others = np.arange(len(MEASURED_LEVELS)) != v
+    np.testing.assert_array_equal(out[bad].corners[others], films[bad].corners[others])
+    np.testing.assert_array_equal(out[good].corners, films[good].corners)
+    for o in out.values():  # still unsure, and the reason names the body on both films
+        assert o.details["needs_review"]
+        assert any(r.startswith("L3: the two films outline it") for r in o.details["review_reasons"])
