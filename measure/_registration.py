@@ -191,6 +191,7 @@ def coarse_candidates(
     found: list[SimilarityMatch] = []
     padded_cache: dict[tuple[int, int], np.ndarray] = {}
     padded_sq: dict[tuple[int, int], np.ndarray] = {}  # the same, squared
+    floor = 1e-4 * float(np.mean(search * search))  # the image's variance at a constant
     for scale in np.atleast_1d(scales):
         for angle in np.atleast_1d(angles_rad):
             template, tmask, forward = _rotated_template(
@@ -215,7 +216,9 @@ def coarse_candidates(
             if lx1 < lx0 or ly1 < ly0:
                 continue
             region = padded[ly0 : ly1 + th, lx0 : lx1 + tw]
-            response = _masked_ncc(region, padded_sq[key][ly0 : ly1 + th, lx0 : lx1 + tw], template, tmask)
+            response = _masked_ncc(
+                region, padded_sq[key][ly0 : ly1 + th, lx0 : lx1 + tw], template, tmask, floor
+            )
             iy, ix = np.unravel_index(int(np.argmax(response)), response.shape)
             score = float(response[iy, ix])
             dx = _parabola_peak(response[iy, max(ix - 1, 0) : ix + 2], ix)
@@ -229,7 +232,11 @@ def coarse_candidates(
 
 
 def _masked_ncc(
-    region: np.ndarray, region_sq: np.ndarray, template: np.ndarray, tmask: np.ndarray
+    region: np.ndarray,
+    region_sq: np.ndarray,
+    template: np.ndarray,
+    tmask: np.ndarray,
+    floor: float | None = None,
 ) -> np.ndarray:
     """Normalised cross-correlation of a masked template at every position of ``region``.
 
@@ -240,6 +247,9 @@ def _masked_ncc(
     template : ndarray of shape (h, w), float32
     tmask : ndarray of shape (h, w), uint8
         Non-zero on the template pixels that take part (binary).
+    floor : float, optional
+        Masked variance per pixel below which the image counts as constant;
+        default 1e-4 of the mean of ``region_sq``.
 
     Returns
     -------
@@ -247,8 +257,8 @@ def _masked_ncc(
         ``sum M (T - T_M)(I - I_M) / sqrt(sum M (T - T_M)^2 * sum M (I - I_M)^2)``
         with ``T_M``, ``I_M`` the means over the mask (OpenCV's
         ``TM_CCOEFF_NORMED`` with a mask); 0 where the image is constant
-        under the mask (its masked variance below 1e-4 of the region's mean
-        square: the zero padding).
+        under the mask (its masked variance below ``floor``: the zero
+        padding).
 
     Notes
     -----
@@ -257,19 +267,23 @@ def _masked_ncc(
     ``n = sum M`` is ``corr(I^2, M) - corr(I, M)^2 / n``: three unmasked
     ``cv2.matchTemplate(..., TM_CCORR)`` calls.
     """
-    m = (tmask > 0).astype(np.float32)
-    n = float(m.sum())
-    centred = (template - float(template[tmask > 0].mean())) * m
+    inside = tmask > 0
+    m = inside.astype(np.float32)
+    n = float(np.count_nonzero(inside))
+    centred = (template - float(template[inside].mean())) * m
     numerator = cv2.matchTemplate(region, centred, cv2.TM_CCORR)
     local_sum = cv2.matchTemplate(region, m, cv2.TM_CCORR)
-    local_sq = cv2.matchTemplate(region_sq, m, cv2.TM_CCORR)
-    image_var = local_sq - local_sum * local_sum / n  # n times the masked variance
-    template_energy = float(np.dot(centred.ravel(), centred.ravel()))
+    image_var = cv2.matchTemplate(region_sq, m, cv2.TM_CCORR)
+    image_var -= local_sum * local_sum / n  # n times the masked variance of the image
     # an image (nearly) constant under the mask: float32 cancellation, not a match
-    floor = 1e-4 * n * float(np.mean(region_sq)) + 1e-12
-    denominator = np.sqrt(np.maximum(image_var, 0.0) * template_energy)
-    good = image_var > floor
-    return np.where(good, numerator / np.where(good, denominator, 1.0), 0.0).astype(np.float32)
+    if floor is None:
+        floor = 1e-4 * float(np.mean(region_sq))
+    constant = image_var <= n * floor + 1e-12
+    np.maximum(image_var, 1e-30, out=image_var)
+    image_var *= float(np.dot(centred.ravel(), centred.ravel()))
+    numerator /= np.sqrt(image_var, out=image_var)
+    numerator[constant] = 0.0
+    return numerator
 
 
 _HUBER_K = 1.345
