@@ -998,12 +998,23 @@ def _reseek_unrefined(
         clear = np.linalg.norm(got[:, None] - centres[others][None], axis=-1).min(axis=1) > 0.6 * depth
         found &= clear
     miss = np.linalg.norm(got - np.array(expected), axis=1)
+    before = corners
     corners, sd, ok = corners.copy(), sd.copy(), ok.copy()
     for v in retry:
         mine = np.flatnonzero((owner_arr == v) & found)
         if mine.size:
             k = mine[np.argmin(miss[mine])]
             corners[v], sd[v], ok[v] = again.landmarks[k], again.corner_sd_px[k], True
+    # S1's endplate was put below L5's block: it moves with L5 when L5 was found elsewhere
+    l5, s1 = n_lumbar - 1, n_lumbar
+    if ok[l5] and not ok[s1] and l5 in retry and np.all(np.isfinite(corners[s1, :2])):
+        moved = corners[s1].copy()
+        moved[:2] += corners[l5, [3, 2]] - before[l5, [3, 2]]
+        s1_again = refine_corners(img, moved[None], search_fraction=0.25, max_move_fraction=0.4)
+        if s1_again and s1_again.refined[0]:
+            corners[s1], sd[s1], ok[s1] = s1_again.landmarks[0], s1_again.corner_sd_px[0], True
+        else:
+            corners[s1] = moved
     return corners, sd, ok
 
 
