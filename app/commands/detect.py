@@ -8,7 +8,8 @@ upwards, with a confidence per body (``docs/auto-landmarks.md``).  ``OUT.json``:
 - ``films``: one object per image, in the order given, with the keys of a film
   of the landmarks format (``pixel_spacing_mm``, ``calibration_source``,
   ``landmarks``, ``placement`` = ``detected``, ``landmark_sd_mm``) plus
-  ``image`` (``path``, ``sha256``), ``view``, ``detection`` (``confidence``
+  ``image`` (``path``, ``sha256``), ``image_size`` (``[rows, columns]``),
+  ``view``, ``detection`` (``confidence``
   per level, ``failures``, ``facing``) and ``failure`` (the reason when
   nothing was found, else null);
 - ``flexion`` and ``extension``: when exactly one film of each view was
@@ -48,6 +49,7 @@ def _film_entry(path: str, film: Any, outcome: Any, levels: tuple[str, ...]) -> 
     marks = FilmLandmarks(
         corners, film.calibration, placement, sd if sd is not None and np.any(np.isfinite(sd)) else None
     )
+    marks = marks.with_image_size(film.shape)  # the field-of-view check needs it (issue 14 §1)
     doc = StudyLandmarks(levels, marks, marks).to_dict()["flexion"]
     entry.update(doc)
     entry["calibration_source"] = film.calibration.source.value
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 doc[entry["view"]] = {
                     k: entry[k]
                     for k in ("pixel_spacing_mm", "calibration_source", "calibration_detail",
-                              "landmarks", "placement", "landmark_sd_mm")
+                              "landmarks", "placement", "landmark_sd_mm", "image_size")
                     if k in entry
                 }
     atomic_write_text(args.out, json.dumps(doc, indent=2, allow_nan=False) + "\n")
