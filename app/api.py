@@ -349,10 +349,11 @@ def measure_study(
             if path is None:
                 continue
             film = study.film(name)
-            if film.calibration.source == CalibrationSource.MANUAL:
-                continue
             header = read_film_header(path)
-            updates[name] = replace(film, calibration=header.calibration)
+            if film.calibration.source != CalibrationSource.MANUAL:
+                film = replace(film, calibration=header.calibration)
+            # the film's size too: the field-of-view check of its spacing (issue 14 §1)
+            updates[name] = film.with_image_size(header.shape)
         study = replace(study, **updates)
     return _study_tables(study, spec, source)
 

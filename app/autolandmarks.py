@@ -65,6 +65,23 @@ _CHECK_DISTANCE = 0.5
 # correlation) than the same label before the films are said to disagree
 _LABEL_MARGIN = 0.1
 
+# detect_study's partner step (``_with_partner``), chosen on the tuning seeds 70000-70059
+# (benchmarks/bench_detect_realistic.py --set tuning; docs/auto-landmarks.md):
+# a film tracked from a sure partner whose own detection was refused (nothing to cross-check) needs review
+_UNCHECKED_NEEDS_REVIEW = False
+# fewer lumbar bodies than this tracked from the partner: the result needs review
+_MIN_CARRIED_BODIES = 3
+# the guard leaving bodies of the helped film unplaced also puts the sure partner under review
+_DISAGREE_SOURCE_REVIEW = True
+# films whose labels differ by a level: the one whose smallest label confidence is higher by this
+# gives its labels to the other (both stay under review)
+_SETTLE_MARGIN = 0.3
+# both films unsure: a body whose tracked and detected outlines lie this far apart (endplate
+# depths; beyond the upper bound it is another level, the guard's case) with at least this
+# tracking correlation is taken from the film whose detection is surer of it
+_DISPUTE = (0.2, 1.0)
+_DISPUTE_QUALITY = 0.6
+
 # Tracked corners have no floor: their SD is the per-body SD of the registration's
 # own fit (tracked_sd_px, measure.tracking_sd), fitted on phantoms down to 0.01 mm.
 _SD_FLOOR_MM = {
@@ -422,8 +439,10 @@ def detect_study(
     *,
     levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     calibrations: tuple[Calibration | None, Calibration | None] = (None, None),
+    partner: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]:
-    """Detect on both films of a study and make them agree on the facing and the labels.
+    """Detect on both films of a study, make them agree, and let a sure film help its partner.
 
     Each film is detected on its own (:func:`detect_film`); then
 
@@ -435,6 +454,31 @@ def detect_study(
       the same label and one level up or down (normalised correlation of the
       bodies resampled into their own frame).  When a neighbour's label fits
       better, the labels of the two films differ by a level: both need review.
+    - **partner** (``partner=True``, :func:`_with_partner`): when one film is
+      refused or needs review and the other does not, the sure film's bodies
+      are tracked onto it (:func:`track_film`, guarded by that film's own
+      detection with :func:`check_tracking`) and the tracked bodies become its
+      result: ``method`` ``tracked``, ``details["tracked_from"]`` names the
+      source film, ``details["obtained"]`` says how and why.  When the labels
+      of two found films differ, tracking both ways shows which bodies
+      correspond; the film whose own labels are sure gives the labels to the
+      other, and both still need review.  Labels and facing are never changed
+      by tracking: they are always one film's detected ones.
+
+    Parameters
+    ----------
+    flexion, extension : app.dicom_io.Film or ndarray of shape (H, W)
+        The two films.
+    levels : sequence of str
+        Labels top to bottom, ending with ``S1``.
+    calibrations : (Calibration or None, Calibration or None)
+        Per film; default each film's own (uncalibrated for an array).
+    partner : bool
+        Track between the films where one helps the other (costs about one
+        tracking, ≈ 1 s CPU, and only when a film is refused or unsure).
+    checkpoint : callable, optional
+        Progress and cancellation hook (:data:`measure.Checkpoint`): the two
+        detections take the first 40 %, tracking the rest.
 
     Returns
     -------
@@ -443,10 +487,40 @@ def detect_study(
         the study-level checks (``details["study_check"]`` has the figures).
     """
     levels = tuple(levels)
-    outcomes = [
-        detect_film(film, levels=levels, calibration=cal)
-        for film, cal in zip((flexion, extension), calibrations, strict=True)
-    ]
+    films = (flexion, extension)
+    alone = tuple(
+        detect_film(film, levels=levels, calibration=cal, checkpoint=_part(checkpoint, 0.2 * k, 0.2 * k + 0.2))
+        for k, (film, cal) in enumerate(zip(films, calibrations, strict=True))
+    )
+    agreed = _agree(films, alone)
+    if not partner:
+        return agreed
+    done = [0.4]
+
+    def track(source: int, target: int) -> AutoLandmarks | LandmarkFailure:
+        start, done[0] = done[0], min(done[0] + 0.3, 1.0)
+        return track_film(
+            films[source], agreed[source].corners, films[target], levels=levels,
+            target_calibration=calibrations[target], checkpoint=_part(checkpoint, start, done[0]),
+        )  # fmt: skip
+
+    result = _with_partner(agreed, alone, track)
+    if checkpoint is not None:
+        checkpoint(1.0)
+    return result
+
+
+def _part(checkpoint: Checkpoint | None, start: float, stop: float) -> Checkpoint | None:
+    """A checkpoint for one step of a chain, mapping its [0, 1] onto [start, stop]."""
+    if checkpoint is None:
+        return None
+    return lambda fraction: checkpoint(start + (stop - start) * fraction)
+
+
+def _agree(
+    films: tuple[Any, Any], outcomes: tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]
+) -> tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]:
+    """The study-level checks of :func:`detect_study`: facing and labels must agree between the films."""
     if not all(outcomes):
         return outcomes[0], outcomes[1]
     flex, ext = outcomes
@@ -459,9 +533,7 @@ def detect_study(
             f"the films disagree on the facing (flexion {flex.details['facing']}, extension "
             f"{ext.details['facing']}): every angle and translation would change sign"
         )
-    offset, scores = _label_offset(
-        (film_image(flexion), film_image(extension)), (flex.corners, ext.corners)
-    )
+    offset, scores = _label_offset((film_image(films[0]), film_image(films[1])), (flex.corners, ext.corners))
     if offset != 0:
         reasons.append(
             f"the labels of the two films differ by {abs(offset)} level(s): the same vertebra is "
@@ -482,6 +554,338 @@ def detect_study(
         merged = own + reasons
         details = {**o.details, "needs_review": bool(merged), "review_reasons": merged, "study_check": check}
         out.append(replace(o, details=details))
+    return out[0], out[1]
+
+
+_ROLES = ("flexion", "extension")
+
+
+def _with_partner(
+    agreed: tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure],
+    alone: tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure],
+    track: Any,
+) -> tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]:
+    """Where one film of a study is refused or unsure, carry the other film's bodies onto it.
+
+    Parameters
+    ----------
+    agreed : (flexion, extension)
+        The films' detections after the study-level checks (:func:`_agree`).
+    alone : (flexion, extension)
+        The same detections before them (each film's own review state).
+    track : callable
+        ``track(source, target)`` with film indices (0 flexion, 1 extension):
+        :func:`track_film` of ``agreed[source]``'s corners onto the target film.
+
+    Returns
+    -------
+    (flexion, extension) : AutoLandmarks or LandmarkFailure
+        ``agreed`` where nothing is to be gained; otherwise the helped film's
+        result is the guarded tracking (:func:`_carried`).
+
+    Notes
+    -----
+    Cases, with "sure" = found and not marked for review:
+
+    - both sure, or both refused, or the films disagree on the facing
+      (tracking cannot mirror, so it cannot settle that): unchanged;
+    - one film refused, the other found: the found film's bodies are tracked
+      onto it (needing review when the source does);
+    - both found, one sure, labels agreeing: the unsure film gets the sure
+      film's bodies, checked body by body against its own detection;
+    - both found, labels one level apart (:func:`_label_offset`): tracked both
+      ways; when both trackings put the bodies on the other film's bodies one
+      label away (the two detections name the same vertebrae differently) and
+      one film's own label evidence is clearly stronger, that film's labels
+      are carried to the other.  Both still need review: the evidence disagreed.
+    - both found and unsure, labels and facing agreeing: neither film's labels
+      can be preferred, but where the two films outline one body differently,
+      the surer outline is carried to the other film (:func:`_exchange_bodies`).
+    """
+    found = [bool(o) for o in agreed]
+    if not any(found):
+        return agreed
+    sure = [f and not o.details["needs_review"] for f, o in zip(found, agreed, strict=True)]
+    if all(sure):
+        return agreed
+    out = list(agreed)
+    if all(found):
+        check = agreed[0].details["study_check"]
+        if not check["facing_agree"]:
+            return agreed
+        offset = int(check["label_offset"])
+        if offset != 0:
+            return _settle_labels(agreed, alone, track, offset)
+        if not any(sure):
+            return _exchange_bodies(agreed, track)
+        source = int(sure.index(True))
+    else:
+        source = int(found.index(True))
+    target = 1 - source
+    tracked = track(source, target)
+    if not tracked:
+        if not agreed[target]:
+            out[target] = LandmarkFailure(
+                f"{agreed[target].reason} (tracking from the {_ROLES[source]} film failed too: {tracked.reason})"
+            )
+        return out[0], out[1]
+    carried, source_reasons = _carried(tracked, agreed[source], agreed[target], source, target)
+    out[target] = carried
+    if source_reasons:
+        out[source] = _with_reasons(agreed[source], source_reasons)
+    return out[0], out[1]
+
+
+def _with_reasons(outcome: AutoLandmarks, reasons: list[str]) -> AutoLandmarks:
+    merged = list(dict.fromkeys([*outcome.details.get("review_reasons", []), *reasons]))
+    return replace(outcome, details={**outcome.details, "needs_review": bool(merged), "review_reasons": merged})
+
+
+def _carried(
+    tracked: AutoLandmarks,
+    source: AutoLandmarks,
+    detection: AutoLandmarks | LandmarkFailure,
+    source_index: int,
+    target_index: int,
+    *,
+    extra_reasons: tuple[str, ...] = (),
+    expected_offset: int = 0,
+) -> tuple[AutoLandmarks, list[str]]:
+    """A film's result tracked from its partner's detection, with its own review state.
+
+    Parameters
+    ----------
+    tracked : AutoLandmarks
+        :func:`track_film` of ``source``'s corners onto this film.
+    source : AutoLandmarks
+        The partner's detection (after the study-level checks): its labels,
+        facing and review state.
+    detection : AutoLandmarks or LandmarkFailure
+        This film's own detection: the guard (:func:`check_tracking`).
+    source_index, target_index : int
+        0 flexion, 1 extension.
+    extra_reasons : tuple of str
+        Review reasons the caller adds (labels settled between the films).
+    expected_offset : int
+        A label offset between the tracked bodies and this film's detection
+        that the caller already explains in ``extra_reasons`` (not repeated).
+
+    Returns
+    -------
+    (AutoLandmarks, list of str)
+        This film's result, and review reasons for the *source* film (the
+        guard found the two detections naming the same bodies differently).
+    """
+    src_name, tgt_name = _ROLES[source_index], _ROLES[target_index]
+    guarded = check_tracking(
+        tracked, detection, target=tgt_name, source_facing=source.details.get("facing"),
+        unchecked_needs_review=_UNCHECKED_NEEDS_REVIEW,
+    )  # fmt: skip
+    cross = guarded.details["cross_check"]
+    reasons = list(extra_reasons)
+    if source.details.get("needs_review"):
+        reasons.append(f"its labels are the {src_name} film's, which needs review itself")
+    guard_reasons = guarded.details.get("review_reasons", [])
+    if expected_offset and cross.get("label_offset") == expected_offset:
+        guard_reasons = [r for r in guard_reasons if not r.startswith("the labels of the two films differ")]
+    reasons += guard_reasons
+    n_placed = len([lv for lv in guarded.placed if lv != guarded.levels[-1]])
+    if n_placed < _MIN_CARRIED_BODIES:
+        reasons.append(f"only {n_placed} bodies could be tracked from the {src_name} film")
+    source_reasons = []
+    if cross.get("label_offset") and cross["label_offset"] != expected_offset:
+        k = int(cross["label_offset"])
+        source_reasons.append(
+            f"tracking its bodies onto the {tgt_name} film puts them on the bodies detection there names "
+            f"{abs(k)} level(s) {'lower' if k > 0 else 'higher'}: check the labels on both films"
+        )
+    elif any(status == "disagree" for status in cross["status"].values()) and _DISAGREE_SOURCE_REVIEW:
+        source_reasons.append(
+            f"its bodies tracked onto the {tgt_name} film and detection there disagree on some bodies"
+        )
+    if detection:
+        why = "its own detection needs review" if detection.details.get("needs_review") else "detected"
+        own = {"found": True, "needs_review": bool(detection.details.get("needs_review")),
+               "review_reasons": list(detection.details.get("review_reasons", []))}  # fmt: skip
+    else:
+        why = f"its own detection: {detection.reason}"
+        own = {"found": False, "reason": detection.reason}
+    reasons = list(dict.fromkeys(reasons))
+    details = {
+        **guarded.details,
+        "facing": source.details.get("facing"),
+        "facing_confidence": source.details.get("facing_confidence"),
+        "facing_evidence": source.details.get("facing_evidence"),
+        "label_confidence": {
+            lv: c for lv, c in source.details.get("label_confidence", {}).items() if lv in guarded.placed
+        },
+        "study_check": source.details.get("study_check"),
+        "tracked_from": src_name,
+        "obtained": f"tracked from the {src_name} film ({why})",
+        "own_detection": own,
+        "needs_review": bool(reasons),
+        "review_reasons": reasons,
+    }
+    return replace(guarded, details=details), source_reasons
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``dst ≈ scale * R @ src + t`` of matched points (Umeyama).
+
+    Parameters
+    ----------
+    src, dst : ndarray of shape (N, 2)
+        Matched points, pixels (N >= 2).
+
+    Returns
+    -------
+    (scale, R, t) : float, ndarray of shape (2, 2), ndarray of shape (2,)
+    """
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / max(float(np.sum(a * a)), 1e-12))
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def _exchange_bodies(
+    agreed: tuple[AutoLandmarks, AutoLandmarks], track: Any
+) -> tuple[AutoLandmarks, AutoLandmarks]:
+    """Both films found and unsure, same labels and facing: settle bodies the two outline differently.
+
+    The flexion film's bodies are tracked onto the extension film.  A body
+    whose tracked and detected positions on the extension film lie between
+    ``_DISPUTE[0]`` and ``_DISPUTE[1]`` endplate depths apart (the same
+    vertebra outlined differently: farther is the guard's business, another
+    level), with a tracking correlation of at least ``_DISPUTE_QUALITY``, is
+    outlined on one of the films a good part of a body off.  The film whose
+    detection is surer of that body (its confidence) keeps it, and the other
+    film takes it: the tracked corners (flexion → extension), or the extension
+    film's detected corners mapped back by the inverse of that body's tracked
+    similarity (extension → flexion; a rigid body, so this is tracking the
+    other way).  Labels are not touched; both films keep needing review, with
+    a reason naming the body.
+    """
+    tracked = track(0, 1)
+    if not tracked:
+        return agreed
+    flex, ext = agreed
+    c_t, depth = _centres(tracked.corners)
+    c_e, _ = _centres(ext.corners)
+    with np.errstate(invalid="ignore"):
+        gap = np.linalg.norm(c_t - c_e, axis=-1) / depth
+        disputed = (gap > _DISPUTE[0]) & (gap < _DISPUTE[1]) & (tracked.quality >= _DISPUTE_QUALITY)
+    disputed &= np.isfinite(flex.quality) & np.isfinite(ext.quality) & (flex.quality != ext.quality)
+    if not disputed.any():
+        return agreed
+    out = {"flexion": _Editable(flex), "extension": _Editable(ext)}
+    for v in np.flatnonzero(disputed):
+        level = flex.levels[v]
+        has = np.isfinite(flex.corners[v, :, 0]) & np.isfinite(tracked.corners[v, :, 0])
+        if flex.quality[v] > ext.quality[v]:
+            keeper, taker, corners, sd = "flexion", "extension", tracked.corners[v], flex.sd_px[v]
+            quality = flex.quality[v]
+        else:
+            keeper, taker = "extension", "flexion"
+            scale, rot, t = _similarity(flex.corners[v, has], tracked.corners[v, has])
+            corners = ((ext.corners[v] - t) @ rot) / scale  # the inverse similarity, row vectors
+            sd, quality = ext.sd_px[v] / scale, ext.quality[v]
+        why = (
+            f"{level}: the two films outline it {gap[v]:.2f} endplate depths apart; the {keeper} film's "
+            f"outline (detection confidence {max(flex.quality[v], ext.quality[v]):.2f} against "
+            f"{min(flex.quality[v], ext.quality[v]):.2f}) is carried to the {taker} film: check {level} on both"
+        )
+        out[taker].take(v, corners, sd, quality, why)
+        out[keeper].note(why)
+    return out["flexion"].result(), out["extension"].result()
+
+
+class _Editable:
+    """A detection whose bodies are replaced one by one (:func:`_exchange_bodies`)."""
+
+    def __init__(self, outcome: AutoLandmarks) -> None:
+        self.outcome = outcome
+        self.corners = np.array(outcome.corners, dtype=np.float64)
+        self.placement = np.array(outcome.placement, dtype=object)
+        self.sd_px = np.array(outcome.sd_px, dtype=np.float64)
+        self.sd_mm = np.array(outcome.sd_mm, dtype=np.float64)
+        self.quality = np.array(outcome.quality, dtype=np.float64)
+        self.reasons: list[str] = []
+        self.carried: list[str] = []
+
+    def take(self, v: int, corners: np.ndarray, sd_px: np.ndarray, quality: float, why: str) -> None:
+        placed = np.isfinite(corners[:, 0]) & np.isfinite(self.corners[v, :, 0])
+        self.corners[v] = np.where(placed[:, None], corners, np.nan)
+        self.placement[v] = np.where(placed, PlacementMethod.TRACKED.value, "")
+        self.sd_px[v] = np.where(placed, sd_px, np.nan)
+        scale = _mm_per_px(self.outcome.calibration)
+        floor = _SD_FLOOR_MM[PlacementMethod.DETECTED]
+        self.sd_mm[v] = np.nan if scale is None else np.where(placed, np.maximum(sd_px * scale, floor), np.nan)
+        self.quality[v] = quality
+        self.carried.append(self.outcome.levels[v])
+        self.note(why)
+
+    def note(self, why: str) -> None:
+        self.reasons.append(why)
+
+    def result(self) -> AutoLandmarks:
+        if not self.reasons:
+            return self.outcome
+        o = self.outcome
+        reasons = list(dict.fromkeys([*o.details.get("review_reasons", []), *self.reasons]))
+        details = {**o.details, "needs_review": True, "review_reasons": reasons}
+        if self.carried:
+            details["carried_from_partner"] = list(self.carried)
+        return replace(
+            o, corners=self.corners, placement=self.placement.astype(object), sd_px=self.sd_px,
+            sd_mm=self.sd_mm, quality=self.quality, details=details,
+        )  # fmt: skip
+
+
+def _settle_labels(
+    agreed: tuple[AutoLandmarks, AutoLandmarks],
+    alone: tuple[AutoLandmarks, AutoLandmarks],
+    track: Any,
+    offset: int,
+) -> tuple[AutoLandmarks | LandmarkFailure, AutoLandmarks | LandmarkFailure]:
+    """Two found films whose labels differ by ``offset`` (flexion body v is extension body v + offset).
+
+    Tracking both ways must confirm the correspondence (each film's bodies
+    land on the other film's bodies ``offset`` labels away); then, when one
+    film's own label evidence is clearly stronger (its smallest label
+    confidence higher by ``_SETTLE_MARGIN``), its labels (and bodies) are
+    carried to the other.  Both films keep needing review.
+    """
+    conf = [min(o.details.get("label_confidence", {}).values(), default=0.0) for o in alone]
+    if abs(conf[0] - conf[1]) < _SETTLE_MARGIN:
+        return agreed
+    source = int(np.argmax(conf))
+    target = 1 - source
+    there, back = track(source, target), track(target, source)
+    expected = offset if source == 0 else -offset
+    confirmed = []
+    for result, det, k, name in ((there, alone[target], expected, target), (back, alone[source], -expected, source)):
+        if not result:
+            confirmed.append(False)
+            continue
+        cross = check_tracking(result, det, target=_ROLES[name]).details["cross_check"]
+        confirmed.append(int(cross.get("label_offset", 0)) == k)
+    if not all(confirmed):
+        return agreed
+    note = (
+        f"the labels of the two films differed by {abs(offset)} level(s); tracking both ways confirms the "
+        f"bodies correspond that way; the {_ROLES[target]} film takes the {_ROLES[source]} film's labels, "
+        f"whose own label evidence is stronger (smallest label confidence {conf[source]:.2f} against "
+        f"{conf[target]:.2f}): confirm the labels"
+    )
+    carried, _ = _carried(
+        there, alone[source], alone[target], source, target, extra_reasons=(note,), expected_offset=expected
+    )  # fmt: skip
+    out = list(agreed)
+    out[target] = replace(carried, details={**carried.details, "study_check": agreed[target].details["study_check"]})
+    out[source] = _with_reasons(agreed[source], [note])
     return out[0], out[1]
 
 

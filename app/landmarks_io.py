@@ -23,6 +23,7 @@ import numpy as np
 from app.atomic import atomic_write_text
 from app.errors import InputFileError
 from app.jsonfile import read_json
+from app.safety import image_shape_of
 from measure import (
     CORNERS,
     Calibration,
@@ -120,6 +121,29 @@ class FilmLandmarks:
             stated = np.isfinite(self.landmark_sd_mm)
             sd[stated] = self.landmark_sd_mm[stated]
         return sd
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """``(rows, columns)`` of the film stated under ``image_size``, or None."""
+        return image_shape_of(self.extra)
+
+    def with_image_size(self, shape: tuple[int, int] | None) -> FilmLandmarks:
+        """A copy stating the film's size in pixels as ``image_size`` (``[rows, columns]``).
+
+        Every landmarks writer states it, so that the field-of-view check of
+        :func:`app.safety.implausible_spacing` also runs on the file alone (a
+        1 mm spacing on a cropped film of coarse pixels gives plausible body
+        depths; only the film's size then shows it larger than any detector).
+
+        Parameters
+        ----------
+        shape : (int, int) or None
+            The film's ``(rows, columns)``; None returns the landmarks unchanged.
+        """
+        if shape is None:
+            return self
+        extra = {**self.extra, "image_size": [int(shape[0]), int(shape[1])]}
+        return FilmLandmarks(self.corners, self.calibration, self.placement, self.landmark_sd_mm, extra)
 
     def uncertainty(self) -> LandmarkUncertainty:
         """The measured error model of these corners (``measure.placement_uncertainty``

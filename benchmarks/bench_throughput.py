@@ -173,14 +173,18 @@ def main() -> None:
             f"neutral film, {c['one_film']} of one film), {c['films']} films"
             for name, (_, _, c) in archives.items()), flush=True)
         print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+        print("\nstudies/s = measured studies / wall time, median of the rounds (each round in "
+              "brackets); LocalCluster / pool = ratio of the medians; load = 1-minute load "
+              "average at the start and end of the row")
         print("\n| landmarks | workers | pool studies/s | LocalCluster studies/s "
-              "| LocalCluster / pool | same tables | decoding share of worker time |")
-        print("|---|---|---|---|---|---|---|", flush=True)
+              "| LocalCluster / pool | same tables | decoding share of worker time | load |")
+        print("|---|---|---|---|---|---|---|---|", flush=True)
         for workers in (int(w) for w in args.workers.split(",")):
             pool, dask = PoolExecutor(workers), DaskExecutor("local", workers)
             for executor in (pool, dask):  # start the workers outside the timing
                 list(executor.imap_unordered(abs, [0] * workers))
             for name, (input_dir, landmarks, _) in archives.items():
+                load_start = os.getloadavg()[0]
                 speeds: dict[str, list[float]] = {"pool": [], "dask": []}
                 shares: list[float] = []
                 for run in range(args.repeat):
@@ -199,7 +203,9 @@ def main() -> None:
                 p, d = statistics.median(speeds["pool"]), statistics.median(speeds["dask"])
                 print(f"| {name} | {workers} | {p:.2f} ({', '.join(f'{s:.2f}' for s in speeds['pool'])}) "
                       f"| {d:.2f} ({', '.join(f'{s:.2f}' for s in speeds['dask'])}) "
-                      f"| {d / p:.2f} | {same} | {100 * statistics.median(shares):.0f} % |", flush=True)
+                      f"| {d / p:.2f} | {'yes' if same else '**no**'} "
+                      f"| {100 * statistics.median(shares):.0f} % "
+                      f"| {load_start:.1f}-{os.getloadavg()[0]:.1f} |", flush=True)
             pool.close()
             dask.close()
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

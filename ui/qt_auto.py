@@ -469,12 +469,33 @@ class QtAutoLandmarks:
             pixels = {r: _pixels(f) for r, f in films.items()}
             steps: dict[str, Any] = {}
             lm, placement, sd = corners.copy(), placement_now.copy(), sd_now.copy()
-            if detect:
-                found = call(
-                    autolandmarks.detect_film, pixels[source], levels=levels, calibration=calibration[source],
+            src, tgt = source, target
+            if detect and tgt is not None and tuple(levels)[-1:] == ("S1",):
+                # both films: facing and labels must agree, and a sure film's bodies are carried
+                # onto a partner that detection refuses or is unsure of (guarded tracking)
+                pair = call(
+                    autolandmarks.detect_study, pixels["flexion"], pixels["extension"], levels=levels,
+                    calibrations=(calibration["flexion"], calibration["extension"]),
+                    checkpoint=_scaled(checkpoint, 0.0, 0.6),
+                )  # fmt: skip
+                both = dict(zip(ROLES, pair, strict=True))
+                helped = [r for r in ROLES if both[r] and both[r].details.get("tracked_from")]
+                if helped:
+                    tgt = helped[0]
+                    src = both[tgt].details["tracked_from"]
+                    steps["track"], steps["guarded"] = both[tgt], True
+                else:
+                    if not both[src] and both[tgt]:
+                        src, tgt = tgt, src
+                    steps["check"] = both[tgt]  # the guard's detection on the target: already run
+                steps["roles"] = (src, tgt)
+                found = steps["detect"] = both[src]
+            elif detect:
+                found = steps["detect"] = call(
+                    autolandmarks.detect_film, pixels[src], levels=levels, calibration=calibration[src],
                     checkpoint=_scaled(checkpoint, 0.0, 0.3),
                 )  # fmt: skip
-                steps["detect"] = found
+            if detect:
                 if not found:
                     return steps
                 got = np.isfinite(found.corners).all(-1)
@@ -488,7 +509,7 @@ class QtAutoLandmarks:
             clicked = manual.any(-1) & np.all(manual | ~np.isfinite(lm).all(-1), axis=-1)
             if clicked.any():
                 refined = call(
-                    autolandmarks.refine_film, pixels[source], np.where(clicked[:, None, None], lm, np.nan),
+                    autolandmarks.refine_film, pixels[src], np.where(clicked[:, None, None], lm, np.nan),
                     levels=levels, calibration=calibration[source], checkpoint=_scaled(checkpoint, 0.3, 0.4),
                 )  # fmt: skip
                 steps["refine"] = refined
@@ -505,22 +526,23 @@ class QtAutoLandmarks:
                     sd = np.where(take, new_sd, sd)
                     steps["refined_levels"] = [lv for lv, b in zip(levels, better, strict=True) if b]
             steps["source"] = (lm, placement, sd)
-            if target is not None and np.isfinite(lm).any():
+            if tgt is not None and "track" not in steps and np.isfinite(lm).any():
                 steps["track"] = call(
-                    autolandmarks.track_film, pixels[source], lm, pixels[target], levels=levels,
-                    target_calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.4, 0.8),
+                    autolandmarks.track_film, pixels[src], lm, pixels[tgt], levels=levels,
+                    target_calibration=calibration[tgt], checkpoint=_scaled(checkpoint, 0.6 if detect else 0.4, 0.8),
                 )  # fmt: skip
-                if steps["track"] and tuple(levels)[-1:] == ("S1",):
+                if steps["track"] and "check" not in steps and tuple(levels)[-1:] == ("S1",):
                     # an independent check of the levels: detection on the target film itself
                     steps["check"] = call(
-                        autolandmarks.detect_film, pixels[target], levels=levels,
-                        calibration=calibration[target], checkpoint=_scaled(checkpoint, 0.8, 1.0),
+                        autolandmarks.detect_film, pixels[tgt], levels=levels,
+                        calibration=calibration[tgt], checkpoint=_scaled(checkpoint, 0.8, 1.0),
                     )  # fmt: skip
             return steps
 
         return self.tasks.start("Auto", work, lambda steps: self._apply_auto(steps, source, target, detect))
 
     def _apply_auto(self, steps: dict[str, Any], source: str, target: str | None, detect: bool) -> None:
+        source, target = steps.get("roles", (source, target))
         found = steps.get("detect")
         if detect and not found:
             self.window.show_error(
@@ -540,11 +562,12 @@ class QtAutoLandmarks:
         disagree: list[str] = []
         review: list[str] = []
         if tracked:
-            # two independent methods must put each body at the same place, else it is not placed
-            tracked = autolandmarks.check_tracking(
-                tracked, steps.get("check"), target=target,
-                source_facing=found.details.get("facing") if detect else None, unchecked_needs_review=detect,
-            )  # fmt: skip
+            if not steps.get("guarded"):
+                # two independent methods must put each body at the same place, else it is not placed
+                tracked = autolandmarks.check_tracking(
+                    tracked, steps.get("check"), target=target,
+                    source_facing=found.details.get("facing") if detect else None, unchecked_needs_review=detect,
+                )  # fmt: skip
             status = tracked.details["cross_check"]["status"]
             disagree = [lv for lv in self.session.levels if status.get(lv) == "disagree"]
             review = list(tracked.details.get("review_reasons", []))

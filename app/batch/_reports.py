@@ -44,6 +44,10 @@ def _film_entry(plan: StudyPlan, outcome: StudyOutcome, role: str, root: Path) -
             sd_map[level] = {c: float(sds[v][k]) for k, c in enumerate(CORNERS)
                              if c in corners and finite(sds[v][k])}
     spacing = getattr(outcome, f"{role}_spacing_mm")
+    # the decoded film's size (the header's in older journals): the report's field-of-view
+    # check of the spacing needs it (issue 14 §1)
+    size = getattr(outcome, f"{role}_image_size", None) or (
+        [record.rows, record.columns] if record.rows and record.columns else None)
     return {
         "pixel_spacing_mm": list(spacing) if spacing else None,
         "calibration_source": getattr(outcome, f"{role}_calibration_source"),
@@ -58,6 +62,7 @@ def _film_entry(plan: StudyPlan, outcome: StudyOutcome, role: str, root: Path) -
         "landmarks": landmarks,
         "placement": placements,
         "landmark_sd_mm": sd_map,
+        **({"image_size": [int(size[0]), int(size[1])]} if size else {}),
     }
 
 

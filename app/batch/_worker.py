@@ -314,8 +314,11 @@ def _detected_landmarks(
 ) -> bool:
     """Detect the bodies on one film and track them onto the other (app.autolandmarks).
 
-    The flexion film is searched first; if detection fails there, the extension
-    film is, and the bodies are tracked the other way.  Bodies that could not be
+    ``detect_study`` detects both films; where one film is refused or unsure and
+    its partner is sure, it has already tracked the partner's bodies onto it
+    (guarded), and that pair is used as is.  Otherwise the flexion film's
+    detection is the source if found, else the extension film's, and the bodies
+    are tracked onto the other film, guarded by its detection.  Bodies that could not be
     placed stay NaN (their segments are "not measured") with the reason in the
     warnings.
     """
@@ -334,26 +337,38 @@ def _detected_landmarks(
     except ImportError:
         outcome.reason = NO_DETECTION
         return False
-    for source, target in (("flexion", "extension"), ("extension", "flexion")):
-        detected = both[source]
-        if not detected:
-            reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
-            continue
-        # guarded by the target film's own detection: a body where the two disagree is left
-        # unplaced; labels or facing that differ between the films need review
-        tracked = track_checked(
-            films[source], detected.corners, films[target], levels=levels,
-            detection=both[target], target_name=target,
-            source_facing=detected.details.get("facing"), labels_detected=True,
-        )
-        if not tracked:
-            reasons.append(f"tracking from the {source} film: "
-                           f"{getattr(tracked, 'reason', 'failed')}")
-            continue
-        break
+    helped = [role for role in ROLES if both[role] and both[role].details.get("tracked_from")]
+    if helped:
+        # detect_study already carried the sure (or only) film's bodies onto its partner,
+        # guarded by the partner's own detection: used as is (no second tracking)
+        target = helped[0]
+        source = both[target].details["tracked_from"]
+        detected, tracked = both[source], both[target]
+        own = tracked.details.get("own_detection", {})
+        if not own.get("found", True):
+            warnings.append(f"detection on the {target} film failed ({own.get('reason')}); "
+                            f"its bodies were tracked from the {source} film")
     else:
-        outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
-        return False
+        for source, target in (("flexion", "extension"), ("extension", "flexion")):
+            detected = both[source]
+            if not detected:
+                reasons.append(f"{source} film: {getattr(detected, 'reason', 'not found')}")
+                continue
+            # guarded by the target film's own detection: a body where the two disagree is left
+            # unplaced; labels or facing that differ between the films need review
+            tracked = track_checked(
+                films[source], detected.corners, films[target], levels=levels,
+                detection=both[target], target_name=target,
+                source_facing=detected.details.get("facing"), labels_detected=True,
+            )
+            if not tracked:
+                reasons.append(f"tracking from the {source} film: "
+                               f"{getattr(tracked, 'reason', 'failed')}")
+                continue
+            break
+        else:
+            outcome.reason = "landmarks: detection failed: " + "; ".join(reasons)
+            return False
     # labels and facing come from the detection (tracking never changes them); unsure
     # detections are counted only once a reader has reviewed them
     review = [*detected.details.get("review_reasons", []), *tracked.details.get("review_reasons", [])]

@@ -17,7 +17,8 @@ With one film the file may instead be a bare ``{"L1": [x, y], ...}``; the
 film is written under its view (``--view``, else the film's own view, else
 ``flexion``).  ``OUT.json`` is a landmarks file (``docs/landmarks-format.md``)
 with ``placement`` (``refined``, ``detected`` for a body whose outline could
-not be refined, ``tracked``) and ``landmark_sd_mm`` per corner, and under each
+not be refined, ``tracked``) and ``landmark_sd_mm`` per corner, each loaded
+film's ``image_size`` (``[rows, columns]``), and under each
 completed film a ``completion`` object: ``facing``, ``facing_evidence``,
 ``clicked``, ``found_along_column``, ``unrefined``, ``failures``.
 
@@ -116,7 +117,8 @@ def _film_landmarks(outcome: Any, film: Any) -> Any:
 
     sd = outcome.sd_mm if np.any(np.isfinite(outcome.sd_mm)) else None
     extra = {"completion": {**{k: v for k, v in outcome.details.items()}, "failures": dict(outcome.failures)}}
-    return FilmLandmarks(outcome.corners, film.calibration, outcome.placement, sd, extra)
+    marks = FilmLandmarks(outcome.corners, film.calibration, outcome.placement, sd, extra)
+    return marks.with_image_size(film.shape)  # for the field-of-view check (issue 14 §1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
                 names[other][0], clicks[other], levels=levels, facing=faced[sure[0]]
             )
     empty = FilmLandmarks(np.full((len(levels), 4, 2), np.nan))
-    films = {n: (_film_landmarks(outcomes[n], names[n][0]) if n in outcomes else empty) for n in ("flexion", "extension")}
+    films = {
+        n: _film_landmarks(outcomes[n], names[n][0]) if n in outcomes
+        else empty.with_image_size(names[n][0].shape if n in names else None)
+        for n in ("flexion", "extension")
+    }
     study = StudyLandmarks(levels, films["flexion"], films["extension"])
     tracked = None
     if len(names) == 2 and len(outcomes) == 1:

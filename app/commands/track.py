@@ -5,7 +5,8 @@ each body's own pixels (measurement.md §7).  ``IN.json`` is a landmarks file
 (``docs/landmarks-format.md``) with the corners of at least one film (a file
 with only a ``flexion`` or only an ``extension`` object is accepted).
 ``OUT.json`` is a landmarks file with both films: each corner's ``placement``
-(``tracked`` for the carried ones) and ``landmark_sd_mm``, and under the target
+(``tracked`` for the carried ones) and ``landmark_sd_mm``, each film's
+``image_size`` (``[rows, columns]``), and under the target
 film's ``tracking`` key the source film, the fit quality per level, the
 failures with their reasons and the common scale.
 
@@ -69,6 +70,8 @@ def _read_study(path: str):
 
 def run(args: argparse.Namespace) -> int:
     """Track, write ``--out``, print one line per body."""
+    from dataclasses import replace
+
     import numpy as np
 
     from app.autolandmarks import track_study
@@ -98,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if not outcome.placed:
         reasons = "; ".join(f"{k}: {v}" for k, v in outcome.failures.items())
         raise UserError(f"{args.flexion}, {args.extension}: no body could be tracked: {reasons}")
+    # each film's size in pixels, for the field-of-view check of the spacing (issue 14 §1)
+    outcome_study = replace(outcome_study, **{
+        name: outcome_study.film(name).with_image_size(film.shape) for name, film in films.items()
+    })
     write_landmarks(args.out, outcome_study)
     for line in outcome.summary():
         print(line)

@@ -329,8 +329,15 @@ def sample_session(folder: Path, *, method: str = "tracked", reader: dict | None
 
 def without_paths(session: dict) -> dict:
     """The session as an SR carries it: every film's image without its local file path
-    (a PACS has no use for it; the film is found by SOP Instance UID)."""
+    (a PACS has no use for it; the film is found by SOP Instance UID), and without the row
+    the viewer highlighted (``selected_segment``: a state of the viewer, not a finding)."""
     out = json.loads(json.dumps(session))
+    out.pop("selected_segment", None)
+    for row in (out.get("results") or {}).get("segments") or []:
+        # a null cell of a column the SR does not know (the hand-written rows' old name) is
+        # not carried: an SR holds no placeholder for a value that does not exist
+        if "translation_note" in row and row["translation_note"] is None:
+            del row["translation_note"]
     for view in ("flexion", "extension"):
         if isinstance(out.get(view), dict) and isinstance(out[view].get("image"), dict):
             out[view]["image"].pop("path", None)

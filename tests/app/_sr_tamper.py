@@ -5,7 +5,6 @@ review-mode tests)."""
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
@@ -51,7 +50,7 @@ def translation(ds):
 def finding_to_stable(ds):
     group = _group(ds, "segment L4-L5")
     _item(group, "121071").ConceptCodeSequence[0].CodeValue = "within"
-    _item(group, "finding", "TEXT").TextValue = "stable"
+    _item(group, "finding", "CODE").ConceptCodeSequence[0].CodeValue = "finding-stable"
     return "L4-L5 finding: stored stable"
 
 
@@ -81,7 +80,7 @@ def nan_value(ds):
 
 
 def angle(ds):
-    item = _item(_group(ds, "segment L1-L2"), "flexion_angle_deg")
+    item = _item(_group(ds, "flexion L1-L2"), "1483009")  # SCT Angle of the flexion film
     _set_num(item, float(item.MeasuredValueSequence[0].FloatingPointValue) + 2.0)
     return "L1-L2 flexion_angle_deg: stored"
 
@@ -100,17 +99,33 @@ def corner(ds):
 
 
 def criteria(ds):
-    item = next(i for i in ds.ContentSequence if i.ValueType == "TEXT"
-                and _cv(i) == "session-header")
-    header = json.loads(item.TextValue)
-    header["criteria"] = "white-panjabi"
-    item.TextValue = json.dumps(header)
+    item = next(i for i in ds.ContentSequence if i.ValueType == "CODE" and _cv(i) == "criteria")
+    item.ConceptCodeSequence[0].CodeValue = "criteria-white-panjabi"
     return "thresholds: stored"
 
 
 def level_label(ds):
-    _item(_group(ds, "segment L5-S1"), "segment", "TEXT").TextValue = "L5-L6"
+    _item(_group(ds, "segment L5-S1"), "112050", "TEXT").TextValue = "L5-L6"  # Anatomic Identifier
     return "not in the landmarks L5-L6"
+
+
+def annotation_num(ds, tracking: str):
+    """The NUM of a ruler or angle group (``"annotation flexion R1"``)."""
+    return next(i for i in _group(ds, tracking).ContentSequence if i.ValueType == "NUM")
+
+
+def move_ruler_end(ds, dy: float, length: float | None = None) -> None:
+    """Move the second end of the flexion ruler R1 by ``dy`` pixels in its SCOORD and, with
+    ``length``, set its stored value (a careful edit); not one of the issue's ten edits."""
+    num = annotation_num(ds, "annotation flexion R1")
+    scoord = next(i for i in num.ContentSequence if i.ValueType == "SCOORD")
+    data = list(scoord.GraphicData)
+    data[3] += dy  # the second end's y
+    scoord.GraphicData = data
+    if length is not None:
+        measured = num.MeasuredValueSequence[0]
+        measured.FloatingPointValue = length
+        measured.NumericValue = f"{length:.6g}"
 
 
 TAMPERINGS = {f.__name__: f for f in (

@@ -123,8 +123,12 @@ def test_sr_codes_each_ruler_and_angle_for_a_pacs(session_path, tmp_path):
     assert method.ConceptCodeSequence[0].get("LongCodeValue") == "magnification-corrected"  # > 16 chars
     scoord = [i for i in _items(length[2]) if i.ValueType == "SCOORD"]
     np.testing.assert_allclose(np.reshape(scoord[0].GraphicData, (-1, 2)), np.array(RULER) + 0.5)
-    (angle,) = nums["reader-angle"]
+    # SCT 1483009 Angle: the reader's angle is the one drawn on the film (with SCOORD); the
+    # others are the segmental angles of each film
+    (angle,) = [n for n in nums["1483009"] if any(i.ValueType == "SCOORD" for i in _items(n[2]))]
     assert angle[0] == pytest.approx(90.0) and angle[1] == "deg"
+    assert angle[2].ConceptNameCodeSequence[0].CodingSchemeDesignator == "SCT"
+    assert len(nums["1483009"]) == 1 + 2 * 5  # and one per film and segment
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")

@@ -74,17 +74,26 @@ def test_detect_study_gives_no_confident_wrong_level_or_facing(seed):
     for film in study.films:
         img = film.pixels.astype(np.float32)
         images.append(-img if film.photometric == "MONOCHROME1" and film.export == "dicom" else img)
-    outcomes = detect_study(*images)
-    wrong = 0
-    for film, outcome in zip(study.films, outcomes, strict=True):
-        if not outcome:
-            assert outcome.reason.startswith("not found")
-            continue
+    def right(film, outcome) -> bool:
         sp = np.array(film.pixel_spacing_mm[::-1])
         per_level = np.nanmedian(np.linalg.norm((outcome.corners - film.landmark_array()) * sp, axis=-1), axis=1)
         placed = np.isfinite(per_level)
-        right = bool(np.all(per_level[placed] < 10.0)) and outcome.details["facing"] == facing
-        wrong += not right
-        if not right:
-            assert outcome.details["needs_review"] and outcome.details["review_reasons"], film.view
-    assert wrong >= 1  # the guard is exercised: one film is wrong
+        return bool(np.all(per_level[placed] < 10.0)) and outcome.details["facing"] == facing
+
+    # the guard is exercised: the flexion film alone is wrong (and says so)
+    alone = detect_film(images[0])
+    assert alone and not right(study.flexion, alone) and alone.details["needs_review"]
+    for partner in (False, True):
+        outcomes = detect_study(*images, partner=partner)
+        for film, outcome in zip(study.films, outcomes, strict=True):
+            if not outcome:
+                assert outcome.reason.startswith("not found")
+                continue
+            if not right(film, outcome):
+                assert outcome.details["needs_review"] and outcome.details["review_reasons"], film.view
+    # with the partner step the extension film's labels (its own label evidence is the
+    # stronger) are carried to the flexion film: both right, both still under review
+    flex, ext = outcomes
+    assert flex.details["tracked_from"] == "extension" and right(study.flexion, flex) and right(study.extension, ext)
+    assert flex.details["needs_review"] and ext.details["needs_review"]
+    assert any("takes the extension film's labels" in r for r in flex.details["review_reasons"])

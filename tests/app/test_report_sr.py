@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 
@@ -76,7 +75,9 @@ def test_segment_group_codes_and_values(study):
     finding = [i for i in items if _cv(i.ConceptNameCodeSequence[0]) == "121071"]
     assert _cv(finding[0].ConceptCodeSequence[0]) == "borderline-above"  # 4.75 [3.85, 5.65] mm
     assert finding[0].ConceptCodeSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
-    nums = {_cv(i.ConceptNameCodeSequence[0]): i for i in items if i.ValueType == "NUM"}
+    top = group.ContentSequence  # the group's own items (the interval is a property below)
+    nums = {_cv(i.ConceptNameCodeSequence[0]): i for i in top if i.ValueType == "NUM"
+            and _cv(i.ConceptNameCodeSequence[0]) != "122411"}
     row = fx.result_rows()[2]
     t = nums["translation_mm"].MeasuredValueSequence[0]
     assert t.FloatingPointValue == row["translation_mm"] == 4.75
@@ -86,10 +87,34 @@ def test_segment_group_codes_and_values(study):
     assert float(a.NumericValue) == 7.0
     pct = nums["translation_pct"].MeasuredValueSequence[0]
     assert pct.MeasurementUnitsCodeSequence[0].CodeValue == "%"
-    low = nums["translation_mm_ci95/low"].MeasuredValueSequence[0].FloatingPointValue
-    assert low == pytest.approx(4.75 - 0.9)
-    thr = nums["thresholds/translation_mm"].MeasuredValueSequence[0].FloatingPointValue
-    assert thr == 4.0
+    props = {_cv(p.ConceptNameCodeSequence[0]): p for p in nums["translation_mm"].ContentSequence}
+    assert props["ci95-lower"].RelationshipType == "HAS PROPERTIES"
+    assert props["ci95-lower"].MeasuredValueSequence[0].FloatingPointValue == pytest.approx(4.75 - 0.9)
+    assert props["ci95-upper"].MeasuredValueSequence[0].FloatingPointValue == pytest.approx(4.75 + 0.9)
+    # DCM 122411 Threshold Value, one per criterion used, naming its quantity
+    thresholds = {
+        _cv(i.ContentSequence[0].ConceptCodeSequence[0]): (
+            i.MeasuredValueSequence[0].FloatingPointValue,
+            i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue)
+        for i in top if i.ValueType == "NUM" and _cv(i.ConceptNameCodeSequence[0]) == "122411"}
+    assert thresholds == {"translation_mm": (4.0, "mm"), "angulation_deg": (10.0, "deg")}
+    flags = {_cv(i.ConceptNameCodeSequence[0]): _cv(i.ConceptCodeSequence[0])
+             for i in top if i.ValueType == "CODE"}
+    assert flags["above-threshold"] == "373066001"  # SCT Yes: 4.75 mm > 4 mm
+    assert flags["interval-reaches-threshold"] == "373066001"
+    assert flags["measured"] == "373066001"
+    assert flags["criterion"] == "criterion-translation"
+    texts = {_cv(i.ConceptNameCodeSequence[0]): i.TextValue for i in top if i.ValueType == "TEXT"}
+    assert texts["112050"] == "L3-L4"  # DCM Anatomic Identifier
+    # no JSON anywhere in the SR
+    assert not [i for i in _walk(pydicom.dcmread(sr_path).ContentSequence)
+                if i.ValueType == "TEXT" and i.TextValue.lstrip()[:1] in ("{", "[")]
+    # the angle and translation on each film: their own group, SCT Angle
+    flex = {_cv(i.ConceptNameCodeSequence[0]): i for i in _group(ds, "flexion L3-L4").ContentSequence
+            if i.ValueType == "NUM"}
+    assert flex["1483009"].MeasuredValueSequence[0].FloatingPointValue == row["flexion_angle_deg"]
+    assert flex["1483009"].ConceptNameCodeSequence[0].CodingSchemeDesignator == "SCT"
+    assert flex["film_translation_mm"].MeasuredValueSequence[0].FloatingPointValue == 4.75 / 2
     sources = [
         i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items if i.ValueType == "IMAGE"
     ]
@@ -158,16 +183,17 @@ def test_uncalibrated_film_round_trip_without_mm(tmp_path):
     film = list(_walk(_group(ds, "film extension").ContentSequence))
     assert not [i for i in film if i.ValueType == "NUM"]  # no spacing: none invented
     seg = list(_walk(_group(ds, "segment L4-L5").ContentSequence))
+    seg += list(_walk(_group(ds, "extension L4-L5").ContentSequence))
     mm = {
         _cv(i.ConceptNameCodeSequence[0])
         for i in seg
         if i.ValueType == "NUM"
         and i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"
     }
-    assert mm == {"thresholds/translation_mm"}  # the criterion, not a measurement
+    assert mm == {"122411"}  # Threshold Value: the criterion, not a measurement
 
 
-def test_nan_and_int_cells_round_trip(tmp_path):
+def test_nan_is_null_and_int_cells_round_trip(tmp_path):
     session_path = fx.make_study(tmp_path / "s")
     session = json.loads(session_path.read_text())
     session["results"]["segments"][0]["depth_ratio"] = float("nan")
@@ -176,7 +202,9 @@ def test_nan_and_int_cells_round_trip(tmp_path):
     report.rows[0]["depth_ratio"] = float("nan")
     back = read_sr(write_sr(report, tmp_path / "r.dcm"))
     row = back["results"]["segments"][0]
-    assert math.isnan(row["depth_ratio"])
+    # a value that does not exist has no NUM; this hand-written row is not one of measure's
+    # (whose every column is read back, null when absent), so the cell is left out
+    assert "depth_ratio" not in row and row["translation_mm"] == 1.5
     assert row["n_corners"] == 8 and isinstance(row["n_corners"], int)
     assert row["unstable"] is False
 
@@ -224,14 +252,17 @@ def test_highdicom_reads_it_as_a_measurement_report(study):
     rois = sr.content.get_planar_roi_measurement_groups()
     assert len(rois) == 12  # 6 vertebrae x 2 films
     groups = {g.tracking_identifier: g for g in sr.content.get_image_measurement_groups()}
+    segments = [f"{a}-{b}" for a, b in zip(fx.LEVELS, fx.LEVELS[1:], strict=False)]
     assert set(groups) == {"film flexion", "film extension"} | {
-        f"segment {a}-{b}" for a, b in zip(fx.LEVELS, fx.LEVELS[1:], strict=False)}
+        f"{kind} {s}" for s in segments for kind in ("segment", "flexion", "extension")}
     seg = groups["segment L2-L3"]
     assert seg.finding_type.value == "borderline-above"  # 10.5 [8.4, 12.6] deg
     assert seg.finding_sites[0].value.value == "67459009"  # SCT L2/L3 disc
     values = {m.name.value: (m.value, m.unit.value) for m in seg.get_measurements()}
     assert values["angulation_deg"] == (10.5, "deg")
     assert values["translation_mm"] == (2.25, "mm")
+    flexion = {m.name.value: m.value for m in groups["flexion L2-L3"].get_measurements()}
+    assert flexion["1483009"] == pytest.approx(3.0 + 10.5 / 3)  # SCT Angle
 
 
 def test_film_without_patient_orientation(tmp_path):
@@ -255,8 +286,7 @@ def test_film_without_patient_orientation(tmp_path):
 
 def test_foreign_sr_and_tampered_content_are_refused(study, tmp_path):
     ds = pydicom.dcmread(study[1])
-    ds.ContentSequence = [i for i in ds.ContentSequence if not (
-        i.ValueType == "TEXT" and _cv(i.ConceptNameCodeSequence[0]) == "session-header")]
+    del ds.CodingSchemeIdentificationSequence  # another vendor's SR declares no 99LUMBINST
     foreign = tmp_path / "foreign.dcm"
     ds.save_as(foreign)
     with pytest.raises(InputFileError, match="not a lumbar-instability SR"):
@@ -280,10 +310,14 @@ def test_stale_mm_of_an_uncalibrated_film_never_reaches_the_sr(tmp_path):
     assert row["translation_mm"] is None and row["extension_translation_mm"] is None
     assert row["translation_mm_ci95"] is None
     assert row["flexion_translation_mm"] == 1.25  # the flexion film is calibrated
-    meanings = {str(item.ConceptNameCodeSequence[0].CodeValue)
-                for item in pydicom.dcmread(tmp_path / "r.dcm").iterall()
-                if getattr(item, "ValueType", "") == "NUM"}
-    assert "extension_translation_mm" not in meanings and "translation_mm" not in meanings
+    ds = pydicom.dcmread(tmp_path / "r.dcm")
+    for segment in ("segment L3-L4", "extension L3-L4"):
+        meanings = {_cv(i.ConceptNameCodeSequence[0]) for i in _group(ds, segment).ContentSequence
+                    if i.ValueType == "NUM"}
+        assert not meanings & {"translation_mm", "film_translation_mm"}, segment
+    flexion = {_cv(i.ConceptNameCodeSequence[0]) for i in _group(ds, "flexion L3-L4").ContentSequence
+               if i.ValueType == "NUM"}
+    assert "film_translation_mm" in flexion  # so the check above can fail
 
 
 TYPE2_PATIENT_STUDY = ("StudyDate", "StudyTime", "PatientBirthDate", "PatientSex",
