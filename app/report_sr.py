@@ -581,11 +581,11 @@ def _criteria_items(criteria: Any) -> tuple[str, list]:
 
 
 def _safety_items(safety: Any) -> list:
-    """Each safety warning as a CODE (its check) with its message as a property; each
-    acknowledged check as a CODE."""
+    """That the safety checks ran (CODE Yes), each safety warning as a CODE (its check)
+    with its message as a property, each acknowledged check as a CODE."""
     if not isinstance(safety, Mapping):
         return []
-    items = []
+    items = [_code_item("safety-checked", sc.YES)]  # the checks ran (with or without warnings)
     for warning in safety.get("warnings") or []:
         if not isinstance(warning, Mapping) or not warning.get("check"):
             continue
@@ -1011,6 +1011,8 @@ def _decode(ds, path: Path) -> SrContent:
             message = next((str(c.TextValue) for c in item.get("ContentSequence", [])
                             if _concept(c) == _key("safety-message")), "")
             safety["warnings"].append({"check": _code_of(item)[0], "message": message})
+        elif vtype == "CODE" and concept == _key("safety-checked"):
+            has_safety = True
         elif vtype == "CODE" and concept == _key("safety-acknowledged"):
             has_safety = True
             safety["acknowledged"].append(_code_of(item)[0])

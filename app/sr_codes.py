@@ -170,6 +170,7 @@ PRIVATE: dict[str, str] = {
     "threshold-of": "Quantity the threshold applies to",
     "level": "Vertebral level of the session, top to bottom",
     "labels-need-review": "Why the level labels need review",
+    "safety-checked": "Safety checks of the films were run",
     "safety-warning": "Safety warning",
     "safety-acknowledged": "Safety warning acknowledged by the reader",
     "safety-message": "Safety warning message",

@@ -26,6 +26,7 @@ __all__ = [
     "endplate_depth_px",
     "local_normalise",
     "nan_tolerant",
+    "wide_gaussian_blur",
 ]
 
 _F = TypeVar("_F", bound=Callable)
@@ -115,7 +116,7 @@ def as_landmarks(landmarks: np.ndarray, name: str = "landmarks") -> np.ndarray:
     return array
 
 
-def local_normalise(image: np.ndarray, sigma: float) -> np.ndarray:
+def local_normalise(image: np.ndarray, sigma: float, *, wide_blur: bool = False) -> np.ndarray:
     """Locally zero-mean, unit-variance intensities.
 
     Parameters
@@ -124,6 +125,10 @@ def local_normalise(image: np.ndarray, sigma: float) -> np.ndarray:
         Any greyscale image.
     sigma : float
         Standard deviation of the Gaussian neighbourhood, pixels.
+    wide_blur : bool
+        Blur with :func:`wide_gaussian_blur` (a Gaussian wider than 12 pixels
+        computed at half resolution: 5 times less CPU at 22 pixels, values
+        within 0.35 % of the direct blur).
 
     Returns
     -------
@@ -137,13 +142,59 @@ def local_normalise(image: np.ndarray, sigma: float) -> np.ndarray:
     """
     img = np.asarray(image, dtype=np.float32)
     sigma = float(max(sigma, 0.5))
-    mean = cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    centred = img - mean
-    var = cv2.GaussianBlur(centred * centred, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    if wide_blur:
+        mean = wide_gaussian_blur(img, sigma)
+        centred = img - mean
+        var = wide_gaussian_blur(centred * centred, sigma)
+    else:
+        mean = cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        centred = img - mean
+        var = cv2.GaussianBlur(centred * centred, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     scale = float(np.sqrt(np.median(var))) if np.any(var > 0) else 1.0
     eps = (0.05 * scale) ** 2 + 1e-12
     out = centred / np.sqrt(var + eps)
     return np.clip(out, -4.0, 4.0, out=out)
+
+
+_DIRECT_BLUR_SIGMA = 12.0  # pixels; wider Gaussians are computed at half resolution
+
+
+def wide_gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (reflected border) that computes wide kernels at half resolution.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W), float32
+    sigma : float
+        Standard deviation, pixels.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+
+    Notes
+    -----
+    Up to ``sigma`` = 12 px this is ``cv2.GaussianBlur``.  Wider: 2x2 area
+    averaging, the blur at half resolution with ``sigma' = sqrt(sigma^2 -
+    0.92) / 2`` (the averaging box adds a variance of 0.25 px^2 and the linear
+    interpolation back about 0.67 px^2), recursively, and linear interpolation
+    to full resolution with the pixel-centre convention kept.  A Gaussian this
+    wide passes almost nothing near the half-resolution Nyquist frequency, so
+    the result differs from the direct blur mainly by the interpolation error:
+    on a test film with sharp steps at most 0.35 % of the image's standard
+    deviation, 0.05 % on average (``tests/measure/test_auto_common.py``).  The
+    direct blur's cost grows with ``sigma`` (a kernel of ``8 sigma + 1`` taps
+    per axis); this one's does not.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if sigma <= _DIRECT_BLUR_SIGMA or min(img.shape) < 8:
+        return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    rows, cols = img.shape
+    even = cv2.copyMakeBorder(img, 0, rows % 2, 0, cols % 2, cv2.BORDER_REFLECT)
+    half = cv2.resize(even, (even.shape[1] // 2, even.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    blurred = wide_gaussian_blur(half, float(np.sqrt(sigma**2 - 0.92)) / 2)
+    full = cv2.resize(blurred, (even.shape[1], even.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(full[:rows, :cols])
 
 
 def endplate_depth_px(landmarks: np.ndarray) -> np.ndarray:

@@ -249,8 +249,8 @@ def track_bodies(
     at_checkpoint(checkpoint, 0.0)
     fc = min(1.0, _COARSE_DEPTH / depth)
     sigma_c = _NORM_SIGMA_COARSE * depth * fc
-    fixed_c = local_normalise(resample(fixed, fc), sigma_c)
-    moving_c = local_normalise(resample(moving, fc), sigma_c)
+    fixed_c = local_normalise(resample(fixed, fc), sigma_c, wide_blur=True)
+    moving_c = local_normalise(resample(moving, fc), sigma_c, wide_blur=True)
     lc = level_matrix(fc)
     # the base of the column (S1 and the two bodies above) anchors the search;
     # the whole column when S1 is not given
@@ -301,15 +301,15 @@ def track_bodies(
     ff = min(1.0, _FINE_DEPTH / depth)
     ls, lf = level_matrix(fs), level_matrix(ff)
     sigma_s, sigma_f = _NORM_SIGMA * depth * fs, _NORM_SIGMA * depth * ff
-    fixed_s = local_normalise(resample(fixed, fs), sigma_s)
-    moving_s = local_normalise(resample(moving, fs), sigma_s)
-    fixed_f = local_normalise(resample(fixed, ff), sigma_f)
-    moving_f = local_normalise(resample(moving, ff), sigma_f)
+    fixed_s = local_normalise(resample(fixed, fs), sigma_s, wide_blur=True)
+    moving_s = local_normalise(resample(moving, fs), sigma_s, wide_blur=True)
+    fixed_f = local_normalise(resample(fixed, ff), sigma_f, wide_blur=True)
+    moving_f = local_normalise(resample(moving, ff), sigma_f, wide_blur=True)
     # a middle level to compare candidate poses (a quarter of the fine pixels)
     fm = min(1.0, _MID_DEPTH / depth)
     lm = level_matrix(fm)
-    fixed_m = local_normalise(resample(fixed, fm), _NORM_SIGMA * depth * fm)
-    moving_m = local_normalise(resample(moving, fm), _NORM_SIGMA * depth * fm)
+    fixed_m = local_normalise(resample(fixed, fm), _NORM_SIGMA * depth * fm, wide_blur=True)
+    moving_m = local_normalise(resample(moving, fm), _NORM_SIGMA * depth * fm, wide_blur=True)
     # the registrations' smoothing (sigma 1 px), once per level
     moving_f_smooth = cv2.GaussianBlur(moving_f, (0, 0), 1.0)
     moving_m_smooth = cv2.GaussianBlur(moving_m, (0, 0), 1.0)
