@@ -486,6 +486,11 @@ def report_from_session(
     rows = [dict(r) for r in ((session.get("results") or {}).get("segments") or [])]
     report = ReportData(session, Path(session_path) if session_path else None, levels, films,
                         rows, warnings)
+    read_from = session.get("read_from")
+    if isinstance(read_from, str) and read_from:
+        # e.g. an SR of the previous version (app.report_sr_legacy): checked like any other
+        report.warnings.insert(0, f"Read from {read_from}; its values were checked against "
+                               "its landmarks.")
     _check_against_landmarks(report, coded_findings)
     _check_safety(report)
     return report

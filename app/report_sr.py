@@ -919,7 +919,9 @@ def read_sr(path: str | Path) -> SrContent:
 
     Every value comes from the coded content (``docs/reports.md``, "What the SR
     carries"): the levels, criteria, films, corners, result rows, reader, safety
-    warnings and the reader's rulers and angles.
+    warnings and the reader's rulers and angles.  An SR of the previous version
+    (JSON in TEXT items, up to fe1442f) is read by :mod:`app.report_sr_legacy`;
+    its session says so in ``read_from``.
 
     Returns
     -------
@@ -977,7 +979,26 @@ def _is_ours(ds) -> bool:
     return any(str(s.get("CodingSchemeDesignator", "")) == PRIVATE_SCHEME for s in schemes)
 
 
+def _identity(ds) -> dict[str, str]:
+    return {
+        "patient_id": str(ds.get("PatientID", "")),
+        "patient_name": str(ds.get("PatientName", "")),
+        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+        "study_date": str(ds.get("StudyDate", "")),
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+        "content_date": str(ds.get("ContentDate", "")),
+    }
+
+
 def _decode(ds, path: Path) -> SrContent:
+    from app.report_sr_legacy import decode_previous_version, is_previous_version
+
+    if is_previous_version(ds):
+        session, coded = decode_previous_version(ds, path)
+        content = SrContent(session)
+        content.coded_findings = coded
+        content.identity = _identity(ds)
+        return content
     if not _is_ours(ds):
         raise InputFileError(path, "not a lumbar-instability SR (no 99LUMBINST coding scheme)")
     session: dict[str, Any] = {"format": SESSION_FORMAT[0], "format_version": SESSION_FORMAT[1]}
@@ -1070,14 +1091,7 @@ def _decode(ds, path: Path) -> SrContent:
     load_session_dict(session, path)
     content = SrContent(session)
     content.coded_findings = coded
-    content.identity = {
-        "patient_id": str(ds.get("PatientID", "")),
-        "patient_name": str(ds.get("PatientName", "")),
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
-        "study_date": str(ds.get("StudyDate", "")),
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
-        "content_date": str(ds.get("ContentDate", "")),
-    }
+    content.identity = _identity(ds)
     return content
 
 
