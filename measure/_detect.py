@@ -37,6 +37,7 @@ reason starts with ``"not found: "``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -81,6 +82,11 @@ _DISC_SURE = (0.30, 0.65)  # L5-S1 band ratio: confidence 0 at the first, 1 at t
 _SACRUM_SURE = (0.55, 0.25)  # strongest band inside "S1": confidence 0 at the first, 1 at the second
 _PLATE = (1.0, 1.5)  # brightest inferior endplate (normalised): a body's at the second, none at the first
 _NARROW_DISC_CONFIDENCE = 0.7  # L5 found by its endplate when no L5-S1 disc space is seen
+# the first body below the linked column (a narrow disc above and below it spoils its match)
+# is L5 by its inferior endplate alone when this bright (tuning: the sacrum's first segment
+# below a column <= 1.53, L5s past the column with a narrow L5-S1 disc 2.29-2.45) ...
+_PLATE_BEYOND = 1.8
+_BEYOND_CONFIDENCE = 0.5  # ... and its labels are then to be confirmed
 _GAP_PITCH = 1.45  # consecutive bodies further apart than this x the pitch: a body missed
 # facing evidence: modulation behind minus in front of the bodies, relative
 _FACING_SURE = (0.1, 0.3)
@@ -90,6 +96,11 @@ _FACING_SURE = (0.1, 0.3)
 _AP_SYMMETRY = 0.38
 _AP_MODULATION = 0.3
 _BRIGHTNESS_DISAGREES = 0.3  # brighter side opposite to the modulated one by this much: halve
+_FRONTAL = "not found: a frontal"
+# when the strongest column is refused (no sacrum below it...), up to this many other
+# columns are tried; labels found on one of them are capped at this confidence
+_MAX_COLUMNS = 3
+_SECOND_COLUMN_CONFIDENCE = 0.5
 
 _TRACE: list | None = None  # set to a list to collect the label evidence (benchmarks, debugging)
 
@@ -451,16 +462,25 @@ def _ramp(value: float | np.ndarray, zero: float, one: float) -> np.ndarray:
     return np.clip((np.asarray(value, float) - zero) / (one - zero), 0.0, 1.0)
 
 
-def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None):
-    """The best column over the body sizes ``depths`` (full-resolution pixels), or None.
+def _find_columns(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | None = None) -> list[tuple]:
+    """Columns found over the body sizes ``depths`` (full-resolution pixels), best first.
 
     Every size is tried with bodies matched at ``_SEARCH_DEPTH`` pixels; a
     chain of half-size blocks (two per vertebra, see :func:`_period_ratio`) is
     not a column.  The best size is then corrected by the column's own pitch
-    and matched again at ``_TEMPLATE_DEPTH`` for its column.
+    and matched again at ``_TEMPLATE_DEPTH`` for its column.  The other sizes'
+    columns follow in order of score (each corrected and matched again when it
+    is used: :func:`_rematched`), for when the first is refused.
+
+    Returns
+    -------
+    list of tuple
+        ``(score, depth, factor, norm, chain poses, responses)`` as
+        :func:`_column_at`; empty when no column is found.
     """
     if len(depths) == 1:
-        return _column_at(img, float(depths[0]), _TEMPLATE_DEPTH)
+        found = _column_at(img, float(depths[0]), _TEMPLATE_DEPTH)
+        return [] if found is None else [found]
     columns = []
     for k, depth in enumerate(depths):
         at_checkpoint(checkpoint, 0.7 * k / len(depths))
@@ -468,18 +488,50 @@ def _find_column(img: np.ndarray, depths: np.ndarray, checkpoint: Checkpoint | N
         if found is not None and _period_ratio(found[3], found[4], found[1] * found[2]) <= _HALF_SIZE:
             columns.append(found)
     if not columns:
-        return None
+        return []
     # a block matching part of a body correlates about as well as one matching all of it:
     # of the sizes scoring (nearly) the best, the largest
-    top = max(c[0] for c in columns)
-    best = max((c for c in columns if c[0] >= top - _SIZE_TIE), key=lambda c: c[1])
+    # (a column of three bodies cut by the film's edge only when there is no longer one)
+    whole = [c for c in columns if len(c[4]) >= _MIN_CHAIN] or columns
+    top = max(c[0] for c in whole)
+    best = max((c for c in whole if c[0] >= top - _SIZE_TIE), key=lambda c: c[1])
     at_checkpoint(checkpoint, 0.75)
-    depth = best[1]
-    pitch = float(np.median(np.linalg.norm(np.diff(best[4][:, :2], axis=0), axis=1))) / best[2]
+    others = sorted((c for c in columns if c is not best), key=lambda c: -c[0])
+    return [_rematched(img, best), *others]
+
+
+def _rematched(img: np.ndarray, column: tuple) -> tuple:
+    """``column`` (found at ``_SEARCH_DEPTH``) at the size its pitch gives, matched at ``_TEMPLATE_DEPTH``."""
+    depth = column[1]
+    pitch = float(np.median(np.linalg.norm(np.diff(column[4][:, :2], axis=0), axis=1))) / column[2]
     from_pitch = pitch / (_ASPECT + _DISC)
     if not 0.88 < from_pitch / depth < 1.14:
         depth = float(np.clip(from_pitch, 0.6 * depth, 1.6 * depth))
-    return _column_at(img, depth, _TEMPLATE_DEPTH) or best
+    return _column_at(img, depth, _TEMPLATE_DEPTH) or column
+
+
+def _overlaps(centres: np.ndarray, other: np.ndarray, depth: float) -> bool:
+    """Whether most bodies of one column lie on another column's bodies.
+
+    Parameters
+    ----------
+    centres, other : (N, 2), (M, 2) float arrays, px
+        Body centres of the two columns, full resolution.
+    depth : float, px
+        Body size.
+    """
+    dist = np.linalg.norm(centres[:, None] - other[None], axis=-1).min(axis=1)
+    return bool(np.mean(dist < 0.5 * depth) >= 0.5)
+
+
+def _with_review(result: DetectionResult, cap: float, reason: str) -> DetectionResult:
+    """``result`` with every label's confidence at most ``cap`` and ``reason`` to review."""
+    label = np.fmin(result.label_confidence, cap)
+    return dataclasses.replace(
+        result, label_confidence=np.where(np.isfinite(result.label_confidence), label, np.nan),
+        confidence=np.where(np.isfinite(result.confidence), np.fmin(result.confidence, cap), np.nan),
+        review_reasons=(*result.review_reasons, reason),
+    )  # fmt: skip
 
 
 def _period_ratio(norm: np.ndarray, poses: np.ndarray, depth: float) -> float:
@@ -533,9 +585,30 @@ def _column_at(img: np.ndarray, depth: float, template_depth: int):
     # half-size blocks
     poses = _follow(cands[chain], responses, 6, down=False)
     poses = _follow(poses, responses, 3, down=True)
-    if len(poses) < _MIN_CHAIN:
+    if len(poses) < _MIN_CHAIN - (1 if _cut_above(poses, norm.shape) else 0):
         return None
     return _column_score(poses[:, 3]), depth, f, norm, poses, responses
+
+
+def _cut_above(poses: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether the body one pitch above the column's top would be cut by the film's edge.
+
+    Parameters
+    ----------
+    poses : (N, 4) float array
+        The column's ``(x, y, angle_deg, score)``, top to bottom, px.
+    shape : (int, int)
+        The film's rows and columns at the poses' scale.
+    """
+    if len(poses) < 2:
+        return False
+    pitch = float(np.median(np.linalg.norm(np.diff(poses[:, :2], axis=0), axis=1)))
+    up = poses[0, :2] - poses[1, :2]
+    above = poses[0, :2] + pitch * up / max(float(np.linalg.norm(up)), 1e-9)
+    margin = 0.4 * pitch
+    return bool(
+        above[0] < margin or above[1] < margin or above[0] > shape[1] - 1 - margin or above[1] > shape[0] - 1 - margin
+    )
 
 
 def _s1_edge(profile: np.ndarray, s: np.ndarray, disc_at: float) -> float:
@@ -599,13 +672,39 @@ def detect_vertebrae(
         depths = np.array(_BODY_DEPTH_MM) / pixel_spacing_mm
     else:
         depths = min(h, w) * np.geomspace(1 / 16, 1 / 3.5, 9)
-    best = _find_column(img, depths, checkpoint)
-    if best is None:
+    columns = _find_columns(img, depths, checkpoint)
+    if not columns:
         return LandmarkFailure(
             "not found: no column of vertebral bodies on the film (fewer than four bodies in a row: "
             "a spot film of one level, another body part?)"
         )
-    _, depth, f, norm, poses, responses = best
+    first = _labelled(img, levels, columns[0])
+    if first or first.reason.startswith(_FRONTAL):
+        return first
+    # the strongest column had no sacrum below it or no bodies' outlines (the posterior
+    # elements of an extension film with L1 cropped line up like a column too): the next
+    # column found elsewhere on the film, whose labels a reader must then confirm
+    tried = [columns[0][4][:, :2] / columns[0][2]]
+    for column in columns[1:]:
+        centres = column[4][:, :2] / column[2]
+        if any(_overlaps(centres, other, column[1]) for other in tried):
+            continue
+        tried.append(centres)
+        if len(tried) > _MAX_COLUMNS:
+            break
+        result = _labelled(img, levels, _rematched(img, column))
+        if result:
+            return _with_review(result, _SECOND_COLUMN_CONFIDENCE, (
+                f"the strongest column of blocks on the film was not a spine ({first.reason[11:]}); "
+                "the bodies are those of another column: confirm the levels"
+            ))
+    return first
+
+
+def _labelled(img: np.ndarray, levels: tuple[str, ...], column: tuple) -> DetectionResult | LandmarkFailure:
+    """Labels, facing and corners of one column found by :func:`_find_columns`."""
+    h, w = img.shape
+    _, depth, f, norm, poses, responses = column
     d = depth * f
     poses = _follow(poses, responses, len(levels), down=False)
     poses = _follow(poses, responses, 3, down=True)
@@ -655,7 +754,9 @@ def detect_vertebrae(
     body_like = (plate >= _PLATE[1]) | ((plate >= _PLATE[0]) & (ratio >= _DISC_RATIO))
     l5 = None
     for p in range(n - 2, 0, -1):
-        if body_like[p] and seen[p] > plate_at[p] + 0.4 and (p < n_chain or ratio[p] >= _DISC_RATIO):
+        if body_like[p] and seen[p] > plate_at[p] + 0.4 and (
+            p < n_chain or ratio[p] >= _DISC_RATIO or (p == n_chain and plate[p] >= _PLATE_BEYOND)
+        ):
             l5 = p
             break
     if _TRACE is not None:
@@ -685,7 +786,7 @@ def detect_vertebrae(
     evidence: list[tuple[float, str]] = []  # (confidence, why it is not higher)
     c_plate = float(_ramp(plate[l5], *_PLATE))
     c_below = float(_ramp(np.nan_to_num(plate[l5 + 1], nan=0.0), _PLATE[1], _PLATE[0] - 0.2))
-    c_disc = _NARROW_DISC_CONFIDENCE if narrow else 1.0
+    c_disc = (_BEYOND_CONFIDENCE if l5 >= n_chain else _NARROW_DISC_CONFIDENCE) if narrow else 1.0
     c_sacrum = 1.0 if narrow else float(_ramp(np.nan_to_num(inner_ratio[l5], nan=0.0), *_SACRUM_SURE))
     c_seen = 1.0 if bone_seen >= 0.9 else 0.5
     sacral = min(c_plate, c_below, c_disc, c_sacrum, c_seen)
@@ -702,7 +803,7 @@ def detect_vertebrae(
     if narrow:
         evidence.append((c_disc,
             "no L5-S1 disc space seen (narrow or degenerate disc?): L5 is the lowest body with an "
-            "inferior endplate"
+            "inferior endplate" + (", below the bodies the column was found from" if l5 >= n_chain else "")
         ))
     if c_sacrum < 1.0:
         evidence.append((c_sacrum,
@@ -736,7 +837,7 @@ def detect_vertebrae(
     symmetry = _mirror_symmetry(norm, lumbar_blocks, d)
     if symmetry > _AP_SYMMETRY and abs(modulation) < _AP_MODULATION:
         return LandmarkFailure(
-            "not found: a frontal (AP or PA) film, not a lateral: the two sides of the column mirror "
+            f"{_FRONTAL} (AP or PA) film, not a lateral: the two sides of the column mirror "
             f"each other (symmetry {symmetry:.2f}, above {_AP_SYMMETRY}) and neither side has the "
             f"posterior elements of a lateral film (modulation {modulation:+.2f})"
         )
@@ -785,10 +886,13 @@ def detect_vertebrae(
 
     refined = refine_corners(img, corners, search_fraction=0.25, max_move_fraction=0.4, levels=levels)
     sd = np.full(corners.shape[:2], np.nan)
+    ok = np.zeros(len(levels), bool)
     if refined:
-        ok = refined.refined
-        corners = np.where(ok[:, None, None], refined.landmarks, corners)
+        ok = refined.refined.copy()
         sd = np.where(ok[:, None], refined.corner_sd_px, 0.08 * depth)
+        corners = np.where(ok[:, None, None], refined.landmarks, corners)
+        corners, sd, ok = _reseek_unrefined(img, corners, sd, ok, depth)
+        sd = np.where(ok[:, None], sd, 0.08 * depth)
         body_conf = np.where(ok, body_conf, body_conf * 0.5)
     else:
         sd[:] = 0.08 * depth
@@ -798,7 +902,7 @@ def detect_vertebrae(
         return LandmarkFailure("not found: no lumbar body above the sacrum")
     found = np.array([fl is None for fl in failures])
     scores = np.array([poses[p, 3] for p in found_pos if p >= 0])
-    refined_share = float(np.mean(refined.refined[found])) if refined else 0.0
+    refined_share = float(np.mean(ok[found]))
     if np.mean(scores) < _MIN_MEAN_SCORE or refined_share < _MIN_REFINED_SHARE:
         return LandmarkFailure(
             "not found: the shapes found do not look like vertebral bodies "
@@ -815,6 +919,103 @@ def detect_vertebrae(
         label_confidence=label_conf, facing_confidence=facing_conf, facing_evidence=float(modulation),
         review_reasons=tuple(reasons),
     )  # fmt: skip
+
+
+# a body whose outline could not be confirmed is sought again from its block moved by these
+# fractions of the depth along its endplate and down the column, and from its neighbours
+_RESEEK_ALONG = (-0.3, -0.15, 0.0, 0.15, 0.3)
+_RESEEK_DOWN = (-0.15, 0.0, 0.15)
+
+
+def _reseek_unrefined(
+    img: np.ndarray, corners: np.ndarray, sd: np.ndarray, ok: np.ndarray, depth: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seek again the lumbar bodies whose outline refinement did not confirm.
+
+    A block the template put a third of a body off (the top body beside a
+    cropped L1, an L5 between two narrow discs) has no cortical outline where
+    the refinement looks for it.  Such a body is tried again from its block
+    moved along its endplate and down the column, and from where its refined
+    neighbours put it (midway between them, or one step on from the two next
+    to it); every candidate is refined, and of those whose outline is
+    confirmed and that keep clear of the neighbours, the one nearest the
+    expected place is kept.
+
+    Parameters
+    ----------
+    img : (H, W) float array
+        The film.
+    corners : (V, 4, 2) float array, px
+        ``AS, PS, PI, AI`` per level (S1 last, with NaN inferior corners);
+        refined where ``ok``.
+    sd : (V, 4) float array, px
+        Corner SDs of the refined bodies.
+    ok : (V,) bool array
+        Whether each body's outline was confirmed.
+    depth : float, px
+        Endplate depth.
+
+    Returns
+    -------
+    corners, sd, ok
+        Updated for the bodies found again.
+    """
+    n_lumbar = corners.shape[0] - 1
+    placed = np.all(np.isfinite(corners), axis=(1, 2))
+    retry = np.flatnonzero(placed[:n_lumbar] & ~ok[:n_lumbar])
+    if retry.size == 0:
+        return corners, sd, ok
+    centres = corners.mean(axis=1)
+    cands, owner, expected = [], [], []
+    for v in retry:
+        block = corners[v]
+        along = (block[1] - block[0]) / max(float(np.linalg.norm(block[1] - block[0])), 1e-9)
+        down = np.array([-along[1], along[0]])
+        down *= np.sign(np.dot(down, block[3] - block[0])) or 1.0
+        shifts = np.array([a * along + b * down for a in _RESEEK_ALONG for b in _RESEEK_DOWN]) * depth
+        options = [block + shift for shift in shifts]
+        good = [k for k in (v - 2, v - 1, v + 1, v + 2) if 0 <= k < n_lumbar and ok[k] and placed[k]]
+        if v - 1 in good and v + 1 in good:
+            options.append(0.5 * (corners[v - 1] + corners[v + 1]))
+        elif v + 1 in good and v + 2 in good:
+            options.append(2 * corners[v + 1] - corners[v + 2])
+        elif v - 1 in good and v - 2 in good:
+            options.append(2 * corners[v - 1] - corners[v - 2])
+        guess = options[-1].mean(axis=0) if len(options) > len(shifts) else centres[v]
+        cands += options
+        owner += [v] * len(options)
+        expected += [guess] * len(options)
+    cands_arr = np.array(cands)
+    again = refine_corners(img, cands_arr, search_fraction=0.25, max_move_fraction=0.4)
+    if not again:
+        return corners, sd, ok
+    owner_arr = np.array(owner)
+    found = again.refined.copy()
+    got = again.landmarks.mean(axis=1)
+    others = np.flatnonzero(ok & placed)
+    if others.size:
+        # clear of every confirmed body (a candidate that slid onto a neighbour)
+        clear = np.linalg.norm(got[:, None] - centres[others][None], axis=-1).min(axis=1) > 0.6 * depth
+        found &= clear
+    miss = np.linalg.norm(got - np.array(expected), axis=1)
+    before = corners
+    corners, sd, ok = corners.copy(), sd.copy(), ok.copy()
+    for v in retry:
+        mine = np.flatnonzero((owner_arr == v) & found)
+        if mine.size:
+            k = mine[np.argmin(miss[mine])]
+            corners[v], sd[v], ok[v] = again.landmarks[k], again.corner_sd_px[k], True
+    # S1's endplate was put below L5's block: it moves with L5 when L5 was found elsewhere
+    l5, s1 = n_lumbar - 1, n_lumbar
+    if ok[l5] and not ok[s1] and l5 in retry and np.all(np.isfinite(corners[s1, :2])):
+        moved = corners[s1].copy()
+        moved[:2] += corners[l5, [3, 2]] - before[l5, [3, 2]]
+        s1_again = refine_corners(img, moved[None], search_fraction=0.25, max_move_fraction=0.4)
+        if s1_again and s1_again.refined[0]:
+            corners[s1], sd[s1], ok[s1] = s1_again.landmarks[0], s1_again.corner_sd_px[0], True
+        else:
+            corners[s1] = moved
+    return corners, sd, ok
 
 
 def _without_burned_in(img: np.ndarray) -> np.ndarray:

@@ -109,6 +109,25 @@ def level_label(ds):
     return "not in the landmarks L5-L6"
 
 
+def annotation_num(ds, tracking: str):
+    """The NUM of a ruler or angle group (``"annotation flexion R1"``)."""
+    return next(i for i in _group(ds, tracking).ContentSequence if i.ValueType == "NUM")
+
+
+def move_ruler_end(ds, dy: float, length: float | None = None) -> None:
+    """Move the second end of the flexion ruler R1 by ``dy`` pixels in its SCOORD and, with
+    ``length``, set its stored value (a careful edit); not one of the issue's ten edits."""
+    num = annotation_num(ds, "annotation flexion R1")
+    scoord = next(i for i in num.ContentSequence if i.ValueType == "SCOORD")
+    data = list(scoord.GraphicData)
+    data[3] += dy  # the second end's y
+    scoord.GraphicData = data
+    if length is not None:
+        measured = num.MeasuredValueSequence[0]
+        measured.FloatingPointValue = length
+        measured.NumericValue = f"{length:.6g}"
+
+
 TAMPERINGS = {f.__name__: f for f in (
     translation, finding_to_stable, removed_segment, duplicated_segment, pixel_spacing,
     nan_value, angle, corner, criteria, level_label)}

@@ -21,6 +21,7 @@ from app.report_data import load_report
 from app.report_sr import read_sr, write_sr
 from app.report_tables import report_annotations
 from tests.app import _report_fixtures as fx
+from tests.app._sr_tamper import annotation_num, move_ruler_end
 
 
 def _cv(code) -> str:
@@ -229,40 +230,24 @@ def annotated(tmp_path):
     return path, write_sr(load_report(path), tmp_path / "s" / "r.dcm")
 
 
-def _annotation_num(ds, tracking):
-    return next(i for i in _group(ds, tracking).ContentSequence if i.ValueType == "NUM")
-
-
 def test_annotations_are_read_from_their_scoord(annotated):
     path, sr = annotated
     back = read_sr(sr)
     assert back["annotations"] == json.loads(path.read_text())["annotations"]
     ds = pydicom.dcmread(sr)
-    ruler = _annotation_num(ds, "annotation flexion R1")
+    ruler = annotation_num(ds, "annotation flexion R1")
     assert _cv(ruler.ConceptNameCodeSequence[0]) == "410668003"  # SCT Length
     assert ruler.MeasuredValueSequence[0].FloatingPointValue == pytest.approx(40.0)
-    angle = _annotation_num(ds, "annotation extension A1")
+    angle = annotation_num(ds, "annotation extension A1")
     assert (angle.ConceptNameCodeSequence[0].CodingSchemeDesignator,
             _cv(angle.ConceptNameCodeSequence[0])) == ("SCT", "1483009")  # SCT Angle
     assert angle.MeasuredValueSequence[0].FloatingPointValue == pytest.approx(90.0)
 
 
-def _move_ruler_end(ds, dy: float, length: float | None = None) -> None:
-    num = _annotation_num(ds, "annotation flexion R1")
-    scoord = next(i for i in num.ContentSequence if i.ValueType == "SCOORD")
-    data = list(scoord.GraphicData)
-    data[3] += dy  # the second end's y
-    scoord.GraphicData = data
-    if length is not None:
-        measured = num.MeasuredValueSequence[0]
-        measured.FloatingPointValue = length
-        measured.NumericValue = f"{length:.6g}"
-
-
 def test_moved_annotation_with_its_old_value_is_refused(annotated, tmp_path, capsys):
     _, sr = annotated
     ds = pydicom.dcmread(sr)
-    _move_ruler_end(ds, 100.0)  # 300 px now, the stored length still says 40 mm
+    move_ruler_end(ds, 100.0)  # 300 px now, the stored length still says 40 mm
     tampered = sr.parent / "moved.dcm"
     ds.save_as(tampered)
     with pytest.raises(InputFileError, match=r"value of R1 on the flexion film \(stored 40.* "
@@ -277,7 +262,7 @@ def test_moved_annotation_with_its_old_value_is_refused(annotated, tmp_path, cap
 def test_changed_annotation_value_alone_is_refused(annotated):
     _, sr = annotated
     ds = pydicom.dcmread(sr)
-    _move_ruler_end(ds, 0.0, length=55.0)
+    move_ruler_end(ds, 0.0, length=55.0)
     ds.save_as(sr.parent / "value.dcm")
     with pytest.raises(InputFileError, match=r"stored 55\.0"):
         read_sr(sr.parent / "value.dcm")
@@ -286,7 +271,7 @@ def test_changed_annotation_value_alone_is_refused(annotated):
 def test_annotation_moved_consistently_is_read_back_with_its_new_points(annotated):
     _, sr = annotated
     ds = pydicom.dcmread(sr)
-    _move_ruler_end(ds, 100.0, length=60.0)  # the end and the value, as a careful edit
+    move_ruler_end(ds, 100.0, length=60.0)  # the end and the value, as a careful edit
     ds.save_as(sr.parent / "consistent.dcm")
     back = read_sr(sr.parent / "consistent.dcm")
     (ruler,) = [a for a in back["annotations"] if a["kind"] == "ruler"]

@@ -111,3 +111,31 @@ def test_faint_sacral_remnant_is_not_a_confident_l5_s1_disc(phantom_films):
     assert np.all(np.nanmedian(err_mm, axis=1) < 5.0)  # one level off would be > 30 mm
     assert result.needs_review and result.review_reasons
     assert np.all(result.confidence < REVIEW_THRESHOLD)
+
+
+def test_a_body_placed_a_third_off_is_sought_again_and_found():
+    # three synthetic bodies with their true corners; the middle one's block is put 0.3 of
+    # a depth off along its endplate and 0.2 down, where the refinement finds no outline: seeking it
+    # again from shifted blocks and from its neighbours must land on the true corners
+    from measure._detect import _reseek_unrefined
+    from measure._refine import refine_corners
+
+    film, _ = make_pair(11, noise=0.02)
+    truth = film.corners[1:4].copy()  # L2, L3, L4
+    corners = np.concatenate([truth, film.corners[5:6]])  # and S1 last, as detection has it
+    depth = float(np.linalg.norm(truth[1, 1] - truth[1, 0]))
+    along = (truth[1, 1] - truth[1, 0]) / depth
+    down = np.array([-along[1], along[0]])
+    corners[1] = truth[1] + depth * (0.3 * along + 0.2 * down)
+    first = refine_corners(film.image, corners, search_fraction=0.25, max_move_fraction=0.4)
+    assert not first.refined[1]  # the displaced block is not confirmed as it is
+    ok = first.refined.copy()
+    start = np.where(ok[:, None, None], first.landmarks, corners)
+    sd = np.where(ok[:, None], first.corner_sd_px, np.nan)
+    found, found_sd, found_ok = _reseek_unrefined(film.image, start, sd, ok, depth)
+    assert found_ok[1]
+    # refined from the true corners the posterior ones err up to 0.08 depth (the pedicle
+    # stub); the displaced block was 0.36 depth off, a neighbour is a whole depth away
+    assert np.max(np.linalg.norm(found[1] - truth[1], axis=-1)) < 0.1 * depth
+    assert np.all(np.isfinite(found_sd[1]))
+    np.testing.assert_array_equal(found[[0, 2]], start[[0, 2]])  # the confirmed bodies stay

@@ -132,3 +132,29 @@ def test_levels_and_facing_right_on_realistic_test_studies(seed):
         assert np.all(np.isfinite(result.landmarks[:, :2]))  # L1..S1 all placed
         assert _levels_right(result, film), film.view
         assert result.facing == study.options.facing
+
+
+def _within_a_third(result, film) -> np.ndarray:
+    """Per level: placed and within a third of its endplate depth of the truth."""
+    sp = np.array(film.pixel_spacing_mm[::-1])
+    truth = film.landmark_array()
+    per_level = np.nanmedian(np.linalg.norm((result.landmarks - truth) * sp, axis=-1), axis=1)
+    depth = np.linalg.norm((truth[:, 0] - truth[:, 1]) * sp, axis=-1)
+    return np.isfinite(per_level) & (per_level < depth / 3)
+
+
+@pytest.mark.parametrize("seed", [90042, 90047])
+def test_l1_cropped_extension_film_gives_l2_to_s1(seed):
+    # L1 cut by the film's top edge, narrow L4-L5 and L5-S1 discs, an uncalibrated export:
+    # the posterior elements line up into a stronger "column" than the four bodies left, and
+    # detection used to refuse the film ("no sacrum below the column"); the bodies' column
+    # must be found, labelled L2-S1 from the sacrum, with L1 left unplaced
+    realism = Realism(crop_top=True, narrow_discs=("L4-L5", "L5-S1"), crest_rise_mm=15.0,
+                      export="png", export_spacing_mm=0.3)  # fmt: skip
+    study = make_study(seed, scale=0.5, realism=realism, facing=("left", "right")[seed % 2])
+    film = study.extension
+    result = detect_vertebrae(_image(film))
+    assert result, result.reason
+    assert np.all(np.isnan(result.landmarks[0]))  # L1: cut off, not guessed
+    assert _within_a_third(result, film)[1:].all()  # L2, L3, L4, L5, S1
+    assert result.facing == study.options.facing
