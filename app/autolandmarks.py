@@ -39,6 +39,7 @@ from measure import (
     PlacementMethod,
     refine_corners,
     track_bodies,
+    tracking_sd,
 )
 
 __all__ = [
@@ -75,9 +76,16 @@ _DISAGREE_SOURCE_REVIEW = True
 # films whose labels differ by a level: the one whose smallest label confidence is higher by this
 # gives its labels to the other (both stay under review)
 _SETTLE_MARGIN = 0.3
+# both films unsure: a body whose tracked and detected outlines lie this far apart (endplate
+# depths; beyond the upper bound it is another level, the guard's case) with at least this
+# tracking correlation is taken from the film whose detection is surer of it
+_DISPUTE = (0.2, 1.0)
+_DISPUTE_QUALITY = 0.6
 
+# Tracked corners have no floor: their SD is the per-body SD of the registration's
+# own fit (tracked_sd_px, measure.tracking_sd), fitted on phantoms down to 0.01 mm.
 _SD_FLOOR_MM = {
-    PlacementMethod.TRACKED: 0.05,
+    PlacementMethod.TRACKED: 0.0,
     PlacementMethod.REFINED: 0.15,
     PlacementMethod.DETECTED: 0.5,
 }
@@ -236,6 +244,33 @@ def _result(
     )  # fmt: skip
 
 
+def tracked_sd_px(corners: np.ndarray, quality: np.ndarray, model: Any = None) -> np.ndarray:
+    """Per-corner SD of tracked corners, pixels, from each body's registration (``measure.tracking_sd``).
+
+    Parameters
+    ----------
+    corners : ndarray of shape (V, 4, 2)
+        Tracked corners on the target film, pixels (NaN: not placed).
+    quality : ndarray of shape (V,)
+        Each body's correlation with its template after registration.
+    model : measure.TrackingSDModel, optional
+        Default ``measure.TRACKING_SD_MODEL`` (the benchmark passes one it fits).
+
+    Returns
+    -------
+    ndarray of shape (V, 4)
+        The SD of the body's shift per axis (the same for its four corners),
+        in proportion to its endplate depth on the target film; NaN where a
+        corner is not placed.
+    """
+    corners = np.asarray(corners, dtype=float)
+    superior = np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1)
+    inferior = np.linalg.norm(corners[:, 3] - corners[:, 2], axis=-1)
+    depth = np.where(np.isfinite(inferior), (superior + np.nan_to_num(inferior)) / 2, superior)  # S1: superior
+    sd = tracking_sd(np.asarray(quality, dtype=float), depth, model)
+    return np.where(np.isfinite(corners[..., 0]), sd[:, None], np.nan)
+
+
 def _check_levels(levels, corners: np.ndarray) -> tuple[str, ...]:
     levels = tuple(levels)
     if len(levels) != corners.shape[0]:
@@ -288,8 +323,12 @@ def track_film(
     if not result:
         return result
     wanted = np.any(np.isfinite(corners[..., 0]), axis=1)
+    # the SD stored is the body's from its own registration fit (measure.tracking_sd), not
+    # the Gauss-Newton covariance (which does not grow with a poorer match): measured on
+    # phantoms no test uses, benchmarks/bench_coverage.py
+    sd_px = tracked_sd_px(result.landmarks, result.quality)
     return _result(
-        levels, result.landmarks, result.corner_sd_px, result.quality, result.body_failures,
+        levels, result.landmarks, sd_px, result.quality, result.body_failures,
         PlacementMethod.TRACKED, _calibration_of(target, target_calibration),
         {"scale": round(float(result.scale), 5)}, wanted,
     )  # fmt: skip
@@ -559,7 +598,9 @@ def _with_partner(
       label away (the two detections name the same vertebrae differently) and
       one film's own label evidence is clearly stronger, that film's labels
       are carried to the other.  Both still need review: the evidence disagreed.
-    - both found and unsure: unchanged (neither film's labels can be preferred).
+    - both found and unsure, labels and facing agreeing: neither film's labels
+      can be preferred, but where the two films outline one body differently,
+      the surer outline is carried to the other film (:func:`_exchange_bodies`).
     """
     found = [bool(o) for o in agreed]
     if not any(found):
@@ -576,7 +617,7 @@ def _with_partner(
         if offset != 0:
             return _settle_labels(agreed, alone, track, offset)
         if not any(sure):
-            return agreed
+            return _exchange_bodies(agreed, track)
         source = int(sure.index(True))
     else:
         source = int(found.index(True))
@@ -686,6 +727,121 @@ def _carried(
         "review_reasons": reasons,
     }
     return replace(guarded, details=details), source_reasons
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``dst ≈ scale * R @ src + t`` of matched points (Umeyama).
+
+    Parameters
+    ----------
+    src, dst : ndarray of shape (N, 2)
+        Matched points, pixels (N >= 2).
+
+    Returns
+    -------
+    (scale, R, t) : float, ndarray of shape (2, 2), ndarray of shape (2,)
+    """
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    rot = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / max(float(np.sum(a * a)), 1e-12))
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def _exchange_bodies(
+    agreed: tuple[AutoLandmarks, AutoLandmarks], track: Any
+) -> tuple[AutoLandmarks, AutoLandmarks]:
+    """Both films found and unsure, same labels and facing: settle bodies the two outline differently.
+
+    The flexion film's bodies are tracked onto the extension film.  A body
+    whose tracked and detected positions on the extension film lie between
+    ``_DISPUTE[0]`` and ``_DISPUTE[1]`` endplate depths apart (the same
+    vertebra outlined differently: farther is the guard's business, another
+    level), with a tracking correlation of at least ``_DISPUTE_QUALITY``, is
+    outlined on one of the films a good part of a body off.  The film whose
+    detection is surer of that body (its confidence) keeps it, and the other
+    film takes it: the tracked corners (flexion → extension), or the extension
+    film's detected corners mapped back by the inverse of that body's tracked
+    similarity (extension → flexion; a rigid body, so this is tracking the
+    other way).  Labels are not touched; both films keep needing review, with
+    a reason naming the body.
+    """
+    tracked = track(0, 1)
+    if not tracked:
+        return agreed
+    flex, ext = agreed
+    c_t, depth = _centres(tracked.corners)
+    c_e, _ = _centres(ext.corners)
+    with np.errstate(invalid="ignore"):
+        gap = np.linalg.norm(c_t - c_e, axis=-1) / depth
+        disputed = (gap > _DISPUTE[0]) & (gap < _DISPUTE[1]) & (tracked.quality >= _DISPUTE_QUALITY)
+    disputed &= np.isfinite(flex.quality) & np.isfinite(ext.quality) & (flex.quality != ext.quality)
+    if not disputed.any():
+        return agreed
+    out = {"flexion": _Editable(flex), "extension": _Editable(ext)}
+    for v in np.flatnonzero(disputed):
+        level = flex.levels[v]
+        has = np.isfinite(flex.corners[v, :, 0]) & np.isfinite(tracked.corners[v, :, 0])
+        if flex.quality[v] > ext.quality[v]:
+            keeper, taker, corners, sd = "flexion", "extension", tracked.corners[v], flex.sd_px[v]
+            quality = flex.quality[v]
+        else:
+            keeper, taker = "extension", "flexion"
+            scale, rot, t = _similarity(flex.corners[v, has], tracked.corners[v, has])
+            corners = ((ext.corners[v] - t) @ rot) / scale  # the inverse similarity, row vectors
+            sd, quality = ext.sd_px[v] / scale, ext.quality[v]
+        why = (
+            f"{level}: the two films outline it {gap[v]:.2f} endplate depths apart; the {keeper} film's "
+            f"outline (detection confidence {max(flex.quality[v], ext.quality[v]):.2f} against "
+            f"{min(flex.quality[v], ext.quality[v]):.2f}) is carried to the {taker} film: check {level} on both"
+        )
+        out[taker].take(v, corners, sd, quality, why)
+        out[keeper].note(why)
+    return out["flexion"].result(), out["extension"].result()
+
+
+class _Editable:
+    """A detection whose bodies are replaced one by one (:func:`_exchange_bodies`)."""
+
+    def __init__(self, outcome: AutoLandmarks) -> None:
+        self.outcome = outcome
+        self.corners = np.array(outcome.corners, dtype=np.float64)
+        self.placement = np.array(outcome.placement, dtype=object)
+        self.sd_px = np.array(outcome.sd_px, dtype=np.float64)
+        self.sd_mm = np.array(outcome.sd_mm, dtype=np.float64)
+        self.quality = np.array(outcome.quality, dtype=np.float64)
+        self.reasons: list[str] = []
+        self.carried: list[str] = []
+
+    def take(self, v: int, corners: np.ndarray, sd_px: np.ndarray, quality: float, why: str) -> None:
+        placed = np.isfinite(corners[:, 0]) & np.isfinite(self.corners[v, :, 0])
+        self.corners[v] = np.where(placed[:, None], corners, np.nan)
+        self.placement[v] = np.where(placed, PlacementMethod.TRACKED.value, "")
+        self.sd_px[v] = np.where(placed, sd_px, np.nan)
+        scale = _mm_per_px(self.outcome.calibration)
+        floor = _SD_FLOOR_MM[PlacementMethod.DETECTED]
+        self.sd_mm[v] = np.nan if scale is None else np.where(placed, np.maximum(sd_px * scale, floor), np.nan)
+        self.quality[v] = quality
+        self.carried.append(self.outcome.levels[v])
+        self.note(why)
+
+    def note(self, why: str) -> None:
+        self.reasons.append(why)
+
+    def result(self) -> AutoLandmarks:
+        if not self.reasons:
+            return self.outcome
+        o = self.outcome
+        reasons = list(dict.fromkeys([*o.details.get("review_reasons", []), *self.reasons]))
+        details = {**o.details, "needs_review": True, "review_reasons": reasons}
+        if self.carried:
+            details["carried_from_partner"] = list(self.carried)
+        return replace(
+            o, corners=self.corners, placement=self.placement.astype(object), sd_px=self.sd_px,
+            sd_mm=self.sd_mm, quality=self.quality, details=details,
+        )  # fmt: skip
 
 
 def _settle_labels(

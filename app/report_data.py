@@ -501,9 +501,18 @@ def _check_safety(report: ReportData) -> None:
         for view, film in report.films.items()
     }
     report.safety, report.safety_acknowledged = session_safety(report.session, report.rows, reasons)
-    methods = [m for film in report.films.values() for level in (film.record.get("placement") or {}).values()
-               if isinstance(level, dict) for m in level.values() if isinstance(m, str)]
-    report.borderline_hint = borderline_hint(report.rows, methods)
+    methods, sds = [], []
+    for film in report.films.values():
+        stated = film.record.get("landmark_sd_mm") or {}
+        for level, corners in (film.record.get("placement") or {}).items():
+            if not isinstance(corners, dict):
+                continue
+            for corner, m in corners.items():
+                if isinstance(m, str):
+                    sd = (stated.get(level) or {}).get(corner) if isinstance(stated.get(level), dict) else None
+                    methods.append(m)
+                    sds.append(float(sd) if isinstance(sd, int | float) else float("nan"))
+    report.borderline_hint = borderline_hint(report.rows, methods, sds)
     done = set(report.safety_acknowledged)
     report.warnings[0:0] = [
         "SAFETY: " + w.message + (" (acknowledged by the reader)" if w.check.value in done else "")

@@ -500,44 +500,80 @@ def require_acknowledged(
         )
 
 
-def borderline_hint(rows: Iterable[Mapping[str, Any]], methods: Iterable[str] = ()) -> str | None:
+def _half_width(rows: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    """Median half-width of the ``key`` 95 % intervals of the measured rows, or None."""
+    widths = [(hi - lo) / 2 for r in rows for lo, hi in [r.get(key) or (None, None)]
+              if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi)]
+    return float(np.median(widths)) if widths else None
+
+
+def borderline_hint(
+    rows: Iterable[Mapping[str, Any]], methods: Iterable[str] = (), sd_mm: Iterable[float] | None = None
+) -> str | None:
     """What would resolve borderline results, when most measured levels are borderline.
 
     Parameters
     ----------
     rows : iterable of mapping
-        Result rows (``verdict`` or the ``borderline`` flag, ``measured``).
+        Result rows (``verdict`` or the ``borderline`` flag, ``measured``; the
+        ``*_ci95`` intervals when present).
     methods : iterable of str
         Placement methods of the corners (``measure.PlacementMethod`` values).
+    sd_mm : iterable of float, optional
+        The SD stored with each corner, in the order of ``methods`` (NaN: the
+        method's default), mm.  The hint quotes the SDs actually used.
 
     Returns
     -------
     str or None
         One paragraph for the viewer and the reports, or None when at most one
-        measured level (or fewer than half) is borderline.
+        measured level (or fewer than half) is borderline.  It quotes the
+        manual corners' SDs as used, the resulting median interval half-widths,
+        and what tracking and refinement would use instead (their measured
+        error models, ``measure.ERROR_MODEL`` and ``measure.tracking_sd``).
     """
-    from measure import PlacementMethod, Verdict, verdict_of_record
+    from measure import ERROR_MODEL, PlacementMethod, Verdict, tracking_sd, verdict_of_record
 
+    rows = list(rows)
     verdicts = [verdict_of_record(r) for r in rows]
     measured = [v for v in verdicts if v is not Verdict.NOT_MEASURED]
     borderline = [v for v in measured if v.is_borderline]
     if len(borderline) < 2 or 2 * len(borderline) < len(measured):
         return None
-    used = {str(m) for m in methods if m}
+    methods = [str(m) if m else "" for m in methods]
+    stated = [math.nan] * len(methods) if sd_mm is None else [float(x) for x in sd_mm]
+    if len(stated) != len(methods):
+        raise ValueError(f"sd_mm: {len(stated)} SDs for {len(methods)} corners")
+    used = {m for m in methods if m}
     manual = used & {"manual", "edited"} or not used
-    sd = {m: PlacementMethod(m).default_sd_mm for m in ("manual", "tracked", "refined")}
     text = (
         f"{len(borderline)} of {len(measured)} levels are borderline: their 95 % intervals "
         "reach a threshold, so the measurement cannot decide them. "
     )
     if manual:
-        text += (
-            f"Manually placed corners carry an SD of {sd['manual']:g} mm each (inter-observer "
-            "error, Eur J Radiol 1994;18:227-231), of the order of the thresholds. "
-        )
+        default = PlacementMethod.MANUAL.default_sd_mm
+        sds = [s if math.isfinite(s) else default for m, s in zip(methods, stated, strict=True)
+               if m in ("manual", "edited")] or [default]
+        lo, hi = min(sds), max(sds)
+        quoted = f"an SD of {lo:g} mm each" if hi - lo < 1e-9 else (
+            f"SDs of {lo:g}-{hi:g} mm (median {float(np.median(sds)):g} mm)")
+        source = (" (inter-observer error, Eur J Radiol 1994;18:227-231)"
+                  if abs(lo - default) < 1e-9 and abs(hi - default) < 1e-9 else "")
+        text += f"Manually placed corners carry {quoted}{source}, of the order of the thresholds"
+        t95, a95 = _half_width(rows, "translation_mm_ci95"), _half_width(rows, "angulation_deg_ci95")
+        if t95 is not None or a95 is not None:
+            parts = [f"±{t95:.1f} mm" if t95 is not None else "", f"±{a95:.1f}°" if a95 is not None else ""]
+            text += f": intervals of {' and '.join(p for p in parts if p)} here (median)"
+        text += ". "
+    tracked = ERROR_MODEL[PlacementMethod.TRACKED]
+    refined = ERROR_MODEL[PlacementMethod.REFINED]
+    # a tracked body's shift SD for a 35 mm body matched at correlation 0.95 and 0.8
+    good, poor = (float(tracked.shift_factor * tracking_sd(q, 35.0)) for q in (0.95, 0.8))
     text += (
-        f"To narrow the intervals: track the bodies from one film to the other (Landmarks > "
-        f"Track; measured corner SD {sd['tracked']:g} mm on phantoms) or refine the corners "
-        f"({sd['refined']:g} mm), check each automatic corner, or add a second independent reading."
+        "To narrow the intervals: track the bodies from one film to the other (Landmarks > "
+        f"Track; each body carries the SD of its own registration, a shift of {good:.2f}-{poor:.2f} mm "
+        "for a match of 0.95-0.8, measured on phantoms) or refine the corners (the fit's own SD, "
+        f"scaled by {refined.corner_factor:.2f} along and {refined.across:.2f} across the endplate as measured), "
+        "check each automatic corner, or add a second independent reading."
     )
     return text

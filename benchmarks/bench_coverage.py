@@ -56,16 +56,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.autolandmarks import detect_study, refine_film, track_film
+from app.autolandmarks import detect_study, refine_film, track_film, tracked_sd_px
 from app.phantom import MEASURED_LEVELS
 from benchmarks._phantom_setup import PreparedStudy, prepare
 from measure import (
     ERROR_MODEL,
+    TRACKING_SD_MODEL,
     Z95,
     Calibration,
     CalibrationSource,
     ErrorModel,
     PlacementMethod,
+    TrackingSDModel,
     placement_uncertainty,
     segmental_motion,
     wilson_interval,
@@ -74,9 +76,11 @@ from measure import (
 SETS = {
     "tuning": (range(82000, 82060), False),
     "realistic-tuning": (range(82500, 82524), True),
-    "reporting": (range(83000, 83040), False),
-    "realistic-reporting": (range(83500, 83524), True),
+    "reporting": (range(83000, 83100), False),
+    "realistic-reporting": (range(83500, 83600), True),
 }
+DEFAULT_STUDIES = (60, 24, 40, 24)
+"""How many studies of each set are used by default (``--studies`` for more reporting studies)."""
 METHODS = ("manual", "refined", "tracked", "detected")
 AUTOMATIC = ("refined", "tracked", "detected")
 QUANTITIES = ("translation_mm", "translation_pct", "angulation_deg")
@@ -128,23 +132,41 @@ def corners_by_method(p: PreparedStudy, methods=METHODS) -> dict[str, tuple]:
         t = track_film(img["f"], true["f"], img["e"], levels=levels, target_calibration=cal["e"])
         if t:
             out["tracked"] = (true["f"], t.corners, np.zeros((6, 4)),
-                              _sd(t, PlacementMethod.TRACKED.default_sd_mm))
+                              _sd(t, PlacementMethod.TRACKED.default_sd_mm), False,
+                              {"placement": (np.full((6, 4), "manual", object), _placement(t)),
+                               "quality": (np.full(6, np.nan), np.asarray(t.quality, float)),
+                               "sd_px": (np.zeros((6, 4)), np.asarray(t.sd_px, float))})
     if "detected" in methods:
         det = detect_study(img["f"], img["e"], levels=levels, calibrations=(cal["f"], cal["e"]))
         if all(det):
             review = any(bool(d.details.get("needs_review")) for d in det)
             out["detected"] = (det[0].corners, det[1].corners,
                                _sd(det[0], PlacementMethod.DETECTED.default_sd_mm),
-                               _sd(det[1], PlacementMethod.DETECTED.default_sd_mm), review)
+                               _sd(det[1], PlacementMethod.DETECTED.default_sd_mm), review,
+                               {"placement": tuple(_placement(d) for d in det),
+                                "quality": tuple(np.asarray(d.quality, float) for d in det),
+                                "label_confidence": tuple(
+                                    np.array([d.details.get("label_confidence", {}).get(lv, np.nan)
+                                              for lv in levels], float) for d in det),
+                                "film_review": tuple(bool(d.details.get("needs_review")) for d in det),
+                                "sd_px": tuple(np.asarray(d.sd_px, float) for d in det)})
     return out
 
 
+def _placement(result) -> np.ndarray:
+    """Placement per corner as the result states it (a detected study may hold tracked bodies)."""
+    return np.asarray(result.placement, dtype=object)
+
+
 def collect(seeds, scale: float, realistic: bool, verbose: bool, methods=METHODS,
-            film_cache: Path | None = None) -> list[dict]:
-    """Raw corners of ``methods`` on every study (the expensive part; cached)."""
+            film_cache: Path | None = None, start: int = 0) -> list[dict]:
+    """Raw corners of ``methods`` on every study (the expensive part; cached).
+
+    ``start``: index of ``seeds[0]`` in its set (the cycle of conditions).
+    """
     records = []
     t0 = time.time()
-    for k, seed in enumerate(seeds):
+    for k, seed in enumerate(seeds, start):
         p = prepare(seed, k, scale, realistic, film_cache)
         records.append({"seed": seed, "realistic": realistic, "spacing_mm": p.spacing_mm,
                         "truth": p.truth, "methods": corners_by_method(p, methods)})
@@ -162,6 +184,12 @@ def _flagged(record: dict, method: str) -> bool:
     return got is not None and len(got) > 4 and bool(got[4])
 
 
+def _extras(record: dict, method: str) -> dict:
+    """Per-body figures the method reported besides its corners (quality, placement, ...)."""
+    got = record["methods"].get(method)
+    return got[5] if got is not None and len(got) > 5 else {}
+
+
 def _batch(records: list[dict], method: str, unflagged: bool = False) -> dict | None:
     """Every study that has ``method``'s corners, stacked for one ``segmental_motion`` call.
 
@@ -174,11 +202,15 @@ def _batch(records: list[dict], method: str, unflagged: bool = False) -> dict | 
         return None
     cf, ce, sf, se = (np.stack([np.asarray(r["methods"][method][i], float) for r in rows]) for i in range(4))
     placement, stated = {}, {}
-    for key, corners, sd in (("f", cf, sf), ("e", ce, se)):
+    for i, (key, corners, sd) in enumerate((("f", cf, sf), ("e", ce, se))):
         unplaced = ~np.isfinite(sd)
         place = np.full(sd.shape, method, dtype=object)
         if method == "tracked" and key == "f":
             place[...] = "manual"  # the reader's exact outline: SD 0
+        for j, r in enumerate(rows):  # as the result stated it (a detected study may hold tracked bodies)
+            stated_place = _extras(r, method).get("placement")
+            if stated_place is not None:
+                place[j] = np.where(stated_place[i] == "", place[j], stated_place[i])
         place[unplaced] = "manual"
         placement[key] = place
         stated[key] = np.where(unplaced, CLICK_SD_MM, sd)
@@ -321,8 +353,71 @@ def rigid_decomposition(records: list[dict], method: str) -> dict:
     }
 
 
+def restate_tracked_sd(records: list[dict], model: TrackingSDModel) -> None:
+    """Set the stored SD of every tracked body to what the app stores with ``model``.
+
+    The app stores :func:`app.autolandmarks.tracked_sd_px` (from the body's
+    registration correlation, kept in the cache); restating it lets a fitted
+    :class:`measure.TrackingSDModel` be evaluated without tracking again.
+    """
+    for r in records:
+        got = r["methods"].get("tracked")
+        quality = _extras(r, "tracked").get("quality")
+        if got is None or quality is None:
+            continue
+        sd = tracked_sd_px(got[1], quality[1], model) * r["spacing_mm"][1]
+        r["methods"]["tracked"] = (got[0], got[1], got[2], sd, *got[4:])
+
+
+def fit_tracking_sd(records: list[dict]) -> tuple[TrackingSDModel, dict]:
+    """The :class:`measure.TrackingSDModel` of the tracked bodies of ``records`` (tuning seeds only).
+
+    Maximum likelihood: each tracked body's shift error (the mean of its corner
+    errors, per axis, as a fraction of its true endplate depth) is taken as
+    Gaussian with SD ``fraction * (1 - quality) ** power``.
+    """
+    from scipy.optimize import minimize
+
+    err, mismatch = [], []
+    floor = TRACKING_SD_MODEL.min_mismatch
+    for r in records:
+        got = r["methods"].get("tracked")
+        quality = _extras(r, "tracked").get("quality")
+        if got is None or quality is None:
+            continue
+        truth, corners = r["truth"][1], got[1]
+        for v in range(truth.shape[0]):
+            ok = np.isfinite(corners[v]).all(axis=1) & np.isfinite(truth[v]).all(axis=1)
+            if ok.sum() < 2 or not np.isfinite(quality[1][v]):
+                continue
+            t = truth[v]
+            sup = np.linalg.norm(t[0] - t[1])
+            inf = np.linalg.norm(t[3] - t[2])
+            depth = (sup + inf) / 2 if np.isfinite(inf) else sup
+            err.append((corners[v][ok] - t[ok]).mean(axis=0) / depth)
+            mismatch.append(max(1.0 - quality[1][v], floor))
+    if not err:
+        return TRACKING_SD_MODEL, {}
+    e2 = np.sum(np.square(err), axis=1)
+    log_u = np.log(mismatch)
+
+    def nll(p: np.ndarray) -> float:
+        log_sd = p[0] + p[1] * log_u
+        return float(np.sum(e2 / (2 * np.exp(2 * log_sd)) + 2 * log_sd))
+
+    fit = minimize(nll, np.array([np.log(1e-3), 0.5]), method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+    model = TrackingSDModel(fraction=round(float(np.exp(fit.x[0])), 5), power=round(float(fit.x[1]), 3),
+                            min_mismatch=floor)
+    z = np.asarray(err) / (model.fraction * np.asarray(mismatch) ** model.power)[:, None]
+    return model, {"bodies": len(err), "rms_z_per_axis": round(float(np.sqrt(np.mean(z**2))), 3)}
+
+
 def fit_error_model(records: list[dict], method: str, models: dict) -> tuple[ErrorModel, dict]:
     """The error model of ``method`` whose intervals cover 95 % on ``records`` (tuning seeds only).
+
+    Coverage here is the mean of the standard and the realistic studies' coverage
+    (each kind counts the same).
 
     ``rigid`` (:data:`STRUCTURE`): the residual factor of the rigid decomposition,
     then the smallest rotation SD that brings angulation to 95 % (a rotation
@@ -331,21 +426,26 @@ def fit_error_model(records: list[dict], method: str, models: dict) -> tuple[Err
     the endplate that brings angulation to 95 % (angles see nothing else), then
     the smallest factor along it that brings translation to 95 %.
     """
-    batch = _batch(records, method)
-    if batch is None:
+    # each kind of phantom (standard, realistic) weighs the same, whatever its number of
+    # segments: the target holds for each kind, not for their mixture
+    kinds = [b for b in (_batch([r for r in records if r["realistic"] == k], method) for k in (False, True))
+             if b is not None]
+    if not kinds:
         return models[PlacementMethod(method)], {}
     decomposition = rigid_decomposition(records, method)
 
     def cov(model: ErrorModel, quantities) -> float:
-        data = errors_and_sds(batch, {**models, PlacementMethod(method): model})
-        return float(np.mean([coverage(*data[q]) for q in quantities]))
+        use = {**models, PlacementMethod(method): model}
+        per_kind = [errors_and_sds(batch, use) for batch in kinds]
+        return float(np.mean([coverage(*data[q]) for data in per_kind for q in quantities]))
 
     if STRUCTURE[method] == "rigid":
+        # the shared terms scale with the body's stated SD (tracking's per-body SD)
         base = ErrorModel(corner_factor=decomposition.get("residual_factor", 1.0))
-        rot = _smallest(lambda x: cov(replace(base, rotation_sd_deg=x), ("angulation_deg",)), 0.0, 20.0)
-        base = replace(base, rotation_sd_deg=rot)
-        shift = _smallest(lambda x: cov(replace(base, shift_sd_mm=x), TRANSLATION), 0.0, 10.0)
-        model = replace(base, shift_sd_mm=shift)
+        rot = _smallest(lambda x: cov(replace(base, rotation_deg_per_mm=x), ("angulation_deg",)), 0.0, 500.0)
+        base = replace(base, rotation_deg_per_mm=rot)
+        shift = _smallest(lambda x: cov(replace(base, shift_factor=x), TRANSLATION), 0.0, 50.0)
+        model = replace(base, shift_factor=shift)
     else:
         across = _smallest(lambda x: cov(ErrorModel(corner_factor=1.0, across_factor=x), ("angulation_deg",)),
                            0.0, 50.0)
@@ -367,6 +467,15 @@ def records_of(name: str, n: int, scale: float, cache: Path | None, verbose: boo
     seeds, realistic = SETS[name]
     path = None if cache is None else cache / f"{name}-{n}-{scale:g}.pkl"
     films = None if cache is None else cache / "films"
+    shorter = None if cache is None else sorted(
+        (int(f.name.split("-")[-2]), f) for f in cache.glob(f"{name}-*-{scale:g}.pkl")
+        if f.name.split("-")[-2].isdigit() and int(f.name.split("-")[-2]) < n)
+    if path is not None and not path.exists() and shorter:
+        # more studies of the same set than cached: keep the cached ones, collect the rest
+        m, found = shorter[-1]
+        records = pickle.loads(found.read_bytes())
+        records += collect(seeds[m:n], scale, realistic, verbose, METHODS, films, start=m)
+        path.write_bytes(pickle.dumps(records))
     if path is not None and path.exists():
         records = pickle.loads(path.read_bytes())
         if not redo:
@@ -436,7 +545,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--studies", type=int, nargs=4, metavar=("TUNE", "RTUNE", "REPORT", "RREPORT"),
-                        default=[len(SETS[k][0]) for k in SETS], help="how many of each seed set")
+                        default=list(DEFAULT_STUDIES), help="how many of each seed set")
     parser.add_argument("--only", choices=tuple(SETS), help="only collect this set (for parallel runs)")
     parser.add_argument("--redo", nargs="+", choices=METHODS, default=(),
                         help="run these methods again on the cached studies")
@@ -447,6 +556,8 @@ def main() -> None:
         records_of(args.only, counts[args.only], args.scale, args.cache, not args.quiet, tuple(args.redo))
         return
     recs = {k: records_of(k, n, args.scale, args.cache, not args.quiet) for k, n in counts.items() if n}
+    for rs in recs.values():  # tracked SDs as the app stores them now (the model may be newer than the cache)
+        restate_tracked_sd(rs, TRACKING_SD_MODEL)
     result: dict = {"counts": counts, "scale": args.scale, "models": {m.value: asdict(v) for m, v in ERROR_MODEL.items()}}
     lines = []
     models = dict(ERROR_MODEL)
@@ -455,6 +566,11 @@ def main() -> None:
                 "both": ["tuning", "realistic-tuning"]}[args.fit_on]
         tuning = [r for k in pool for r in recs.get(k, [])]
         fitted = {}
+        tracking_model, info = fit_tracking_sd(tuning)
+        fitted["tracking_sd"] = {"model": asdict(tracking_model), **info}
+        lines.append(f"tracking SD: {tracking_model}  ({json.dumps(info)})")
+        for rs in recs.values():
+            restate_tracked_sd(rs, tracking_model)
         for m in AUTOMATIC:
             model, decomposition = fit_error_model(tuning, m, models)
             models[PlacementMethod(m)] = model

@@ -33,10 +33,13 @@ from measure._tracking import TrackingResult, track_bodies
 from measure._uncertainty import (
     DEFAULT_LANDMARK_SD_MM,
     ERROR_MODEL,
+    TRACKING_SD_MODEL,
     ErrorModel,
     LandmarkUncertainty,
     PlacementMethod,
+    TrackingSDModel,
     placement_uncertainty,
+    tracking_sd,
 )
 from measure._verdict import (
     VERDICT_KINDS,
@@ -54,6 +57,7 @@ __all__ = [
     "DEFAULT_LEVELS",
     "ERROR_MODEL",
     "REVIEW_THRESHOLD",
+    "TRACKING_SD_MODEL",
     "VERDICT_KINDS",
     "Z95",
     "BlandAltman",
@@ -72,6 +76,7 @@ __all__ = [
     "SeededResult",
     "SegmentalMotion",
     "TrackingResult",
+    "TrackingSDModel",
     "Verdict",
     "bland_altman",
     "cohen_kappa",
@@ -91,6 +96,7 @@ __all__ = [
     "segmental_motion",
     "sort_levels",
     "track_bodies",
+    "tracking_sd",
     "usable_corners",
     "verdict_of_record",
     "wilson_interval",

@@ -38,7 +38,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ERROR_MODEL", "ErrorModel", "LandmarkUncertainty", "PlacementMethod", "placement_uncertainty"]
+__all__ = [
+    "ERROR_MODEL",
+    "TRACKING_SD_MODEL",
+    "ErrorModel",
+    "LandmarkUncertainty",
+    "PlacementMethod",
+    "TrackingSDModel",
+    "placement_uncertainty",
+    "tracking_sd",
+]
 
 
 class PlacementMethod(enum.StrEnum):
@@ -61,12 +70,13 @@ class PlacementMethod(enum.StrEnum):
 
     TRACKED = "tracked"
     """Carried from the other film by rigid registration of the body's own
-    pixels (§7, :func:`measure.track_bodies`).  Default SD 0.1 mm: measured on
-    24 phantom studies no test uses (noise, rotation, facing, magnification
-    change; ``benchmarks/bench_accuracy.py``): corner error median 0.03 mm,
-    95th percentile 0.07 mm (≈ 0.03 mm per axis), tripled for real films;
-    template tracking on fluoroscopy reached ≈ 0.06 mm (Balkovec 2017, §6).
-    The fit's own per-corner SD is written to ``landmark_sd_mm``."""
+    pixels (§7, :func:`measure.track_bodies`).  Default SD 0.1 mm (used only
+    when no SD was stored): measured on 24 phantom studies no test uses (noise,
+    rotation, facing, magnification change; ``benchmarks/bench_accuracy.py``):
+    corner error median 0.03 mm, 95th percentile 0.07 mm (≈ 0.03 mm per axis),
+    tripled for real films; template tracking on fluoroscopy reached ≈ 0.06 mm
+    (Balkovec 2017, §6).  ``app.autolandmarks`` writes each body's own SD to
+    ``landmark_sd_mm``: :func:`tracking_sd` of its registration's correlation."""
 
     DETECTED = "detected"
     """Found automatically, not reviewed (:func:`measure.detect_vertebrae`).
@@ -120,17 +130,104 @@ class ErrorModel:
         SD of the whole body's shift, per axis, mm (in the patient).
     rotation_sd_deg : float
         SD of the whole body's rotation about its corners' centroid, degrees.
+    shift_factor : float
+        Adds ``shift_factor * s_body`` (in quadrature) to the body's shift SD,
+        where ``s_body`` is the largest stated SD of the body's corners placed
+        by this method, mm: a per-body SD (tracking's, from the registration's
+        own fit, :func:`tracking_sd`) scales the shared error.
+    rotation_deg_per_mm : float
+        Adds ``rotation_deg_per_mm * s_body`` degrees (in quadrature) to the
+        body's rotation SD.
     """
 
     corner_factor: float = 1.0
     across_factor: float | None = None
     shift_sd_mm: float = 0.0
     rotation_sd_deg: float = 0.0
+    shift_factor: float = 0.0
+    rotation_deg_per_mm: float = 0.0
 
     @property
     def across(self) -> float:
         """The factor across the endplate (``corner_factor`` when not set)."""
         return self.corner_factor if self.across_factor is None else self.across_factor
+
+
+@dataclass(frozen=True)
+class TrackingSDModel:
+    """How far a tracked body's registration can be trusted, from its own fit.
+
+    The SD (per axis) of the shift of a tracked body is
+    ``fraction * depth * (1 - quality) ** power``: ``quality`` is the
+    normalised cross-correlation of the body with its template after
+    registration (1 = the other film's body matches its template exactly),
+    ``depth`` the body's endplate depth on the film the body was tracked to.
+    A body that matches its template less well (other exposure, blur,
+    overlying structures, a shape that changed out of plane) is registered
+    less precisely.
+
+    Attributes
+    ----------
+    fraction : float
+        SD as a fraction of the endplate depth at correlation 0.
+    power : float
+        Exponent of ``1 - quality``.
+    min_mismatch : float
+        ``1 - quality`` is taken at least this large (a perfect correlation
+        still leaves sub-pixel error).
+    """
+
+    fraction: float
+    power: float
+    min_mismatch: float = 0.005
+
+
+TRACKING_SD_MODEL = TrackingSDModel(fraction=0.00233, power=0.537)
+"""SD of a tracked body's shift: 0.00233 × depth × (1 − correlation)^0.537.
+
+Fitted by maximum likelihood (``fit_tracking_sd`` of
+``benchmarks/bench_coverage.py --cache DIR --fit --fit-on both``) on the 498
+tracked bodies of the tuning studies only (standard seeds 82000-82059,
+realistic 82500-82523, scale 0.5; code of main at fe1442f).  For a 35 mm body:
+0.016 mm at correlation 0.95, 0.024 mm at 0.9, 0.034 mm at 0.8.  The error
+grows with the mismatch (correlation of log error with log(1 − correlation)
+0.45 over both kinds of phantom); the Gauss-Newton covariance of the
+registration, floored at 0.15 px in :func:`measure.track_bodies`, told the
+bodies apart no better (0.50 unfloored, 0.07 floored).  At the same
+correlation, tracking on the realistic phantoms still errs about 1.4 times
+more than on the standard ones (per-axis RMS of error/SD 1.17 against 0.84):
+no figure of the registration tells them apart."""
+
+
+def tracking_sd(quality: Any, depth: Any, model: TrackingSDModel | None = None) -> np.ndarray:
+    """Per-body SD of a tracked body's shift, per axis, from the registration's correlation.
+
+    Parameters
+    ----------
+    quality : array_like of shape (...)
+        Correlation of each body with its template after registration, [-1, 1];
+        NaN for bodies not tracked.
+    depth : array_like of shape (...)
+        The body's endplate depth on the film it was tracked to, in the unit
+        wanted for the SD (mm or pixels).
+    model : TrackingSDModel, optional
+        Default :data:`TRACKING_SD_MODEL`.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        SD in the unit of ``depth``; NaN where ``quality`` or ``depth`` is NaN.
+
+    Examples
+    --------
+    >>> m = TrackingSDModel(fraction=0.01, power=0.5)
+    >>> tracking_sd([0.96, 0.84], 35.0, m).round(3).tolist()
+    [0.07, 0.14]
+    """
+    model = TRACKING_SD_MODEL if model is None else model
+    q = np.asarray(quality, dtype=float)
+    mismatch = np.clip(1.0 - q, model.min_mismatch, 2.0)
+    return model.fraction * np.asarray(depth, dtype=float) * mismatch**model.power
 
 
 MANUAL_ERROR_MODEL = ErrorModel()
@@ -142,14 +239,15 @@ give it."""
 # The three models below were fitted by
 #   .venv/bin/python benchmarks/bench_coverage.py --cache /tmp/coverage --fit --fit-on both
 # on the tuning seeds only: 60 standard phantom studies (seeds 82000-82059) and 24
-# realistic ones (82500-82523), scale 0.5, code of main at cce5838 (detection re-run on
-# 94e5693: the detected fit moved by < 0.1 %).
+# realistic ones (82500-82523), scale 0.5, code of main at fe1442f with the tracked SD of
+# TRACKING_SD_MODEL.
 # Each fit: the smallest factor/SD that brings the tuning segments' coverage to 95 %
-# (angulation first, then translation); see ``fit_error_model`` there.  Coverage on
-# the reporting seeds (never used to fit) is in the README, "Coverage of the 95 % intervals".
+# (angulation first, then translation), coverage being the mean of the standard and the
+# realistic studies' (each kind counts the same); see ``fit_error_model`` there.  Coverage
+# on the reporting seeds (never used to fit) is in the README, "Coverage of the 95 % intervals".
 
-REFINED_ERROR_MODEL = ErrorModel(corner_factor=0.650, across_factor=2.02)
-"""Refined corners: the fit's own SD × 0.65 along the endplate and × 2.02 across it.
+REFINED_ERROR_MODEL = ErrorModel(corner_factor=0.528, across_factor=2.47)
+"""Refined corners: the fit's own SD × 0.53 along the endplate and × 2.47 across it.
 
 Measured on 722 refined bodies of the tuning studies (clicks 1.5 mm off, then
 refined): the angle errors of a body's two endplates do not correlate (-0.04),
@@ -157,21 +255,24 @@ so corners err independently, not as a body; the fit SD understates the error
 across the endplate (where the edge is located) and overstates it along it.
 With the SDs as stored angulation intervals covered 84-86 %."""
 
-TRACKED_ERROR_MODEL = ErrorModel(corner_factor=0.256, shift_sd_mm=0.0169, rotation_sd_deg=0.0827)
+TRACKED_ERROR_MODEL = ErrorModel(corner_factor=0.654, shift_factor=0.767, rotation_deg_per_mm=3.36)
 """Tracked corners: the body moves as one (endplate angle errors correlate at
 1.00 on 415 tracked bodies of the tuning studies), so the error is a shift of
-the whole body (0.017 mm per axis) and a rotation about its centroid (0.083°),
-plus a residual of 0.26 × the stated SD (the 0.05 mm floor of
-``app.autolandmarks``: 0.013 mm).  Tracking errs about 1.6 times more on the
-realistic phantoms than on the standard ones; one model for both covers the
-standard studies widely and the realistic ones narrowly (README)."""
+the whole body, SD 0.77 × the body's stated SD ``s`` per axis, and a rotation
+about its centroid, SD 3.36 ° per mm of ``s``, plus a residual of 0.65 × ``s``
+per corner.  ``s`` is the per-body SD of :func:`tracking_sd` that
+``app.autolandmarks`` stores (it grows as the registration's correlation
+falls): 0.016 mm for a 35 mm body matched at 0.95, i.e. shift 0.012 mm,
+rotation 0.05°."""
 
-DETECTED_ERROR_MODEL = ErrorModel(corner_factor=0.709, across_factor=1.57)
-"""Detected corners: the detector's SD × 0.71 along the endplate and × 1.57
-across it (818 detected bodies of the tuning studies: endplate angle errors
+DETECTED_ERROR_MODEL = ErrorModel(corner_factor=0.806, across_factor=1.63)
+"""Detected corners: the detector's SD × 0.81 along the endplate and × 1.63
+across it (798 detected bodies of the tuning studies: endplate angle errors
 correlate at 0.12, corner errors larger across the endplate than along).  A
 body detected at the wrong level (tens of mm off) is never covered: such
-studies are what ``needs_review`` is for."""
+studies are what ``needs_review`` is for (on the tuning and reporting seeds
+every wrong-level body was in a study marked for review, and the confidence of
+correctly labelled bodies says nothing about their corner error)."""
 
 ERROR_MODEL: dict[PlacementMethod, ErrorModel] = {
     PlacementMethod.MANUAL: MANUAL_ERROR_MODEL,
@@ -268,6 +369,14 @@ def placement_uncertainty(
     stated = np.where(np.isfinite(stated), stated, default)
     along = per_corner([m.corner_factor for m in table]) * stated
     across = per_corner([m.across for m in table]) * stated
-    shift = per_corner([m.shift_sd_mm for m in table]).max(axis=-1)
-    rotation = per_corner([m.rotation_sd_deg for m in table]).max(axis=-1)
+    # the shared terms of each corner's method, with the parts that scale with the
+    # stated SD of the body's corners of that method (NaN corners: not placed)
+    s_body = np.empty(codes.shape)
+    for k in range(len(order)):  # five methods, vectorised over every corner
+        s_k = np.where(codes == k, stated, -np.inf).max(axis=-1, keepdims=True)
+        s_body = np.where(codes == k, s_k, s_body)
+    shift = np.hypot(per_corner([m.shift_sd_mm for m in table]),
+                     per_corner([m.shift_factor for m in table]) * s_body).max(axis=-1)
+    rotation = np.hypot(per_corner([m.rotation_sd_deg for m in table]),
+                        per_corner([m.rotation_deg_per_mm for m in table]) * s_body).max(axis=-1)
     return LandmarkUncertainty(along, across, np.stack([shift, rotation], axis=-1))

@@ -1,7 +1,11 @@
 """``lumbar-instability detect IMAGE... --out OUT.json``: find L1-S1 on single films.
 
 Each film is searched for the lumbar bodies and S1, labelled from the sacrum
-upwards, with a confidence per body (``docs/auto-landmarks.md``).  ``OUT.json``:
+upwards, with a confidence per body (``docs/auto-landmarks.md``).  When exactly
+one flexion and one extension film are given (their DICOM view), the two are
+detected as a study (``app.autolandmarks.detect_study``): facing and labels must
+agree, and a film refused or unsure gets its sure partner's bodies by guarded
+tracking (placement ``tracked``).  ``OUT.json``:
 
 - ``format`` ``"lumbar-instability-detections"``, ``format_version`` 1,
   ``levels``;
@@ -10,8 +14,9 @@ upwards, with a confidence per body (``docs/auto-landmarks.md``).  ``OUT.json``:
   ``landmarks``, ``placement`` = ``detected``, ``landmark_sd_mm``) plus
   ``image`` (``path``, ``sha256``), ``image_size`` (``[rows, columns]``),
   ``view``, ``detection`` (``confidence``
-  per level, ``failures``, ``facing``) and ``failure`` (the reason when
-  nothing was found, else null);
+  per level, ``failures``, ``facing``, ``needs_review``, ``review_reasons``,
+  and ``tracked_from`` / ``obtained`` for a film given its partner's bodies)
+  and ``failure`` (the reason when nothing was found, else null);
 - ``flexion`` and ``extension``: when exactly one film of each view was
   detected, the two films again, so that the file is a landmarks file that
   ``measure`` and ``track`` read directly.
@@ -60,11 +65,33 @@ def _film_entry(path: str, film: Any, outcome: Any, levels: tuple[str, ...]) -> 
             "confidence": outcome.to_json()["quality"],
             "failures": outcome.failures,
             "facing": outcome.details.get("facing"),
+            "needs_review": bool(outcome.details.get("needs_review", False)),
+            "review_reasons": list(outcome.details.get("review_reasons", [])),
         }
+        if outcome.details.get("tracked_from"):
+            # a film detection refused or was unsure of, given its sure partner's bodies
+            entry["detection"]["tracked_from"] = outcome.details["tracked_from"]
+            entry["detection"]["obtained"] = outcome.details["obtained"]
         entry["failure"] = None
     else:
         entry["failure"] = outcome.reason
     return entry
+
+
+def _pair_outcomes(loaded: list[Any], levels: tuple[str, ...]) -> dict[int, Any]:
+    """Detections of the study's two films together (``detect_study``), by index in ``loaded``.
+
+    Only when exactly one flexion and one extension film were read (their
+    DICOM view); every other film is detected alone by the caller.
+    """
+    from app.autolandmarks import detect_study
+
+    views = [getattr(getattr(f, "view", None), "value", None) for f in loaded]
+    if views.count("flexion") != 1 or views.count("extension") != 1:
+        return {}
+    i, j = views.index("flexion"), views.index("extension")
+    flex, ext = detect_study(loaded[i], loaded[j], levels=levels)
+    return {i: flex, j: ext}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,16 +108,21 @@ def run(args: argparse.Namespace) -> int:
     films: list[dict[str, Any]] = []
     incomplete = False
     unreadable = 0
+    loaded: list[Any] = []
     for path in args.images:
         try:
-            film = load_film(path)
+            loaded.append(load_film(path))
         except InputFileError as exc:
-            print(f"lumbar-instability: {exc}", file=sys.stderr)
-            films.append({"image": {"path": path, "sha256": None}, "failure": exc.reason})
+            loaded.append(exc)
+    outcomes = _pair_outcomes(loaded, levels)
+    for k, (path, film) in enumerate(zip(args.images, loaded, strict=True)):
+        if isinstance(film, InputFileError):
+            print(f"lumbar-instability: {film}", file=sys.stderr)
+            films.append({"image": {"path": path, "sha256": None}, "failure": film.reason})
             unreadable += 1
             incomplete = True
             continue
-        outcome = detect_film(film, levels=levels)
+        outcome = outcomes[k] if k in outcomes else detect_film(film, levels=levels)
         entry = _film_entry(path, film, outcome, levels)
         films.append(entry)
         if not outcome:
@@ -98,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
             incomplete = True
             continue
         found = ", ".join(outcome.placed)
-        print(f"{path}: {found} found, facing {outcome.details.get('facing')}")
+        how = outcome.details.get("obtained")
+        print(f"{path}: {found} found, facing {outcome.details.get('facing')}" + (f", {how}" if how else ""))
+        for reason in outcome.details.get("review_reasons", []):
+            print(f"{path}: needs review: {reason}", file=sys.stderr)
         for level, reason in outcome.failures.items():
             print(f"{path}: {level}: {reason}", file=sys.stderr)
             incomplete = True

@@ -37,7 +37,6 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
     Returns the :class:`measure.SegmentalMotion` and the JSON-ready document
     printed by ``--json`` (``segments``, ``criteria``, ``calibration``, ``warnings``).
     """
-    import numpy as np
 
     import measure
     from app.errors import InputFileError
@@ -108,13 +107,26 @@ def measure_study(study, criteria) -> tuple[Any, dict[str, Any]]:
         "segments": result.to_records(),
         "warnings": warnings,
         "safety": [w.to_json() for w in safety],
-        "borderline_hint": borderline_hint(
-            result.to_records(),
-            [str(m) for f in (flex, ext) if f.placement is not None for m in np.ravel(f.placement) if m],
-        ),
+        "borderline_hint": borderline_hint(result.to_records(), *_placed_corners(flex, ext)),
         "disclaimer": DISCLAIMER,
     }
     return result, doc
+
+
+def _placed_corners(*films: Any) -> tuple[list[str], list[float]]:
+    """Placement method and SD (mm, as used) of every placed corner of ``films`` (a file
+    without placement is a reader's clicks), for ``app.safety.borderline_hint``."""
+    import numpy as np
+
+    methods: list[str] = []
+    sds: list[float] = []
+    for f in films:
+        placed = np.isfinite(np.asarray(f.corners, float)).all(axis=-1)
+        place = (np.full(placed.shape, "manual", dtype=object) if f.placement is None
+                 else np.where(np.asarray(f.placement) == "", "manual", f.placement))
+        methods += [str(m) for m in place[placed]]
+        sds += [float(x) for x in f.effective_sd_mm()[placed]]
+    return methods, sds
 
 
 def _fmt_spacing(spacing) -> str:

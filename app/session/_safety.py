@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from app.safety import (
     SafetyCheck,
     SafetyWarning,
@@ -65,8 +67,10 @@ class SafetyMixin:
 
         if len(self.roles) < 2:
             return None
-        methods = [str(m) for role in self.roles for m in self.film(role).placement.ravel() if m]
-        return borderline_hint(self.result_rows(), methods)
+        films = [self.film(role) for role in self.roles]
+        methods = [str(m) for f in films for m in f.placement.ravel()]
+        sds = [float(x) for f in films for x in np.broadcast_to(f.landmark_sd_mm, f.placement.shape).ravel()]
+        return borderline_hint(self.result_rows(), methods, sds)
 
     @property
     def acknowledged_safety(self) -> list[str]:

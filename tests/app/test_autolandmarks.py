@@ -8,7 +8,13 @@ import pytest
 from app.autolandmarks import film_image, refine_film, track_film, track_study
 from app.landmarks_io import FilmLandmarks, StudyLandmarks
 from app.phantom import MEASURED_LEVELS, make_study
-from measure import Calibration, CalibrationSource, LandmarkFailure, PlacementMethod
+from measure import (
+    TRACKING_SD_MODEL,
+    Calibration,
+    CalibrationSource,
+    LandmarkFailure,
+    PlacementMethod,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +38,19 @@ def test_track_film_places_every_level_with_tracked_method_and_mm_sd(study):
     assert np.nanmedian(err_mm) < 0.5
     assert set(result.placement[0]) == {"tracked"}
     assert list(result.placement[5]) == ["tracked", "tracked", "", ""]
-    # SD in mm = SD in pixels x spacing, floored at 0.05 mm
-    expected = np.maximum(result.sd_px * ext.pixel_spacing_mm[0], 0.05)
-    np.testing.assert_allclose(result.sd_mm[:, :2], expected[:, :2])
+    # SD in mm = SD in pixels x spacing (no floor for tracking)
+    np.testing.assert_allclose(result.sd_mm[:, :2], result.sd_px[:, :2] * ext.pixel_spacing_mm[0])
+    # each body's SD is measure.tracking_sd of its own correlation and endplate depth (mean of
+    # both endplates; S1 its superior one), the same for its four corners
+    c = result.corners
+    sup = np.linalg.norm(c[:, 0] - c[:, 1], axis=-1)
+    inf = np.linalg.norm(c[:, 3] - c[:, 2], axis=-1)
+    depth_mm = np.where(np.isnan(inf), sup, (sup + inf) / 2) * ext.pixel_spacing_mm[0]
+    m = TRACKING_SD_MODEL
+    expected = m.fraction * depth_mm * np.maximum(1 - result.quality, m.min_mismatch) ** m.power
+    np.testing.assert_allclose(result.sd_mm[:, 0], expected, rtol=1e-9)
+    np.testing.assert_allclose(result.sd_mm[:5], np.repeat(expected[:5, None], 4, axis=1), rtol=1e-9)
+    assert np.all(np.isnan(result.sd_mm[5, 2:]))  # S1 has no inferior corners
 
 
 def test_uncalibrated_target_has_no_mm_sd(study):
@@ -61,7 +77,12 @@ def test_track_study_fills_the_empty_film_and_records_quality(study):
     assert got.placement[2, 0] == "tracked" and updated.flexion.placement[2, 0] == "manual"
     assert got.extra["tracking"]["source"] == "flexion"
     assert set(got.extra["tracking"]["quality"]) == set(MEASURED_LEVELS)
-    assert np.all(got.landmark_sd_mm[:5] >= 0.05)
+    # the stored SD is the body's own (measure.tracking_sd of its correlation): positive, and
+    # larger for the body matched worse
+    sd = got.landmark_sd_mm[:5, 0]
+    quality = np.array([got.extra["tracking"]["quality"][lv] for lv in MEASURED_LEVELS[:5]])
+    assert np.all(sd > 0) and np.all(np.isfinite(sd))
+    assert sd[np.argmin(quality)] >= sd[np.argmax(quality)]
 
 
 def test_refine_film_reports_displacement_in_mm(study):

@@ -250,7 +250,9 @@ def test_each_film_keeps_its_own_landmark_uncertainty(tmp_path, capsys):
     s_tracked = PlacementMethod.TRACKED.default_sd_mm
     assert s_tracked < s_manual  # the two films really carry different uncertainties
     model = ERROR_MODEL[PlacementMethod.TRACKED]
-    k, shift, rot = model.corner_factor, model.shift_sd_mm, math.radians(model.rotation_sd_deg)
+    k = model.corner_factor
+    shift = math.hypot(model.shift_sd_mm, model.shift_factor * s_tracked)  # no SD stored: the default
+    rot = math.radians(math.hypot(model.rotation_sd_deg, model.rotation_deg_per_mm * s_tracked))
     var_tracked = (k * s_tracked) ** 2 * (2 + 2 * r * r) + 2 * shift**2 + rot**2 * ((87.5**2 + 162.5**2) * 0.2**2)
     expected = 1.959963984540054 * math.sqrt(s_manual**2 * (2 + 2 * r * r) + var_tracked)
     assert (hi - lo) / 2 == pytest.approx(expected, rel=1e-9)

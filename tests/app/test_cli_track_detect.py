@@ -40,7 +40,7 @@ def test_track_writes_both_films_with_placement_sd_and_quality(phantom_files, tm
             err_mm = np.hypot(*(np.array(ext["landmarks"][level][corner]) - xy)) * spacing
             assert err_mm < 1.0, (level, corner, err_mm)
             assert ext["placement"][level][corner] == "tracked"
-            assert ext["landmark_sd_mm"][level][corner] >= 0.05
+            assert 0 < ext["landmark_sd_mm"][level][corner] < 0.5  # the body's own tracking SD
         assert doc["flexion"]["placement"][level]["AS"] == "manual"
     assert set(ext["tracking"]["quality"]) == set(MEASURED_LEVELS)
     assert ext["tracking"]["failures"] == {}
@@ -146,3 +146,47 @@ def test_detect_with_no_readable_film_writes_nothing(tmp_path, capsys):
     out = tmp_path / "det.json"
     assert main(["detect", str(junk), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_detect_gives_a_refused_film_its_partners_bodies(phantom_files, tmp_path, capsys, monkeypatch):
+    # the flexion film's detection refused (forced here; the real refusals are in
+    # test_detect_study_partner.py): given both films, detect writes the extension film's
+    # bodies tracked onto it, says how, and reports the film as found
+    import app.autolandmarks as autolandmarks
+    from measure import LandmarkFailure
+
+    real = autolandmarks.detect_film
+
+    def refusing(film, **kwargs):
+        if film.view.value == "flexion":
+            return LandmarkFailure("not found: refused for this test")
+        return real(film, **kwargs)
+
+    monkeypatch.setattr(autolandmarks, "detect_film", refusing)
+    study, paths, _ = phantom_files
+    out = tmp_path / "det.json"
+    status = main(["detect", str(paths["flexion"]), str(paths["extension"]), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    doc = json.loads(out.read_text())
+    flex = doc["films"][0]
+    assert flex["failure"] is None and flex["view"] == "flexion"
+    assert flex["detection"]["tracked_from"] == "extension"
+    assert flex["detection"]["obtained"] == (
+        "tracked from the extension film (its own detection: not found: refused for this test)"
+    )
+    # the labels are the extension film's: the tracked film needs review exactly when it does
+    ext_review = doc["films"][1]["detection"]["needs_review"]
+    assert flex["detection"]["needs_review"] == ext_review
+    assert flex["detection"]["review_reasons"] == (
+        ["its labels are the extension film's, which needs review itself"] if ext_review else []
+    )
+    assert "tracked_from" not in doc["films"][1]["detection"]
+    truth = study.flexion.landmarks()
+    spacing = study.flexion.pixel_spacing_mm[0]
+    for level in MEASURED_LEVELS:
+        got = doc["flexion"]["landmarks"][level]
+        err = [np.hypot(*(np.array(got[c]) - truth[level][c])) * spacing for c in truth[level]]
+        assert np.median(err) < 3.0, (level, err)  # on its own body (bodies are ~30 mm apart)
+        assert set(doc["flexion"]["placement"][level].values()) == {"tracked"}
+    assert "tracked from the extension film" in captured.out

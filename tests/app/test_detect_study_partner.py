@@ -2,7 +2,7 @@
 that detection refuses or is unsure of, guarded, and never passed on confidently when the
 partner's own evidence contradicts them.
 
-Seeds 90050, 90055 and 90060 are realistic studies no benchmark uses (scale 0.5); what each
+Seeds 90050 and 90078 are realistic studies no benchmark uses (scale 0.5); what each
 film's detection does alone was read once with ``detect_film`` and is asserted here too, so a
 change of the detector that removes the case shows up as a failed precondition, not as a pass.
 """
@@ -58,7 +58,7 @@ def _right(film, outcome, facing: str) -> bool:
 
 @pytest.fixture(scope="module")
 def refused_study():
-    return _study(90055)
+    return _study(90078)
 
 
 @pytest.fixture(scope="module")
@@ -69,26 +69,26 @@ def unsure_study():
 def test_a_refused_film_gets_right_levels_from_its_partner(refused_study):
     study, images, facing = refused_study
     alone = [detect_film(img) for img in images]
-    # precondition: the flexion film alone is refused (the old detect_study returned that as is)
-    assert not alone[0] and alone[0].reason.startswith("not found")
-    assert alone[1] and _right(study.extension, alone[1], facing)
+    # precondition: the extension film alone is refused (the old detect_study returned that as is)
+    assert not alone[1] and alone[1].reason.startswith("not found")
+    assert alone[0] and _right(study.flexion, alone[0], facing)
     flex, ext = detect_study(*images)
-    assert flex, flex
-    assert flex.method is PlacementMethod.TRACKED
-    assert flex.details["tracked_from"] == "extension"
-    assert flex.details["obtained"].startswith("tracked from the extension film (its own detection: not found")
-    assert flex.details["own_detection"] == {"found": False, "reason": alone[0].reason}
-    assert _right(study.flexion, flex, facing)
-    assert set(flex.placement[np.isfinite(flex.corners[..., 0])]) == {"tracked"}
-    # every body the extension film has is carried (none lost on the way)
-    assert set(flex.placed) == set(ext.placed)
+    assert ext, ext
+    assert ext.method is PlacementMethod.TRACKED
+    assert ext.details["tracked_from"] == "flexion"
+    assert ext.details["obtained"].startswith("tracked from the flexion film (its own detection: not found")
+    assert ext.details["own_detection"] == {"found": False, "reason": alone[1].reason}
+    assert _right(study.extension, ext, facing)
+    assert set(ext.placement[np.isfinite(ext.corners[..., 0])]) == {"tracked"}
+    # every body the flexion film has is carried (none lost on the way)
+    assert set(ext.placed) == set(flex.placed)
     # the labels came from a film that needs review itself: so does the carried result
-    assert ext.details["needs_review"]
     assert flex.details["needs_review"]
-    assert any("the extension film's, which needs review itself" in r for r in flex.details["review_reasons"])
+    assert ext.details["needs_review"]
+    assert any("the flexion film's, which needs review itself" in r for r in ext.details["review_reasons"])
     # partner=False is the detection alone
     again = detect_study(*images, partner=False)
-    assert not again[0] and again[0].reason == alone[0].reason
+    assert not again[1] and again[1].reason == alone[1].reason
 
 
 def test_an_unsure_film_takes_a_sure_partners_bodies_when_its_own_detection_agrees(unsure_study):
@@ -160,3 +160,52 @@ def test_a_sure_partner_at_the_wrong_level_is_not_passed_on_confidently(unsure_s
     assert ext.details["needs_review"] and flex.details["needs_review"]
     assert any("differ by 1 level" in r for r in ext.details["review_reasons"])
     assert any("check the labels on both films" in r for r in flex.details["review_reasons"])
+
+
+def _shifted_body(corners: np.ndarray, v: int, fraction: float) -> np.ndarray:
+    """``corners`` with body ``v`` moved ``fraction`` of its endplate depth down the column."""
+    out = corners.copy()
+    depth = np.linalg.norm(corners[v, 0] - corners[v, 1])
+    down = np.nanmean(corners[v + 1, :2], axis=0) - np.nanmean(corners[v, :2], axis=0)
+    out[v] += fraction * depth * down / np.linalg.norm(down)
+    return out
+
+
+@pytest.mark.parametrize("bad", ["flexion", "extension"])
+def test_both_unsure_a_body_outlined_off_on_one_film_takes_the_surer_films_outline(unsure_study, bad):
+    # both films "detected" unsure, same labels; L3 outlined 0.4 of a depth too low on one
+    # film, with the lower detection confidence there: that film takes the other film's L3
+    # (tracked flexion -> extension, or mapped back by the inverse of L3's tracked similarity)
+    from app.autolandmarks import _exchange_bodies
+
+    study, images, facing = unsure_study
+    truth = {f.view: f.landmark_array() for f in study.films}
+    v = MEASURED_LEVELS.index("L3")
+    films = {}
+    for role in ("flexion", "extension"):
+        corners = _shifted_body(truth[role], v, 0.4) if role == bad else truth[role]
+        films[role] = _auto(corners, PlacementMethod.DETECTED, facing=facing, needs_review=True,
+                            review_reasons=["outline unsure for L3"])  # fmt: skip
+        quality = np.full(len(MEASURED_LEVELS), 0.5)
+        quality[v] = 0.1 if role == bad else 0.5
+        films[role] = replace(films[role], quality=quality)
+    before = _level_errors(study.films[0 if bad == "flexion" else 1], films[bad].corners)
+    assert before[v] > 0.3  # precondition: that film's L3 is wrong by the benchmark's measure
+
+    def track(source, target):
+        return track_film(images[source], films[("flexion", "extension")[source]].corners, images[target])
+
+    flex, ext = _exchange_bodies((films["flexion"], films["extension"]), track)
+    out = {"flexion": flex, "extension": ext}
+    good = "extension" if bad == "flexion" else "flexion"
+    after = _level_errors(study.films[0 if bad == "flexion" else 1], out[bad].corners)
+    assert after[v] < 0.1, after  # the surer outline, carried over, sits on the true L3
+    assert out[bad].details["carried_from_partner"] == ["L3"]
+    assert list(out[bad].placement[v]) == ["tracked"] * 4
+    # the other bodies and the other film's corners are untouched
+    others = np.arange(len(MEASURED_LEVELS)) != v
+    np.testing.assert_array_equal(out[bad].corners[others], films[bad].corners[others])
+    np.testing.assert_array_equal(out[good].corners, films[good].corners)
+    for o in out.values():  # still unsure, and the reason names the body on both films
+        assert o.details["needs_review"]
+        assert any(r.startswith("L3: the two films outline it") for r in o.details["review_reasons"])

@@ -446,3 +446,29 @@ def test_borderline_hint_when_most_levels_are_borderline(pairs):
     one[3]["verdict"] = "borderline-above"
     assert borderline_hint([{k: v for k, v in r.items() if k != "thresholds"} | {
         "borderline": r["verdict"].startswith("borderline"), "unstable": False} for r in one]) is None
+
+
+def test_borderline_hint_quotes_the_sds_actually_used():
+    """The hint quotes the manual corners' stated SDs (not the default), the intervals' median
+    half-widths, and tracking's and refinement's measured models (measure.ERROR_MODEL)."""
+    from app.safety import borderline_hint
+    from measure import ERROR_MODEL, PlacementMethod, tracking_sd
+
+    rows = [{"borderline": True, "unstable": False, "measured": True,
+             "translation_mm_ci95": [1.0 - w, 1.0 + w], "angulation_deg_ci95": [5.0 - a, 5.0 + a]}
+            for w, a in ((1.0, 3.0), (1.5, 4.0), (2.0, 5.0))]
+    methods = ["manual"] * 4 + ["edited"] * 2 + ["tracked"] * 4 + [""] * 2
+    sds = [0.3, 0.3, 0.4, float("nan"), 0.3, 0.3] + [0.01] * 4 + [9.0, 9.0]
+    hint = borderline_hint(rows, methods, sds)
+    # manual 0.3 x4, 0.4, default 0.6 for the NaN: 0.3-0.6 mm, median 0.3; unplaced corners ignored
+    assert "SDs of 0.3-0.6 mm (median 0.3 mm)" in hint and "9 mm" not in hint
+    assert "Eur J Radiol" not in hint  # not the literature's default SD
+    assert "intervals of ±1.5 mm and ±4.0° here (median)" in hint
+    model = ERROR_MODEL[PlacementMethod.TRACKED]
+    good = model.shift_factor * float(tracking_sd(0.95, 35.0))
+    poor = model.shift_factor * float(tracking_sd(0.8, 35.0))
+    assert f"a shift of {good:.2f}-{poor:.2f} mm" in hint
+    refined = ERROR_MODEL[PlacementMethod.REFINED]
+    assert f"{refined.corner_factor:.2f} along and {refined.across:.2f} across" in hint
+    with pytest.raises(ValueError, match="sd_mm"):
+        borderline_hint(rows, methods, sds[:3])

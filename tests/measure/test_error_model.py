@@ -12,8 +12,10 @@ from measure import (
     ERROR_MODEL,
     ErrorModel,
     PlacementMethod,
+    TrackingSDModel,
     placement_uncertainty,
     segmental_motion,
+    tracking_sd,
 )
 from tests.measure._spines import random_spines
 
@@ -227,3 +229,62 @@ def test_across_only_closed_form():
     assert r.translation_sd_pct[0] == pytest.approx(100 * math.sqrt(2 * var_t) / 40, rel=1e-12)
     with pytest.raises(ValueError, match="needs the SD along"):
         segmental_motion(corners, corners, (1.0, 1.0), levels=["L4", "L5"], flexion_landmark_sd_across_mm=b)
+
+
+# ----------------------------------------------------------------------------- per-body tracking SD
+
+
+def test_tracking_sd_closed_form_grows_as_the_match_falls():
+    m = TrackingSDModel(fraction=0.002, power=0.5, min_mismatch=0.01)
+    depth = np.array([[35.0, 35.0, 35.0, 40.0, 35.0]])
+    got = tracking_sd([[0.96, 0.84, 0.995, 0.96, np.nan]], depth, m)
+    # 0.002 * 35 * sqrt(0.04) = 0.014; sqrt(0.16) = 0.4 -> 0.028; 0.005 < min_mismatch -> sqrt(0.01)
+    np.testing.assert_allclose(got[0, :4], [0.014, 0.028, 0.007, 0.016], rtol=1e-12)
+    assert np.isnan(got[0, 4])  # a body not tracked has no SD
+    assert got.shape == (1, 5)
+    # the package model: larger SD for a poorer match, in the unit of the depth
+    q = np.linspace(0.5, 0.99, 20)
+    sd_mm = tracking_sd(q, 35.0)
+    assert np.all(np.diff(sd_mm) < 0)
+    np.testing.assert_allclose(tracking_sd(q, 35.0 / 0.2), sd_mm / 0.2)  # px at 0.2 mm/px
+
+
+def test_placement_uncertainty_scales_body_terms_with_the_stated_sd():
+    models = {m: ErrorModel() for m in PlacementMethod}
+    models[PlacementMethod.TRACKED] = ErrorModel(corner_factor=0.5, shift_sd_mm=0.03, shift_factor=0.8,
+                                                 rotation_deg_per_mm=4.0)
+    placement = [["tracked"] * 4, ["tracked"] * 4, ["tracked", "edited", "tracked", "tracked"]]
+    stated = [[0.02] * 4, [0.05, 0.05, np.nan, 0.04], [0.03, 0.6, 0.01, 0.01]]
+    u = placement_uncertainty(placement, stated, models)
+    default = PlacementMethod.TRACKED.default_sd_mm  # a NaN stated SD falls back to it
+    s_body = np.array([0.02, max(0.05, default), 0.03])  # largest of the body's tracked corners
+    np.testing.assert_allclose(u.body_sd[:, 0], np.hypot(0.03, 0.8 * s_body), rtol=1e-12)
+    np.testing.assert_allclose(u.body_sd[:, 1], 4.0 * s_body, rtol=1e-12)
+    # the reader's edited corner (0.6 mm) does not inflate the body's tracked terms
+    assert u.body_sd[2, 1] == pytest.approx(0.12)
+    np.testing.assert_allclose(u.corner_sd_mm[2], [0.015, 0.6, 0.005, 0.005])
+
+
+def test_per_body_tracking_sd_propagates_like_moving_each_body_by_it():
+    """Bodies tracked with different correlations: the SDs measure.segmental_motion gives from
+    placement_uncertainty equal the spread of re-measuring when each body is shifted and rotated
+    by its own SD and each corner moved by its residual (Monte Carlo, 40 000 draws)."""
+    rng = np.random.default_rng(11)
+    flex, ext = random_spines(rng, 1, spacing=SPACING)
+    quality = np.array([0.97, 0.9, 0.75, 0.95, 0.6, 0.85])
+    depth_mm = np.linalg.norm(ext[0][:, 0] - ext[0][:, 1], axis=-1) * SPACING[0]
+    sd = np.repeat(tracking_sd(quality, depth_mm, TrackingSDModel(0.05, 0.5))[:, None], 4, axis=1)
+    assert sd[4, 0] > 3 * sd[0, 0]  # the poor match really carries a larger SD
+    model = ErrorModel(corner_factor=0.5, shift_factor=0.8, rotation_deg_per_mm=3.0)
+    models = {**ERROR_MODEL, PlacementMethod.TRACKED: model}
+    u = placement_uncertainty(np.full((6, 4), "tracked"), sd, models)
+    r = segmental_motion(flex[0], ext[0], SPACING, **u.motion_kwargs("flexion"), **u.motion_kwargs("extension"))
+    body = np.stack([0.8 * sd[:, 0], 3.0 * sd[:, 0]], axis=-1)
+    mc = _rigid_monte_carlo(flex[0], ext[0], 0.5 * sd, body, body, 40_000, rng)
+    np.testing.assert_allclose(r.translation_sd_mm, mc.translation_mm.std(axis=0), rtol=0.03)
+    np.testing.assert_allclose(r.translation_sd_pct, mc.translation_pct.std(axis=0), rtol=0.03)
+    np.testing.assert_allclose(r.angulation_sd_deg, mc.angulation_deg.std(axis=0), rtol=0.03)
+    # one SD for every body (the old floor) would misstate the segments next to the poor match
+    flat = placement_uncertainty(np.full((6, 4), "tracked"), np.full((6, 4), sd.mean()), models)
+    f = segmental_motion(flex[0], ext[0], SPACING, **flat.motion_kwargs("flexion"), **flat.motion_kwargs("extension"))
+    assert not np.allclose(f.translation_sd_mm, mc.translation_mm.std(axis=0), rtol=0.1)
