@@ -29,9 +29,9 @@ container:
   flexion R1"``): SCT 410668003 Length (mm, or pixels on an uncalibrated film)
   or SCT 1483009 Angle (deg), with its line(s) as SCOORD on the film.
 
-A cell that is null is a NUM without a value whose Numeric Value Qualifier is
-DCM 114010 "Value unknown" (NaN: DCM 114000 "Not a number"), so a PACS shows
-that the value does not exist rather than a number.
+A cell that is null (or NaN) has no item: a PACS never sees a placeholder
+number, and the reader knows from a row's kind which cells it has
+(:func:`_decode_row`).
 
 SCOORD coordinates follow DICOM (PS3.3 C.18.6.1.1: ``0\\0`` is the top-left
 corner of the top-left pixel), so they are the project's pixel coordinates

@@ -54,11 +54,6 @@ ALGORITHM_NAME = ("111001", "DCM", "Algorithm Name")
 ALGORITHM_VERSION = ("111003", "DCM", "Algorithm Version")
 YES = ("373066001", "SCT", "Yes")
 NO = ("373067005", "SCT", "No")
-UNKNOWN = ("261665006", "SCT", "Unknown")
-VALUE_UNKNOWN = ("114010", "DCM", "Value unknown")
-"""Numeric Value Qualifier (CID 42) of a NUM without a value: the cell is null."""
-NOT_A_NUMBER = ("114000", "DCM", "Not a number")
-"""Numeric Value Qualifier (CID 42) of a NUM whose value is NaN."""
 
 MM = ("mm", "UCUM", "mm")
 PERCENT = ("%", "UCUM", "%")

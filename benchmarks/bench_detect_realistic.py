@@ -9,7 +9,9 @@ figures), ``report`` = 80000 + k (figures only; no test uses either).  Every
 study is ``make_study(seed, realistic=True, scale=0.6, facing=left/right
 alternating)``: films of 0.28 mm/px, or 8-bit exports at 0.25-0.4 mm/px with no
 calibration.  Each film is detected on its own (``detect_film``) and each study
-as a pair (``detect_study``: facing and labels must agree).
+as a pair (``detect_study``: facing and labels must agree, and a refused or
+unsure film gets its sure partner's bodies by guarded tracking; its CPU time,
+tracking included, is split over the two films).
 
 Per film: CPU time and wall-clock time of the detection, right levels (every placed level's median corner error < 0.3 of its
 endplate depth; a level off by one is a whole body away), right facing, median
@@ -72,6 +74,9 @@ def score_film(film, outcome, facing_truth: str) -> dict:
         "label_confidence": outcome.details.get("label_confidence"),
         "min_confidence": float(np.nanmin(outcome.quality)) if np.any(np.isfinite(outcome.quality)) else None,
         "facing_confidence": outcome.details.get("facing_confidence"),
+        # detect_study: a film given its sure partner's bodies (tracked), or bodies exchanged
+        "tracked_from": outcome.details.get("tracked_from"),
+        "carried_from_partner": outcome.details.get("carried_from_partner"),
     }
 
 

@@ -49,15 +49,22 @@ LEAN_WORKER_CONFIG: dict[str, Any] = {
     # when it finishes one, without a round trip to the scheduler (which cost
     # 11-15 ms per task on the loaded 2-core machine, 4-5 ms with this).
     "distributed.scheduler.worker-saturation": "inf",
+    # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns off
+    # glibc's dynamic mmap threshold: every array of more than 128 kB (a film, each
+    # float copy of it) is then a fresh mmap, its pages faulted in and zeroed by the
+    # kernel, and unmapped when freed.  That cost 5.5 ms of system time per study
+    # (about +15 % CPU over the pool's workers, which keep glibc's defaults).
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 
 #: Seconds of a Dask worker's time one task aims to carry.  Items are sent in
 #: chunks of about this much work (measured on the finished chunks; never more
 #: than a share of what is left, so the workers finish together), so the
-#: cluster's own cost per task (scheduler, messages, result hand-over: 2-20 ms)
-#: is paid a few times per second rather than once per study.  A Ctrl-C loses
-#: at most the unfinished part of one chunk per worker.
-DASK_CHUNK_SECONDS = 0.25
+#: cluster's own cost per task (scheduler, messages, result hand-over: 2-20 ms
+#: of latency, about 5 ms of CPU in the scheduler's thread and as much in the
+#: worker) is paid about once per second rather than once per study.  A Ctrl-C
+#: loses at most the unfinished part of one chunk per worker.
+DASK_CHUNK_SECONDS = 1.0
 
 #: Upper bound on the workers of a LocalCluster or process pool on this machine.
 MAX_LOCAL_WORKERS = max(1, os.cpu_count() or 1)
@@ -118,10 +125,9 @@ class PoolExecutor(Executor):
         self.workers = max(1, int(workers))
         self._context = multiprocessing.get_context("forkserver")
         # Imported once in the fork server, so every worker starts with them loaded.
-        self._context.set_forkserver_preload(
-            ["app.batch._lifeline_forkserver", "app.batch._worker", "app.batch._scan",
-             "app.dicom_io", "app.landmarks_io", "measure"]
-        )
+        from app.batch._worker import WORKER_MODULES
+
+        self._context.set_forkserver_preload(["app.batch._lifeline_forkserver", *WORKER_MODULES])
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -283,10 +289,14 @@ class DaskExecutor(Executor):
                     **network,
                 )
             self.name = "dask LocalCluster"
-            self._client = Client(self._cluster)
-            if processes:  # nanny-started workers already limit BLAS/OpenMP threads
-                from app.batch._worker import limit_threads
+            # results straight from the workers (on this machine), not relayed by the scheduler
+            self._client = Client(self._cluster, direct_to_workers=True)
+            from app.batch._worker import limit_threads, preload_modules
 
+            # the workers import what the tasks use now, as the pool's fork server does,
+            # not in the first studies of the run
+            self._client.run(preload_modules)
+            if processes:  # nanny-started workers already limit BLAS/OpenMP threads
                 self._client.run(limit_threads)
                 # our own worker processes, to end them at once on Ctrl-C
                 self._worker_pids = list(self._client.run(os.getpid).values())

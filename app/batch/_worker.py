@@ -20,13 +20,37 @@ import numpy as np
 
 from app.batch._records import FilmRecord, StudyOutcome, StudyPlan
 
-__all__ = ["StudyTask", "limit_threads", "process_study", "single_threaded", "worker_init"]
+__all__ = [
+    "WORKER_MODULES",
+    "StudyTask",
+    "limit_threads",
+    "preload_modules",
+    "process_study",
+    "single_threaded",
+    "worker_init",
+]
 
 #: Environment that keeps numpy's BLAS / OpenMP to one thread in a worker process
 #: (read when those libraries load).  Several single-threaded workers use the
 #: cores better than several multi-threaded ones competing for them.
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                      "MKL_NUM_THREADS": "1"}
+
+#: Modules the batch's tasks use, imported when a worker starts (in the process
+#: pool's fork server; in each LocalCluster worker) rather than in its first task:
+#: 2-8 s of imports (scipy, OpenCV, pydicom, the session) would otherwise land in
+#: the first studies of a run.
+WORKER_MODULES = (
+    "app.batch._worker",
+    "app.batch._scan",
+    "app.batch._landmark_files",
+    "app.dicom_io",
+    "app.landmarks_io",
+    "app.safety",
+    "app.session",
+    "app.autolandmarks",
+    "measure",
+)
 
 ROLES = ("flexion", "extension")
 NO_DETECTION = "landmarks: no landmarks and automatic detection unavailable"
@@ -57,6 +81,13 @@ def limit_threads() -> None:
     except ImportError:  # pragma: no cover - opencv is a dependency
         return
     cv2.setNumThreads(1)
+
+
+def preload_modules() -> list[str]:
+    """Import :data:`WORKER_MODULES` in this (worker) process; returns their names."""
+    import importlib
+
+    return [importlib.import_module(name).__name__ for name in WORKER_MODULES]
 
 
 def worker_init(parent_pid: int | None = None) -> None:

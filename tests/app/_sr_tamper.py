@@ -100,7 +100,9 @@ def corner(ds):
 
 def criteria(ds):
     item = next(i for i in ds.ContentSequence if i.ValueType == "CODE" and _cv(i) == "criteria")
-    item.ConceptCodeSequence[0].CodeValue = "criteria-white-panjabi"
+    code = item.ConceptCodeSequence[0]
+    del code.CodeValue  # a value over 16 characters is a Long Code Value (PS3.3 8.8)
+    code.LongCodeValue = "criteria-white-panjabi"
     return "thresholds: stored"
 
 
