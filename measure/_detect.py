@@ -86,6 +86,7 @@ _NARROW_DISC_CONFIDENCE = 0.7  # L5 found by its endplate when no L5-S1 disc spa
 # is L5 by its inferior endplate alone when this bright (tuning: the sacrum's first segment
 # below a column <= 1.53, L5s past the column with a narrow L5-S1 disc 2.29-2.45) ...
 _PLATE_BEYOND = 1.8
+_S1_LENGTH = (0.8, 1.25)  # S1's superior / L5's inferior endplate length, refined (truth 0.98-1.05)
 _BEYOND_CONFIDENCE = 0.5  # ... and its labels are then to be confirmed
 _GAP_PITCH = 1.45  # consecutive bodies further apart than this x the pitch: a body missed
 # facing evidence: modulation behind minus in front of the bodies, relative
@@ -892,6 +893,7 @@ def _labelled(img: np.ndarray, levels: tuple[str, ...], column: tuple) -> Detect
         sd = np.where(ok[:, None], refined.corner_sd_px, 0.08 * depth)
         corners = np.where(ok[:, None, None], refined.landmarks, corners)
         corners, sd, ok = _reseek_unrefined(img, corners, sd, ok, depth)
+        corners, sd = _s1_like_l5(corners, sd, depth)
         sd = np.where(ok[:, None], sd, 0.08 * depth)
         body_conf = np.where(ok, body_conf, body_conf * 0.5)
     else:
@@ -1016,6 +1018,43 @@ def _reseek_unrefined(
         else:
             corners[s1] = moved
     return corners, sd, ok
+
+
+def _s1_like_l5(corners: np.ndarray, sd: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """S1's superior corners with an implausible endplate length rebuilt from L5's.
+
+    S1's superior endplate is about as long as L5's inferior one (the truth of
+    the tuning phantoms: 0.98-1.05 times).  When the refined S1 endplate is
+    outside ``_S1_LENGTH`` times L5's, one corner snapped to another edge (the
+    promontory's shadow, the crest): the corner that sits nearer, along L5's
+    endplate, to its L5 counterpart (AS to AI, PS to PI) is kept and the other
+    is put at L5's endplate vector from it, with an SD of 0.08 depth.
+
+    Parameters
+    ----------
+    corners : (V, 4, 2) float array, px
+        L5 last but one, S1 last (``AS, PS`` finite).
+    sd : (V, 4) float array, px
+    depth : float, px
+
+    Returns
+    -------
+    corners, sd
+    """
+    s1, l5 = corners[-1, :2], corners[-2, [3, 2]]
+    if not (np.all(np.isfinite(s1)) and np.all(np.isfinite(l5))):
+        return corners, sd
+    l5_vector = l5[1] - l5[0]
+    l5_length = float(np.linalg.norm(l5_vector))
+    ratio = float(np.linalg.norm(s1[1] - s1[0])) / max(l5_length, 1e-9)
+    if _S1_LENGTH[0] <= ratio <= _S1_LENGTH[1]:
+        return corners, sd
+    along = (s1 - l5) @ (l5_vector / l5_length)
+    keep = int(np.argmin(np.abs(along)))
+    corners, sd = corners.copy(), sd.copy()
+    corners[-1, 1 - keep] = s1[keep] + (l5_vector if keep == 0 else -l5_vector)
+    sd[-1, 1 - keep] = max(float(np.nan_to_num(sd[-1, 1 - keep])), 0.08 * depth)
+    return corners, sd
 
 
 def _without_burned_in(img: np.ndarray) -> np.ndarray:

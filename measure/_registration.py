@@ -189,8 +189,12 @@ def coarse_candidates(
     h2, w2 = search.shape
     x0, y0, x1, y1 = window if window is not None else (0.0, 0.0, w2 - 1.0, h2 - 1.0)
     found: list[SimilarityMatch] = []
-    padded_cache: dict[tuple[int, int], np.ndarray] = {}
-    padded_sq: dict[tuple[int, int], np.ndarray] = {}  # the same, squared
+    # one zero border wide enough for every rotated/scaled template canvas (at
+    # most the bounds' diagonal times the scale, plus the canvas margin)
+    extent = bounds.max(axis=0) - bounds.min(axis=0)
+    border = int(np.ceil(np.hypot(*extent) * float(np.max(scales)))) + 6
+    padded = cv2.copyMakeBorder(search, border, border, border, border, cv2.BORDER_CONSTANT, value=0.0)
+    padded_sq = cv2.multiply(padded, padded)
     floor = 1e-4 * float(np.mean(search * search))  # the image's variance at a constant
     for scale in np.atleast_1d(scales):
         for angle in np.atleast_1d(angles_rad):
@@ -201,24 +205,17 @@ def coarse_candidates(
                 continue
             th, tw = template.shape
             cpos = apply_matrix(forward, centre)  # template centre on the canvas
-            key = (th, tw)
-            if key not in padded_cache:
-                padded_cache[key] = cv2.copyMakeBorder(
-                    search, th, th, tw, tw, cv2.BORDER_CONSTANT, value=0.0
-                )
-                padded_sq[key] = cv2.multiply(padded_cache[key], padded_cache[key])
-            padded = padded_cache[key]
-            # top-left of the template in padded coordinates for centre in the window
+            # top-left of the template in coordinates of the search image padded
+            # by the template's size, for centre in the window
             lx0 = max(int(np.floor(x0 - cpos[0])) + tw - 1, 0)
             ly0 = max(int(np.floor(y0 - cpos[1])) + th - 1, 0)
-            lx1 = min(int(np.ceil(x1 - cpos[0])) + tw + 1, padded.shape[1] - tw)
-            ly1 = min(int(np.ceil(y1 - cpos[1])) + th + 1, padded.shape[0] - th)
+            lx1 = min(int(np.ceil(x1 - cpos[0])) + tw + 1, w2 + tw)
+            ly1 = min(int(np.ceil(y1 - cpos[1])) + th + 1, h2 + th)
             if lx1 < lx0 or ly1 < ly0:
                 continue
-            region = padded[ly0 : ly1 + th, lx0 : lx1 + tw]
-            response = _masked_ncc(
-                region, padded_sq[key][ly0 : ly1 + th, lx0 : lx1 + tw], template, tmask, floor
-            )
+            rows = slice(ly0 + border - th, ly1 + border)
+            cols = slice(lx0 + border - tw, lx1 + border)
+            response = _masked_ncc(padded[rows, cols], padded_sq[rows, cols], template, tmask, floor)
             iy, ix = np.unravel_index(int(np.argmax(response)), response.shape)
             score = float(response[iy, ix])
             dx = _parabola_peak(response[iy, max(ix - 1, 0) : ix + 2], ix)
