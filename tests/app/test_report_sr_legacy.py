@@ -121,3 +121,20 @@ def test_report_command_writes_a_pdf_from_an_old_sr(old_sr, tmp_path, capsys):
     rows = csv.read_text().splitlines()
     assert rows[0].startswith("segment") or "segment" in rows[0]
     assert sum(line.startswith("L4-L5") for line in rows) == 1
+
+
+def test_an_old_sr_saved_again_is_written_in_the_current_format(old_sr, tmp_path):
+    from app.cli import main
+
+    session_path, sr_path = old_sr
+    new = tmp_path / "new.dcm"
+    assert main(["report", str(sr_path), "--sr", str(new)]) == 0
+    ds = pydicom.dcmread(new)
+    assert not is_previous_version(ds)
+    again = read_sr(new)
+    assert READ_FROM_KEY not in again
+    original = json.loads(session_path.read_text())
+    for view in ("flexion", "extension"):
+        assert again[view]["landmarks"] == original[view]["landmarks"]
+        assert again[view]["pixel_spacing_mm"] == original[view]["pixel_spacing_mm"]
+    assert again["results"]["segments"] == fx.without_paths(original)["results"]["segments"]
