@@ -66,6 +66,7 @@ from app.report_data import (
     report_from_session,
 )
 from app.sr_codes import PRIVATE_SCHEME, PRIVATE_SCHEME_NAME
+from app.sr_codes import concept_key as _concept
 from measure import verdict_of_record
 
 __all__ = [
@@ -800,15 +801,6 @@ def write_sr(report: ReportData, path: str | Path, **kwargs: Any) -> Path:
 
 # ----------------------------------------------------------------------------
 # reading
-
-
-def _concept(item) -> tuple[str, str]:
-    seq = item.get("ConceptNameCodeSequence")
-    if not seq:
-        return ("", "")
-    code = seq[0]
-    value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue") or ""
-    return (str(value), str(code.get("CodingSchemeDesignator", "")))
 
 
 def _key(triple: tuple[str, str, str | None] | str) -> tuple[str, str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from app.errors import InputFileError
 from app.report_data import CORNERS, VIEWS, load_session_dict
+from app.sr_codes import concept_key as _concept
 
 __all__ = ["READ_FROM_KEY", "READ_FROM_PREVIOUS", "decode_previous_version",
            "is_previous_version"]
@@ -50,15 +51,6 @@ _STUDY_UID = ("110180", "DCM")
 _PERSON_OBSERVER_NAME = ("121008", "DCM")
 _COMMENT = ("121106", "DCM")
 _YES, _NO = "373066001", "373067005"
-
-
-def _concept(item) -> tuple[str, str]:
-    seq = item.get("ConceptNameCodeSequence")
-    if not seq:
-        return ("", "")
-    code = seq[0]
-    value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue") or ""
-    return (str(value), str(code.get("CodingSchemeDesignator", "")))
 
 
 def is_previous_version(ds) -> bool:

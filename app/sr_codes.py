@@ -18,6 +18,7 @@ __all__ = [
     "PRIVATE",
     "PRIVATE_SCHEME",
     "PRIVATE_SCHEME_NAME",
+    "concept_key",
 ]
 
 PRIVATE_SCHEME = "99LUMBINST"
@@ -186,3 +187,24 @@ PRIVATE.update(
 PRIVATE.update(
     {f"{c}-sd": f"{CORNER_NAMES[c].capitalize()} corner, positional SD" for c in CORNERS}
 )
+
+
+def concept_key(item) -> tuple[str, str]:
+    """The (code value, coding scheme) of a content item's concept name.
+
+    Parameters
+    ----------
+    item : pydicom.Dataset
+        An SR content item.
+
+    Returns
+    -------
+    (value, scheme) : tuple of str
+        ``("", "")`` when the item has no concept name.
+    """
+    seq = item.get("ConceptNameCodeSequence")
+    if not seq:
+        return ("", "")
+    code = seq[0]
+    value = code.get("CodeValue") or code.get("LongCodeValue") or code.get("URNCodeValue") or ""
+    return (str(value), str(code.get("CodingSchemeDesignator", "")))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -342,3 +343,20 @@ def without_paths(session: dict) -> dict:
         if isinstance(out.get(view), dict) and isinstance(out[view].get("image"), dict):
             out[view]["image"].pop("path", None)
     return out
+
+
+PREVIOUS_VERSION_SR = Path(__file__).with_name("previous_version_sr") / "old.dcm"
+
+
+def previous_version_sr(folder: Path) -> tuple[Path, Path]:
+    """Make the measured study and put the previous version's SR of it beside it.
+
+    Returns
+    -------
+    (session, sr) : tuple of Path
+        The study's session file and the copied SR (``folder / "study" / "old.dcm"``).
+    """
+    session = make_study(folder / "study", measured=True)
+    sr = folder / "study" / "old.dcm"
+    shutil.copyfile(PREVIOUS_VERSION_SR, sr)
+    return session, sr

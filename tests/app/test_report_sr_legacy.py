@@ -8,20 +8,16 @@ import pydicom
 import pytest
 
 from app.errors import InputFileError
-from app.report_data import load_report, report_from_session
+from app.report_data import report_from_session
 from app.report_sr import read_sr
 from app.report_sr_legacy import READ_FROM_KEY, READ_FROM_PREVIOUS, is_previous_version
 from app.report_verify import STORED_VALUES_DIFFER
 from tests.app import _report_fixtures as fx
-from tests.app import _sr_v1_writer as v1
 
 
 @pytest.fixture(scope="module")
 def old_sr(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("srv1")
-    session_path = fx.make_study(folder / "study", measured=True)
-    sr_path = v1.write_sr(load_report(session_path), folder / "old.dcm")
-    return session_path, sr_path
+    return fx.previous_version_sr(tmp_path_factory.mktemp("srv1"))
 
 
 def _cv(item) -> str:

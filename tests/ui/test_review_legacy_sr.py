@@ -5,17 +5,13 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from app.report_data import load_report
 from app.report_verify import STORED_VALUES_DIFFER
 from tests.app import _report_fixtures as fx
-from tests.app import _sr_v1_writer as v1
 
 
 @pytest.fixture(scope="module")
 def old_sr(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("review-legacy")
-    session = fx.make_study(folder / "study", measured=True)
-    return session, v1.write_sr(load_report(session), folder / "study" / "old.dcm")
+    return fx.previous_version_sr(tmp_path_factory.mktemp("review-legacy"))
 
 
 def test_review_opens_an_old_sr_and_says_so(make_window, old_sr):
