@@ -67,8 +67,10 @@ _LABEL_MARGIN = 0.1
 
 # detect_study's partner step (``_with_partner``), chosen on the tuning seeds 70000-70059
 # (benchmarks/bench_detect_realistic.py --set tuning; docs/auto-landmarks.md):
-# a film tracked from a sure partner whose own detection was refused (nothing to cross-check) needs review
-_UNCHECKED_NEEDS_REVIEW = False
+# a film tracked from a sure partner whose own detection was refused (nothing to cross-check) needs
+# review: the refusal may have been right (a frontal film, another body part), and no case on the
+# tuning or report seeds depended on it
+_UNCHECKED_NEEDS_REVIEW = True
 # fewer lumbar bodies than this tracked from the partner: the result needs review
 _MIN_CARRIED_BODIES = 3
 # the guard leaving bodies of the helped film unplaced also puts the sure partner under review

@@ -510,7 +510,7 @@ class QtAutoLandmarks:
             if clicked.any():
                 refined = call(
                     autolandmarks.refine_film, pixels[src], np.where(clicked[:, None, None], lm, np.nan),
-                    levels=levels, calibration=calibration[source], checkpoint=_scaled(checkpoint, 0.3, 0.4),
+                    levels=levels, calibration=calibration[src], checkpoint=_scaled(checkpoint, 0.3, 0.4),
                 )  # fmt: skip
                 steps["refine"] = refined
                 if refined:
