@@ -37,6 +37,7 @@ from measure import (
     Checkpoint,
     LandmarkFailure,
     PlacementMethod,
+    endplate_depth_px,
     refine_corners,
     track_bodies,
     tracking_sd,
@@ -266,10 +267,7 @@ def tracked_sd_px(corners: np.ndarray, quality: np.ndarray, model: Any = None) -
         corner is not placed.
     """
     corners = np.asarray(corners, dtype=float)
-    superior = np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1)
-    inferior = np.linalg.norm(corners[:, 3] - corners[:, 2], axis=-1)
-    depth = np.where(np.isfinite(inferior), (superior + np.nan_to_num(inferior)) / 2, superior)  # S1: superior
-    sd = tracking_sd(np.asarray(quality, dtype=float), depth, model)
+    sd = tracking_sd(np.asarray(quality, dtype=float), endplate_depth_px(corners), model)
     return np.where(np.isfinite(corners[..., 0]), sd[:, None], np.nan)
 
 

@@ -12,7 +12,7 @@ from measure._agreement import (
     fleiss_kappa,
     intraclass_correlation,
 )
-from measure._auto_common import Cancelled, Checkpoint, LandmarkFailure
+from measure._auto_common import Cancelled, Checkpoint, LandmarkFailure, endplate_depth_px
 from measure._calibration import Calibration, CalibrationSource
 from measure._criteria import CRITERIA_PRESETS, Criteria, get_criteria
 from measure._detect import REVIEW_THRESHOLD, DetectionResult, detect_vertebrae
@@ -83,6 +83,7 @@ __all__ = [
     "corners_from_seeds",
     "detect_vertebrae",
     "disc_heights",
+    "endplate_depth_px",
     "fleiss_kappa",
     "get_criteria",
     "intraclass_correlation",

@@ -98,8 +98,8 @@ _AP_SYMMETRY = 0.38
 _AP_MODULATION = 0.3
 _BRIGHTNESS_DISAGREES = 0.3  # brighter side opposite to the modulated one by this much: halve
 _FRONTAL = "not found: a frontal"
-# when the strongest column is refused (no sacrum below it...), up to this many other
-# columns are tried; labels found on one of them are capped at this confidence
+# when the strongest column is refused (no sacrum below it...), up to this many columns
+# in all (the strongest included) are tried; labels found on one of them are capped at this confidence
 _MAX_COLUMNS = 3
 _SECOND_COLUMN_CONFIDENCE = 0.5
 
@@ -527,10 +527,9 @@ def _overlaps(centres: np.ndarray, other: np.ndarray, depth: float) -> bool:
 
 def _with_review(result: DetectionResult, cap: float, reason: str) -> DetectionResult:
     """``result`` with every label's confidence at most ``cap`` and ``reason`` to review."""
-    label = np.fmin(result.label_confidence, cap)
-    return dataclasses.replace(
-        result, label_confidence=np.where(np.isfinite(result.label_confidence), label, np.nan),
-        confidence=np.where(np.isfinite(result.confidence), np.fmin(result.confidence, cap), np.nan),
+    return dataclasses.replace(  # np.minimum keeps NaN (a label not placed)
+        result, label_confidence=np.minimum(result.label_confidence, cap),
+        confidence=np.minimum(result.confidence, cap),
         review_reasons=(*result.review_reasons, reason),
     )  # fmt: skip
 
@@ -696,7 +695,7 @@ def detect_vertebrae(
         result = _labelled(img, levels, _rematched(img, column))
         if result:
             return _with_review(result, _SECOND_COLUMN_CONFIDENCE, (
-                f"the strongest column of blocks on the film was not a spine ({first.reason[11:]}); "
+                f"the strongest column of blocks on the film was not a spine ({first.reason.removeprefix('not found: ')}); "
                 "the bodies are those of another column: confirm the levels"
             ))
     return first
